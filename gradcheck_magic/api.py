@@ -1,0 +1,135 @@
+"""``gradcheck()``: the one implementation behind the magic and behind scripts.
+
+It discovers (or takes) the functions and parameters, snapshots everything the
+user owns, runs the engine and always restores, whatever happens.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import discovery
+from .diagnosis import Context, diagnose
+from .engine import Engine, EvaluationError, Settings, fmt_index, overall_difference
+from .errors import GradCheckError, mark_call
+from .problem import Problem, dry_run_returns_cost, _arrays_in
+from .result import GradCheckResult
+from .safety import Snapshot
+
+
+def _as_name(namespace: dict, value, default: str) -> Optional[str]:
+    """Flags may be names or the objects themselves (script use)."""
+    if value is None or isinstance(value, str):
+        return value
+    name = getattr(value, "__name__", None) if callable(value) else None
+    name = name if name and name != "<lambda>" else default
+    namespace[name] = value
+    return name
+
+
+def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, cost=None,
+              params=None, settings: Optional[Settings] = None,
+              progress: Optional[Callable[[int, float], Callable[[int], None]]] = None,
+              **overrides) -> GradCheckResult:
+    """Check a hand-written backward against central differences.
+
+    ``namespace`` is where names are looked up and arguments bound (a notebook's
+    ``user_ns``, or ``globals()``); ``forward``/``backward``/``cost``/``params`` are
+    names or objects; keyword ``overrides`` set fields of :class:`Settings`.
+    ``progress(total_evaluations, estimated_seconds)`` may return a tick callback.
+    """
+    namespace = dict(namespace or {}) if not isinstance(namespace, dict) else namespace
+    settings = settings or Settings()
+    for key, value in overrides.items():
+        if not hasattr(settings, key):
+            raise GradCheckError(f"unknown setting {key!r}")
+        setattr(settings, key, value)
+    if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params)):
+        namespace = dict(namespace)
+        forward = _as_name(namespace, forward, "forward")
+        backward = _as_name(namespace, backward, "backward")
+        cost = _as_name(namespace, cost, "cost")
+        params = _as_name(namespace, params, "parameters")
+
+    started = time.perf_counter()
+    rng_before = np.random.get_state()
+    snapshot = None
+    tick_closer = None
+    try:
+        # find the parameters first so that they are snapshotted before any user code runs
+        forwards = ({forward: namespace.get(forward)} if forward
+                    else discovery.user_functions(namespace, "forward"))
+        pname, _ = discovery.find_parameters(namespace, params, {k: v for k, v in forwards.items()
+                                                                  if callable(v)})
+        snapshot = Snapshot(namespace, pname, {})
+        plan = discovery.plan(namespace, forward, backward, cost, pname, returns_cost=dry_run_returns_cost)
+        snapshot.arrays.extend(
+            (arg, v, v.copy()) for b in (plan.forward, plan.backward, plan.cost) if b
+            for arg, src, v, _ in b.args if src == discovery.VALUE and isinstance(v, np.ndarray)
+            and not any(v is o for _, o, _ in snapshot.arrays))
+        problem = Problem(plan, snapshot.rng)
+        j0, first, cache = problem.baseline()
+        changed = snapshot.changes()
+        if changed:
+            raise GradCheckError(f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
+                                 "pass must not change its inputs (your arrays are restored)")
+        blocks = problem.blocks(first, cache)
+        cost_fn = problem.cost_function()
+        if not np.isfinite(j0):
+            raise GradCheckError(f"the cost at the current parameters is {j0}: nothing can be verified "
+                                 "(log(0) or an overflow in the forward or the cost?)")
+        if not problem.sensitivity(j0, cost_fn):
+            raise GradCheckError(
+                f"the cost did not change when the parameters were perturbed: {plan.forward.name} "
+                f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
+                "instead?)")
+        engine = Engine(blocks, cost_fn, settings, j0=j0)
+        if settings.mode == "auto" and not settings.sample:
+            per_eval = max(problem.eval_seconds, 1e-7)
+            mode = "full" if per_eval * engine.planned_evaluations("full") <= settings.time_budget else "fast"
+        else:
+            mode = settings.mode if settings.mode != "auto" else "full"
+        if progress is not None:
+            planned = engine.planned_evaluations(mode)
+            tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7))
+            engine.progress = tick_closer
+        outcomes, interrupted = engine.run(mode)
+        ctx = Context(m=plan.m, lambd=_number(plan.value_of("lambd")),
+                      values={k: v for k, v in problem.pristine.items()},
+                      activations=[a for _, a in _arrays_in((first, cache), "out")])
+        diagnose(blocks, outcomes, ctx, settings.threshold, settings.fail_threshold)
+        for o in outcomes:
+            if o.status == "fail" and o.analytic is not None and o.worst_index is not None:
+                i = o.worst_index
+                o.hints.append(f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} "
+                               f"vs numeric {o.numeric[i]:.4g}")
+        warnings = list(problem.warnings)
+        changed = snapshot.changes()
+        if changed:
+            warnings.append(f"your code modified {', '.join(changed)} during the check; restored")
+        return GradCheckResult(outcomes, overall_difference(outcomes), settings, mode,
+                               engine.evaluations, plan.describe(), warnings, interrupted,
+                               time.perf_counter() - started)
+    except EvaluationError as err:
+        exc = err.original
+        exc._gradcheck_where = err.where
+        raise exc.with_traceback(exc.__traceback__) from None
+    finally:
+        if tick_closer is not None and hasattr(tick_closer, "close"):
+            tick_closer.close()
+        if snapshot is not None:
+            snapshot.restore()
+        else:
+            np.random.set_state(rng_before)
+
+
+def _number(value) -> Optional[float]:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["gradcheck", "Settings", "GradCheckResult", "GradCheckError", "mark_call"]

@@ -1,0 +1,149 @@
+"""Hints for failing blocks: what kind of bug the analytic-vs-numeric data point to.
+
+Each rule claims a pattern only when the data fit it closely (a least-squares fit
+with a small residual); otherwise it says nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+FIT = 1e-3  # a pattern fits when its residual is below this fraction of what it explains
+
+
+@dataclass
+class Context:
+    """What the hints may use beyond the two gradients."""
+
+    m: Optional[int] = None  # number of examples
+    lambd: Optional[float] = None  # L2 strength, when the functions take one
+    values: dict = field(default_factory=dict)  # block -> parameter values (float64)
+    activations: list = field(default_factory=list)  # arrays of the forward's cache / output
+
+
+def _close(x: float, target: float, tol: float = 2e-3) -> bool:
+    return abs(x - target) <= tol * max(abs(target), 1e-300)
+
+
+def _ratio_hint(g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
+    aa = float(a @ a)
+    if aa == 0 or not np.any(g):
+        return None
+    c = float(g @ a) / aa
+    if np.linalg.norm(g - c * a) > FIT * np.linalg.norm(g) or _close(c, 1.0):
+        return None
+    why = ""
+    if _close(c, -1.0):
+        why = " (sign flipped)"
+    elif ctx.m and ctx.m > 1 and _close(c, ctx.m):
+        why = f" (= m = {ctx.m}: a missing 1/m?)"
+    elif ctx.m and ctx.m > 1 and _close(c, 1.0 / ctx.m):
+        why = f" (= 1/m: an extra 1/m?)"
+    elif _close(c, 0.0, tol=1e-9):
+        return None
+    return f"analytic ≈ {c:.2f} × numeric{why}"
+
+
+def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
+    w = ctx.values.get(name)
+    if w is None or not name.startswith("W"):
+        return None
+    w = w.reshape(-1)
+    d = g - a
+    ww = float(w @ w)
+    if ww == 0 or not np.any(d):
+        return None
+    c = float(d @ w) / ww
+    if np.linalg.norm(d - c * w) > FIT * np.linalg.norm(d):
+        return None
+    text = f"analytic − numeric ≈ {c:.3g} × {name}: a term proportional to the weights"
+    if ctx.lambd and ctx.m:
+        full = ctx.lambd / ctx.m
+        if _close(c, -full, 1e-2):
+            return text + f" — the L2 term (λ/m)·{name} is missing"
+        if _close(c, -full / 2, 1e-2):
+            return text + f" — only half the L2 term: use (λ/m)·{name}, not (λ/2m)·{name}"
+        if _close(c, full, 1e-2):
+            return text + " — the L2 term is counted twice"
+    return text + " (check the L2 regularization term)"
+
+
+def _rows_hint(name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Context, fail: float) -> Optional[str]:
+    """Errors confined to some units (rows): where the activation is flat, a mask is missing."""
+    if len(shape) != 2 or shape[0] < 2:
+        return None
+    err = np.linalg.norm(g2 - a2, axis=1)
+    scale = np.linalg.norm(g2, axis=1) + np.linalg.norm(a2, axis=1)
+    bad = err > fail * np.maximum(scale, 1e-12 * max(scale.max(), 1e-300))
+    if not bad.any() or bad.all():
+        return None
+    rows = np.flatnonzero(bad)
+    listed = ", ".join(map(str, rows[:8])) + (", ..." if rows.size > 8 else "")
+    text = f"errors only in rows {listed} of {shape[0]} (units of this layer); the other rows match"
+    dead = bad & (np.abs(a2).max(axis=1) == 0)
+    flat_units = None
+    for act in ctx.activations:
+        if act.ndim == 2 and act.shape[0] == shape[0] and (ctx.m is None or act.shape[1] == ctx.m):
+            zeros = (act == 0).any(axis=1)
+            if zeros.any() and not zeros.all() and set(rows) <= set(np.flatnonzero(zeros)):
+                flat_units = zeros
+                break
+    if flat_units is not None or dead.any():
+        text += (" — exactly the units whose output is 0 for some examples (inactive ReLU or "
+                 "dropped-out units): a missing ReLU or dropout mask, or a wrong activation derivative?")
+    return text
+
+
+def _shape_hint(name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, threshold: float) -> Optional[str]:
+    def matches(candidate):
+        ok = np.isfinite(numeric)
+        if not ok.any():
+            return None
+        d = np.linalg.norm(candidate[ok] - numeric[ok])
+        s = np.linalg.norm(candidate[ok]) + np.linalg.norm(numeric[ok])
+        return d <= threshold * max(s, 1e-300)
+
+    if raw.ndim == 2 and len(shape) == 2 and raw.shape == shape[::-1]:
+        fit = matches(raw.T)
+        return (f"d{name} is transposed" + (" (its transpose matches the numeric gradient)" if fit else
+                                             " and its transpose does not match either"))
+    if raw.size == int(np.prod(shape)) and tuple(s for s in raw.shape if s != 1) == tuple(s for s in shape if s != 1):
+        fit = matches(raw.reshape(shape))
+        return ("missing keepdims=True in the sum" + (" (the values match)" if fit else
+                                                     "; the values differ too"))
+    return None
+
+
+def diagnose(blocks, outcomes, ctx: Context, threshold: float, fail: float) -> None:
+    """Append hints to the outcomes of failing (or warning) blocks."""
+    for block, out in zip(blocks, outcomes):
+        if out.status == "pass":
+            continue
+        if block.analytic is not None and block.comparable is None and block.analytic.shape != out.shape:
+            hint = _shape_hint(out.name, block.analytic, out.numeric, out.shape, max(threshold * 10, 1e-6))
+            if hint:
+                out.hints.append(hint)
+            continue
+        if out.analytic is None or out.status != "fail":
+            continue
+        sel = out.checked & np.isfinite(out.numeric)
+        if not sel.any():
+            continue
+        g, a = out.analytic[sel], out.numeric[sel]
+        if not np.any(a) and np.any(g):
+            out.hints.append(f"the cost does not change when {out.name} is perturbed: does the forward "
+                             f"use {out.name} from its parameters argument?")
+            continue
+        for hint in (_ratio_hint(g, a, ctx), _l2_hint(out.name, g, a, ctx)):
+            if hint:
+                out.hints.append(hint)
+                break
+        else:
+            if sel.all():
+                shape = out.shape if len(out.shape) == 2 else None
+                if shape:
+                    hint = _rows_hint(out.name, out.analytic, out.numeric, shape, ctx, fail)
+                    if hint:
+                        out.hints.append(hint)

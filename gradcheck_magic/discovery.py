@@ -1,0 +1,350 @@
+"""Find the forward, backward and cost functions and the parameters in a namespace.
+
+Nothing here runs numerics: it reads signatures and names, binds every argument
+(from the parameters, the forward's outputs, the namespace, or the default) and
+scores the combinations that bind completely.  A forward's kind of output (cost
+or activation) is learned by the caller's dry run and handed back in
+``forward_returns_cost``.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+import types
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .errors import GradCheckError
+
+PARAM_ALIASES = ("parameters", "params", "theta", "weights")
+CACHE_NAMES = ("cache", "caches")
+OUTPUT_NAME = re.compile(r"^(A\d*|AL|A_?L|A_last|Yhat|Y_hat|yhat|y_hat|output|out|probs?|probas|cost|J)$")
+NAME_TOKENS = {"forward", "backward", "propagation", "prop", "compute", "cost", "loss", "model",
+               "pass", "backprop", "fwd", "bwd", "function", "fn", "func"}
+ROLE_WORDS = {
+    "forward": ("forward",),
+    "backward": ("backward", "backprop"),
+    "cost": ("cost", "loss"),
+}
+
+# sources of an argument's value
+PARAMS, OUTPUT, CACHE, VALUE = "params", "output", "cache", "value"
+
+
+@dataclass
+class Binding:
+    """How to call one user function: each argument's source, in signature order."""
+
+    name: str
+    fn: Callable
+    args: list  # (argname, source, value, keyword_only)
+    missing: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing
+
+    def uses(self, source: str) -> bool:
+        return any(src == source for _, src, _, _ in self.args)
+
+    @property
+    def namespace_args(self) -> int:
+        return sum(src == VALUE for _, src, _, _ in self.args)
+
+    def signature(self) -> str:
+        return f"{self.name}({', '.join(a for a, _, _, _ in self.args)})"
+
+    def caller(self, params_value: Callable[[], object]):
+        """A fast ``call(output, cache)``; the parameters are read through ``params_value``."""
+        fn = self.fn
+        plan = [(src, value) for _, src, value, kw in self.args if not kw]
+        keywords = {a: (src, value) for a, src, value, kw in self.args if kw}
+
+        def pick(src, value, output, cache):
+            if src == PARAMS:
+                return params_value()
+            if src == OUTPUT:
+                return output
+            if src == CACHE:
+                return cache
+            return value
+
+        if not keywords and all(src == VALUE for src, _ in plan):
+            fixed = tuple(v for _, v in plan)
+            return lambda output=None, cache=None: fn(*fixed)
+
+        def call(output=None, cache=None):
+            args = [pick(s, v, output, cache) for s, v in plan]
+            kw = {a: pick(s, v, output, cache) for a, (s, v) in keywords.items()}
+            return fn(*args, **kw)
+
+        return call
+
+
+@dataclass
+class Plan:
+    """The chosen functions, parameters and bindings for one check."""
+
+    params_name: str
+    params: object
+    forward: Binding
+    backward: Binding
+    cost: Optional[Binding]
+    namespace: dict
+
+    def describe(self) -> str:
+        parts = [self.forward.signature()]
+        if self.cost:
+            parts.append(self.cost.signature())
+        parts.append(self.backward.signature())
+        return " → ".join(parts)
+
+    @property
+    def m(self) -> Optional[int]:
+        """Number of examples, from the ``X`` the functions were given (for hints)."""
+        for b in (self.forward, self.backward):
+            for arg, src, value, _ in b.args:
+                if src == VALUE and arg in ("X", "x") and isinstance(value, np.ndarray) and value.ndim == 2:
+                    return int(value.shape[1])
+        return None
+
+    def value_of(self, arg: str):
+        for b in (self.forward, self.backward, self.cost):
+            if b is None:
+                continue
+            for name, src, value, _ in b.args:
+                if name == arg and src == VALUE:
+                    return value
+        return self.namespace.get(arg)
+
+
+def is_numeric_array(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+
+
+def is_numeric_scalar(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def looks_like_parameters(value) -> bool:
+    """A non-empty dict of numeric arrays whose keys are not gradient names (dW1, ...)."""
+    if not isinstance(value, dict) or not value:
+        return False
+    if not all(isinstance(k, str) and is_numeric_array(v) for k, v in value.items()):
+        return False
+    return not all(re.match(r"^d[A-Za-z]", k) for k in value)
+
+
+def user_functions(namespace: dict, role: str) -> dict:
+    """Functions in the namespace whose name says they play ``role``."""
+    words = ROLE_WORDS[role]
+    others = [w for r, ws in ROLE_WORDS.items() if r != role for w in ws]
+    found = {}
+    for name, value in namespace.items():
+        if name.startswith("_") or not isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+            continue
+        if getattr(value, "__module__", "") and value.__module__.startswith("gradcheck_magic"):
+            continue
+        low = name.lower()
+        if any(w in low for w in words) and not any(w in low for w in others):
+            if role == "backward" or "check" not in low:
+                found[name] = value
+    return found
+
+
+def qualifiers(name: str) -> set:
+    return {t for t in name.lower().split("_") if t and t not in NAME_TOKENS}
+
+
+def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forward: bool,
+         forward_returns_cost: Optional[bool] = None) -> Binding:
+    """Bind each argument by name: parameters, forward outputs, namespace, default."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return Binding(name, fn, [], missing=["<no signature>"])
+    args, missing = [], []
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        kw = p.kind == p.KEYWORD_ONLY
+        arg = p.name
+        if arg == params_name or arg in PARAM_ALIASES:
+            args.append((arg, PARAMS, None, kw))
+        elif after_forward and arg in CACHE_NAMES:
+            args.append((arg, CACHE, None, kw))
+        elif after_forward and OUTPUT_NAME.match(arg) and not (
+                arg in ("cost", "J") and forward_returns_cost is False):
+            args.append((arg, OUTPUT, None, kw))
+        elif arg in namespace:
+            args.append((arg, VALUE, namespace[arg], kw))
+        elif p.default is not p.empty:
+            continue
+        else:
+            missing.append(arg)
+    return Binding(name, fn, args, missing)
+
+
+def _lookup(namespace: dict, name: str, what: str, flag: str, found: dict):
+    if name not in namespace:
+        listing = ", ".join(sorted(found)) or "none"
+        raise GradCheckError(f"{flag} {name}: no {what} named {name!r} in the namespace "
+                             f"(found {what}s: {listing})")
+    value = namespace[name]
+    if what != "parameters" and not callable(value):
+        raise GradCheckError(f"{flag} {name}: {name!r} is a {type(value).__name__}, not a function")
+    return value
+
+
+def find_parameters(namespace: dict, params: Optional[str], forwards: dict):
+    """The parameters' name and value: the flag, else what a forward takes by name."""
+    if params:
+        value = _lookup(namespace, params, "parameters", "-p/--params",
+                        {k: v for k, v in namespace.items() if looks_like_parameters(v)})
+        validate_parameters(params, value)
+        return params, value
+    arg_names = set()
+    for fn in forwards.values():
+        try:
+            arg_names.update(inspect.signature(fn).parameters)
+        except (TypeError, ValueError):
+            continue
+    candidates = [k for k in arg_names if k in namespace and (
+        looks_like_parameters(namespace[k]) or
+        (k in PARAM_ALIASES and (is_numeric_array(namespace[k]) or is_numeric_scalar(namespace[k]))))]
+    if not candidates:
+        dicts = [k for k, v in namespace.items() if looks_like_parameters(v) and not k.startswith("_")]
+        hint = f" (dicts of arrays in the namespace: {', '.join(sorted(dicts))})" if dicts else ""
+        raise GradCheckError("no parameters found: define a dict of arrays such as "
+                             "`parameters = {'W1': ..., 'b1': ...}` that your forward takes as an "
+                             f"argument, or pass -p/--params NAME{hint}")
+    if len(candidates) > 1:
+        preferred = [k for k in candidates if k in PARAM_ALIASES]
+        if len(preferred) != 1:
+            raise GradCheckError(f"several parameter candidates: {', '.join(sorted(candidates))}; "
+                                 "choose one with -p/--params NAME")
+        candidates = preferred
+    name = candidates[0]
+    validate_parameters(name, namespace[name])
+    return name, namespace[name]
+
+
+def validate_parameters(name: str, value) -> None:
+    """Parameters are a dict of numeric arrays, or one numeric scalar/array."""
+    if isinstance(value, dict):
+        if not value:
+            raise GradCheckError(f"{name!r} is an empty dict: there is no parameter to check")
+        for key, arr in value.items():
+            if not isinstance(key, str):
+                raise GradCheckError(f"{name!r} has a key {key!r} that is not a string")
+            if is_numeric_scalar(arr):
+                continue
+            if not isinstance(arr, np.ndarray):
+                raise GradCheckError(f"{name}[{key!r}] is a {type(arr).__name__}, not a numpy array: "
+                                     "parameters must be a dict of numpy arrays")
+            if arr.dtype.kind not in "biuf":
+                raise GradCheckError(f"{name}[{key!r}] has dtype {arr.dtype}: parameters must be real numbers")
+            if arr.size == 0:
+                raise GradCheckError(f"{name}[{key!r}] is empty (shape {arr.shape})")
+        return
+    if is_numeric_scalar(value) or (is_numeric_array(value) and value.size):
+        return
+    raise GradCheckError(f"{name!r} is a {type(value).__name__}: parameters must be a dict of numpy "
+                         "arrays (W1, b1, ...) or a single number or numpy array")
+
+
+def _score(combo) -> tuple:
+    """Higher is better: consistent names, more specific, written in the notebook, mirrored."""
+    f, b, c = combo
+    bindings = [x for x in combo if x is not None]
+    tokens = [qualifiers(x.name) for x in bindings]
+    consistent = all(t <= set().union(*(o for j, o in enumerate(tokens) if j != i))
+                     for i, t in enumerate(tokens)) if len(tokens) > 1 else True
+    specific = sum(x.namespace_args for x in bindings)
+    local = sum(getattr(x.fn, "__module__", None) == "__main__" for x in bindings)
+    mirrored = b.name.lower() == f.name.lower().replace("forward", "backward")
+    return (consistent, specific, local, mirrored)
+
+
+def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str] = None,
+         cost: Optional[str] = None, params: Optional[str] = None,
+         returns_cost: Optional[Callable[[Binding, str, object], bool]] = None) -> Plan:
+    """Choose functions and bindings.  ``returns_cost(binding, params_name, params)`` is the
+    caller's dry run: does this forward return the cost itself (rather than an activation)?"""
+    forwards = ({forward: _lookup(namespace, forward, "forward function", "-f/--forward",
+                                  user_functions(namespace, "forward"))}
+                if forward else user_functions(namespace, "forward"))
+    backwards = ({backward: _lookup(namespace, backward, "backward function", "-b/--backward",
+                                    user_functions(namespace, "backward"))}
+                 if backward else user_functions(namespace, "backward"))
+    costs = ({cost: _lookup(namespace, cost, "cost function", "-c/--cost",
+                            user_functions(namespace, "cost"))}
+             if cost else user_functions(namespace, "cost"))
+    if not forwards:
+        raise GradCheckError("no forward function found (looked for functions named *forward*): "
+                             "define one or pass -f/--forward NAME")
+    if not backwards:
+        raise GradCheckError("no backward function found (looked for functions named *backward* or "
+                             "*backprop*): define one or pass -b/--backward NAME")
+    params_name, params_value = find_parameters(namespace, params, forwards)
+
+    rejected = []
+    fbinds = []
+    for name, fn in forwards.items():
+        fb = bind(name, fn, namespace, params_name, after_forward=False)
+        if not fb.uses(PARAMS):
+            rejected.append(f"{fb.signature()}: takes no parameters argument ({params_name!r})")
+        elif not fb.ok:
+            rejected.append(f"{name}: {_missing(fb)}")
+        else:
+            fbinds.append(fb)
+    if not fbinds:
+        raise GradCheckError("no forward function can be called: " + "; ".join(rejected) +
+                             ". Define the missing names or pass -f/--forward NAME")
+
+    combos = []
+    for fb in fbinds:
+        gives_cost = returns_cost(fb, params_name, params_value) if returns_cost else True
+        cost_choices = [None] if gives_cost and not cost else []
+        for cname, cfn in costs.items():
+            if gives_cost and not cost:
+                break
+            cb = bind(cname, cfn, namespace, params_name, after_forward=True, forward_returns_cost=False)
+            if cb.ok and cb.uses(OUTPUT):
+                cost_choices.append(cb)
+            else:
+                rejected.append(f"{cname}: " + (_missing(cb) if not cb.ok else
+                                                 "takes no argument for the forward's output (AL, A3, ...)"))
+        if not cost_choices:
+            listing = ", ".join(sorted(costs)) or "none found"
+            raise GradCheckError(f"{fb.name} returns an output, not a cost, and no cost function can "
+                                 f"be applied to it (cost functions: {listing}); pass -c/--cost NAME")
+        for bname, bfn in backwards.items():
+            bb = bind(bname, bfn, namespace, params_name, after_forward=True, forward_returns_cost=gives_cost)
+            if not bb.ok:
+                rejected.append(f"{bname}: {_missing(bb)}")
+                continue
+            if not (bb.uses(PARAMS) or bb.uses(CACHE) or bb.uses(OUTPUT)):
+                rejected.append(f"{bname}: takes neither the parameters nor the forward's cache/output")
+                continue
+            combos.extend((fb, bb, cb) for cb in cost_choices)
+    if not combos:
+        raise GradCheckError("no backward function can be called: " + "; ".join(dict.fromkeys(rejected)) +
+                             ". Define the missing names or pass -b/--backward NAME")
+    combos.sort(key=_score, reverse=True)
+    if len(combos) > 1 and _score(combos[0]) == _score(combos[1]):
+        tied = [c for c in combos if _score(c) == _score(combos[0])]
+        listing = "; ".join(" / ".join(x.name for x in c if x is not None) for c in tied)
+        raise GradCheckError(f"ambiguous: several function sets fit ({listing}); choose with "
+                             "-f/--forward NAME, -b/--backward NAME (and -c/--cost NAME)")
+    f, b, c = combos[0]
+    return Plan(params_name, params_value, f, b, c, namespace)
+
+
+def _missing(b: Binding) -> str:
+    names = ", ".join(f"`{m}`" for m in b.missing)
+    return f"needs {names}, which {'is' if len(b.missing) == 1 else 'are'} not defined"
+
+

@@ -1,0 +1,476 @@
+"""The numeric engine: central differences per parameter block, in pure numpy.
+
+It knows nothing of IPython or of how the cost is computed: it perturbs float64
+working arrays *in place*, calls ``cost()`` and compares with the analytic
+gradient it is handed.  One copy of a block is made for the fast mode; the full
+sweep copies nothing per entry, which is what makes it linear where the homework
+loop (copy the vector, rebuild the dict, per entry) is quadratic.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+EPS = np.finfo(np.float64).eps
+#: The automatic step is ``AUTO_STEP * max(|theta_i|, 1)``: the cube root of the
+#: float64 epsilon balances truncation (h^2) against round-off (eps/h).
+AUTO_STEP = float(np.cbrt(EPS))
+#: Round-off of one cost evaluation is taken as ``NOISE_ULPS * eps * |J|``.
+NOISE_ULPS = 8.0
+#: Errors are measured against a floor: the round-off noise of the numeric
+#: gradient divided by this reference (the course's "fine" bound), so that two
+#: near-zero gradients never raise a false alarm.
+FLOOR_REFERENCE = 1e-7
+MODES = ("auto", "full", "fast")
+
+
+@dataclass
+class Settings:
+    """Knobs of one check; the magic fills it from its config and flags."""
+
+    epsilon: Optional[float] = None  # None: step chosen per entry
+    threshold: float = 1e-7  # largest relative error that passes
+    fail_threshold: float = 1e-5  # above it a block fails
+    mode: str = "auto"
+    sample: Optional[int] = None  # K random entries per block (full differences)
+    probes: int = 4  # random directions per block in fast mode
+    localize: int = 32  # entries sampled to localize a fast-mode failure
+    seed: int = 0
+    time_budget: float = 1.0  # auto: full mode when it should finish within this
+
+
+@dataclass
+class Block:
+    """One parameter block: the float64 working array the forward sees, and its gradient."""
+
+    name: str
+    work: np.ndarray
+    analytic: Optional[np.ndarray] = None  # as returned, in float64; None when missing
+    notes: list = field(default_factory=list)
+    fatal: Optional[str] = None  # set when the analytic gradient cannot be compared
+
+    @property
+    def comparable(self) -> Optional[np.ndarray]:
+        """The analytic gradient in the parameter's shape, when the shapes agree."""
+        if self.analytic is not None and self.fatal is None:
+            return self.analytic
+        return None
+
+
+@dataclass
+class Outcome:
+    """What the engine measured for one block."""
+
+    name: str
+    shape: tuple
+    numeric: np.ndarray  # central differences (one-sided at kinks), NaN where not computed
+    analytic: Optional[np.ndarray]
+    checked: np.ndarray  # bool mask of the entries that were differenced
+    rel_error: float = float("nan")
+    max_abs_error: float = float("nan")
+    worst_index: Optional[tuple] = None
+    status: str = "fail"
+    notes: list = field(default_factory=list)
+    hints: list = field(default_factory=list)
+    evaluations: int = 0
+    kinks: Optional[np.ndarray] = None  # bool mask of non-differentiable entries
+    directional: Optional[tuple] = None  # fast mode: (analytic, numeric) per probe
+    complete: bool = True
+    central: Optional[np.ndarray] = None  # raw central differences, as the homework computes them
+
+    @property
+    def error(self) -> np.ndarray:
+        """|analytic - numeric| per entry (NaN where unknown)."""
+        if self.analytic is None or self.analytic.shape != self.numeric.shape:
+            return np.full(self.shape, np.nan)
+        return np.abs(self.analytic - self.numeric)
+
+
+class Interrupted(Exception):
+    """Raised inside the sweep on Ctrl-C, carrying the blocks finished so far."""
+
+
+class EvaluationError(Exception):
+    """The user's code raised during an evaluation; ``where`` says what was perturbed."""
+
+    def __init__(self, original: BaseException, where: str):
+        super().__init__(where)
+        self.original = original
+        self.where = where
+
+
+def verdict(rel: float, settings: Settings) -> str:
+    if not np.isfinite(rel):
+        return "fail"
+    if rel <= settings.threshold:
+        return "pass"
+    return "warn" if rel <= settings.fail_threshold else "fail"
+
+
+def index_of(shape: tuple, flat: int) -> tuple:
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+def fmt_index(name: str, index: tuple) -> str:
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
+
+
+class Engine:
+    """Runs the check over blocks; ``cost()`` evaluates J at the current working arrays."""
+
+    def __init__(self, blocks, cost: Callable[[], float], settings: Settings, progress=None,
+                 j0: Optional[float] = None):
+        self.blocks = blocks
+        self.cost = cost
+        self.settings = settings
+        self.progress = progress
+        self.evaluations = 0
+        self.j0 = self._eval() if j0 is None else j0
+        self.mode = settings.mode
+
+    # ---- evaluation -------------------------------------------------------
+    def _eval(self) -> float:
+        self.evaluations += 1
+        return self.cost()
+
+    def time_one_evaluation(self) -> float:
+        start = time.perf_counter()
+        for _ in range(3):
+            self._eval()
+        return (time.perf_counter() - start) / 3
+
+    def planned_evaluations(self, mode: str) -> int:
+        total = 0
+        for b in self.blocks:
+            if b.analytic is None:
+                continue
+            n = b.work.size
+            if mode == "fast":
+                total += 2 * min(self.settings.probes, n)
+            elif self.settings.sample:
+                total += 2 * min(self.settings.sample, n)
+            else:
+                total += 2 * n
+        return total
+
+    def choose_mode(self) -> str:
+        mode = self.settings.mode
+        if mode != "auto":
+            return mode
+        if self.settings.sample:
+            return "full"
+        seconds = self.time_one_evaluation() * self.planned_evaluations("full")
+        return "full" if seconds <= self.settings.time_budget else "fast"
+
+    # ---- steps --------------------------------------------------------------
+    def _steps(self, x: np.ndarray):
+        """theta+h, theta-h and the divisor: 2*epsilon when set, else the exact step."""
+        if self.settings.epsilon is not None:
+            eps = self.settings.epsilon
+            return x + eps, x - eps, np.full(x.shape, 2.0 * eps)
+        h = AUTO_STEP * np.maximum(np.abs(x), 1.0)
+        plus, minus = x + h, x - h
+        return plus, minus, plus - minus
+
+    def _noise(self, divisor):
+        return NOISE_ULPS * EPS * max(abs(self.j0), np.finfo(float).tiny) / divisor
+
+    # ---- sweeps ---------------------------------------------------------------
+    def _sweep(self, block: Block, indices: np.ndarray, out: Outcome):
+        """Central differences at ``indices``, perturbing the working array in place."""
+        flat = block.work.reshape(-1)
+        if not np.shares_memory(flat, block.work):  # pragma: no cover - work is contiguous
+            raise RuntimeError("working array must be contiguous")
+        x = flat[indices]
+        plus, minus, divisor = self._steps(x)
+        jp = np.full(len(indices), np.nan)
+        jm = np.full(len(indices), np.nan)
+        cost, tick = self.cost, self.progress
+        plus_l, minus_l, idx_l = plus.tolist(), minus.tolist(), indices.tolist()
+        k = -1
+        try:
+            for k, i in enumerate(idx_l):
+                orig = flat[i]
+                try:
+                    flat[i] = plus_l[k]
+                    jp[k] = cost()
+                    flat[i] = minus_l[k]
+                    jm[k] = cost()
+                finally:
+                    flat[i] = orig
+                if tick is not None:
+                    tick(2)
+        except KeyboardInterrupt:
+            done = max(k, 0)
+            self._finish_entries(block, indices[:done], jp[:done], jm[:done], plus[:done],
+                                 minus[:done], divisor[:done], out)
+            out.complete = False
+            out.evaluations += 2 * done
+            self.evaluations += 2 * done
+            raise Interrupted() from None
+        except Exception as exc:  # the user's code raised: say where
+            i = idx_l[k]
+            step = plus_l[k] - float(x[k])
+            where = (f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed "
+                     f"by ±{step:.3g}")
+            raise EvaluationError(exc, where) from exc
+        self.evaluations += 2 * len(indices)
+        out.evaluations += 2 * len(indices)
+        self._finish_entries(block, indices, jp, jm, plus, minus, divisor, out)
+
+    def _finish_entries(self, block, indices, jp, jm, plus, minus, divisor, out: Outcome):
+        """Numeric gradient, non-finite costs and kinks for the entries just swept."""
+        num = out.numeric.reshape(-1)
+        checked = out.checked.reshape(-1)
+        finite = np.isfinite(jp) & np.isfinite(jm)
+        num[indices] = np.where(finite, (jp - jm) / divisor, np.nan)
+        out.central.reshape(-1)[indices] = num[indices]
+        checked[indices] = True
+        bad = indices[~finite]
+        if bad.size:
+            first = fmt_index(block.name, index_of(block.work.shape, int(bad[0])))
+            out.notes.append(f"cost not finite at θ±ε for {bad.size} entr{'y' if bad.size == 1 else 'ies'} "
+                             f"(first {first}): those cannot be verified")
+        g = block.comparable
+        if g is None or not indices.size:
+            return
+        # Kinks: the analytic gradient matches a one-sided difference far better than
+        # the central one, and the two one-sided differences disagree beyond noise.
+        x = block.work.reshape(-1)[indices]
+        forward = (jp - self.j0) / (plus - x)
+        backward = (self.j0 - jm) / (x - minus)
+        gi = g.reshape(-1)[indices]
+        central = num[indices]
+        err = np.abs(gi - central)
+        noise = self._noise(divisor)
+        one_sided = np.minimum(np.abs(gi - forward), np.abs(gi - backward))
+        split = np.abs(forward - backward)
+        kink = finite & (err > 100 * noise) & (split > 100 * noise) & (split >= err) & (one_sided <= 0.1 * err)
+        if kink.any():
+            if out.kinks is None:
+                out.kinks = np.zeros(out.shape, dtype=bool)
+            out.kinks.reshape(-1)[indices[kink]] = True
+            # compare against the one-sided derivative the analytic gradient agrees with
+            closer = np.where(np.abs(gi - forward) <= np.abs(gi - backward), forward, backward)
+            num[indices[kink]] = closer[kink]
+
+    def _directional(self, block: Block, out: Outcome, rng: np.random.Generator):
+        """Fast mode: compare J(θ±Δv) with the analytic gradient along random ±1 directions."""
+        g = block.comparable
+        work = block.work
+        orig = work.copy()
+        k = min(self.settings.probes, work.size)
+        ana, num, noise = [], [], []
+        try:
+            for _ in range(k):
+                v = rng.choice((-1.0, 1.0), size=work.shape)
+                if self.settings.epsilon is not None:
+                    delta = self.settings.epsilon * v
+                else:
+                    delta = AUTO_STEP * np.maximum(np.abs(orig), 1.0) * v
+                np.add(orig, delta, out=work)
+                step_plus = work - orig
+                jp = self.cost()
+                np.subtract(orig, delta, out=work)
+                step_minus = orig - work
+                jm = self.cost()
+                work[...] = orig
+                self.evaluations += 2
+                out.evaluations += 2
+                if self.progress is not None:
+                    self.progress(2)
+                ana.append(float(np.sum(g * (step_plus + step_minus))) / 2.0)
+                num.append((jp - jm) / 2.0)
+                noise.append(NOISE_ULPS * EPS * max(abs(self.j0), np.finfo(float).tiny))
+        except KeyboardInterrupt:
+            out.complete = False
+            raise Interrupted() from None
+        except Exception as exc:
+            raise EvaluationError(exc, f"while {block.name} was perturbed along a random direction") from exc
+        finally:
+            work[...] = orig
+        out.directional = (np.array(ana), np.array(num))
+        return np.array(ana), np.array(num), np.array(noise)
+
+    # ---- per block --------------------------------------------------------
+    def _stats(self, out: Outcome, g: np.ndarray, a: np.ndarray, noise: np.ndarray):
+        """Relative error (with its noise floor), max abs error and worst entry."""
+        mask = np.isfinite(a)
+        if not mask.any():
+            return
+        diff = np.where(mask, g - a, 0.0)
+        ng, na = np.linalg.norm(g[mask]), np.linalg.norm(a[mask])
+        floor = float(np.linalg.norm(noise[mask])) / FLOOR_REFERENCE
+        denom = ng + na
+        if denom < floor:
+            out.notes.append(f"near-zero gradient (‖grad‖+‖approx‖ = {denom:.1e}): "
+                             f"error measured against the round-off floor {floor:.1e}")
+            denom = floor
+        num = np.linalg.norm(diff)
+        out.rel_error = float(num / denom) if denom > 0 else 0.0
+        absdiff = np.abs(diff)
+        out.max_abs_error = float(absdiff.max())
+        out.worst_index = index_of(out.shape, int(np.argmax(absdiff.reshape(-1))))
+
+    def _finish_block(self, block: Block, out: Outcome, noise: np.ndarray):
+        g = block.comparable
+        if g is not None and out.checked.any():
+            a = np.where(out.checked, out.numeric, np.nan)
+            self._stats(out, np.where(out.checked, g, 0.0), a, noise)
+        self._grade(block, out)
+
+    def _grade(self, block: Block, out: Outcome):
+        s = self.settings
+        if block.fatal:
+            out.status = "fail"
+            return
+        out.status = verdict(out.rel_error, s)
+        unverifiable = out.checked & ~np.isfinite(out.numeric)
+        if unverifiable.any() and out.status == "pass":
+            out.status = "warn"
+        if np.isnan(out.rel_error) and unverifiable.any():
+            out.status = "warn"  # nothing could be verified: not a pass, not a proven bug
+        if out.kinks is not None and out.kinks.any() and out.status == "pass":
+            n = int(out.kinks.sum())
+            first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.kinks.reshape(-1)))))
+            out.status = "warn"
+            out.notes.insert(0, f"non-differentiable point at {first}"
+                                f"{f' (+{n - 1} more)' if n > 1 else ''}: the central difference "
+                                f"straddles a kink; the analytic gradient matches a one-sided difference")
+        if not out.complete:
+            out.notes.insert(0, "incomplete: interrupted")
+            if out.status == "pass":
+                out.status = "warn"
+
+    def _new_outcome(self, block: Block) -> Outcome:
+        shape = block.work.shape
+        return Outcome(name=block.name, shape=shape, numeric=np.full(shape, np.nan),
+                       central=np.full(shape, np.nan),
+                       analytic=block.comparable, checked=np.zeros(shape, dtype=bool),
+                       notes=list(block.notes) + ([block.fatal] if block.fatal else []))
+
+    def _rng(self, block: Block) -> np.random.Generator:
+        return np.random.default_rng([self.settings.seed, zlib.crc32(block.name.encode())])
+
+    def check_block(self, block: Block, mode: str) -> Outcome:
+        out = self._new_outcome(block)
+        n = block.work.size
+        if block.analytic is None:
+            self._grade(block, out)
+            return out
+        if mode == "fast" and block.comparable is not None:
+            self._fast_block(block, out)
+            return out
+        if self.settings.sample and self.settings.sample < n:
+            indices = np.sort(self._rng(block).choice(n, self.settings.sample, replace=False))
+            out.notes.append(f"sampled {self.settings.sample} of {n} entries")
+        else:
+            indices = np.arange(n)
+        if block.comparable is None and block.analytic.size != n:
+            self._grade(block, out)  # wrong size: nothing numeric would help the diagnosis
+            return out
+        try:
+            self._sweep(block, indices, out)
+        except Interrupted as stop:
+            stop.outcome = out
+            raise
+        finally:
+            _, _, divisor = self._steps(block.work.reshape(-1))
+            noise = self._noise(divisor).reshape(block.work.shape)
+            if out.checked.any():
+                self._finish_block(block, out, noise)
+            else:
+                self._grade(block, out)
+        return out
+
+    def _fast_block(self, block: Block, out: Outcome):
+        rng = self._rng(block)
+        try:
+            ana, num, noise = self._directional(block, out, rng)
+        except Interrupted as stop:
+            self._grade(block, out)
+            stop.outcome = out
+            raise
+        probe = Outcome(name=block.name, shape=ana.shape, numeric=num, analytic=ana,
+                        checked=np.ones(ana.shape, dtype=bool), central=num)
+        finite = np.isfinite(num)
+        self._stats(probe, ana, np.where(finite, num, np.nan), noise)
+        out.rel_error = probe.rel_error
+        out.notes.extend(probe.notes)
+        if not finite.all():
+            out.notes.append("cost not finite along a probe direction: cannot be verified")
+        status = verdict(out.rel_error, self.settings)
+        if status != "pass" or not finite.all():
+            # localize: full differences on the largest-gradient entries and random ones
+            n = block.work.size
+            g = block.comparable.reshape(-1)
+            k = min(self.settings.localize, n)
+            top = np.argsort(-np.abs(g), kind="stable")[: k // 2]
+            rest = np.setdiff1d(np.arange(n), top)
+            extra = rng.choice(rest, min(k - top.size, rest.size), replace=False) if rest.size else rest
+            indices = np.sort(np.concatenate([top, extra]).astype(np.intp))
+            self._sweep(block, indices, out)
+            a = np.where(out.checked, out.numeric, np.nan)
+            diff = np.where(out.checked & np.isfinite(a), np.abs(block.comparable - a), -1.0)
+            out.max_abs_error = float(diff.max())
+            out.worst_index = index_of(out.shape, int(np.argmax(diff.reshape(-1))))
+            out.notes.append(f"fast mode: {len(ana)} random directions; worst of "
+                             f"{indices.size} sampled entries shown")
+            sampled_bad = 0
+            sel = out.checked & np.isfinite(a)
+            if sel.any():
+                _, _, divisor = self._steps(block.work.reshape(-1))
+                sub = Outcome(name=block.name, shape=out.shape, numeric=a, analytic=block.comparable,
+                              checked=sel, central=a)
+                self._stats(sub, np.where(sel, block.comparable, 0.0), np.where(sel, a, np.nan),
+                            self._noise(divisor).reshape(out.shape))
+                sampled_bad = sub.rel_error
+            if status == "fail" and sampled_bad <= self.settings.threshold and (out.kinks is not None):
+                out.notes.append("the sampled entries agree; the probe error comes from kinks")
+                out.rel_error = min(out.rel_error, self.settings.fail_threshold)
+        self._grade(block, out)
+
+    # ---- the whole check ------------------------------------------------------
+    def run(self, mode: str):
+        """Check every block; returns (outcomes, interrupted)."""
+        self.mode = mode
+        outcomes = []
+        interrupted = False
+        for block in self.blocks:
+            if interrupted:
+                out = self._new_outcome(block)
+                out.complete = False
+                out.notes.insert(0, "not checked: interrupted")
+                out.status = "fail" if block.fatal else "warn"
+                outcomes.append(out)
+                continue
+            try:
+                outcomes.append(self.check_block(block, mode))
+            except Interrupted as stop:
+                interrupted = True
+                outcomes.append(stop.outcome)
+        return outcomes, interrupted
+
+
+def overall_difference(outcomes) -> float:
+    """The homework's figure: one relative difference over every compared entry."""
+    gs, ns = [], []
+    for out in outcomes:
+        if out.analytic is None:
+            continue
+        if out.directional is not None:
+            gs.append(out.directional[0])
+            ns.append(out.directional[1])
+            continue
+        sel = out.checked & np.isfinite(out.central)
+        gs.append(out.analytic[sel])
+        ns.append(out.central[sel])
+    if not gs:
+        return float("nan")
+    g, a = np.concatenate(gs), np.concatenate(ns)
+    denom = np.linalg.norm(g) + np.linalg.norm(a)
+    return float(np.linalg.norm(g - a) / denom) if denom > 0 else 0.0

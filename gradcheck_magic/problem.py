@@ -1,0 +1,259 @@
+"""Turn a discovery ``Plan`` into what the engine needs: float64 working parameters,
+a cost closure ``J()`` and the analytic gradient of every block.
+
+The forward always sees a float64 *working copy* (the user's arrays and their
+dtype are never touched).  If the forward draws from ``np.random``, the state is
+replayed before every evaluation so that dropout masks are the same each time.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .discovery import Binding, Plan
+from .engine import Block
+from .errors import GradCheckError, mark_call
+from .safety import rng_equal
+
+
+def working_copy(params):
+    """(object the functions receive, {block: float64 array}, params_value callable)."""
+    if isinstance(params, dict):
+        work = {k: np.array(v, dtype=np.float64, copy=True, order="C") for k, v in params.items()}
+        return work, dict(work), (lambda: work)
+    if isinstance(params, np.ndarray):
+        arr = np.array(params, dtype=np.float64, copy=True, order="C")
+        return arr, None, (lambda: arr)
+    arr = np.array(float(params))
+    return arr, None, (lambda: float(arr))
+
+
+def split_output(out, fn_name: str):
+    """(first output, cache) of a forward: the cost, or (output, cache) / (cost, cache)."""
+    if isinstance(out, (tuple, list)):
+        if not out:
+            raise GradCheckError(f"{fn_name} returned an empty {type(out).__name__}; "
+                                 "expected the cost or (output, cache)")
+        return out[0], (out[1] if len(out) > 1 else None)
+    if out is None or isinstance(out, (dict, str)):
+        raise GradCheckError(f"{fn_name} returned {type(out).__name__ if out is not None else 'None'}; "
+                             "expected the cost, or (output, cache), or (cost, cache)")
+    return out, None
+
+
+def is_scalar_like(value) -> bool:
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - anything numpy cannot read is not a cost
+        return False
+    return arr.dtype.kind in "biuf" and arr.size == 1
+
+
+def to_float_for(value):
+    """A fast converter to float for this kind of cost value."""
+    return float if np.ndim(value) == 0 else (lambda v: float(np.asarray(v).reshape(-1)[0]))
+
+
+def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
+    """Call a candidate forward once on a working copy: does it return the cost itself?"""
+    state = np.random.get_state()
+    try:
+        _, _, value = working_copy(params)
+        out = _marked(binding.caller(value), binding.signature())()
+    finally:
+        np.random.set_state(state)
+    first, _ = split_output(out, binding.name)
+    return is_scalar_like(first)
+
+
+def _marked(call, signature: str):
+    def run(*args):
+        try:
+            return call(*args)
+        except BaseException as exc:
+            mark_call(exc, signature)
+            raise
+    return run
+
+
+def _arrays_in(obj, label: str, depth: int = 0, seen=None):
+    """(label, array) for every array in a cache (nested tuples, lists, dicts)."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, np.ndarray):
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            yield label, obj
+        return
+    if depth > 4:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _arrays_in(v, f"{label}[{k!r}]", depth + 1, seen)
+    elif isinstance(obj, (tuple, list)):
+        for i, v in enumerate(obj):
+            yield from _arrays_in(v, f"{label}[{i}]", depth + 1, seen)
+
+
+class Problem:
+    """The user's functions wired to a float64 working copy of the parameters."""
+
+    def __init__(self, plan: Plan, rng_state):
+        self.plan = plan
+        self.rng = rng_state
+        self.params_obj, work_dict, self.params_value = working_copy(plan.params)
+        if work_dict is None:
+            self.work = {plan.params_name: self.params_obj}
+        else:
+            self.work = work_dict
+        self.pristine = {k: v.copy() for k, v in self.work.items()}
+        self.replay = True
+        self.warnings = []
+        self.eval_seconds = 0.0
+        self._forward = _marked(plan.forward.caller(self.params_value), plan.forward.signature())
+        self._cost = (_marked(plan.cost.caller(self.params_value), plan.cost.signature())
+                      if plan.cost else None)
+        self._backward = _marked(plan.backward.caller(self.params_value), plan.backward.signature())
+
+    # ---- the baseline -------------------------------------------------------
+    def _changed_blocks(self) -> list:
+        return [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+
+    def _reset_work(self):
+        for k, v in self.work.items():
+            v[...] = self.pristine[k]
+
+    def baseline(self):
+        """Evaluate once at θ: the cost J0, the forward's (first output, cache)."""
+        start = time.perf_counter()
+        np.random.set_state(self.rng)
+        out = self._forward()
+        self.replay = not rng_equal(np.random.get_state(), self.rng)
+        changed = self._changed_blocks()
+        if changed:
+            self._reset_work()
+            raise GradCheckError(
+                f"{self.plan.forward.name} changed its parameters argument in place "
+                f"({', '.join(changed)}): a forward pass must not modify its inputs "
+                "(your arrays are restored)")
+        first, cache = split_output(out, self.plan.forward.name)
+        if self._cost is not None:
+            value = self._cost(first, cache)
+            where = self.plan.cost.name
+        else:
+            value = first
+            where = self.plan.forward.name
+        if not is_scalar_like(value):
+            shape = getattr(np.asarray(value, dtype=object), "shape", "?")
+            raise GradCheckError(f"{where} returned {type(value).__name__} of shape {shape}, not a "
+                                 "single number: the cost must be a scalar (pass -c/--cost NAME if "
+                                 "the forward returns an activation)")
+        self.to_float = to_float_for(value)
+        j0 = self.to_float(value)
+        self.eval_seconds = time.perf_counter() - start
+        return j0, first, cache
+
+    def cost_function(self):
+        """J() at the current working arrays: the engine's hot path, kept lean."""
+        forward, cost, to_float = self._forward, self._cost, self.to_float
+        replay, rng, set_state = self.replay, self.rng, np.random.set_state
+        tuple_out = None
+
+        def J():
+            nonlocal tuple_out
+            if replay:
+                set_state(rng)
+            out = forward()
+            if tuple_out is None:
+                tuple_out = isinstance(out, (tuple, list))
+            if cost is not None:
+                return to_float(cost(out[0], out[1] if len(out) > 1 else None) if tuple_out
+                                else cost(out, None))
+            return to_float(out[0] if tuple_out else out)
+
+        return J
+
+    def sensitivity(self, j0: float, cost) -> bool:
+        """Does perturbing every parameter at once change the cost at all?"""
+        rng = np.random.default_rng(12345)
+        try:
+            for v in self.work.values():
+                v += 1e-3 * np.maximum(np.abs(v), 1.0) * rng.choice((-1.0, 1.0), size=v.shape)
+            return cost() != j0
+        finally:
+            self._reset_work()
+
+    # ---- the analytic gradient ---------------------------------------------
+    def blocks(self, first, cache) -> list:
+        """Run the backward once and pair each parameter block with its gradient."""
+        cache_arrays = [(label, a, a.copy()) for label, a in _arrays_in(cache, "cache")
+                        if not any(a is w for w in self.work.values())]
+        np.random.set_state(self.rng)
+        grads = self._backward(first, cache)
+        name = self.plan.backward.name
+        changed = self._changed_blocks()
+        if changed:
+            self._reset_work()
+            self.warnings.append(f"{name} modified the parameters in place ({', '.join(changed)}); "
+                                 "the check used the original values and your arrays are restored")
+        mutated = [label for label, a, saved in cache_arrays if a.tobytes() != saved.tobytes()]
+        if mutated:
+            self.warnings.append(f"{name} modified the forward's cache in place "
+                                 f"({', '.join(mutated[:4])}{', ...' if len(mutated) > 4 else ''}); "
+                                 "reusing that cache would give wrong results")
+        return self._pair(grads)
+
+    def _pair(self, grads) -> list:
+        name = self.plan.backward.name
+        single = not isinstance(self.plan.params, dict)
+        if single:
+            pname = self.plan.params_name
+            if isinstance(grads, dict):
+                key = next((k for k in (f"d{pname}", pname, "dtheta", "grad") if k in grads), None)
+                if key is None and len(grads) != 1:
+                    raise GradCheckError(f"{name} returned a dict with keys {sorted(map(str, grads))}; "
+                                         f"expected the gradient of {pname!r} (or a key d{pname})")
+                grads = grads[key] if key else next(iter(grads.values()))
+            return [self._block(pname, self.work[pname], grads, f"d{pname}")]
+        if not isinstance(grads, dict):
+            raise GradCheckError(f"{name} returned {type(grads).__name__}; expected a dict of gradients "
+                                 f"such as {{'dW1': ..., 'db1': ...}} for the parameters "
+                                 f"{', '.join(self.work)}")
+        matched = {k: (f"d{k}" if f"d{k}" in grads else k) for k in self.work if f"d{k}" in grads or k in grads}
+        if not matched:
+            raise GradCheckError(f"the gradient keys returned by {name} ({', '.join(map(str, grads))}) match "
+                                 f"no parameter ({', '.join(self.work)}): name the gradient of W1 'dW1' (or 'W1')")
+        return [self._block(k, w, grads.get(matched[k]) if k in matched else None,
+                            matched.get(k, f"d{k}"))
+                for k, w in self.work.items()]
+
+    def _block(self, pname: str, work: np.ndarray, grad, key: str) -> Block:
+        original = self.plan.params[pname] if isinstance(self.plan.params, dict) else self.plan.params
+        notes = []
+        dtype = np.asarray(original).dtype
+        if dtype.kind == "f" and dtype != np.float64:
+            notes.append(f"{dtype} parameters checked in float64 (your own training runs in {dtype})")
+        elif dtype.kind in "biu":
+            notes.append("integer parameters checked in float64")
+        block = Block(pname, work, notes=notes)
+        if grad is None:
+            block.fatal = f"missing gradient {key}"
+            return block
+        try:
+            g = np.array(grad, dtype=np.float64)
+        except (TypeError, ValueError):
+            block.fatal = f"gradient {key} is a {type(grad).__name__}, not numeric"
+            return block
+        if g.shape != work.shape:
+            if work.ndim == 0 and g.size == 1:
+                g = g.reshape(())
+            else:
+                block.analytic = g
+                block.fatal = f"shape {g.shape} != {work.shape}"
+                return block
+        bad = ~np.isfinite(g)
+        block.analytic = g
+        if bad.any():
+            block.fatal = f"analytic gradient {key} has {int(bad.sum())} non-finite entries"
+        return block
+
