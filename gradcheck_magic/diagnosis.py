@@ -71,29 +71,33 @@ def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[
 
 
 def _rows_hint(name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Context, fail: float) -> Optional[str]:
-    """Errors confined to some units (rows): where the activation is flat, a mask is missing."""
+    """Errors confined to some units (rows), or present where the cost is flat: a missing mask."""
     if len(shape) != 2 or shape[0] < 2:
         return None
     err = np.linalg.norm(g2 - a2, axis=1)
     scale = np.linalg.norm(g2, axis=1) + np.linalg.norm(a2, axis=1)
     bad = err > fail * np.maximum(scale, 1e-12 * max(scale.max(), 1e-300))
-    if not bad.any() or bad.all():
+    if not bad.any():
         return None
-    rows = np.flatnonzero(bad)
-    listed = ", ".join(map(str, rows[:8])) + (", ..." if rows.size > 8 else "")
-    text = f"errors only in rows {listed} of {shape[0]} (units of this layer); the other rows match"
     dead = bad & (np.abs(a2).max(axis=1) == 0)
-    flat_units = None
+    mask = ("a missing ReLU or dropout mask, or a wrong activation derivative?")
+    if dead.any():
+        return (f"the analytic gradient is nonzero in rows {_listing(dead)} where the numeric gradient is "
+                f"exactly 0 (those units are inactive for every example): {mask}")
     for act in ctx.activations:
         if act.ndim == 2 and act.shape[0] == shape[0] and (ctx.m is None or act.shape[1] == ctx.m):
-            zeros = (act == 0).any(axis=1)
-            if zeros.any() and not zeros.all() and set(rows) <= set(np.flatnonzero(zeros)):
-                flat_units = zeros
-                break
-    if flat_units is not None or dead.any():
-        text += (" — exactly the units whose output is 0 for some examples (inactive ReLU or "
-                 "dropped-out units): a missing ReLU or dropout mask, or a wrong activation derivative?")
-    return text
+            flat = (act == 0).any(axis=1)
+            if flat.any() and not flat.all() and not (bad & ~flat).any():
+                return (f"errors only in rows {_listing(bad)}: exactly units whose output is 0 for some "
+                        f"examples (inactive ReLU or dropped-out units), the others match: {mask}")
+    if not bad.all():
+        return f"errors only in rows {_listing(bad)} of {shape[0]} (units of this layer); the other rows match"
+    return None
+
+
+def _listing(rows: np.ndarray) -> str:
+    idx = np.flatnonzero(rows)
+    return ", ".join(map(str, idx[:8])) + (", ..." if idx.size > 8 else "")
 
 
 def _shape_hint(name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, threshold: float) -> Optional[str]:

@@ -20,7 +20,7 @@ from .errors import GradCheckError
 
 PARAM_ALIASES = ("parameters", "params", "theta", "weights")
 CACHE_NAMES = ("cache", "caches")
-OUTPUT_NAME = re.compile(r"^(A\d*|AL|A_?L|A_last|Yhat|Y_hat|yhat|y_hat|output|out|probs?|probas|cost|J)$")
+OUTPUT_NAME = re.compile(r"^([Aa]\d*|AL|A_?L|A_last|Yhat|Y_hat|yhat|y_hat|output|out|probs?|probas|cost|J)$")
 NAME_TOKENS = {"forward", "backward", "propagation", "prop", "compute", "cost", "loss", "model",
                "pass", "backprop", "fwd", "bwd", "function", "fn", "func"}
 ROLE_WORDS = {

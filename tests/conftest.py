@@ -1,0 +1,72 @@
+"""One real IPython shell for the whole suite, and helpers to load homework code into it."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from IPython.testing.globalipapp import start_ipython
+
+HOMEWORK = Path(__file__).parent / "homework"
+KEEP = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+@pytest.fixture(scope="session")
+def shell():
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "gradcheck_magic")
+    return ip
+
+
+@pytest.fixture
+def ip(shell):
+    """The shell with an empty user namespace and default settings."""
+    for name in [k for k in shell.user_ns if not k.startswith("_") and k not in KEEP]:
+        del shell.user_ns[name]
+    shell.run_line_magic("gradcheck_config", "--reset widgets=false progress=false")
+    shell.run_cell("import numpy as np")
+    yield shell
+    np.random.seed(None)
+
+
+def source(*files, replace=()):
+    """The text of homework files with bugs planted; each replacement must apply exactly once."""
+    text = "\n".join((HOMEWORK / f"{f}.py").read_text() for f in files)
+    for old, new in replace:
+        assert text.count(old) == 1, f"planted bug not applied: {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def run(ip, code):
+    """Run a cell and fail the test if it raised."""
+    result = ip.run_cell(code)
+    result.raise_error()
+    return result
+
+
+def load(ip, *files, replace=(), setup=None):
+    run(ip, source(*files, replace=replace))
+    if setup:
+        run(ip, setup)
+
+
+SETUPS = {
+    "seed_net": "X, Y, parameters = gradient_check_n_test_case()",
+    "one_d": "x, theta = 2, 4",
+    "l_layer": "X, Y, parameters = L_layer_test_case()",
+    "planar": "X, Y, parameters = planar_test_case()",
+    "l2": "X, Y, parameters = three_layer_test_case()",
+    "dropout": "X, Y, parameters = three_layer_test_case()",
+}
+FILES = {
+    "seed_net": ("seed_net",), "one_d": ("one_d",), "l_layer": ("l_layer",), "planar": ("planar",),
+    "l2": ("three_layer", "l2"), "dropout": ("three_layer", "dropout"),
+}
+
+
+def load_convention(ip, name, replace=()):
+    load(ip, *FILES[name], replace=replace, setup=SETUPS[name])
+
+
+def check(ip, line=""):
+    """Run ``%gradcheck -o`` and return the result."""
+    return ip.run_line_magic("gradcheck", f"-o {line}".strip())
