@@ -95,7 +95,8 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
             planned = engine.planned_evaluations(mode)
             tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7))
             engine.progress = tick_closer
-        outcomes, interrupted = engine.run(mode)
+        with np.errstate(all="ignore"):  # overflow at θ±ε is reported per block, not as warnings
+            outcomes, interrupted = engine.run(mode)
         ctx = Context(m=plan.m, lambd=_number(plan.value_of("lambd")),
                       values={k: v for k, v in problem.pristine.items()},
                       activations=[a for _, a in _arrays_in((first, cache), "out")])

@@ -1,0 +1,182 @@
+"""Hard cases: a red row must mean a real bug, a green row a right gradient."""
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+from conftest import check, load_convention, run
+
+KINK = "parameters['W1'][0, :] = 0; parameters['b1'][0, 0] = 0"  # Z1[0, :] is exactly 0: a ReLU kink
+
+
+def test_relu_kink_in_correct_code_warns_and_never_fails(ip):
+    load_convention(ip, "seed_net")
+    run(ip, KINK)
+    result = check(ip)
+    assert result.passed
+    assert set(result.warned) == {"W1", "b1"}, result
+    assert "non-differentiable point at W1[0, " in result.table.loc["W1", "note"]
+    assert "non-differentiable point at b1[0, 0]" in result.table.loc["b1", "note"]
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_bug_elsewhere_in_a_kinked_block_still_fails(ip, mode):
+    load_convention(ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 2. / m * np.dot(dZ1, X.T)")])
+    run(ip, KINK)
+    result = check(ip, f"--mode {mode}")
+    assert result.failed == ["W1"], result
+    assert result.table.loc["b1", "status"] == "warn"
+
+
+def test_kink_with_homework_epsilon_still_warns_only(ip):
+    load_convention(ip, "seed_net")
+    run(ip, KINK)
+    result = check(ip, "-e 1e-7 -t 2e-7")
+    assert result.passed, result
+
+
+def test_float32_parameters_are_checked_in_float64_and_left_alone(ip):
+    load_convention(ip, "seed_net")
+    run(ip, "parameters = {k: v.astype(np.float32) for k, v in parameters.items()}; "
+            "before = {k: v.copy() for k, v in parameters.items()}")
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert "float32 parameters checked in float64" in result.table.loc["W1", "note"]
+    params, before = ip.user_ns["parameters"], ip.user_ns["before"]
+    for k in params:
+        assert params[k].dtype == np.float32
+        assert params[k].tobytes() == before[k].tobytes()
+
+
+def test_integer_parameters_are_checked_in_float64(ip):
+    load_convention(ip, "seed_net")
+    run(ip, "parameters['b1'] = np.zeros((5, 1), dtype=int)")
+    result = check(ip)
+    assert result.passed, result
+    assert "integer parameters" in result.table.loc["b1", "note"]
+    assert ip.user_ns["parameters"]["b1"].dtype.kind == "i"
+
+
+SCALES = """
+def forward_scales(X, Y, parameters):
+    pred = parameters["w_big"] * X[0] + parameters["w_small"] * X[1] + parameters["b"]
+    return np.mean((pred - Y) ** 2)
+
+def backward_scales(X, Y, parameters):
+    r = parameters["w_big"] * X[0] + parameters["w_small"] * X[1] + parameters["b"] - Y
+    return {"dw_big": 2 * np.mean(r * X[0]), "dw_small": 2 * np.mean(r * X[1]), "db": 2 * np.mean(r)}
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(2, 10)) * [[1e-4], [1e4]]
+Y = 2e4 * X[0] + 3e-4 * X[1] + rng.normal(size=10)
+parameters = {"w_big": np.array(3e4), "w_small": np.array(1e-4), "b": np.array(1e-5)}
+"""
+
+
+def test_parameters_of_very_different_scales_pass_with_the_automatic_step(ip):
+    run(ip, SCALES)
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert (result.table["rel_error"] < 1e-9).all(), result
+    # the homework's fixed step loses digits on the 3e4 weight (θ+ε is not representable exactly)
+    fixed = check(ip, "-e 1e-7")
+    assert fixed.table.loc["w_big", "max_abs_error"] > 100 * result.table.loc["w_big", "max_abs_error"]
+
+
+def test_near_zero_gradients_do_not_raise_a_false_alarm(ip):
+    run(ip, """
+def forward_tiny(X, parameters):
+    return 1e-9 * np.sum((parameters["W"] @ X) ** 2) + np.sum(parameters["v"] ** 2)
+
+def backward_tiny(X, parameters):
+    return {"dW": 2e-9 * (parameters["W"] @ X) @ X.T, "dv": 2 * parameters["v"]}
+X = np.ones((2, 3)) * 1e-3
+parameters = {"W": np.full((2, 2), 1e-3), "v": np.array([1.0, 2.0])}
+""")
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert "round-off floor" in result.table.loc["W", "note"]
+
+
+def test_dropout_without_seed_sees_the_same_masks_and_keeps_the_rng(ip):
+    load_convention(ip, "dropout", replace=[("    np.random.seed(1)\n", "")])
+    run(ip, "np.random.seed(7); np.random.rand(3); state = np.random.get_state()")
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    after = np.random.get_state()
+    assert np.array_equal(after[1], ip.user_ns["state"][1]) and after[2] == ip.user_ns["state"][2]
+
+
+def test_dropout_with_seed_inside_keeps_the_users_rng(ip):
+    load_convention(ip, "dropout")
+    run(ip, "np.random.seed(11); state = np.random.get_state()")
+    assert check(ip).passed
+    assert np.array_equal(np.random.get_state()[1], ip.user_ns["state"][1])
+
+
+def test_non_finite_cost_at_a_perturbed_point_is_never_a_pass(ip):
+    run(ip, """
+def forward_log(parameters):
+    return np.sum(parameters["w"]) + np.sum(np.log(parameters["c"]))
+
+def backward_log(parameters):
+    return {"dw": np.ones_like(parameters["w"]), "dc": 1 / parameters["c"]}
+parameters = {"w": np.array([1.0, 2.0]), "c": np.array([1e-12, 1.0])}
+""")
+    result = check(ip)
+    assert result.table.loc["w", "status"] == "pass"
+    assert result.table.loc["c", "status"] == "warn"
+    assert "cannot be verified" in result.table.loc["c", "note"]
+
+
+def test_non_finite_cost_at_theta_is_a_clear_error(ip):
+    load_convention(ip, "seed_net")
+    run(ip, "parameters['b3'][0, 0] = 1e4")  # sigmoid saturates to exactly 1: log(0)
+    with pytest.raises(UsageError, match="nothing can be verified"):
+        check(ip)
+
+
+def test_forward_that_reads_the_global_parameters_is_named(ip):
+    load_convention(ip, "seed_net", replace=[("def forward_propagation_n(X, Y, parameters):\n    m = X.shape[1]",
+                                              "def forward_propagation_n(X, Y, params):\n    m = X.shape[1]")])
+    with pytest.raises(UsageError, match="ignore its 'parameters' argument"):
+        check(ip, "-p parameters")
+
+
+def test_forward_that_ignores_one_block_says_so(ip):
+    load_convention(ip, "seed_net", replace=[('b3 = parameters["b3"]', 'b3 = 0.0')])
+    result = check(ip)
+    assert result.failed == ["b3"]
+    assert "does not change when b3 is perturbed" in result.table.loc["b3", "note"]
+
+
+def test_forward_that_mutates_its_parameters_is_reported_and_restored(ip):
+    load_convention(ip, "seed_net", replace=[('W1 = parameters["W1"]', 'W1 = parameters["W1"]; W1 *= 1.001')])
+    before = ip.user_ns["parameters"]["W1"].copy()
+    with pytest.raises(UsageError, match="changed its parameters argument in place"):
+        check(ip)
+    assert ip.user_ns["parameters"]["W1"].tobytes() == before.tobytes()
+
+
+def test_forward_that_mutates_the_global_parameters_is_reported_and_restored(ip):
+    load_convention(ip, "seed_net", replace=[('W1 = parameters["W1"]',
+                                              'W1 = parameters["W1"]; globals()["parameters"]["b2"] += 1')])
+    before = ip.user_ns["parameters"]["b2"].copy()
+    with pytest.raises(UsageError, match="modified parameters\\['b2'\\] in place"):
+        check(ip)
+    assert ip.user_ns["parameters"]["b2"].tobytes() == before.tobytes()
+
+
+def test_backward_that_mutates_the_cache_is_reported(ip):
+    load_convention(ip, "seed_net", replace=[("dZ3 = A3 - Y", "dZ3 = A3; dZ3 -= Y")])
+    result = check(ip)
+    assert result.passed
+    assert any("modified the forward's cache in place" in w for w in result.warnings)
+
+
+def test_backward_that_updates_the_parameters_is_reported_and_restored(ip):
+    load_convention(ip, "planar", replace=[('    grads = {"dW1"', '    parameters["W1"] -= 0.1 * dW1\n    grads = {"dW1"')])
+    before = ip.user_ns["parameters"]["W1"].copy()
+    result = check(ip)
+    assert result.passed, result
+    assert any("modified the parameters in place" in w for w in result.warnings)
+    assert ip.user_ns["parameters"]["W1"].tobytes() == before.tobytes()
