@@ -46,11 +46,11 @@ def _ratio_hint(g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
     return f"analytic ≈ {c:.2f} × numeric{why}"
 
 
-def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
+def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, sel: np.ndarray, ctx: Context) -> Optional[str]:
     w = ctx.values.get(name)
     if w is None or not name.startswith("W"):
         return None
-    w = w.reshape(-1)
+    w = w[sel]
     d = g - a
     ww = float(w @ w)
     if ww == 0 or not np.any(d):
@@ -140,7 +140,7 @@ def diagnose(blocks, outcomes, ctx: Context, threshold: float, fail: float) -> N
             out.hints.append(f"the cost does not change when {out.name} is perturbed: does the forward "
                              f"use {out.name} from its parameters argument?")
             continue
-        for hint in (_ratio_hint(g, a, ctx), _l2_hint(out.name, g, a, ctx)):
+        for hint in (_ratio_hint(g, a, ctx), _l2_hint(out.name, g, a, sel, ctx)):
             if hint:
                 out.hints.append(hint)
                 break

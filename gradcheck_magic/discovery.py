@@ -73,9 +73,13 @@ class Binding:
 
         if not keywords and all(src == VALUE for src, _ in plan):
             fixed = tuple(v for _, v in plan)
-            return lambda output=None, cache=None: fn(*fixed)
+            def call_fixed(output=None, cache=None):
+                __tracebackhide__ = True  # noqa: F841
+                return fn(*fixed)
+            return call_fixed
 
         def call(output=None, cache=None):
+            __tracebackhide__ = True  # noqa: F841
             args = [pick(s, v, output, cache) for s, v in plan]
             kw = {a: pick(s, v, output, cache) for a, (s, v) in keywords.items()}
             return fn(*args, **kw)
@@ -198,6 +202,17 @@ def _lookup(namespace: dict, name: str, what: str, flag: str, found: dict):
     return value
 
 
+FLAGS = {"forward": "-f/--forward", "backward": "-b/--backward", "cost": "-c/--cost"}
+
+
+def candidates(namespace: dict, role: str, flagged: Optional[str]) -> dict:
+    """The function named by the flag (checked), or every function whose name fits the role."""
+    found = user_functions(namespace, role)
+    if not flagged:
+        return found
+    return {flagged: _lookup(namespace, flagged, f"{role} function", FLAGS[role], found)}
+
+
 def find_parameters(namespace: dict, params: Optional[str], forwards: dict):
     """The parameters' name and value: the flag, else what a forward takes by name."""
     if params:
@@ -273,15 +288,10 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
          returns_cost: Optional[Callable[[Binding, str, object], bool]] = None) -> Plan:
     """Choose functions and bindings.  ``returns_cost(binding, params_name, params)`` is the
     caller's dry run: does this forward return the cost itself (rather than an activation)?"""
-    forwards = ({forward: _lookup(namespace, forward, "forward function", "-f/--forward",
-                                  user_functions(namespace, "forward"))}
-                if forward else user_functions(namespace, "forward"))
-    backwards = ({backward: _lookup(namespace, backward, "backward function", "-b/--backward",
-                                    user_functions(namespace, "backward"))}
-                 if backward else user_functions(namespace, "backward"))
-    costs = ({cost: _lookup(namespace, cost, "cost function", "-c/--cost",
-                            user_functions(namespace, "cost"))}
-             if cost else user_functions(namespace, "cost"))
+    __tracebackhide__ = True  # noqa: F841
+    forwards = candidates(namespace, "forward", forward)
+    backwards = candidates(namespace, "backward", backward)
+    costs = candidates(namespace, "cost", cost)
     if not forwards:
         raise GradCheckError("no forward function found (looked for functions named *forward*): "
                              "define one or pass -f/--forward NAME")

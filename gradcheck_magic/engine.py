@@ -184,6 +184,7 @@ class Engine:
     # ---- sweeps ---------------------------------------------------------------
     def _sweep(self, block: Block, indices: np.ndarray, out: Outcome):
         """Central differences at ``indices``, perturbing the working array in place."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         flat = block.work.reshape(-1)
         if not np.shares_memory(flat, block.work):  # pragma: no cover - work is contiguous
             raise RuntimeError("working array must be contiguous")
@@ -289,6 +290,7 @@ class Engine:
         """Fast mode: compare J(θ±Δ) with the analytic gradient along random ±1 directions Δ
         (scaled like the per-entry step).  Returns per probe: analytic, numeric, and whether
         the two one-sided differences disagree (the probe crossed a kink)."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         g = block.comparable
         work = block.work
         orig = work.copy()
@@ -393,6 +395,7 @@ class Engine:
         return np.random.default_rng([self.settings.seed, zlib.crc32(block.name.encode())])
 
     def check_block(self, block: Block, mode: str) -> Outcome:
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         out = self._new_outcome(block)
         n = block.work.size
         if block.analytic is None:
@@ -428,6 +431,7 @@ class Engine:
 
         If a probe crossed a kink, the directional error proves nothing, so the sampled
         entries (kinks excluded) decide instead, and at worst the block warns."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         rng = self._rng(block)
         try:
             ana, num, noise, kinked = self._directional(block, out, rng)
@@ -476,6 +480,8 @@ class Engine:
                 out.status = "warn"
             return
         self._grade(block, out)
+        if not finite.all() and out.status == "pass":
+            out.status = "warn"
 
     def _localize_indices(self, block: Block, rng: np.random.Generator) -> np.ndarray:
         """Entries to difference in full: the largest analytic gradients and random ones."""
@@ -490,6 +496,7 @@ class Engine:
     # ---- the whole check ------------------------------------------------------
     def run(self, mode: str):
         """Check every block; returns (outcomes, interrupted)."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         self.mode = mode
         outcomes = []
         interrupted = False
@@ -516,8 +523,9 @@ def overall_difference(outcomes) -> float:
         if out.analytic is None:
             continue
         if out.directional is not None:
-            gs.append(out.directional[0])
-            ns.append(out.directional[1])
+            ok = np.isfinite(out.directional[1])
+            gs.append(out.directional[0][ok])
+            ns.append(out.directional[1][ok])
             continue
         sel = out.checked & np.isfinite(out.numeric)
         gs.append(out.analytic[sel])

@@ -57,6 +57,7 @@ def to_float_for(value):
 
 def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
     """Call a candidate forward once on a working copy: does it return the cost itself?"""
+    __tracebackhide__ = True  # noqa: F841
     state = np.random.get_state()
     try:
         _, _, value = working_copy(params)
@@ -69,6 +70,7 @@ def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
 
 def _marked(call, signature: str):
     def run(*args):
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         try:
             return call(*args)
         except BaseException as exc:
@@ -125,6 +127,7 @@ class Problem:
 
     def baseline(self):
         """Evaluate once at θ: the cost J0, the forward's (first output, cache)."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         start = time.perf_counter()
         np.random.set_state(self.rng)
         out = self._forward()
@@ -160,6 +163,7 @@ class Problem:
         tuple_out = None
 
         def J():
+            __tracebackhide__ = True  # noqa: F841
             nonlocal tuple_out
             if replay:
                 set_state(rng)
@@ -186,6 +190,7 @@ class Problem:
     # ---- the analytic gradient ---------------------------------------------
     def blocks(self, first, cache) -> list:
         """Run the backward once and pair each parameter block with its gradient."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         cache_arrays = [(label, a, a.copy()) for label, a in _arrays_in(cache, "cache")
                         if not any(a is w for w in self.work.values())]
         np.random.set_state(self.rng)
