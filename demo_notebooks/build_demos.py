@@ -1,0 +1,215 @@
+"""Build and execute the demo notebooks from the homework code the tests use.
+
+    python demo_notebooks/build_demos.py        # rewrite every demo with fresh outputs
+
+Each demo tells one story: write the code, run %%gradcheck, read the red row and
+its hint, fix, rerun green.  ``EXPECTED`` (which blocks fail, check by check) is
+what tests/test_notebooks.py asserts after executing the notebooks headless.
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+HOMEWORK = HERE.parent / "tests" / "homework"
+
+# notebook -> the failing blocks of each displayed check, in order
+EXPECTED = {
+    "01_fraud_detection.ipynb": [["b1", "W2"], []],
+    "02_one_dimensional.ipynb": [["theta"], [], []],
+    "03_l_layer.ipynb": [["W1", "b1", "W2", "b2"], []],
+    "04_planar_tanh.ipynb": [["W1", "b1"], []],
+    "05_l2_regularization.ipynb": [["W2"], []],
+    "06_dropout.ipynb": [["W1", "b1"], []],
+}
+
+
+def functions(file: str) -> dict:
+    """name -> source of every top-level function (and assignment) in a homework file."""
+    text = (HOMEWORK / f"{file}.py").read_text()
+    found = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef):
+            found[node.name] = ast.get_source_segment(text, node)
+        elif isinstance(node, ast.Assign):
+            found[node.targets[0].id] = ast.get_source_segment(text, node)
+    return found
+
+
+def code(file: str, *names: str, replace=()) -> str:
+    fns = functions(file)
+    text = "\n\n\n".join(fns[n] for n in names)
+    for old, new in replace:
+        assert text.count(old) == 1, f"{old!r} not found once in {names}"
+        text = text.replace(old, new)
+    return text
+
+
+SETUP = "%load_ext gradcheck_magic\nimport numpy as np"
+
+
+def fraud_detection():
+    bugs = [("dW2 = 1. / m * np.dot(dZ2, A1.T)", "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"),
+            ("db1 = 1. / m * np.sum(dZ1", "db1 = 4. / m * np.sum(dZ1")]
+    return [
+        new_markdown_cell("# Gradient checking the fraud-detection net\n\n"
+                          "The course's 3-layer net `LINEAR->RELU->LINEAR->RELU->LINEAR->SIGMOID`. We write the "
+                          "forward and backward passes by hand, then let `%%gradcheck` prove the backward right "
+                          "— or point at the block that is wrong."),
+        new_code_cell(SETUP),
+        new_markdown_cell("Helpers and the homework's test case:"),
+        new_code_cell(code("seed_net", "sigmoid", "relu", "gradient_check_n_test_case")),
+        new_code_cell(code("seed_net", "forward_propagation_n")),
+        new_markdown_cell("Our first backward pass (it has the two bugs the homework plants):"),
+        new_code_cell(code("seed_net", "backward_propagation_n", replace=bugs)),
+        new_markdown_cell("`%%gradcheck` runs the cell, finds `forward_propagation_n`, `backward_propagation_n` "
+                          "and `parameters` by itself, and checks every parameter block:"),
+        new_code_cell("%%gradcheck\nX, Y, parameters = gradient_check_n_test_case()"),
+        new_markdown_cell("Two red rows. **W2**: *analytic ≈ 2.00 × numeric* — a stray `* 2` in `dW2`. "
+                          "**b1**: *analytic ≈ 4.00 × numeric* — `4./m` where it should be `1./m`. "
+                          "Every other block passes, so the bugs are exactly there. Fix both:"),
+        new_code_cell(code("seed_net", "backward_propagation_n")),
+        new_code_cell("%gradcheck"),
+        new_markdown_cell("All green. With the homework's own settings (`epsilon=1e-7`, a fixed absolute step) "
+                          "the overall difference reproduces the homework's figure:"),
+        new_code_cell("%gradcheck_config epsilon=1e-7 threshold=2e-7\n"
+                      "result = %gradcheck -o -q\n"
+                      "print(f'difference = {result.difference:.10e}  passed = {result.passed}')\n"
+                      "%gradcheck_config --reset"),
+    ]
+
+
+def one_dimensional():
+    return [
+        new_markdown_cell("# The 1-D warm-up: J(θ) = θx\n\nOne scalar parameter, named with flags."),
+        new_code_cell(SETUP),
+        new_code_cell(code("one_d", "forward_propagation")),
+        new_code_cell(code("one_d", "backward_propagation", replace=[("dtheta = x", "dtheta = 2 * x")])),
+        new_code_cell("%%gradcheck --forward forward_propagation --backward backward_propagation --params theta\n"
+                      "x, theta = 2, 4"),
+        new_markdown_cell("*analytic ≈ 2.00 × numeric*: the derivative of θx is x, not 2x."),
+        new_code_cell(code("one_d", "backward_propagation")),
+        new_code_cell("%gradcheck --forward forward_propagation --backward backward_propagation --params theta"),
+        new_markdown_cell("The homework's figure, with its fixed step ε = 1e-7 (about 2.9193358e-10):"),
+        new_code_cell("%gradcheck -e 1e-7 -f forward_propagation -b backward_propagation -p theta"),
+    ]
+
+
+def l_layer():
+    helpers = ("sigmoid", "relu", "sigmoid_backward", "initialize_parameters_deep", "L_layer_test_case")
+    return [
+        new_markdown_cell("# The L-layer net\n\n`[LINEAR->RELU]*(L-1) -> LINEAR->SIGMOID` with the course's helper "
+                          "functions. `%%gradcheck` finds `L_model_forward`, `compute_cost` and `L_model_backward` "
+                          "among all the `*_forward`/`*_backward` helpers by itself."),
+        new_code_cell(SETUP),
+        new_code_cell(code("l_layer", *helpers)),
+        new_code_cell(code("l_layer", "linear_forward", "linear_activation_forward", "L_model_forward",
+                           "compute_cost")),
+        new_markdown_cell("A `relu_backward` that forgets to zero the gradient where the unit is off:"),
+        new_code_cell(code("l_layer", "relu_backward", replace=[("    dZ[Z <= 0] = 0\n", "")])
+                      + "\n\n\n" + code("l_layer", "linear_backward", "linear_activation_backward",
+                                        "L_model_backward")),
+        new_code_cell("%%gradcheck\nX, Y, parameters = L_layer_test_case()"),
+        new_markdown_cell("The ReLU layers (W1, b1, W2, b2) are red and the sigmoid layer is fine; the hint points "
+                          "at units whose output is 0 — a missing ReLU mask. Put the mask back:"),
+        new_code_cell(code("l_layer", "relu_backward")),
+        new_code_cell("%gradcheck"),
+    ]
+
+
+def planar():
+    return [
+        new_markdown_cell("# The planar-data net\n\n`LINEAR->TANH->LINEAR->SIGMOID`; its backward takes "
+                          "`(parameters, cache, X, Y)` and the cost is a separate `compute_cost(A2, Y)`."),
+        new_code_cell(SETUP),
+        new_code_cell(code("planar", "sigmoid", "initialize_parameters", "planar_test_case")),
+        new_code_cell(code("planar", "forward_propagation", "compute_cost")),
+        new_markdown_cell("A backward with the wrong tanh derivative (`1 - A1` instead of `1 - A1**2`):"),
+        new_code_cell(code("planar", "backward_propagation", replace=[("(1 - np.power(A1, 2))", "(1 - A1)")])),
+        new_code_cell("%%gradcheck\nX, Y, parameters = planar_test_case()"),
+        new_markdown_cell("Only the first layer is red: the error is in the hidden layer's activation derivative. "
+                          "Use `1 - np.power(A1, 2)`:"),
+        new_code_cell(code("planar", "backward_propagation")),
+        new_code_cell("%gradcheck"),
+    ]
+
+
+def l2():
+    base = ("sigmoid", "relu", "three_layer_test_case", "forward_propagation", "compute_cost")
+    return [
+        new_markdown_cell("# L2 regularization\n\nThe cost gains `(λ/2m)·Σ‖W‖²`, so each `dW` gains `(λ/m)·W`. "
+                          "With `lambd` defined, `%%gradcheck` picks the regularized cost and backward."),
+        new_code_cell(SETUP),
+        new_code_cell(code("three_layer", *base)),
+        new_code_cell(code("l2", "compute_cost_with_regularization")),
+        new_markdown_cell("A backward that forgets the L2 term in `dW2`:"),
+        new_code_cell(code("l2", "backward_propagation_with_regularization",
+                           replace=[(" + (lambd / m) * W2", "")])),
+        new_code_cell("%%gradcheck\nX, Y, parameters = three_layer_test_case()\nlambd = 0.7"),
+        new_markdown_cell("The hint reads *analytic − numeric ≈ −λ/m × W2 — the L2 term (λ/m)·W2 is missing*. "
+                          "Add it back:"),
+        new_code_cell(code("l2", "backward_propagation_with_regularization")),
+        new_code_cell("%gradcheck"),
+    ]
+
+
+def dropout():
+    base = ("sigmoid", "relu", "three_layer_test_case", "compute_cost")
+    return [
+        new_markdown_cell("# Dropout\n\nThe forward draws random masks. `%%gradcheck` replays numpy's random state "
+                          "before every evaluation, so every evaluation sees the same masks (seeded inside the "
+                          "forward or not), and leaves your random state as it was."),
+        new_code_cell(SETUP),
+        new_code_cell(code("three_layer", *base)),
+        new_code_cell(code("dropout", "forward_propagation_with_dropout")),
+        new_markdown_cell("A backward that forgets to rescale `dA1` by `keep_prob`:"),
+        new_code_cell(code("dropout", "backward_propagation_with_dropout",
+                           replace=[("    dA1 = dA1 / keep_prob\n", "")])),
+        new_code_cell("%%gradcheck\nX, Y, parameters = three_layer_test_case()\nkeep_prob = 0.86"),
+        new_markdown_cell("*analytic ≈ 0.86 × numeric* in the first layer: exactly `keep_prob`. Divide by it:"),
+        new_code_cell(code("dropout", "backward_propagation_with_dropout")),
+        new_code_cell("%gradcheck"),
+    ]
+
+
+BUILDERS = {
+    "01_fraud_detection.ipynb": fraud_detection,
+    "02_one_dimensional.ipynb": one_dimensional,
+    "03_l_layer.ipynb": l_layer,
+    "04_planar_tanh.ipynb": planar,
+    "05_l2_regularization.ipynb": l2,
+    "06_dropout.ipynb": dropout,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=BUILDERS[name]())
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+def main(names=None) -> int:
+    sys.path.insert(0, str(HERE.parent))
+    from gradcheck_magic.notebook_cli import collect, execute
+
+    status = 0
+    for name in names or BUILDERS:
+        path = HERE / name
+        nbformat.write(build(name), str(path))
+        nb, error = execute(path, timeout=300)
+        failed = [r["failed"] for _, r, _ in collect(nb)]
+        ok = error is None and failed == EXPECTED[name]
+        status |= not ok
+        nbformat.write(nb, str(path))
+        print(f"{name}: {'ok' if ok else 'UNEXPECTED'} {failed} {error or ''}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
