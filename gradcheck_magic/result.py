@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import zlib
 from typing import Optional
 
 import numpy as np
@@ -120,15 +121,22 @@ class GradCheckResult:
         status = self.table["status"]
         styler = (df.style
                   .apply(lambda row: [ROW_STYLE[status[row.name]]] * len(row), axis=1)
+                  .apply_index(lambda names: [ROW_STYLE[status[n]] for n in names], axis=0)
                   .format({"rel_error": _sci, "max_abs_error": _sci})
                   .set_caption(html.escape(self.summary()))
                   .set_table_attributes('class="gradcheck-table"')
-                  .set_uuid("gradcheck")
+                  .set_uuid(self._uuid())
                   .set_table_styles([
                       {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold;"},
                       {"selector": "td, th", "props": "padding: 2px 8px; text-align: left;"},
                   ]))
         return styler
+
+    def _uuid(self) -> str:
+        """Deterministic (HTML can be asserted) yet distinct per result, so that two tables on
+        one page never share the CSS that colours their rows."""
+        key = self.summary() + "|" + self.table.to_json(default_handler=str)
+        return f"gradcheck_{zlib.crc32(key.encode()):08x}"
 
     def _repr_html_(self) -> str:
         parts = [self.styler().to_html()]
