@@ -95,8 +95,10 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
             planned = engine.planned_evaluations(mode)
             tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7))
             engine.progress = tick_closer
+        sweep_started = time.perf_counter()
         with np.errstate(all="ignore"):  # overflow at θ±ε is reported per block, not as warnings
             outcomes, interrupted = engine.run(mode)
+        sweep_seconds = time.perf_counter() - sweep_started
         ctx = Context(m=plan.m, lambd=_number(plan.value_of("lambd")),
                       values={k: v for k, v in problem.pristine.items()},
                       activations=[a for _, a in _arrays_in((first, cache), "out")])
@@ -110,9 +112,11 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
         changed = snapshot.changes()
         if changed:
             warnings.append(f"your code modified {', '.join(changed)} during the check; restored")
-        return GradCheckResult(outcomes, overall_difference(outcomes), settings, mode,
-                               engine.evaluations, plan.describe(), warnings, interrupted,
-                               time.perf_counter() - started)
+        result = GradCheckResult(outcomes, overall_difference(outcomes), settings, mode,
+                                 engine.evaluations, plan.describe(), warnings, interrupted,
+                                 time.perf_counter() - started)
+        result.sweep_seconds = sweep_seconds
+        return result
     except EvaluationError as err:
         exc = err.original
         exc._gradcheck_where = err.where

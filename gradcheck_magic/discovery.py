@@ -56,6 +56,15 @@ class Binding:
     def signature(self) -> str:
         return f"{self.name}({', '.join(a for a, _, _, _ in self.args)})"
 
+    def fixed_args(self, params_obj):
+        """(args, kwargs) when every argument is known up front (no forward output needed)."""
+        if any(src in (OUTPUT, CACHE) for _, src, _, _ in self.args):
+            return None
+        value = {PARAMS: lambda v: params_obj, VALUE: lambda v: v}
+        args = tuple(value[src](v) for _, src, v, kw in self.args if not kw)
+        kwargs = {a: value[src](v) for a, src, v, kw in self.args if kw}
+        return args, kwargs
+
     def caller(self, params_value: Callable[[], object]):
         """A fast ``call(output, cache)``; the parameters are read through ``params_value``."""
         fn = self.fn

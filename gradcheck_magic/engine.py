@@ -243,11 +243,13 @@ class Engine:
         g = block.comparable
         if g is None or not indices.size:
             return
-        x = block.work.reshape(-1)[indices]
         gi = g.reshape(-1)[indices]
         err = np.abs(gi - num[indices])
-        kink = self._kinks(jp, jm, x - minus, plus - x, err, self._noise(divisor))
-        kink &= err > self.settings.threshold * (np.abs(gi) + np.abs(num[indices]))
+        significant = err > self.settings.threshold * (np.abs(gi) + np.abs(num[indices]))
+        if not significant.any():
+            return
+        x = block.work.reshape(-1)[indices]
+        kink = self._kinks(jp, jm, x - minus, plus - x, err, self._noise(divisor)) & significant
         if kink.any() and confirm:
             kink[kink] = self._confirm_kinks(block, indices[kink], x[kink], plus[kink] - x[kink],
                                              jp[kink] - 2 * self.j0 + jm[kink], out)

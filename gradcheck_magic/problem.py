@@ -157,9 +157,16 @@ class Problem:
         return j0, first, cache
 
     def cost_function(self):
-        """J() at the current working arrays: the engine's hot path, kept lean."""
+        """J() at the current working arrays: the engine's hot path, kept lean.  With a dict or
+        array of parameters the forward's arguments never change, so they are bound once."""
         forward, cost, to_float = self._forward, self._cost, self.to_float
         replay, rng, set_state = self.replay, self.rng, np.random.set_state
+        fixed = None if np.ndim(self.params_obj) == 0 and not isinstance(self.params_obj, dict) \
+            else self.plan.forward.fixed_args(self.params_obj)
+        if fixed is not None:
+            fn, (fargs, fkw), signature = self.plan.forward.fn, fixed, self.plan.forward.signature()
+        else:
+            fn, fargs, fkw, signature = forward, (), {}, None
         tuple_out = None
 
         def J():
@@ -167,7 +174,12 @@ class Problem:
             nonlocal tuple_out
             if replay:
                 set_state(rng)
-            out = forward()
+            try:
+                out = fn(*fargs, **fkw)
+            except BaseException as exc:
+                if signature:
+                    mark_call(exc, signature)
+                raise
             if tuple_out is None:
                 tuple_out = isinstance(out, (tuple, list))
             if cost is not None:

@@ -45,7 +45,8 @@ class GradCheckResult:
         self.functions = functions
         self.warnings = list(warnings or [])
         self.interrupted = interrupted
-        self.seconds = seconds
+        self.seconds = seconds  # the whole check, discovery to verdict
+        self.sweep_seconds = seconds  # the engine's evaluations alone
         self._table = None
 
     # ---- what people read -----------------------------------------------------

@@ -1,0 +1,151 @@
+"""Speed of gradcheck_magic against the loops people write by hand.
+
+    python benchmarks/run_benchmark.py            # all sizes; writes benchmarks/results.md
+    python benchmarks/run_benchmark.py 50 5k      # some sizes
+
+For each seed-style net (~50, 5k, 50k, 500k parameters, m=32) it reports wall time and
+forward evaluations of: the homework's gradient_check_n loop, a bare in-place loop (the
+floor for full mode), and %gradcheck --mode full / --mode fast / --sample 20 through the
+real magic in a real IPython shell.  A run estimated past LIMIT seconds is skipped and
+its estimate printed instead.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+import nets  # noqa: E402
+
+LIMIT = 60.0  # seconds; longer runs are estimated, not run
+
+
+def seconds_per_forward(X, Y, parameters, repeat=30) -> float:
+    nets.forward_propagation_n(X, Y, parameters)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        nets.forward_propagation_n(X, Y, parameters)
+    return (time.perf_counter() - start) / repeat
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def homework_loop(X, Y, parameters, n):
+    """Run it, or time a prefix and extrapolate (its per-entry copy makes it quadratic)."""
+    grads = nets.backward_propagation_n(X, Y, nets.forward_propagation_n(X, Y, parameters)[1])
+    prefix = min(n, 200)
+    t, _ = timed(lambda: nets.gradient_check_n(parameters, grads, X, Y, limit=prefix))
+    estimate = t / prefix * n
+    if estimate > LIMIT:
+        return {"seconds": estimate, "evaluations": 2 * n, "estimated": True}
+    t, _ = timed(lambda: nets.gradient_check_n(parameters, grads, X, Y))
+    return {"seconds": t, "evaluations": 2 * n, "estimated": False}
+
+
+def bare(X, Y, parameters, n, per_forward):
+    estimate = 2 * n * per_forward
+    if estimate > LIMIT:
+        return {"seconds": estimate, "evaluations": 2 * n, "estimated": True}
+    work = {k: v.copy() for k, v in parameters.items()}
+    t, _ = timed(lambda: nets.bare_loop(work, X, Y))
+    return {"seconds": t, "evaluations": 2 * n, "estimated": False}
+
+
+def magic(shell, line, n=None, per_forward=None):
+    if n is not None and 2 * n * per_forward > LIMIT:
+        return {"seconds": 2 * n * per_forward, "evaluations": 2 * n, "estimated": True}
+    t, result = timed(lambda: shell.run_line_magic("gradcheck", f"{line} -q -o --no-progress --no-widgets"))
+    assert result.passed and not result.warned, result
+    return {"seconds": t, "sweep": result.sweep_seconds, "evaluations": result.evaluations,
+            "estimated": False}
+
+
+def fmt(run) -> str:
+    if run is None:
+        return "—"
+    mark = "~" if run["estimated"] else ""
+    return f"{mark}{run['seconds']:.3g} s / {run['evaluations']:,}"
+
+
+def ratio(a, b) -> str:
+    if a is None or b is None:
+        return "—"
+    mark = "~" if a["estimated"] or b["estimated"] else ""
+    return f"{mark}{a['seconds'] / b['seconds']:.3g}×"
+
+
+def main(sizes) -> str:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "gradcheck_magic")
+    shell.user_ns.update(forward_propagation_n=nets.forward_propagation_n,
+                         backward_propagation_n=nets.backward_propagation_n)
+    rows = []
+    for size in sizes:
+        X, Y, parameters = nets.make_net(size)
+        n = nets.n_params(parameters)
+        shell.user_ns.update(X=X, Y=Y, parameters=parameters)
+        per_forward = seconds_per_forward(X, Y, parameters)
+        print(f"{size}: {n:,} parameters, {per_forward * 1e6:.0f} µs per forward", flush=True)
+        row = {"size": size, "n": n, "per_forward": per_forward,
+               "homework": homework_loop(X, Y, parameters, n),
+               "bare": bare(X, Y, parameters, n, per_forward),
+               "full": magic(shell, "--mode full", n, per_forward),
+               "fast": magic(shell, "--mode fast"),
+               "sample": magic(shell, "--sample 20")}
+        rows.append(row)
+        for key in ("homework", "bare", "full", "fast", "sample"):
+            print(f"  {key:<9}{fmt(row[key])}", flush=True)
+    return report(rows)
+
+
+def report(rows) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"numpy {np.__version__}. Seed-style 3-layer ReLU/sigmoid nets, m = {nets.M}. "
+        f"Cells read `wall time / forward evaluations`; `~` marks an estimate for a run that would "
+        f"take over {LIMIT:.0f} s (not run).",
+        "",
+        "| net | params | µs/forward | homework loop | bare in-place loop | `--mode full` | `--mode fast` | `--sample 20` |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['size']} | {r['n']:,} | {r['per_forward'] * 1e6:.0f} | {fmt(r['homework'])} | "
+                     f"{fmt(r['bare'])} | {fmt(r['full'])} | {fmt(r['fast'])} | {fmt(r['sample'])} |")
+    lines += [
+        "",
+        "Ratios (time): full ÷ bare loop is the magic's overhead, end to end and for the engine's "
+        "sweep alone; fast ÷ full in evaluations and in time.",
+        "",
+        "| net | full ÷ bare (end to end) | full ÷ bare (sweep) | full ÷ homework | fast ÷ full (evaluations) | fast ÷ full (time) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        full, bare_, fast = r["full"], r["bare"], r["fast"]
+        sweep = ("—" if full["estimated"] or bare_["estimated"]
+                 else f"{full['sweep'] / bare_['seconds']:.3g}×")
+        lines.append(f"| {r['size']} | {ratio(full, bare_)} | {sweep} | {ratio(full, r['homework'])} | "
+                     f"1/{full['evaluations'] / fast['evaluations']:,.0f} | {ratio(fast, full)} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or list(nets.SIZES)
+    text = main(chosen)
+    print()
+    print(text)
+    if not sys.argv[1:]:
+        (HERE / "results.md").write_text(text, encoding="utf-8")
