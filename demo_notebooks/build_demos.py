@@ -101,80 +101,67 @@ def one_dimensional():
 
 
 def l_layer():
-    helpers = ("sigmoid", "relu", "sigmoid_backward", "initialize_parameters_deep", "L_layer_test_case")
-    return [
-        new_markdown_cell("# The L-layer net\n\n`[LINEAR->RELU]*(L-1) -> LINEAR->SIGMOID` with the course's helper "
-                          "functions. `%%gradcheck` finds `L_model_forward`, `compute_cost` and `L_model_backward` "
-                          "among all the `*_forward`/`*_backward` helpers by itself."),
-        new_code_cell(SETUP),
-        new_code_cell(code("l_layer", *helpers)),
-        new_code_cell(code("l_layer", "linear_forward", "linear_activation_forward", "L_model_forward",
-                           "compute_cost")),
-        new_markdown_cell("A `relu_backward` that forgets to zero the gradient where the unit is off:"),
-        new_code_cell(code("l_layer", "relu_backward", replace=[("    dZ[Z <= 0] = 0\n", "")])
-                      + "\n\n\n" + code("l_layer", "linear_backward", "linear_activation_backward",
-                                        "L_model_backward")),
-        new_code_cell("%%gradcheck\nX, Y, parameters = L_layer_test_case()"),
-        new_markdown_cell("The ReLU layers (W1, b1, W2, b2) are red and the sigmoid layer is fine; the hint points "
-                          "at units whose output is 0 — a missing ReLU mask. Put the mask back:"),
-        new_code_cell(code("l_layer", "relu_backward")),
-        new_code_cell("%gradcheck"),
-    ]
+    return story(
+        "# The L-layer net\n\n`[LINEAR->RELU]*(L-1) -> LINEAR->SIGMOID` with the course's helper "
+        "functions. `%%gradcheck` finds `L_model_forward`, `compute_cost` and `L_model_backward` "
+        "among all the `*_forward`/`*_backward` helpers by itself.",
+        [code("l_layer", "sigmoid", "relu", "sigmoid_backward", "initialize_parameters_deep", "L_layer_test_case"),
+         code("l_layer", "linear_forward", "linear_activation_forward", "L_model_forward", "compute_cost"),
+         code("l_layer", "linear_backward", "linear_activation_backward", "L_model_backward")],
+        "A `relu_backward` that forgets to zero the gradient where the unit is off:",
+        code("l_layer", "relu_backward", replace=[("    dZ[Z <= 0] = 0\n", "")]),
+        "%%gradcheck\nX, Y, parameters = L_layer_test_case()",
+        "The ReLU layers (W1, b1, W2, b2) are red and the sigmoid layer is fine; the hint points "
+        "at units whose output is 0 — a missing ReLU mask. Put the mask back:",
+        code("l_layer", "relu_backward"))
+
+
+def story(intro: str, code_cells: list, bug: str, buggy: str, check: str, reading: str, fixed: str) -> list:
+    """The shape every demo shares: set up, the buggy backward, the red check, the fix, green."""
+    return ([new_markdown_cell(intro), new_code_cell(SETUP)] + [new_code_cell(c) for c in code_cells] +
+            [new_markdown_cell(bug), new_code_cell(buggy), new_code_cell(check),
+             new_markdown_cell(reading), new_code_cell(fixed), new_code_cell("%gradcheck")])
 
 
 def planar():
-    return [
-        new_markdown_cell("# The planar-data net\n\n`LINEAR->TANH->LINEAR->SIGMOID`; its backward takes "
-                          "`(parameters, cache, X, Y)` and the cost is a separate `compute_cost(A2, Y)`."),
-        new_code_cell(SETUP),
-        new_code_cell(code("planar", "sigmoid", "initialize_parameters", "planar_test_case")),
-        new_code_cell(code("planar", "forward_propagation", "compute_cost")),
-        new_markdown_cell("A backward with the wrong tanh derivative (`1 - A1` instead of `1 - A1**2`):"),
-        new_code_cell(code("planar", "backward_propagation", replace=[("(1 - np.power(A1, 2))", "(1 - A1)")])),
-        new_code_cell("%%gradcheck\nX, Y, parameters = planar_test_case()"),
-        new_markdown_cell("Only the first layer is red: the error is in the hidden layer's activation derivative. "
-                          "Use `1 - np.power(A1, 2)`:"),
-        new_code_cell(code("planar", "backward_propagation")),
-        new_code_cell("%gradcheck"),
-    ]
+    return story(
+        "# The planar-data net\n\n`LINEAR->TANH->LINEAR->SIGMOID`; its backward takes "
+        "`(parameters, cache, X, Y)` and the cost is a separate `compute_cost(A2, Y)`.",
+        [code("planar", "sigmoid", "initialize_parameters", "planar_test_case"),
+         code("planar", "forward_propagation", "compute_cost")],
+        "A backward with the wrong tanh derivative (`1 - A1` instead of `1 - A1**2`):",
+        code("planar", "backward_propagation", replace=[("(1 - np.power(A1, 2))", "(1 - A1)")]),
+        "%%gradcheck\nX, Y, parameters = planar_test_case()",
+        "Only the first layer is red: the error is in the hidden layer's activation derivative. "
+        "Use `1 - np.power(A1, 2)`:",
+        code("planar", "backward_propagation"))
 
 
 def l2():
-    base = ("sigmoid", "relu", "three_layer_test_case", "forward_propagation", "compute_cost")
-    return [
-        new_markdown_cell("# L2 regularization\n\nThe cost gains `(λ/2m)·Σ‖W‖²`, so each `dW` gains `(λ/m)·W`. "
-                          "With `lambd` defined, `%%gradcheck` picks the regularized cost and backward."),
-        new_code_cell(SETUP),
-        new_code_cell(code("three_layer", *base)),
-        new_code_cell(code("l2", "compute_cost_with_regularization")),
-        new_markdown_cell("A backward that forgets the L2 term in `dW2`:"),
-        new_code_cell(code("l2", "backward_propagation_with_regularization",
-                           replace=[(" + (lambd / m) * W2", "")])),
-        new_code_cell("%%gradcheck\nX, Y, parameters = three_layer_test_case()\nlambd = 0.7"),
-        new_markdown_cell("The hint reads *analytic − numeric ≈ −λ/m × W2 — the L2 term (λ/m)·W2 is missing*. "
-                          "Add it back:"),
-        new_code_cell(code("l2", "backward_propagation_with_regularization")),
-        new_code_cell("%gradcheck"),
-    ]
+    return story(
+        "# L2 regularization\n\nThe cost gains `(λ/2m)·Σ‖W‖²`, so each `dW` gains `(λ/m)·W`. "
+        "With `lambd` defined, `%%gradcheck` picks the regularized cost and backward.",
+        [code("three_layer", "sigmoid", "relu", "three_layer_test_case", "forward_propagation", "compute_cost"),
+         code("l2", "compute_cost_with_regularization")],
+        "A backward that forgets the L2 term in `dW2`:",
+        code("l2", "backward_propagation_with_regularization", replace=[(" + (lambd / m) * W2", "")]),
+        "%%gradcheck\nX, Y, parameters = three_layer_test_case()\nlambd = 0.7",
+        "The hint reads *analytic − numeric ≈ −λ/m × W2 — the L2 term (λ/m)·W2 is missing*. Add it back:",
+        code("l2", "backward_propagation_with_regularization"))
 
 
 def dropout():
-    base = ("sigmoid", "relu", "three_layer_test_case", "compute_cost")
-    return [
-        new_markdown_cell("# Dropout\n\nThe forward draws random masks. `%%gradcheck` replays numpy's random state "
-                          "before every evaluation, so every evaluation sees the same masks (seeded inside the "
-                          "forward or not), and leaves your random state as it was."),
-        new_code_cell(SETUP),
-        new_code_cell(code("three_layer", *base)),
-        new_code_cell(code("dropout", "forward_propagation_with_dropout")),
-        new_markdown_cell("A backward that forgets to rescale `dA1` by `keep_prob`:"),
-        new_code_cell(code("dropout", "backward_propagation_with_dropout",
-                           replace=[("    dA1 = dA1 / keep_prob\n", "")])),
-        new_code_cell("%%gradcheck\nX, Y, parameters = three_layer_test_case()\nkeep_prob = 0.86"),
-        new_markdown_cell("*analytic ≈ 0.86 × numeric* in the first layer: exactly `keep_prob`. Divide by it:"),
-        new_code_cell(code("dropout", "backward_propagation_with_dropout")),
-        new_code_cell("%gradcheck"),
-    ]
+    return story(
+        "# Dropout\n\nThe forward draws random masks. `%%gradcheck` replays numpy's random state "
+        "before every evaluation, so every evaluation sees the same masks (seeded inside the "
+        "forward or not), and leaves your random state as it was.",
+        [code("three_layer", "sigmoid", "relu", "three_layer_test_case", "compute_cost"),
+         code("dropout", "forward_propagation_with_dropout")],
+        "A backward that forgets to rescale `dA1` by `keep_prob`:",
+        code("dropout", "backward_propagation_with_dropout", replace=[("    dA1 = dA1 / keep_prob\n", "")]),
+        "%%gradcheck\nX, Y, parameters = three_layer_test_case()\nkeep_prob = 0.86",
+        "*analytic ≈ 0.86 × numeric* in the first layer: exactly `keep_prob`. Divide by it:",
+        code("dropout", "backward_propagation_with_dropout"))
 
 
 BUILDERS = {
