@@ -13,8 +13,8 @@ import numpy as np
 from . import discovery
 from .diagnosis import Context, diagnose
 from .engine import Engine, EvaluationError, Settings, fmt_index, overall_difference
-from .errors import GradCheckError, mark_call
-from .problem import Problem, dry_run_returns_cost, _arrays_in
+from .errors import GradCheckError
+from .problem import Problem, arrays_in, dry_run_returns_cost
 from .result import GradCheckResult
 from .safety import Snapshot
 
@@ -86,11 +86,7 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
                 f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
                 "instead?)")
         engine = Engine(blocks, cost_fn, settings, j0=j0)
-        if settings.mode == "auto" and not settings.sample:
-            per_eval = max(problem.eval_seconds, 1e-7)
-            mode = "full" if per_eval * engine.planned_evaluations("full") <= settings.time_budget else "fast"
-        else:
-            mode = settings.mode if settings.mode != "auto" else "full"
+        mode = engine.choose_mode(max(problem.eval_seconds, 1e-7))
         if progress is not None:
             planned = engine.planned_evaluations(mode)
             tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7))
@@ -101,7 +97,7 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
         sweep_seconds = time.perf_counter() - sweep_started
         ctx = Context(m=plan.m, lambd=_number(plan.value_of("lambd")),
                       values={k: v for k, v in problem.pristine.items()},
-                      activations=[a for _, a in _arrays_in((first, cache), "out")])
+                      activations=[a for _, a in arrays_in((first, cache), "out")])
         diagnose(blocks, outcomes, ctx, settings.threshold, settings.fail_threshold)
         for o in outcomes:
             if o.status == "fail" and o.analytic is not None and o.worst_index is not None:
@@ -137,4 +133,4 @@ def _number(value) -> Optional[float]:
         return None
 
 
-__all__ = ["gradcheck", "Settings", "GradCheckResult", "GradCheckError", "mark_call"]
+__all__ = ["gradcheck", "Settings", "GradCheckResult", "GradCheckError"]

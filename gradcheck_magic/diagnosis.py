@@ -40,7 +40,7 @@ def _ratio_hint(g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
     elif ctx.m and ctx.m > 1 and _close(c, ctx.m):
         why = f" (= m = {ctx.m}: a missing 1/m?)"
     elif ctx.m and ctx.m > 1 and _close(c, 1.0 / ctx.m):
-        why = f" (= 1/m: an extra 1/m?)"
+        why = " (= 1/m: an extra 1/m?)"
     elif _close(c, 0.0, tol=1e-9):
         return None
     return f"analytic ≈ {c:.2f} × numeric{why}"

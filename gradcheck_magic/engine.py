@@ -8,7 +8,6 @@ loop (copy the vector, rebuild the dict, per entry) is quadratic.
 """
 from __future__ import annotations
 
-import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -133,19 +132,7 @@ class Engine:
         self.settings = settings
         self.progress = progress
         self.evaluations = 0
-        self.j0 = self._eval() if j0 is None else j0
-        self.mode = settings.mode
-
-    # ---- evaluation -------------------------------------------------------
-    def _eval(self) -> float:
-        self.evaluations += 1
-        return self.cost()
-
-    def time_one_evaluation(self) -> float:
-        start = time.perf_counter()
-        for _ in range(3):
-            self._eval()
-        return (time.perf_counter() - start) / 3
+        self.j0 = cost() if j0 is None else j0
 
     def planned_evaluations(self, mode: str) -> int:
         total = 0
@@ -161,14 +148,14 @@ class Engine:
                 total += 2 * n
         return total
 
-    def choose_mode(self) -> str:
-        mode = self.settings.mode
-        if mode != "auto":
-            return mode
-        if self.settings.sample:
+    def choose_mode(self, seconds_per_evaluation: float) -> str:
+        """auto: full when the sweep should finish within the time budget, else fast."""
+        s = self.settings
+        if s.mode != "auto":
+            return s.mode
+        if s.sample:
             return "full"
-        seconds = self.time_one_evaluation() * self.planned_evaluations("full")
-        return "full" if seconds <= self.settings.time_budget else "fast"
+        return "full" if seconds_per_evaluation * self.planned_evaluations("full") <= s.time_budget else "fast"
 
     # ---- steps --------------------------------------------------------------
     def _steps(self, x: np.ndarray):
@@ -187,9 +174,7 @@ class Engine:
     def _sweep(self, block: Block, indices: np.ndarray, out: Outcome):
         """Central differences at ``indices``, perturbing the working array in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        flat = block.work.reshape(-1)
-        if not np.shares_memory(flat, block.work):  # pragma: no cover - work is contiguous
-            raise RuntimeError("working array must be contiguous")
+        flat = block.work.reshape(-1)  # a view: the working arrays are C-contiguous
         x = flat[indices]
         plus, minus, divisor = self._steps(x)
         jp = np.full(len(indices), np.nan)
@@ -524,7 +509,6 @@ class Engine:
     def run(self, mode: str):
         """Check every block; returns (outcomes, interrupted)."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        self.mode = mode
         outcomes = []
         interrupted = False
         for block in self.blocks:

@@ -79,7 +79,7 @@ def _marked(call, signature: str):
     return run
 
 
-def _arrays_in(obj, label: str, depth: int = 0, seen=None):
+def arrays_in(obj, label: str, depth: int = 0, seen=None):
     """(label, array) for every array in a cache (nested tuples, lists, dicts)."""
     seen = set() if seen is None else seen
     if isinstance(obj, np.ndarray):
@@ -91,10 +91,10 @@ def _arrays_in(obj, label: str, depth: int = 0, seen=None):
         return
     if isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _arrays_in(v, f"{label}[{k!r}]", depth + 1, seen)
+            yield from arrays_in(v, f"{label}[{k!r}]", depth + 1, seen)
     elif isinstance(obj, (tuple, list)):
         for i, v in enumerate(obj):
-            yield from _arrays_in(v, f"{label}[{i}]", depth + 1, seen)
+            yield from arrays_in(v, f"{label}[{i}]", depth + 1, seen)
 
 
 class Problem:
@@ -203,7 +203,7 @@ class Problem:
     def blocks(self, first, cache) -> list:
         """Run the backward once and pair each parameter block with its gradient."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        cache_arrays = [(label, a, a.copy()) for label, a in _arrays_in(cache, "cache")
+        cache_arrays = [(label, a, a.copy()) for label, a in arrays_in(cache, "cache")
                         if not any(a is w for w in self.work.values())]
         np.random.set_state(self.rng)
         grads = self._backward(first, cache)

@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .engine import Outcome, Settings, fmt_index
+from .engine import Outcome, Settings
 
 COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "evaluations"]
 ROW_STYLE = {
@@ -185,8 +185,3 @@ class GradCheckResult:
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {MIME: self.to_dict()}
 
-
-def describe_worst(o: Outcome) -> str:
-    if o.worst_index is None or o.analytic is None:
-        return ""
-    return fmt_index(o.name, o.worst_index)

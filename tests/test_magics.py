@@ -1,5 +1,4 @@
 """The magics through a real IPython shell: options, display, config, errors."""
-import numpy as np
 import pytest
 from IPython.core.error import UsageError
 
