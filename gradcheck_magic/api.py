@@ -5,6 +5,7 @@ user owns, runs the engine and always restores, whatever happens.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable, Optional
 
@@ -40,12 +41,11 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
     names or objects; keyword ``overrides`` set fields of :class:`Settings`.
     ``progress(total_evaluations, estimated_seconds)`` may return a tick callback.
     """
-    namespace = dict(namespace or {}) if not isinstance(namespace, dict) else namespace
-    settings = settings or Settings()
-    for key, value in overrides.items():
-        if not hasattr(settings, key):
-            raise GradCheckError(f"unknown setting {key!r}")
-        setattr(settings, key, value)
+    namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
+    if unknown:
+        raise GradCheckError(f"unknown setting(s) {', '.join(sorted(unknown))}")
+    settings = dataclasses.replace(settings or Settings(), **overrides)
     if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params)):
         namespace = dict(namespace)
         forward = _as_name(namespace, forward, "forward")
@@ -62,23 +62,23 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
         # find the parameters first so that they are snapshotted before any user code runs
         pname, _ = discovery.find_parameters(namespace, params,
                                              discovery.candidates(namespace, "forward", forward))
-        snapshot = Snapshot(namespace, pname, {})
+        snapshot = Snapshot(namespace, pname)
         plan = discovery.plan(namespace, forward, backward, cost, pname, returns_cost=dry_run_returns_cost)
-        snapshot.arrays.extend(
-            (arg, v, v.copy()) for b in (plan.forward, plan.backward, plan.cost) if b
-            for arg, src, v, _ in b.args if src == discovery.VALUE and isinstance(v, np.ndarray)
-            and not any(v is o for _, o, _ in snapshot.arrays))
+        for b in (plan.forward, plan.backward, plan.cost):
+            for arg, src, value, _ in (b.args if b else ()):
+                if src == discovery.VALUE:
+                    snapshot.watch(arg, value)
         problem = Problem(plan, snapshot.rng)
         j0, first, cache = problem.baseline()
         changed = snapshot.changes()
         if changed:
             raise GradCheckError(f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
                                  "pass must not change its inputs (your arrays are restored)")
-        blocks = problem.blocks(first, cache)
-        cost_fn = problem.cost_function()
         if not np.isfinite(j0):
             raise GradCheckError(f"the cost at the current parameters is {j0}: nothing can be verified "
                                  "(log(0) or an overflow in the forward or the cost?)")
+        blocks = problem.blocks(first, cache)
+        cost_fn = problem.cost_function()
         gradient_is_nonzero = any(b.comparable is not None and np.any(b.comparable) for b in blocks)
         if gradient_is_nonzero and not problem.sensitivity(j0, cost_fn):
             raise GradCheckError(
@@ -101,9 +101,7 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
         diagnose(blocks, outcomes, ctx, settings.threshold, settings.fail_threshold)
         for o in outcomes:
             if o.status == "fail" and o.analytic is not None and o.worst_index is not None:
-                i = o.worst_index
-                o.hints.append(f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} "
-                               f"vs numeric {o.numeric[i]:.4g}")
+                o.hints.append(_worst(o))
         warnings = list(problem.warnings)
         changed = snapshot.changes()
         if changed:
@@ -124,6 +122,11 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
             snapshot.restore()
         else:
             np.random.set_state(rng_before)
+
+
+def _worst(o) -> str:
+    i = o.worst_index
+    return f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} vs numeric {o.numeric[i]:.4g}"
 
 
 def _number(value) -> Optional[float]:

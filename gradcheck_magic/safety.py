@@ -20,7 +20,7 @@ def rng_equal(s1, s2) -> bool:
 class Snapshot:
     """What the user had: the parameters (dict entries or a variable) and array inputs."""
 
-    def __init__(self, namespace: dict, params_name: str, inputs: dict):
+    def __init__(self, namespace: dict, params_name: str):
         self.namespace = namespace
         self.params_name = params_name
         self.params = namespace.get(params_name)
@@ -29,9 +29,13 @@ class Snapshot:
         if isinstance(self.params, dict):
             self.entries = [(k, v, v.copy() if isinstance(v, np.ndarray) else None)
                             for k, v in self.params.items()]
-        self.arrays = [(name, v, v.copy()) for name, v in inputs.items() if isinstance(v, np.ndarray)]
-        if isinstance(self.params, np.ndarray):
-            self.arrays.append((params_name, self.params, self.params.copy()))
+        self.arrays = []
+        self.watch(params_name, self.params)
+
+    def watch(self, name: str, value) -> None:
+        """Also keep (and restore) an input array the user's functions are given."""
+        if isinstance(value, np.ndarray) and not any(value is a for _, a, _ in self.arrays):
+            self.arrays.append((name, value, value.copy()))
 
     def changes(self) -> list:
         """Names of what differs from the snapshot (for reporting mutation)."""

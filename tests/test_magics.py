@@ -186,3 +186,24 @@ def test_missing_argument_is_named(ip):
     run(ip, "_, _, parameters = gradient_check_n_test_case(); X = np.ones((4, 3))")
     with pytest.raises(UsageError, match="forward_propagation_n: needs `Y`, which is not defined"):
         check(ip)
+
+
+def test_question_mark_shows_the_argparse_help(ip, capsys):
+    ip.run_cell("%gradcheck?")
+    out = capsys.readouterr().out
+    assert "--forward NAME" in out and "--epsilon FLOAT" in out
+
+
+def test_script_api_takes_objects_and_leaves_settings_alone(ip):
+    """ipytest-style: the function the magic wraps, called from a script with objects."""
+    from gradcheck_magic import Settings, gradcheck
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    ns = ip.user_ns
+    settings = Settings()
+    result = gradcheck({"X": ns["X"], "Y": ns["Y"]}, forward=ns["forward_propagation_n"],
+                       backward=ns["backward_propagation_n"], params=ns["parameters"],
+                       settings=settings, epsilon=1e-7)
+    assert result.failed == ["b1", "W2"] and f"{result.difference:.6g}" == "0.285093"
+    assert settings.epsilon is None  # overrides apply to this run only
+    with pytest.raises(Exception, match="unknown setting"):
+        gradcheck(ns, epsilonn=1)

@@ -23,6 +23,8 @@ ZOO = {
     "seed_missing_key_dW3": ("seed_net", [('"dW3": dW3, ', "")], {"W3"}, "missing gradient dW3"),
     "seed_missing_one_over_m_db3": ("seed_net", [("db3 = 1. / m * np.sum(dZ3", "db3 = np.sum(dZ3")],
                                     {"b3"}, "missing 1/m"),
+    "seed_extra_one_over_m_dW3": ("seed_net", [("dW3 = 1. / m * np.dot", "dW3 = 1. / m / m * np.dot")],
+                                  {"W3"}, "extra 1/m"),
     "one_d_wrong_scale": ("one_d", [("dtheta = x", "dtheta = 2 * x")], {"theta"}, "2.00 × numeric"),
     "planar_wrong_tanh_derivative": ("planar", [("(1 - np.power(A1, 2))", "(1 - A1)")], {"W1", "b1"}, None),
     "planar_sign_flipped_db2": ("planar", [("db2 = (1 / m)", "db2 = -(1 / m)")], {"b2"}, "sign flipped"),
