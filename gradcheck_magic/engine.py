@@ -8,6 +8,7 @@ loop (copy the vector, rebuild the dict, per entry) is quadratic.
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -15,6 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 EPS = np.finfo(np.float64).eps
+TINY = np.finfo(np.float64).tiny
 #: The automatic step is ``AUTO_STEP * max(|theta_i|, 1)``: the cube root of the
 #: float64 epsilon balances truncation (h^2) against round-off (eps/h).
 AUTO_STEP = float(np.cbrt(EPS))
@@ -83,6 +85,7 @@ class Outcome:
     evaluations: int = 0
     kinks: Optional[np.ndarray] = None  # bool mask of non-differentiable entries
     directional: Optional[tuple] = None  # fast mode: (analytic, numeric) per probe
+    noise: Optional[np.ndarray] = None  # estimated round-off of each numeric entry
     complete: bool = True
 
     @property
@@ -104,6 +107,12 @@ class EvaluationError(Exception):
         super().__init__(where)
         self.original = original
         self.where = where
+
+
+def _norm(v: np.ndarray) -> float:
+    """The 2-norm; cheaper than np.linalg.norm on the small blocks of homework nets."""
+    flat = v.reshape(-1)
+    return math.sqrt(float(flat @ flat))
 
 
 def verdict(rel: float, settings: Settings) -> str:
@@ -168,7 +177,7 @@ class Engine:
         return plus, minus, plus - minus
 
     def _noise(self, divisor):
-        return NOISE_ULPS * EPS * max(abs(self.j0), np.finfo(float).tiny) / divisor
+        return NOISE_ULPS * EPS * max(abs(self.j0), TINY) / divisor
 
     # ---- sweeps ---------------------------------------------------------------
     def _sweep(self, block: Block, indices: np.ndarray, out: Outcome):
@@ -219,6 +228,7 @@ class Engine:
         checked = out.checked.reshape(-1)
         finite = np.isfinite(jp) & np.isfinite(jm)
         num[indices] = np.where(finite, (jp - jm) / divisor, np.nan)
+        out.noise.reshape(-1)[indices] = self._noise(divisor)
         checked[indices] = True
         bad = indices[~finite]
         if bad.size:
@@ -234,7 +244,7 @@ class Engine:
         if not significant.any():
             return
         x = block.work.reshape(-1)[indices]
-        kink = self._kinks(jp, jm, x - minus, plus - x, err, self._noise(divisor)) & significant
+        kink = self._kinks(jp, jm, x - minus, plus - x, err, out.noise.reshape(-1)[indices]) & significant
         if kink.any() and confirm:
             kink[kink] = self._confirm_kinks(block, indices[kink], x[kink], plus[kink] - x[kink],
                                              jp[kink] - 2 * self.j0 + jm[kink], out)
@@ -289,7 +299,7 @@ class Engine:
         work = block.work
         orig = work.copy()
         k = min(self.settings.probes, work.size)
-        noise = NOISE_ULPS * EPS * max(abs(self.j0), np.finfo(float).tiny)
+        noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
         floor = noise / FLOOR_REFERENCE
         ana, num, unsettled = [], [], False
         try:
@@ -344,14 +354,14 @@ class Engine:
         if not mask.any():
             return
         diff = np.where(mask, g - a, 0.0)
-        ng, na = np.linalg.norm(g[mask]), np.linalg.norm(a[mask])
-        floor = float(np.linalg.norm(noise[mask])) / FLOOR_REFERENCE
+        ng, na = _norm(g[mask]), _norm(a[mask])
+        floor = _norm(noise[mask]) / FLOOR_REFERENCE
         denom = ng + na
         if denom < floor:
             out.notes.append(f"near-zero gradient (‖grad‖+‖approx‖ = {denom:.1e}): "
                              f"error measured against the round-off floor {floor:.1e}")
             denom = floor
-        num = np.linalg.norm(diff)
+        num = _norm(diff)
         out.rel_error = float(num / denom) if denom > 0 else 0.0
         absdiff = np.abs(diff)
         out.max_abs_error = float(absdiff.max())
@@ -392,7 +402,7 @@ class Engine:
 
     def _new_outcome(self, block: Block) -> Outcome:
         shape = block.work.shape
-        return Outcome(name=block.name, shape=shape, numeric=np.full(shape, np.nan),
+        return Outcome(name=block.name, shape=shape, numeric=np.full(shape, np.nan), noise=np.full(shape, np.nan),
                        analytic=block.comparable, checked=np.zeros(shape, dtype=bool),
                        notes=list(block.notes) + ([block.fatal] if block.fatal else []))
 
@@ -423,10 +433,8 @@ class Engine:
             stop.outcome = out
             raise
         finally:
-            _, _, divisor = self._steps(block.work.reshape(-1))
-            noise = self._noise(divisor).reshape(block.work.shape)
             if out.checked.any():
-                self._finish_block(block, out, noise)
+                self._finish_block(block, out, out.noise)
             else:
                 self._grade(block, out)
         return out
@@ -472,9 +480,7 @@ class Engine:
             out.max_abs_error = float(err.max())
             out.worst_index = index_of(out.shape, int(np.argmax(err.reshape(-1))))
         sampled = Outcome(name=block.name, shape=out.shape, numeric=out.numeric, analytic=g, checked=use)
-        _, _, divisor = self._steps(block.work.reshape(-1))
-        self._stats(sampled, np.where(use, g, 0.0), np.where(use, out.numeric, np.nan),
-                    self._noise(divisor).reshape(out.shape))
+        self._stats(sampled, np.where(use, g, 0.0), np.where(use, out.numeric, np.nan), out.noise)
         kinks_seen = out.kinks is not None and out.kinks.any()
         if indices.size == block.work.size:
             # every entry was differenced: that is a full check, and it decides
