@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 FIT = 1e-3  # a pattern fits when its residual is below this fraction of what it explains
+MIN_ENTRIES = 4  # entries needed before an arbitrary constant ratio counts as a pattern
 
 
 @dataclass
@@ -28,20 +29,25 @@ def _close(x: float, target: float, tol: float = 2e-3) -> bool:
 
 
 def _ratio_hint(g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
+    """A constant ratio analytic/numeric.  With few entries any two numbers have "a ratio",
+    so below MIN_ENTRIES only a simple one (±k, 1/k, m, 1/m) is claimed."""
     aa = float(a @ a)
     if aa == 0 or not np.any(g):
         return None
     c = float(g @ a) / aa
-    if np.linalg.norm(g - c * a) > FIT * np.linalg.norm(g) or _close(c, 1.0):
+    if np.linalg.norm(g - c * a) > FIT * np.linalg.norm(g) or _close(c, 1.0) or _close(c, 0.0, tol=1e-9):
         return None
-    why = ""
+    m = ctx.m if ctx.m and ctx.m > 1 else None
     if _close(c, -1.0):
         why = " (sign flipped)"
-    elif ctx.m and ctx.m > 1 and _close(c, ctx.m):
-        why = f" (= m = {ctx.m}: a missing 1/m?)"
-    elif ctx.m and ctx.m > 1 and _close(c, 1.0 / ctx.m):
+    elif m and _close(c, m):
+        why = f" (= m = {m}: a missing 1/m?)"
+    elif m and _close(c, 1.0 / m):
         why = " (= 1/m: an extra 1/m?)"
-    elif _close(c, 0.0, tol=1e-9):
+    else:
+        why = ""
+    simple = why or any(_close(abs(c), k) or _close(abs(c), 1.0 / k) for k in range(2, 11))
+    if not simple and np.count_nonzero(a) < MIN_ENTRIES:
         return None
     return f"analytic ≈ {c:.2f} × numeric{why}"
 
@@ -82,22 +88,22 @@ def _rows_hint(name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Con
     dead = bad & (np.abs(a2).max(axis=1) == 0)
     mask = ("a missing ReLU or dropout mask, or a wrong activation derivative?")
     if dead.any():
-        return (f"the analytic gradient is nonzero in rows {_listing(dead)} where the numeric gradient is "
+        return (f"the analytic gradient is nonzero in {_listing(dead)} where the numeric gradient is "
                 f"exactly 0 (those units are inactive for every example): {mask}")
     for act in ctx.activations:
         if act.ndim == 2 and act.shape[0] == shape[0] and (ctx.m is None or act.shape[1] == ctx.m):
             flat = (act == 0).any(axis=1)
             if flat.any() and not flat.all() and not (bad & ~flat).any():
-                return (f"errors only in rows {_listing(bad)}: exactly units whose output is 0 for some "
+                return (f"errors only in {_listing(bad)}: exactly units whose output is 0 for some "
                         f"examples (inactive ReLU or dropped-out units), the others match: {mask}")
     if not bad.all():
-        return f"errors only in rows {_listing(bad)} of {shape[0]} (units of this layer); the other rows match"
+        return f"errors only in {_listing(bad)} of {shape[0]} (units of this layer); the other rows match"
     return None
 
 
 def _listing(rows: np.ndarray) -> str:
     idx = np.flatnonzero(rows)
-    return ", ".join(map(str, idx[:8])) + (", ..." if idx.size > 8 else "")
+    return ("row " if idx.size == 1 else "rows ") + ", ".join(map(str, idx[:8])) + (", ..." if idx.size > 8 else "")
 
 
 def _shape_hint(name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, threshold: float) -> Optional[str]:

@@ -1,0 +1,49 @@
+"""The numeric engine on pure numpy problems: no IPython, no discovery."""
+import numpy as np
+
+from gradcheck_magic.engine import Block, Engine, Settings, overall_difference
+
+
+def quadratic(scale=1.0):
+    w = np.array([[1.0, -2.0], [0.5, 3.0]])
+    a = np.array([[0.3, 0.1], [-0.2, 0.4]])
+    return w, (lambda: float(np.sum(a * w ** 2))), 2 * a * w * scale
+
+
+def test_full_sweep_perturbs_in_place_and_restores_exactly():
+    w, cost, grad = quadratic()
+    before = w.copy()
+    outcomes, interrupted = Engine([Block("W", w, analytic=grad)], cost, Settings()).run("full")
+    assert not interrupted and outcomes[0].status == "pass"
+    assert outcomes[0].evaluations == 8
+    assert w.tobytes() == before.tobytes()
+
+
+def test_fixed_epsilon_is_the_exact_absolute_step():
+    w = np.array([3.0])
+    engine = Engine([Block("w", w, analytic=np.array([27.0]))], lambda: float(w[0] ** 3), Settings(epsilon=0.1))
+    (out,), _ = engine.run("full")
+    assert np.isclose(out.numeric[0], ((3.1 ** 3) - (2.9 ** 3)) / 0.2)  # the homework's formula
+
+
+def test_wrong_gradient_fails_and_overall_difference_is_the_homework_formula():
+    w, cost, grad = quadratic(scale=2.0)
+    outcomes, _ = Engine([Block("W", w, analytic=grad)], cost, Settings()).run("full")
+    assert outcomes[0].status == "fail"
+    g, a = grad.ravel(), outcomes[0].numeric.ravel()
+    expected = np.linalg.norm(g - a) / (np.linalg.norm(g) + np.linalg.norm(a))
+    assert np.isclose(overall_difference(outcomes), expected)
+
+
+def test_fast_mode_uses_a_few_probes_and_catches_a_scale_error():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(50, 40))
+    a = rng.normal(size=(50, 40))
+
+    def cost():
+        return float(np.sum(a * np.tanh(w)))
+    right = a * (1 - np.tanh(w) ** 2)
+    good, _ = Engine([Block("W", w, analytic=right)], cost, Settings(probes=3)).run("fast")
+    assert good[0].status == "pass" and good[0].evaluations == 6
+    bad, _ = Engine([Block("W", w, analytic=right * 1.01)], cost, Settings(probes=3)).run("fast")
+    assert bad[0].status == "fail" and bad[0].worst_index is not None
