@@ -130,7 +130,9 @@ class GradCheckResult:
                   .set_table_styles([
                       {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold;"},
                       {"selector": "td, th", "props": "padding: 2px 8px; text-align: left;"},
-                  ]))
+                  ])
+                  .set_properties(subset=[c for c in COLUMNS if c != "note"], **{"white-space": "nowrap"})
+                  .set_properties(subset=["note"], **{"min-width": "18em"}))
         return styler
 
     def _uuid(self) -> str:
