@@ -128,7 +128,8 @@ class GradCheck(Magics):
         if not args.quiet and not args.output:
             from IPython.display import display
             display(result)
-        if self.widgets and not args.no_widgets and not args.quiet:
+        if self.widgets and not args.no_widgets and not args.quiet and not args.output:
+            # with -o the caller owns the result: result.drilldown() gives the widget
             from .widgets import show_drilldown
             show_drilldown(result, self.shell)
         if (self.raise_on_fail or args.raise_on_fail) and not result.passed:

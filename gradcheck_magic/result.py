@@ -98,6 +98,11 @@ class GradCheckResult:
                         "numeric": float(o.numeric.reshape(-1)[i]), "abs_error": float(err[i])})
         return out
 
+    def drilldown(self):
+        """The ipywidgets view: pick a block, see analytic vs numeric entry by entry."""
+        from .widgets import drilldown
+        return drilldown(self)
+
     # ---- the headline -------------------------------------------------------------
     def summary(self) -> str:
         if self.interrupted:

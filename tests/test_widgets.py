@@ -10,7 +10,7 @@ from gradcheck_magic.progress import progress_factory
 def test_drilldown_defaults_to_the_worst_block_and_follows_the_dropdown(ip):
     load_convention(ip, "seed_net", replace=SEED_FIX)
     result = check(ip)
-    box = gw.drilldown(result)
+    box = result.drilldown()
     choose, view = box.children
     assert choose.value == "b1"  # fails with the largest relative error
     assert "b1 (5, 1): fail" in view.value and "relative error per entry" in view.value
@@ -60,3 +60,20 @@ def test_slow_check_through_the_magic_shows_a_bar(ip, capsys):
     run(ip, "%gradcheck_config progress=false")
     check(ip, "--mode full")
     assert "gradcheck:" not in capsys.readouterr().err
+
+
+def test_drilldown_is_shown_under_the_table_in_a_kernel_only(ip, monkeypatch):
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    shown = []
+    monkeypatch.setattr(gw, "widgets_supported", lambda shell: True)
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.append(a))
+    run(ip, "%gradcheck_config widgets=true")
+    run(ip, "%gradcheck")
+    assert len(shown) == 2 and "application/vnd.jupyter.widget-view+json" in shown[1][0]
+    assert "relative error per entry" in shown[1][0]["text/html"]  # the static fallback
+    shown.clear()
+    run(ip, "%gradcheck --no-widgets")
+    assert len(shown) == 1
+    shown.clear()
+    run(ip, "r = %gradcheck -o")
+    assert shown == []
