@@ -79,6 +79,13 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
                                  "(log(0) or an overflow in the forward or the cost?)")
         blocks = problem.blocks(first, cache)
         cost_fn = problem.cost_function()
+        again = cost_fn()
+        if not abs(again - j0) <= 16 * np.finfo(float).eps * max(abs(j0), 1e-300):
+            raise GradCheckError(
+                f"the cost changed between two evaluations at the same parameters ({j0!r} then "
+                f"{again!r}): {plan.forward.name} is not deterministic. Random draws must come from "
+                "np.random's global state (replayed before every evaluation), not from an unseeded "
+                "np.random.default_rng() or another source")
         gradient_is_nonzero = any(b.comparable is not None and np.any(b.comparable) for b in blocks)
         if gradient_is_nonzero and not problem.sensitivity(j0, cost_fn):
             raise GradCheckError(

@@ -180,3 +180,11 @@ def test_backward_that_updates_the_parameters_is_reported_and_restored(ip):
     assert result.passed, result
     assert any("modified the parameters in place" in w for w in result.warnings)
     assert ip.user_ns["parameters"]["W1"].tobytes() == before.tobytes()
+
+
+def test_dropout_with_an_unseeded_generator_is_named(ip):
+    load_convention(ip, "dropout", replace=[("    np.random.seed(1)\n", "    rng = np.random.default_rng()\n"),
+                                            ("D1 = np.random.rand(A1.shape[0], A1.shape[1])",
+                                             "D1 = rng.random(A1.shape)")])
+    with pytest.raises(UsageError, match="not deterministic.*default_rng"):
+        check(ip)
