@@ -432,6 +432,11 @@ class Engine:
         except Interrupted as stop:
             stop.outcome = out
             raise
+        except KeyboardInterrupt:  # while confirming kinks, after the sweep
+            out.complete = False
+            stop = Interrupted()
+            stop.outcome = out
+            raise stop from None
         finally:
             if out.checked.any():
                 self._finish_block(block, out, out.noise)
