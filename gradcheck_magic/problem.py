@@ -119,11 +119,19 @@ class Problem:
 
     # ---- the baseline -------------------------------------------------------
     def _changed_blocks(self) -> list:
-        return [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+        """Blocks whose working array was modified, or replaced in the dict the functions get."""
+        changed = [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+        if isinstance(self.params_obj, dict):
+            changed += [k for k, v in self.work.items() if self.params_obj.get(k) is not v and k not in changed]
+            changed += [f"{k} (added)" for k in self.params_obj if k not in self.work]
+        return changed
 
     def _reset_work(self):
         for k, v in self.work.items():
             v[...] = self.pristine[k]
+        if isinstance(self.params_obj, dict):
+            self.params_obj.clear()
+            self.params_obj.update(self.work)
 
     def baseline(self):
         """Evaluate once at θ: the cost J0, the forward's (first output, cache)."""

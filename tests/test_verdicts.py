@@ -185,6 +185,16 @@ def test_backward_that_updates_the_parameters_is_reported_and_restored(ip):
 def test_dropout_with_an_unseeded_generator_is_named(ip):
     load_convention(ip, "dropout", replace=[("    np.random.seed(1)\n", "    rng = np.random.default_rng()\n"),
                                             ("D1 = np.random.rand(A1.shape[0], A1.shape[1])",
-                                             "D1 = rng.random(A1.shape)")])
+                                             "D1 = rng.random(A1.shape)"),
+                                            ("D2 = np.random.rand(A2.shape[0], A2.shape[1])",
+                                             "D2 = rng.random(A2.shape)")])
+    run(ip, "keep_prob = 0.5")  # about half the ~40 mask entries change between two calls
     with pytest.raises(UsageError, match="not deterministic.*default_rng"):
+        check(ip)
+
+
+def test_forward_that_rebinds_a_parameter_in_its_dict_is_reported(ip):
+    load_convention(ip, "seed_net", replace=[('W1 = parameters["W1"]',
+                                              'W1 = parameters["W1"]; parameters["W1"] = W1 * 1.0')])
+    with pytest.raises(UsageError, match=r"changed its parameters argument in place \(W1\)"):
         check(ip)
