@@ -33,13 +33,14 @@ def _as_name(namespace: dict, value, default: str) -> Optional[str]:
 def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, cost=None,
               params=None, settings: Optional[Settings] = None,
               progress: Optional[Callable[[int, float], Callable[[int], None]]] = None,
-              **overrides) -> GradCheckResult:
+              prefer=(), **overrides) -> GradCheckResult:
     """Check a hand-written backward against central differences.
 
     ``namespace`` is where names are looked up and arguments bound (a notebook's
     ``user_ns``, or ``globals()``); ``forward``/``backward``/``cost``/``params`` are
     names or objects; keyword ``overrides`` set fields of :class:`Settings`.
-    ``progress(total_evaluations, estimated_seconds)`` may return a tick callback.
+    ``progress(total_evaluations, estimated_seconds)`` may return a tick callback;
+    ``prefer`` names variables to favour as the parameters (the magic passes those its cell assigned).
     """
     namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
@@ -61,7 +62,7 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
     try:
         # find the parameters first so that they are snapshotted before any user code runs
         pname, _ = discovery.find_parameters(namespace, params,
-                                             discovery.candidates(namespace, "forward", forward))
+                                             discovery.candidates(namespace, "forward", forward), prefer)
         snapshot = Snapshot(namespace, pname)
         plan = discovery.plan(namespace, forward, backward, cost, pname, returns_cost=dry_run_returns_cost)
         for b in (plan.forward, plan.backward, plan.cost):

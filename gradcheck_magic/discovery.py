@@ -184,7 +184,7 @@ def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forwa
             continue
         kw = p.kind == p.KEYWORD_ONLY
         arg = p.name
-        if arg == params_name or arg in PARAM_ALIASES:
+        if arg == params_name or (arg in PARAM_ALIASES and arg not in namespace):
             args.append((arg, PARAMS, None, kw))
         elif after_forward and arg in CACHE_NAMES:
             args.append((arg, CACHE, None, kw))
@@ -222,8 +222,12 @@ def candidates(namespace: dict, role: str, flagged: Optional[str]) -> dict:
     return {flagged: _lookup(namespace, flagged, f"{role} function", FLAGS[role], found)}
 
 
-def find_parameters(namespace: dict, params: Optional[str], forwards: dict):
-    """The parameters' name and value: the flag, else what a forward takes by name."""
+def find_parameters(namespace: dict, params: Optional[str], forwards: dict, prefer=()):
+    """The parameters' name and value: the flag, else what a forward takes by name.
+
+    Among several candidates (the course notebook holds both the 1-D ``theta`` and the net's
+    ``parameters``), those the %%gradcheck cell itself assigned (``prefer``) win, then a dict
+    of arrays over a lone scalar or array."""
     if params:
         value = _lookup(namespace, params, "parameters", "-p/--params",
                         {k: v for k, v in namespace.items() if looks_like_parameters(v)})
@@ -235,21 +239,23 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict):
             arg_names.update(inspect.signature(fn).parameters)
         except (TypeError, ValueError):
             continue
-    candidates = [k for k in arg_names if k in namespace and (
+    candidates = sorted(k for k in arg_names if k in namespace and (
         looks_like_parameters(namespace[k]) or
-        (k in PARAM_ALIASES and (is_numeric_array(namespace[k]) or is_numeric_scalar(namespace[k]))))]
+        (k in PARAM_ALIASES and (is_numeric_array(namespace[k]) or is_numeric_scalar(namespace[k])))))
     if not candidates:
         dicts = [k for k, v in namespace.items() if looks_like_parameters(v) and not k.startswith("_")]
         hint = f" (dicts of arrays in the namespace: {', '.join(sorted(dicts))})" if dicts else ""
         raise GradCheckError("no parameters found: define a dict of arrays such as "
                              "`parameters = {'W1': ..., 'b1': ...}` that your forward takes as an "
                              f"argument, or pass -p/--params NAME{hint}")
+    for narrower in ([k for k in candidates if k in prefer],
+                     [k for k in candidates if looks_like_parameters(namespace[k])],
+                     [k for k in candidates if k in PARAM_ALIASES]):
+        if len(candidates) > 1 and narrower:
+            candidates = narrower
     if len(candidates) > 1:
-        preferred = [k for k in candidates if k in PARAM_ALIASES]
-        if len(preferred) != 1:
-            raise GradCheckError(f"several parameter candidates: {', '.join(sorted(candidates))}; "
-                                 "choose one with -p/--params NAME")
-        candidates = preferred
+        raise GradCheckError(f"several parameter candidates: {', '.join(candidates)}; "
+                             "choose one with -p/--params NAME")
     name = candidates[0]
     validate_parameters(name, namespace[name])
     return name, namespace[name]

@@ -7,6 +7,7 @@ traitlets on the ``GradCheck`` class, so ``%config GradCheck.epsilon = 1e-6`` an
 """
 from __future__ import annotations
 
+import ast
 import sys
 
 from IPython.core.error import UsageError
@@ -113,12 +114,12 @@ class GradCheck(Magics):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
         args = parse_argstring(self.gradcheck, line)
         settings = self.settings(args)
-        if cell is not None and cell.strip():
-            self._run_cell(cell)
+        assigned = self._run_cell(cell) if cell is not None and cell.strip() else set()
         progress = progress_factory(self.progress and not args.no_progress)
         try:
             result = gradcheck(self.shell.user_ns, forward=args.forward, backward=args.backward,
-                               cost=args.cost, params=args.params, settings=settings, progress=progress)
+                               cost=args.cost, params=args.params, settings=settings, progress=progress,
+                               prefer=assigned)
         except GradCheckError as exc:
             raise UsageError(str(exc)) from None
         except BaseException as exc:
@@ -136,13 +137,16 @@ class GradCheck(Magics):
             raise GradCheckFailed(f"gradient check failed: {', '.join(result.failed)}")
         return result if args.output else None
 
-    def _run_cell(self, cell: str) -> None:
-        """Run the body like a normal cell (magics inside work); its errors propagate."""
+    def _run_cell(self, cell: str) -> set:
+        """Run the body like a normal cell (magics inside work); its errors propagate.
+        Returns the names it assigns: discovery prefers them as the parameters."""
         __tracebackhide__ = True  # noqa: F841
         source = self.shell.transform_cell(cell)
         filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
         tree = self.shell.compile.ast_parse(source, filename=filename)
         exec(self.shell.compile(tree, filename, "exec"), self.shell.user_ns)
+        return {node.id for node in ast.walk(tree)
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
 
     # ---- %gradcheck_config -----------------------------------------------------------------
     @line_magic

@@ -72,3 +72,31 @@ def test_fixed_seed_net_passes_cleanly_with_defaults(ip):
     result = check(ip)
     assert result.passed and not result.warned
     assert (result.table["rel_error"] < 1e-8).all(), result
+
+
+def course_notebook(ip):
+    """The gradient-checking notebook holds the 1-D functions and the net side by side."""
+    load(ip, "one_d", "seed_net", replace=SEED_FIX)
+    run(ip, "x, theta = 2, 4")
+
+
+def test_course_notebook_net_cell_checks_the_net(ip):
+    course_notebook(ip)
+    result = ip.run_cell_magic("gradcheck", "-o", "X, Y, parameters = gradient_check_n_test_case()")
+    assert result.failed == ["b1", "W2"]
+    assert list(result.table.index) == ["W1", "b1", "W2", "b2", "W3", "b3"]
+
+
+def test_course_notebook_line_magic_prefers_the_dict_of_arrays(ip):
+    course_notebook(ip)
+    run(ip, "X, Y, parameters = gradient_check_n_test_case()")
+    assert check(ip).functions.startswith("forward_propagation_n(X, Y, parameters)")
+
+
+def test_course_notebook_one_d_cell_checks_theta(ip):
+    course_notebook(ip)
+    run(ip, "X, Y, parameters = gradient_check_n_test_case()")
+    result = ip.run_cell_magic("gradcheck", "-o", "x, theta = 2, 4")
+    assert list(result.table.index) == ["theta"] and result.passed
+    flagged = check(ip, "--forward forward_propagation --backward backward_propagation --params theta")
+    assert list(flagged.table.index) == ["theta"]
