@@ -7,7 +7,10 @@ replayed before every evaluation so that dropout masks are the same each time.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import time
+import warnings
 
 import numpy as np
 
@@ -15,6 +18,15 @@ from .discovery import Binding, Plan
 from .engine import Block
 from .errors import GradCheckError, mark_call
 from .safety import rng_equal
+
+
+@contextlib.contextmanager
+def silenced():
+    """Swallow what the user's functions print or warn during repeated evaluations."""
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def working_copy(params):
@@ -61,7 +73,8 @@ def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
     state = np.random.get_state()
     try:
         _, _, value = working_copy(params)
-        out = _marked(binding.caller(value), binding.signature())()
+        with silenced():
+            out = _marked(binding.caller(value), binding.signature())()
     finally:
         np.random.set_state(state)
     first, _ = split_output(out, binding.name)

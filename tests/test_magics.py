@@ -207,3 +207,12 @@ def test_script_api_takes_objects_and_leaves_settings_alone(ip):
     assert settings.epsilon is None  # overrides apply to this run only
     with pytest.raises(Exception, match="unknown setting"):
         gradcheck(ns, epsilonn=1)
+
+
+def test_prints_in_the_forward_appear_once_not_per_evaluation(ip, capsys):
+    load_convention(ip, "seed_net", replace=[("    m = X.shape[1]\n    W1 = parameters",
+                                              "    print('forward called')\n    m = X.shape[1]\n    W1 = parameters")])
+    capsys.readouterr()
+    result = check(ip, "--mode full")
+    assert result.passed
+    assert capsys.readouterr().out.count("forward called") == 1
