@@ -78,3 +78,25 @@ def test_auto_mode_on_a_500k_net_picks_fast(ip):
     load_big(ip, "500k")
     result = check(ip)
     assert result.mode == "fast" and result.passed and not result.warned, result
+
+
+DEAD_UNIT = "parameters['W1'][7, :] = 0; parameters['b1'][7, 0] = 0"  # pre-activation exactly 0
+
+
+def test_fast_mode_at_exact_kinks_of_a_large_net_warns_never_fails(ip):
+    load_big(ip)
+    run(ip, DEAD_UNIT)
+    result = check(ip, "--mode fast")
+    assert result.passed, result
+    assert "b1[7, 0]" in result.table.loc["b1", "note"]  # bisection found the kinked entry
+
+
+@pytest.mark.parametrize("bug, block", [
+    (('"db1": dZ1.sum(axis=1, keepdims=True) / m', '"db1": dZ1.sum(axis=1, keepdims=True) / m * 1.001'), "b1"),
+    (('"dW1": dZ1 @ X.T / m', '"dW1": dZ1 @ X.T / m * 1.001'), "W1"),
+])
+def test_fast_mode_still_fails_a_real_bug_beside_kinks(ip, bug, block):
+    load_big(ip, replace=bug)
+    run(ip, DEAD_UNIT)
+    result = check(ip, "--mode fast")
+    assert result.failed == [block], result
