@@ -399,12 +399,12 @@ class Engine:
         out.max_abs_error = float(absdiff.max())
         out.worst_index = index_of(out.shape, int(np.argmax(absdiff.reshape(-1))))
 
-    def _finish_block(self, block: Block, out: Outcome, noise: np.ndarray):
+    def _finish_block(self, block: Block, out: Outcome):
         g = block.comparable
         if g is not None and out.checked.any():
             use = out.checked if out.kinks is None else out.checked & ~out.kinks
             a = np.where(use, out.numeric, np.nan)
-            self._stats(out, np.where(use, g, 0.0), a, noise)
+            self._stats(out, np.where(use, g, 0.0), a, out.noise)
         self._grade(block, out)
 
     def _grade(self, block: Block, out: Outcome):
@@ -451,9 +451,11 @@ class Engine:
         if mode == "fast" and block.comparable is not None:
             self._fast_block(block, out)
             return out
-        if self.settings.sample and self.settings.sample < n:
-            indices = np.sort(self._rng(block).choice(n, self.settings.sample, replace=False))
-            out.notes.append(f"sampled {self.settings.sample} of {n} entries")
+        # a wrong-shaped gradient in fast mode: a sample is enough for the shape hint
+        sample = self.settings.localize if mode == "fast" else self.settings.sample
+        if sample and sample < n:
+            indices = np.sort(self._rng(block).choice(n, sample, replace=False))
+            out.notes.append(f"sampled {sample} of {n} entries")
         else:
             indices = np.arange(n)
         if block.comparable is None and block.analytic.size != n:
@@ -471,7 +473,7 @@ class Engine:
             raise stop from None
         finally:
             if out.checked.any():
-                self._finish_block(block, out, out.noise)
+                self._finish_block(block, out)
             else:
                 self._grade(block, out)
         return out

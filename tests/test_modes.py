@@ -100,3 +100,11 @@ def test_fast_mode_still_fails_a_real_bug_beside_kinks(ip, bug, block):
     run(ip, DEAD_UNIT)
     result = check(ip, "--mode fast")
     assert result.failed == [block], result
+
+
+def test_fast_mode_names_a_transposed_gradient_from_a_sample(ip):
+    load_big(ip, "5k", replace=BIG_BUGS["transposed_dW1"][:2])  # W1 is 64 x 50: not square
+    result = check(ip, "--mode fast")
+    assert result.failed == ["W1"]
+    assert "dW1 is transposed (its transpose matches" in result.table.loc["W1", "note"]
+    assert result.evaluations < 200  # no sweep of W1's 3,200 entries
