@@ -5,6 +5,7 @@ with a small residual); otherwise it says nothing.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -93,7 +94,7 @@ def _rows_hint(name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Con
     for act in ctx.activations:
         if act.ndim == 2 and act.shape[0] == shape[0] and (ctx.m is None or act.shape[1] == ctx.m):
             flat = (act == 0).any(axis=1)
-            if flat.any() and not flat.all() and not (bad & ~flat).any():
+            if flat.any() and not flat.all() and np.array_equal(bad, flat):
                 return (f"errors only in {_listing(bad)}: exactly units whose output is 0 for some "
                         f"examples (inactive ReLU or dropped-out units), the others match: {mask}")
     if not bad.all():
@@ -126,8 +127,24 @@ def _shape_hint(name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, t
     return None
 
 
+def _layer(name: str) -> str:
+    """The layer a block belongs to: W2 and b2 share "2"."""
+    return re.sub(r"^\D+", "", name)
+
+
+def _sibling_ratio(name, g, a, ratios) -> Optional[str]:
+    """Too few entries for a ratio of its own, but the layer's other block has one that fits."""
+    for other, c in ratios.items():
+        if other != name and _layer(other) == _layer(name) and np.any(a) \
+                and np.linalg.norm(g - c * a) <= FIT * np.linalg.norm(g):
+            return f"analytic ≈ {c:.2f} × numeric, as in {other}"
+    return None
+
+
 def diagnose(blocks, outcomes, ctx: Context, threshold: float, fail: float) -> None:
     """Append hints to the outcomes of failing (or warning) blocks."""
+    ratios = {}  # block -> constant ratio found, which a small sibling block may share
+    pending = []
     for block, out in zip(blocks, outcomes):
         if out.status == "pass":
             continue
@@ -146,14 +163,19 @@ def diagnose(blocks, outcomes, ctx: Context, threshold: float, fail: float) -> N
             out.hints.append(f"the cost does not change when {out.name} is perturbed: does the forward "
                              f"use {out.name} from its parameters argument?")
             continue
-        for hint in (_ratio_hint(g, a, ctx), _l2_hint(out.name, g, a, sel, ctx)):
-            if hint:
-                out.hints.append(hint)
-                break
-        else:
-            if sel.all():
-                shape = out.shape if len(out.shape) == 2 else None
-                if shape:
-                    hint = _rows_hint(out.name, out.analytic, out.numeric, shape, ctx, fail)
-                    if hint:
-                        out.hints.append(hint)
+        ratio = _ratio_hint(g, a, ctx)
+        if ratio:
+            out.hints.append(ratio)
+            ratios[out.name] = float(g @ a) / float(a @ a)
+            continue
+        hint = _l2_hint(out.name, g, a, sel, ctx)
+        if hint:
+            out.hints.append(hint)
+            continue
+        pending.append((out, sel, g, a))
+    for out, sel, g, a in pending:
+        hint = _sibling_ratio(out.name, g, a, ratios)
+        if not hint and sel.all() and len(out.shape) == 2:
+            hint = _rows_hint(out.name, out.analytic, out.numeric, out.shape, ctx, fail)
+        if hint:
+            out.hints.append(hint)

@@ -49,3 +49,11 @@ def test_rows_hint_points_at_dead_units_and_stays_quiet_when_all_rows_differ():
     assert "nonzero in row 1 where the numeric gradient is exactly 0" in _rows_hint("W", ana, num, (3, 2), Context(), 1e-5)
     live = num + np.array([[0.0, 0.0], [0.2, 0.1], [0.0, 0.0]])
     assert _rows_hint("W", 1.5 * live + 0.1, live, (3, 2), Context(), 1e-5) is None
+
+
+def test_a_small_block_shares_the_ratio_of_its_layer():
+    from gradcheck_magic.diagnosis import _sibling_ratio
+    a = np.array([0.0, 0.2, -0.4])
+    assert _sibling_ratio("b1", 0.86 * a, a, {"W1": 0.86}) == "analytic ≈ 0.86 × numeric, as in W1"
+    assert _sibling_ratio("b1", 0.86 * a, a, {"W2": 0.86}) is None  # another layer says nothing
+    assert _sibling_ratio("b1", 0.5 * a, a, {"W1": 0.86}) is None

@@ -39,7 +39,7 @@ ZOO = {
     "dropout_missing_mask_dA2": ("dropout", [("    dA2 = dA2 * D2\n", ""), ("np.int64(A2 > 0)", "np.int64(Z2 > 0)")],
                                  {"W2", "b2", "W1", "b1"}, "mask"),
     "dropout_missing_keep_prob_dA1": ("dropout", [("    dA1 = dA1 / keep_prob\n", "")], {"W1", "b1"},
-                                      "× numeric"),
+                                      "0.86 × numeric, as in W1"),
 }
 
 
