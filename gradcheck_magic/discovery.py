@@ -66,7 +66,8 @@ class Binding:
         return args, kwargs
 
     def caller(self, params_value: Callable[[], object]):
-        """A fast ``call(output, cache)``; the parameters are read through ``params_value``."""
+        """``call(output, cache)``; the parameters are read through ``params_value`` at each call
+        (the hot loop binds constant arguments once instead, with ``fixed_args``)."""
         fn = self.fn
         plan = [(src, value) for _, src, value, kw in self.args if not kw]
         keywords = {a: (src, value) for a, src, value, kw in self.args if kw}
@@ -79,13 +80,6 @@ class Binding:
             if src == CACHE:
                 return cache
             return value
-
-        if not keywords and all(src == VALUE for src, _ in plan):
-            fixed = tuple(v for _, v in plan)
-            def call_fixed(output=None, cache=None):
-                __tracebackhide__ = True  # noqa: F841
-                return fn(*fixed)
-            return call_fixed
 
         def call(output=None, cache=None):
             __tracebackhide__ = True  # noqa: F841

@@ -169,6 +169,13 @@ class Engine:
             return "full"
         return "full" if seconds_per_evaluation * self.planned_evaluations("full") <= s.time_budget else "fast"
 
+    def _counted(self, out: Outcome, n: int) -> None:
+        """Book n evaluations to the check and the block, and advance the progress bar."""
+        self.evaluations += n
+        out.evaluations += n
+        if self.progress is not None:
+            self.progress(n)
+
     # ---- steps --------------------------------------------------------------
     def _steps(self, x: np.ndarray):
         """theta+h, theta-h and the divisor: 2*epsilon when set, else the exact step."""
@@ -191,7 +198,7 @@ class Engine:
         plus, minus, divisor = self._steps(x)
         jp = np.full(len(indices), np.nan)
         jm = np.full(len(indices), np.nan)
-        cost, tick = self.cost, self.progress
+        cost = self.cost
         plus_l, minus_l, idx_l = plus.tolist(), minus.tolist(), indices.tolist()
         k = -1
         try:
@@ -204,15 +211,15 @@ class Engine:
                     jm[k] = cost()
                 finally:
                     flat[i] = orig
-                if tick is not None:
-                    tick(2)
+                if self.progress is not None:
+                    self.progress(2)
         except KeyboardInterrupt:
             done = max(k, 0)
             self._finish_entries(block, indices[:done], jp[:done], jm[:done], plus[:done],
                                  minus[:done], divisor[:done], out, confirm=False)
             out.complete = False
+            self.evaluations += 2 * done  # the bar already advanced entry by entry
             out.evaluations += 2 * done
-            self.evaluations += 2 * done
             raise Interrupted() from None
         except Exception as exc:  # the user's code raised: say where
             i = idx_l[k]
@@ -269,8 +276,7 @@ class Engine:
                 jm = self.cost()
             finally:
                 flat[i] = x[k]
-            self.evaluations += 2
-            out.evaluations += 2
+            self._counted(out, 2)
             # second differences scale as h^2 where J is smooth (ratio 1/4), as h at a kink
             ratio = (jp - 2 * self.j0 + jm) / second[k] if second[k] else np.inf
             keep[k] = not 0.2 < ratio < 0.3
@@ -296,7 +302,8 @@ class Engine:
         and curvature shrink with the step.  So a failing probe is repeated with the step
         divided by 8: a steady relative error is kept as a finding, one that moves is
         retried smaller (up to SHRINKS times) and flagged as unsettled if it never steadies.
-        Returns per probe: analytic, numeric, noise, and whether any probe stayed unsettled."""
+        Returns per probe analytic, numeric and noise; whether any probe stayed unsettled; and
+        the step of the probe that disagreed most (where bisection starts)."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         g = block.comparable
         work = block.work
@@ -304,7 +311,7 @@ class Engine:
         k = min(self.settings.probes, work.size)
         noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
         floor = noise / FLOOR_REFERENCE
-        ana, num, unsettled = [], [], False
+        ana, num, unsettled, worst_step, worst_gap = [], [], False, None, -1.0
         try:
             for _ in range(k):
                 v = rng.choice((-1.0, 1.0), size=work.shape)
@@ -325,8 +332,8 @@ class Engine:
                     previous = rel
                 else:
                     unsettled = True
-                if not ana or abs(a - n) > max(abs(x - y) for x, y in zip(ana, num)):
-                    self._worst_step = base / 8.0 ** shrink
+                if worst_step is None or abs(a - n) > worst_gap:
+                    worst_step, worst_gap = base / 8.0 ** shrink, abs(a - n)
                 ana.append(a)
                 num.append(n)
         except KeyboardInterrupt:
@@ -337,7 +344,7 @@ class Engine:
         finally:
             work[...] = orig
         out.directional = (np.array(ana), np.array(num))
-        return np.array(ana), np.array(num), np.full(k, noise), unsettled
+        return np.array(ana), np.array(num), np.full(k, noise), unsettled, worst_step
 
     def _bisect(self, block: Block, out: Outcome, delta: np.ndarray, rng: np.random.Generator) -> int:
         """The entry carrying most of a probe's discrepancy: probe each half of the entries along
@@ -373,10 +380,7 @@ class Engine:
         step_minus = orig - work
         jm = self.cost()
         work[...] = orig
-        self.evaluations += 2
-        out.evaluations += 2
-        if self.progress is not None:
-            self.progress(2)
+        self._counted(out, 2)
         return float(np.sum(g * (step_plus + step_minus))) / 2.0, (jp - jm) / 2.0
 
     # ---- per block --------------------------------------------------------
@@ -508,7 +512,7 @@ class Engine:
         rng = self._rng(block)
         n = block.work.size
         with self._interruptible(block, out):
-            ana, num, noise, unsettled = self._directional(block, out, rng)
+            ana, num, noise, unsettled, worst_step = self._directional(block, out, rng)
         finite = np.isfinite(num)
         out.rel_error = self._probe_error(ana, num, noise, out.notes)
         if not finite.all():
@@ -520,14 +524,14 @@ class Engine:
         case = "directional"
         with self._interruptible(block, out):
             if indices.size < n and finite.all() and not unsettled:
-                indices = np.union1d(indices, [self._bisect(block, out, self._worst_step, rng)])
+                indices = np.union1d(indices, [self._bisect(block, out, worst_step, rng)])
             self._sweep(block, indices, out)
             kinks = out.kinks is not None and out.kinks.any()
             if indices.size == n:
                 case = "full"
             elif kinks or unsettled:
                 if kinks:
-                    ana2, num2, noise2, _ = self._directional(block, out, rng, exclude=out.kinks)
+                    ana2, num2, noise2, _, _ = self._directional(block, out, rng, exclude=out.kinks)
                     without = self._probe_error(ana2, num2, noise2)
                     out.notes.append(f"probes without the kinks found: relative error {without:.1e}")
                     if verdict(without, self.settings) == "pass":

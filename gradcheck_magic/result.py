@@ -119,11 +119,16 @@ class GradCheckResult:
                 f"threshold {self.settings.threshold:g}, fail above {self.settings.fail_threshold:g})")
 
     # ---- renderings -------------------------------------------------------------------
+    def _display_frame(self) -> pd.DataFrame:
+        """The table with its tuples written out, as both renderings show it."""
+        df = self.table.copy()
+        df["shape"] = df["shape"].map(str)
+        df["worst_index"] = df["worst_index"].map(lambda i: "—" if i is None else str(i))
+        return df
+
     def styler(self):
         """The pandas Styler: failing rows red, warnings amber, numbers in scientific notation."""
-        df = self.table.copy()
-        df["shape"] = df["shape"].map(lambda s: str(s))
-        df["worst_index"] = df["worst_index"].map(lambda i: "—" if i is None else str(i))
+        df = self._display_frame()
         status = self.table["status"]
         styler = (df.style
                   .apply(lambda row: [ROW_STYLE[status[row.name]]] * len(row), axis=1)
@@ -157,10 +162,9 @@ class GradCheckResult:
         return "\n".join(parts)
 
     def __repr__(self) -> str:
-        df = self.table.copy()
+        df = self._display_frame()
         df["rel_error"] = df["rel_error"].map(_sci)
         df["max_abs_error"] = df["max_abs_error"].map(_sci)
-        df["worst_index"] = df["worst_index"].map(lambda i: "—" if i is None else str(i))
         df["status"] = df["status"].map(lambda s: s.upper() if s != "pass" else s)
         lines = [self.summary()]
         with pd.option_context("display.max_colwidth", 200, "display.width", 250):
