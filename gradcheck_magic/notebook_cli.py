@@ -542,6 +542,14 @@ def main(argv=None) -> int:
         imposed = imposed_settings(args.settings) if args.settings is not None else None
     except ValueError as exc:
         cli.error(str(exc))
+    if args.kernel:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        installed = KernelSpecManager().find_kernel_specs()
+        if args.kernel not in installed:
+            cli.error(
+                f"--kernel: no kernel named {args.kernel!r} (installed: {', '.join(sorted(installed))})"
+            )
     paths = notebooks(args.paths)
     if not paths:
         cli.error("no notebooks found in " + ", ".join(printable(p) for p in args.paths))

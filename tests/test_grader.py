@@ -188,14 +188,15 @@ def test_imposed_settings_override_what_the_notebook_set(folder, capsys):
     assert "notebook settings" not in out
 
 
-def test_imposed_settings_are_validated_before_anything_runs(folder, capsys):
+def test_bad_settings_and_kernels_are_refused_before_anything_runs(folder, capsys):
     for bad, message in (
-        ("threshold=abc", "threshold='abc' is not a valid float"),
-        ("widgets=false", "'widgets=false' is not KEY=VALUE"),
-        ("threshold=1e-3", "must not exceed fail_threshold"),
+        (("--settings", "threshold=abc"), "threshold='abc' is not a valid float"),
+        (("--settings", "widgets=false"), "'widgets=false' is not KEY=VALUE"),
+        (("--settings", "threshold=1e-3"), "must not exceed fail_threshold"),
+        (("--kernel", "python2"), "--kernel: no kernel named 'python2'"),
     ):
         with pytest.raises(SystemExit) as exit:
-            main([str(folder / "alice.ipynb"), "--settings", bad])
+            main([str(folder / "alice.ipynb"), *bad])
         assert exit.value.code == 2
         assert message in capsys.readouterr().err
 
