@@ -67,10 +67,17 @@ def _block(name, row) -> dict:
         "shape": [int(n) for n in row["shape"]],
         "rel_error": _finite(row["rel_error"]),
         "max_abs_error": _finite(row["max_abs_error"]),
-        "worst_index": None if row["worst_index"] is None else [int(i) for i in row["worst_index"]],
+        "worst_index": _index(row["worst_index"]),
         "status": str(row["status"]),
         "note": str(row["note"]),
     }
+
+
+def _index(value) -> list | None:
+    """An entry's index as a list; None when the block has none (missing gradient, empty block)."""
+    if isinstance(value, (tuple, list)):
+        return [int(i) for i in value]
+    return None if value is None or isinstance(value, float) else [int(value)]
 
 
 def _finite(value) -> float | None:

@@ -312,12 +312,13 @@ def run(path: Path, options) -> tuple:
     state = {"cell": 0, "read": 0, "deadline": math.inf}  # the clock starts once the kernel is ready
 
     def collect_new_records():
-        with open(registry, encoding="utf-8") as f:
+        """Records appended since the last cell, each credited to the cell that was running."""
+        with open(registry, "rb") as f:
             f.seek(state["read"])
-            text = f.read()
-        complete = text[: text.rfind("\n") + 1]
-        state["read"] += len(complete.encode("utf-8"))
-        for line in complete.splitlines():
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        state["read"] += len(complete)
+        for line in complete.decode("utf-8", "replace").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:

@@ -1,6 +1,7 @@
 """The headless checker as a grader runs it: through the real command line, on small notebooks
 written here, executed in real kernels that import this copy of the package."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import check, load_convention
 
+from gradcheck_magic import Settings
 from gradcheck_magic.notebook_cli import WIDTH, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,3 +249,24 @@ def test_missing_file_and_help_warns_that_notebooks_run_with_your_rights(tmp_pat
     help_text = capsys.readouterr().out
     assert "with your rights" in help_text and "container" in help_text and "throwaway user" in help_text
     assert_fits(help_text)
+
+
+@pytest.fixture
+def grading_session(tmp_path):
+    """A grading session as the checker's hidden cell starts it, ended after the test."""
+    from gradcheck_magic import grading
+
+    registry = tmp_path / "registry.jsonl"
+    registry.touch()
+    yield lambda imposed: grading.start(str(registry), "nonce-1", imposed) or registry
+    grading._session = None
+
+
+def test_imposed_settings_beat_a_flag_and_every_real_check_is_recorded(ip, grading_session):
+    load_convention(ip, "one_d", replace=[("dtheta = x", "dtheta = 3 * x")])
+    registry = grading_session(dataclasses.asdict(Settings()))
+    result = check(ip, "-t 1 -e 1e-3")
+    assert result.failed == ["theta"] and result.settings.threshold == Settings().threshold
+    records = [json.loads(line) for line in registry.read_text().splitlines()]
+    assert [r["failed"] for r in records] == [["theta"]] and records[0]["nonce"] == "nonce-1"
+    assert records[0]["settings"]["epsilon"] is None and records[0]["blocks"][0]["shape"] == []
