@@ -33,7 +33,6 @@ NOTE_MIN_WIDTH = 30  # a note column narrower than this goes under its row inste
 INDENT = "    "  # continuation lines of a wrapped summary or note
 DEFAULT_TIMEOUT = 600.0
 FALLBACK_KERNEL = "python3"  # the kernel of the Python running the checker (ipykernel's native spec)
-PASSING = ("PASS",)
 
 SANDBOX_WARNING = (
     "Notebooks are programs: the checker executes every cell with your rights (files, network, "
@@ -238,19 +237,24 @@ def printable(path) -> str:
 
 
 # ---- running a notebook -------------------------------------------------------------------------------
-def choose_kernel(nb, requested: str | None) -> tuple:
-    """(kernel name, note): the notebook's own kernel, or this Python's when that one is not installed."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+def missing_kernel(name: str) -> str | None:
+    """Why a kernel cannot be started by name, or None when it is installed."""
+    from jupyter_client.kernelspec import KernelSpecManager
 
     installed = KernelSpecManager().find_kernel_specs()
+    return (
+        None if name in installed else f"no kernel named {name!r} (installed: {', '.join(sorted(installed))})"
+    )
+
+
+def choose_kernel(nb, requested: str | None) -> tuple:
+    """(kernel name, note): the one asked for, else the notebook's own, else this Python's."""
     if requested:
-        if requested not in installed:
-            raise LookupError(f"no kernel named {requested!r} (installed: {', '.join(sorted(installed))})")
+        if missing_kernel(requested):
+            raise LookupError(missing_kernel(requested))
         return requested, None
     wanted = (nb.metadata.get("kernelspec") or {}).get("name") or FALLBACK_KERNEL
-    try:
-        KernelSpecManager().get_kernel_spec(wanted)
-    except NoSuchKernel:
+    if missing_kernel(wanted):
         return (
             FALLBACK_KERNEL,
             f"kernel {wanted!r} is not installed; ran with {FALLBACK_KERNEL} ({sys.executable})",
@@ -543,14 +547,8 @@ def main(argv=None) -> int:
         imposed = imposed_settings(args.settings) if args.settings is not None else None
     except ValueError as exc:
         cli.error(str(exc))
-    if args.kernel:
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        installed = KernelSpecManager().find_kernel_specs()
-        if args.kernel not in installed:
-            cli.error(
-                f"--kernel: no kernel named {args.kernel!r} (installed: {', '.join(sorted(installed))})"
-            )
+    if args.kernel and missing_kernel(args.kernel):
+        cli.error(f"--kernel: {missing_kernel(args.kernel)}")
     paths = notebooks(args.paths)
     if not paths:
         cli.error("no notebooks found in " + ", ".join(printable(p) for p in args.paths))
@@ -558,6 +556,8 @@ def main(argv=None) -> int:
         args.timeout, args.kernel, args.allow_errors, args.allow_no_checks, args.every_check, imposed
     )
     out = sys.stdout
+    if hasattr(out, "reconfigure"):
+        out.reconfigure(errors="backslashreplace")  # a terminal or log that cannot show ✓ still gets the rest
     if not args.json and imposed is not None:
         changed = {k: v for k, v in imposed.items() if v != Options().baseline.get(k)}
         print(
