@@ -32,6 +32,9 @@ WIDTH = 120  # no line the checker prints is wider
 NOTE_MIN_WIDTH = 30  # a note column narrower than this goes under its row instead
 INDENT = "    "  # continuation lines of a wrapped summary or note
 DEFAULT_TIMEOUT = 600.0
+EXPECTED_ERROR_TAG = (
+    "raises-exception"  # a cell its author tagged to show an error (nbclient runs on, so do we)
+)
 FALLBACK_KERNEL = "python3"  # the kernel of the Python running the checker (ipykernel's native spec)
 
 SANDBOX_WARNING = (
@@ -349,7 +352,8 @@ def run(path: Path, options) -> tuple:
     def cell_ran(cell, cell_index, execute_reply):
         collect_new_records()
         content = (execute_reply or {}).get("content", {})
-        if content.get("status") == "error":
+        expected = EXPECTED_ERROR_TAG in cell.get("metadata", {}).get("tags", [])
+        if content.get("status") == "error" and not expected:
             report.errors.append(_cell_error(cell_index, content))
 
     quiet = logging.getLogger("gradcheck_magic.notebook_cli.nbclient")

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(path, cells, kernel="python3"):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    cells = [c if isinstance(c, nbformat.NotebookNode) else nbformat.v4.new_code_cell(c) for c in cells]
+    nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     nbformat.write(nb, os.fsdecode(path) if isinstance(path, bytes) else str(path))
     return path
@@ -69,7 +70,8 @@ WEIRD_NAME = b"caf\xe9 \xff.ipynb"  # not UTF-8
 def folder(tmp_path_factory):
     """A class's submissions: each notebook plants one of the issue's findings."""
     folder = tmp_path_factory.mktemp("submissions")
-    write(folder / "alice.ipynb", [LOAD, FORWARD, BACKWARD.format(factor=1), CHECK])
+    shown_error = nbformat.v4.new_code_cell("1 / 0", metadata={"tags": ["raises-exception"]})
+    write(folder / "alice.ipynb", [LOAD, shown_error, FORWARD, BACKWARD.format(factor=1), CHECK])
     write(folder / "bob.ipynb", [LOAD, FORWARD, BACKWARD.format(factor=3), CHECK_INTEGERS, FORGED])
     write(
         folder / "carol.ipynb",
@@ -113,7 +115,8 @@ def summary(out, name):
 def test_default_rules_grade_each_notebook_by_what_really_ran(graded):
     code, out, _ = graded
     assert code == 1
-    assert "alice.ipynb: PASS — 1 check(s), 0 failing" in summary(out, "alice.ipynb")
+    alice = summary(out, "alice.ipynb")  # her tagged "raises-exception" cell is part of her story
+    assert "alice.ipynb: PASS — 1 check(s), 0 failing [" in alice
     bob = summary(out, "bob.ipynb")
     assert "bob.ipynb: FAIL — 1 check(s), 1 failing (theta)" in bob  # the forged display is not a check
     assert "carol.ipynb: ERROR" in summary(out, "carol.ipynb")
