@@ -260,9 +260,18 @@ def choose_kernel(nb, requested: str | None) -> tuple:
     if missing_kernel(wanted):
         return (
             FALLBACK_KERNEL,
-            f"kernel {wanted!r} is not installed; ran with {FALLBACK_KERNEL} ({sys.executable})",
+            f"kernel {wanted!r} is not installed; ran with {FALLBACK_KERNEL} ({_python_of()})",
         )
     return wanted, None
+
+
+def _python_of(name: str = FALLBACK_KERNEL) -> str:
+    """The interpreter a kernel runs: jupyter_client starts a spec's bare "python" as this Python."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    program = KernelSpecManager().get_kernel_spec(name).argv[0]
+    bare = {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}
+    return sys.executable if program in bare else program
 
 
 def _setup_source(registry: str, nonce: str, imposed: dict | None) -> str:
