@@ -474,9 +474,9 @@ def imposed_settings(values: list) -> dict:
     from IPython.core.error import UsageError
 
     from .engine import Settings
-    from .magics import GradCheck
+    from .magics import CONFIG_KEYS, GradCheck
 
-    allowed = [f.name for f in dataclasses.fields(Settings) if f.name != "localize"]
+    allowed = [f.name for f in dataclasses.fields(Settings) if f.name in CONFIG_KEYS]  # display keys excluded
     pairs = [p.strip() for value in values for p in value.split(",") if p.strip() and p.strip() != "defaults"]
     for pair in pairs:
         key = pair.partition("=")[0]
