@@ -585,7 +585,7 @@ def main(argv=None) -> int:
         reports.append(report)
         if args.json:
             continue
-        print(f"== {report.path} ==", file=out)
+        print(_wrap(f"== {report.path} =="), file=out)
         for check in report.checks:
             print(check_text(report, check) + "\n", file=out)
         print(report.summary(), file=out, flush=True)
