@@ -186,7 +186,7 @@ class GradCheckResult:
                          + "<br>".join(details) + "</div>")
         return "\n".join(parts)
 
-    def text(self, width: Optional[int] = None, colour: bool = False) -> str:
+    def text(self, width: int | None = None, colour: bool = False) -> str:
         """The table for terminals and logs: one line per block, its notes indented under it,
         everything within ``width`` columns (default: the terminal's, at most ``TEXT_WIDTH``)."""
         if width is None:
@@ -257,7 +257,7 @@ class GradCheckResult:
 def _inline_styles(table_html: str) -> str:
     """The Styler's HTML with its <style> block moved into ``style`` attributes on the elements
     themselves: untrusted notebooks, nbviewer, GitHub and VS Code keep those."""
-    style_block = re.search(r"<style[^>]*>(.*?)</style>\s*", table_html, flags=re.S)
+    style_block = re.search(r"<style[^>]*>(.*?)</style>\s*", table_html, flags=re.DOTALL)
     if style_block is None:
         return table_html
     by_id, by_tag = {}, {}

@@ -137,8 +137,10 @@ def test_notes_wrap_in_a_bounded_column_and_the_caption_wraps(ip):
 
 def test_summary_glyphs_are_in_a_common_font(ip):
     import os
+
     import matplotlib
     from matplotlib.ft2font import FT2Font
+
     from gradcheck_magic.result import GLYPHS
     charmap = FT2Font(os.path.join(matplotlib.get_data_path(), "fonts/ttf/DejaVuSans.ttf")).get_charmap()
     text = repr(buggy(ip)) + "".join(GLYPHS.values())
@@ -160,6 +162,7 @@ def test_text_fits_the_terminal_with_notes_under_their_rows(ip, monkeypatch):
 
 def test_colour_only_for_a_colour_terminal(ip, monkeypatch):
     import io
+
     from gradcheck_magic.palette import colour_terminal
 
     class Tty(io.StringIO):
