@@ -179,3 +179,55 @@ def test_static_fallback_shows_the_widget_picture(ip, monkeypatch):
     assert picture in box.children[1].value
     box.children[0].value = "W2"
     assert picture not in box.children[1].value and _picture(result, "W2").data_uri in box.children[1].value
+
+
+def test_progress_suggests_fast_mode_when_the_estimate_overruns_the_budget(capsys):
+    from gradcheck_magic.engine import Settings
+    from gradcheck_magic.progress import SUGGEST_FAST
+    full = progress_factory(True, settings=Settings(mode="full", time_budget=1.0))
+    bar = full(1000, 5.0)
+    assert bar.suggested and SUGGEST_FAST in str(bar._bar)
+    bar.close()
+    assert not progress_factory(True, settings=Settings(mode="fast", time_budget=1.0))(1000, 5.0).suggested
+    # auto mode with an estimate over the budget has already chosen fast mode
+    assert not progress_factory(True, settings=Settings(mode="auto", time_budget=1.0))(1000, 5.0).suggested
+    assert progress_factory(True, settings=Settings(mode="full", time_budget=10.0))(1000, 5.0).suggested is False
+
+
+def test_progress_reestimates_the_eta_as_it_runs(capsys):
+    from gradcheck_magic.progress import Bar
+    now = [0.0]
+    bar = Bar(1000, estimated_seconds=1.5, budget=2.0, suggest_fast=True, clock=lambda: now[0])
+    assert not bar.suggested
+    now[0] = 0.5
+    bar(100)  # 10 % after 0.5 s: 5 s in all, over the 2 s budget
+    assert bar.suggested
+    bar.close()
+    steady = Bar(1000, estimated_seconds=1.5, budget=2.0, suggest_fast=True, clock=lambda: now[0])
+    now[0] += 0.1
+    steady(500)  # half-way after 0.1 s
+    assert not steady.suggested
+    steady.close()
+
+
+def test_progress_bar_widget_is_removed_even_after_an_interrupt():
+    from gradcheck_magic.progress import Bar
+
+    class FakeNotebookBar:
+        def __init__(self):
+            import ipywidgets
+            self.container = ipywidgets.HBox()
+            self.n, self.total, self.closed = 0, 100, False
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    bar = Bar(100)
+    bar._bar.close()
+    bar._bar = FakeNotebookBar()
+    bar(10)  # interrupted at 10 %
+    bar.close()
+    assert bar._bar.closed and bar._bar.container.layout.display == "none"
