@@ -25,6 +25,7 @@ from browser_support import (
     executed_demo,
     is_green,
     is_red,
+    rgba,
 )
 
 REQUIRED = bool(os.environ.get("GRADCHECK_REQUIRE_BROWSER"))  # CI: missing pieces fail, not skip
@@ -83,6 +84,10 @@ def lab(tmp_path_factory):
     # no "notified about Jupyter news?" toast over the notebook (and no request for the news)
     (labconfig / "page_config.json").write_text(
         '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+    # render every cell, not only those scrolled into view, so both tables are on the page
+    tracker = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port, token = free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), PYTHONPATH=os.pathsep.join(
@@ -131,7 +136,7 @@ def page(lab):
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(PAGE_SECONDS * 1000)
             page.goto(lab["url"])
-            page.wait_for_selector("table.gradcheck-table")
+            page.wait_for_function("() => document.querySelectorAll('table.gradcheck-table').length >= 2")
             yield page
         finally:
             browser.close()
@@ -201,3 +206,26 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
         assert fit["panel"] <= NOTEBOOK_WIDTH
         assert fit["right"] <= fit["output_right"] + 0.5, fit
         assert fit["scroll"] <= fit["client"], fit
+
+
+def test_dark_theme_keeps_rows_readable_and_the_heatmap_dark(page, tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from gradcheck_magic.palette import MIN_CONTRAST, contrast_ratio
+
+    page.get_by_text("Settings", exact=True).first.click()
+    page.get_by_text("Theme", exact=True).first.hover()
+    page.get_by_text("JupyterLab Dark", exact=True).first.click()
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
+    for name, status, background, text in page.evaluate(ROWS)[0]:
+        hexes = ["#%02x%02x%02x" % tuple(int(v) for v in rgba(css)[:3]) for css in (background, text)]
+        assert contrast_ratio(*hexes) >= MIN_CONTRAST, (name, status, hexes)
+    picture = page.locator(".widget-html img[src^='data:image/png']").first
+    picture.scroll_into_view_if_needed()
+    pixels = np.asarray(Image.open(io.BytesIO(picture.screenshot())).convert("RGB")).astype(int)
+    near_white = (pixels > 235).all(axis=-1).mean()
+    assert near_white < 0.05, near_white  # only the worst entry's thin light ring
+    save_screenshot(page, "jupyterlab_dark.png", tmp_path)
