@@ -217,8 +217,9 @@ class GradCheckResult:
             lines.append(line(values, o.status))
             for extra in WRAPPING_COLUMNS:
                 if extra in df.columns and df.loc[o.name, extra]:
+                    label = "" if extra == "note" else f"{extra}: "  # notes speak for themselves
                     for part in str(df.loc[o.name, extra]).split("; "):
-                        lines.extend(textwrap.wrap(part, width, initial_indent=NOTE_INDENT,
+                        lines.extend(textwrap.wrap(label + part, width, initial_indent=NOTE_INDENT,
                                                    subsequent_indent=NOTE_INDENT + "  ",
                                                    break_on_hyphens=False))
         if self.functions:

@@ -221,7 +221,7 @@ def test_dark_theme_keeps_rows_readable_and_the_heatmap_dark(page, tmp_path):
     page.get_by_text("JupyterLab Dark", exact=True).first.click()
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
     for name, status, background, text in page.evaluate(ROWS)[0]:
-        hexes = ["#%02x%02x%02x" % tuple(int(v) for v in rgba(css)[:3]) for css in (background, text)]
+        hexes = ["#" + "".join(f"{int(v):02x}" for v in rgba(css)[:3]) for css in (background, text)]
         assert contrast_ratio(*hexes) >= MIN_CONTRAST, (name, status, hexes)
     picture = page.locator(".widget-html img[src^='data:image/png']").first
     picture.scroll_into_view_if_needed()

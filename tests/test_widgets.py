@@ -231,3 +231,16 @@ def test_progress_bar_widget_is_removed_even_after_an_interrupt():
     bar(10)  # interrupted at 10 %
     bar.close()
     assert bar._bar.closed and bar._bar.container.layout.display == "none"
+
+
+def test_numbers_window_is_centred_on_the_table_worst_index():
+    from gradcheck_magic.engine import Outcome, Settings
+    from gradcheck_magic.result import GradCheckResult
+    analytic = np.ones((60, 60))
+    numeric = analytic.copy()
+    numeric[26, 19] = 1.5
+    o = Outcome("W", (60, 60), numeric=numeric, analytic=analytic, checked=np.ones((60, 60), bool),
+                status="fail", rel_error=0.004, worst_index=(26, 19))
+    html = gw.block_html(GradCheckResult([o], 0.004, Settings(), "full", 1), "W")
+    assert "Showing rows 14–37, columns 7–30 of 60×60, around the worst entry" in html
+    assert "worst entry W[26, 19], ringed" in html
