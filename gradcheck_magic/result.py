@@ -43,6 +43,7 @@ NOTE_INDENT = "    "
 #: the summary's leading glyph; each is in DejaVu Sans, the common fallback font (⏸ is not)
 GLYPHS = {"interrupted": "■", "fail": "✗", "warn": "⚠", "pass": "✓"}
 
+_NUMBER = re.compile(r"\d(?:\.\d+)?e[+-]\d+")  # browsers would break 1e-05 after its hyphen
 _CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
 _OPEN_TAG = re.compile(r"<(table|caption|th|td)\b([^>]*)>")
 
@@ -159,7 +160,7 @@ class GradCheckResult:
                   .apply_index(lambda names: [row_style(status[n]) for n in names], axis=0)
                   .format({"rel_error": _sci, "max_abs_error": _sci})
                   .format_index(lambda name: html.escape(str(name)).replace("_", "_<wbr>"), axis=1)
-                  .set_caption(html.escape(self.summary()))
+                  .set_caption(_unbroken_numbers(html.escape(self.summary())))
                   .set_table_attributes(f'class="gradcheck-table" style="{TABLE_STYLE}"')
                   .set_uuid(self._uuid())
                   .set_table_styles([{"selector": "caption", "props": CAPTION_PROPS},
@@ -253,6 +254,10 @@ class GradCheckResult:
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {MIME: self.to_dict()}
 
+
+
+def _unbroken_numbers(text: str) -> str:
+    return _NUMBER.sub(lambda m: f'<span style="white-space: nowrap">{m.group(0)}</span>', text)
 
 
 def _inline_styles(table_html: str) -> str:
