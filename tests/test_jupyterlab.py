@@ -2,7 +2,9 @@
 that was executed with the current renderer and saved unsigned (so JupyterLab treats it as untrusted
 and sanitizes its HTML), and checks in Chromium what a student sees: the stored table's failing rows
 red and passing rows green; after Run All, the live table, the drill-down widget (choosing another
-block changes the picture) and a table that fits a 700 px notebook.
+block changes the picture) and a table that fits a 700 px notebook; in the dark theme, readable rows
+and no glaring white heatmap; and a slow check's progress bar, which suggests fast mode and is gone
+after an interrupt.
 
 Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/jupyterlab_untrusted.png and docs/jupyterlab_live.png.
 """
@@ -67,6 +69,31 @@ IDLE = """() => {
 }"""
 
 
+SLOW = "slow.ipynb"
+#: a forward that takes 50 ms per call, then waits for the interrupt (the test's only way out)
+SLOW_FORWARD = """# SLOW_FORWARD_MARK
+import time
+_calls = [0]
+_forward = forward_propagation_n
+def forward_propagation_n(X, Y, parameters):
+    _calls[0] += 1
+    time.sleep(0.05 if _calls[0] < 40 else 3600)
+    return _forward(X, Y, parameters)
+"""
+
+
+def slow_notebook(path):
+    """A notebook whose full-mode check is slow enough for a progress bar, and hangs until interrupted."""
+    import nbformat
+    from conftest import SETUPS, source
+
+    cells = ["%load_ext gradcheck_magic\nimport numpy as np", source("seed_net"), SETUPS["seed_net"],
+             SLOW_FORWARD, "%gradcheck --mode full"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,6 +106,7 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     home = tmp_path_factory.mktemp("jupyter")
     notebook = executed_demo(root)
+    slow_notebook(root / SLOW)
     labconfig = home / "config" / "labconfig"
     labconfig.mkdir(parents=True)
     # no "notified about Jupyter news?" toast over the notebook (and no request for the news)
@@ -118,7 +146,8 @@ def lab(tmp_path_factory):
             log.append(line)
             if f"127.0.0.1:{port}/lab" in line:
                 break
-        yield {"url": f"http://127.0.0.1:{port}/lab/tree/{DEMO}?token={token}", "notebook": notebook}
+        yield {"url": f"http://127.0.0.1:{port}/lab/tree/{DEMO}?token={token}", "notebook": notebook,
+               "slow_url": f"http://127.0.0.1:{port}/lab/tree/{SLOW}?token={token}"}
     finally:
         server.terminate()
         try:
@@ -229,3 +258,27 @@ def test_dark_theme_keeps_rows_readable_and_the_heatmap_dark(page, tmp_path):
     near_white = (pixels > 235).all(axis=-1).mean()
     assert near_white < 0.05, near_white  # only the worst entry's thin light ring
     save_screenshot(page, "jupyterlab_dark.png", tmp_path)
+
+
+def test_progress_bar_suggests_fast_mode_and_goes_away_on_interrupt(page, lab):
+    from gradcheck_magic.progress import SUGGEST_FAST
+
+    page.goto(lab["slow_url"])
+    panel = page.locator(".jp-NotebookPanel").filter(visible=True).filter(has_text="SLOW_FORWARD_MARK")
+    panel.wait_for(state="visible")
+    panel.click(position={"x": 5, "y": 5})
+    page.get_by_text("Run", exact=True).first.click()
+    page.get_by_text("Run All Cells", exact=True).first.click()
+    bar = panel.locator(".jp-OutputArea-output .widget-hprogress").first
+    bar.wait_for(state="visible")
+    page.wait_for_function("text => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
+                           ".some(e => e.textContent.replace(/\\u2007/g, ' ').includes(text))", arg=SUGGEST_FAST)
+    page.get_by_text("Kernel", exact=True).first.click()
+    page.get_by_text("Interrupt Kernel", exact=True).first.click()
+    page.wait_for_function(IDLE, timeout=RUN_ALL_SECONDS * 1000)
+    caption = panel.locator("table.gradcheck-table caption").first
+    caption.wait_for(state="visible")
+    assert "gradient check interrupted" in caption.inner_text()
+    visible_bars = page.evaluate("() => Array.from(document.querySelectorAll('.widget-hprogress'))"
+                                 ".filter(e => e.offsetParent !== null).length")
+    assert visible_bars == 0
