@@ -113,9 +113,9 @@ class GradCheckResult:
         """The k entries of a block with the largest |analytic − numeric|."""
         o: Outcome = self.blocks[name]
         err = o.error.reshape(-1)
-        order = [i for i in np.argsort(-np.nan_to_num(err, nan=-1.0), kind="stable") if np.isfinite(err[i])]
+        order = np.argsort(-np.nan_to_num(err, nan=-1.0), kind="stable")
         out = []
-        for i in order[:k]:
+        for i in order[np.isfinite(err[order])][:k]:
             idx = tuple(int(j) for j in np.unravel_index(i, o.shape)) if o.shape else ()
             out.append({"index": idx, "analytic": float(o.analytic.reshape(-1)[i]),
                         "numeric": float(o.numeric.reshape(-1)[i]), "abs_error": float(err[i])})

@@ -143,7 +143,7 @@ def show_drilldown(result: GradCheckResult, shell) -> bool:
 
     box = drilldown(result)
     bundle = box._repr_mimebundle_()
-    bundle["text/html"] = block_html(result, default_block(result))
+    bundle["text/html"] = box.children[1].value  # the same picture as the widget's first view
     bundle["text/plain"] = f"gradcheck drill-down: {default_block(result)}"
     display(bundle, raw=True)
     return True
