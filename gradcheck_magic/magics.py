@@ -115,7 +115,7 @@ class GradCheck(Magics):
         args = parse_argstring(self.gradcheck, line)
         settings = self.settings(args)
         assigned = self._run_cell(cell) if cell is not None and cell.strip() else set()
-        progress = progress_factory(self.progress and not args.no_progress)
+        progress = progress_factory(self.progress and not args.no_progress, settings=settings)
         try:
             result = gradcheck(self.shell.user_ns, forward=args.forward, backward=args.backward,
                                cost=args.cost, params=args.params, settings=settings, progress=progress,

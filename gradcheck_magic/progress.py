@@ -1,32 +1,79 @@
 """A progress bar with an ETA for long checks (tqdm: a widget in notebooks, text in a terminal).
 
-A check expected to take under ``MIN_SECONDS`` shows no bar at all.
+A check expected to take under ``MIN_SECONDS`` shows no bar at all.  When the time left exceeds the
+check's time budget and fast mode would be quicker, the bar says so.  However the check ends
+(finished, interrupted, raised), the bar disappears: the table below it says how it went.
 """
+
 from __future__ import annotations
 
+import time
+
 MIN_SECONDS = 1.0
+#: what the bar says when the check will overrun its time budget
+SUGGEST_FAST = "over the time budget: try -m fast"
+#: the live ETA is re-estimated after this fraction of the planned evaluations
+REESTIMATE_EVERY = 0.01
+
+
+def fast_would_help(settings, estimated_seconds: float) -> bool:
+    """True unless the check already runs in fast mode.  In auto mode the engine picks full only
+    when its estimate fits the budget, so an estimate over the budget means fast was chosen."""
+    if settings is None:
+        return True
+    if settings.mode == "auto":
+        return bool(settings.sample) or estimated_seconds <= settings.time_budget
+    return settings.mode != "fast"
 
 
 class Bar:
     """A tick(n) callable over a tqdm bar; ``close()`` removes it."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, estimated_seconds: float = 0.0, budget: float | None = None,
+                 suggest_fast: bool = False, clock=time.perf_counter):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, unit="eval", desc="gradcheck", leave=False, mininterval=0.2)
-        self.update = self._bar.update
+        self._budget = budget
+        self._suggest = suggest_fast and budget is not None
+        self._clock = clock
+        self._started = clock()
+        self._next_estimate = max(int(total * REESTIMATE_EVERY), 1)
+        self.suggested = False
+        if self._suggest and estimated_seconds > budget:
+            self._suggest_fast()
 
     def __call__(self, n: int) -> None:
-        self.update(n)
+        self._bar.update(n)
+        if self._suggest and not self.suggested and self._bar.n >= self._next_estimate:
+            self._next_estimate += max(int(self._bar.total * REESTIMATE_EVERY), 1)
+            elapsed = self._clock() - self._started
+            remaining = elapsed / self._bar.n * (self._bar.total - self._bar.n)
+            if elapsed + remaining > self._budget:
+                self._suggest_fast()
+
+    def _suggest_fast(self) -> None:
+        self.suggested = True
+        self._bar.set_postfix_str(SUGGEST_FAST)
 
     def close(self) -> None:
+        """Remove the bar.  tqdm's notebook bar would stay, frozen and red, after an interrupt or
+        when a fast check needed fewer evaluations than planned; hide and close its widget."""
         self._bar.close()
+        container = getattr(self._bar, "container", None)
+        if container is not None:
+            container.layout.display = "none"
+            container.close()
 
 
-def progress_factory(enabled: bool = True, min_seconds: float = MIN_SECONDS):
-    """For ``gradcheck(progress=...)``: a bar only when the estimate exceeds ``min_seconds``."""
+def progress_factory(enabled: bool = True, min_seconds: float = MIN_SECONDS, settings=None):
+    """For ``gradcheck(progress=...)``: a bar only when the estimate exceeds ``min_seconds``;
+    with ``settings``, the bar suggests fast mode when the check will overrun its time budget."""
+
     def start(total: int, estimated_seconds: float):
         if not enabled or estimated_seconds < min_seconds or total <= 0:
             return None
-        return Bar(total)
+        budget = settings.time_budget if settings is not None else None
+        return Bar(total, estimated_seconds, budget, fast_would_help(settings, estimated_seconds))
+
     return start

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import html
 import math
+import re
+import shutil
+import sys
+import textwrap
 import zlib
 from typing import Optional
 
@@ -15,14 +19,33 @@ import numpy as np
 import pandas as pd
 
 from .engine import Outcome, Settings
+from .palette import ansi, colour_terminal, row_style
 
 COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "evaluations"]
-ROW_STYLE = {
-    "fail": "background-color: #f4c7c3; color: #7f1d1d; font-weight: bold",
-    "warn": "background-color: #fde9b5; color: #6b4e00",
-    "pass": "",
-}
 MIME = "application/vnd.gradcheck-magic.result+json"
+
+#: free-text columns: they wrap inside a bounded width; every other column stays on one line
+WRAPPING_COLUMNS = ("note", "suspect")
+#: styles of the table's own elements.  They end up inline (see ``_inline_styles``) because
+#: JupyterLab's sanitizer strips the <style> block of untrusted notebooks; ``table-layout: auto``
+#: overrides JupyterLab's ``fixed``, which cut the caption and headers short.
+TABLE_STYLE = "border-collapse: collapse; table-layout: auto; width: auto; max-width: 100%"
+CELL_PROPS = "padding: 2px 6px; text-align: left; vertical-align: top"
+CAPTION_PROPS = ("caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
+                 "overflow-wrap: anywhere; padding: 2px 0")
+WRAPPING_PROPS = {"min-width": "10em", "max-width": "30em", "white-space": "normal", "overflow-wrap": "anywhere"}
+
+#: the plain text: at most this wide (or the terminal's width, if narrower), and never narrower than
+#: ``MIN_TEXT_WIDTH`` (the table's own columns do not wrap)
+TEXT_WIDTH = 100
+MIN_TEXT_WIDTH = 60
+NOTE_INDENT = "    "
+#: the summary's leading glyph; each is in DejaVu Sans, the common fallback font (⏸ is not)
+GLYPHS = {"interrupted": "■", "fail": "✗", "warn": "⚠", "pass": "✓"}
+
+_NUMBER = re.compile(r"\d(?:\.\d+)?e[+-]\d+")  # browsers would break 1e-05 after its hyphen
+_CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
+_OPEN_TAG = re.compile(r"<(table|caption|th|td)\b([^>]*)>")
 
 
 def _sci(x) -> str:
@@ -90,9 +113,9 @@ class GradCheckResult:
         """The k entries of a block with the largest |analytic − numeric|."""
         o: Outcome = self.blocks[name]
         err = o.error.reshape(-1)
-        order = [i for i in np.argsort(-np.nan_to_num(err, nan=-1.0), kind="stable") if np.isfinite(err[i])]
+        order = np.argsort(-np.nan_to_num(err, nan=-1.0), kind="stable")
         out = []
-        for i in order[:k]:
+        for i in order[np.isfinite(err[order])][:k]:
             idx = tuple(int(j) for j in np.unravel_index(i, o.shape)) if o.shape else ()
             out.append({"index": idx, "analytic": float(o.analytic.reshape(-1)[i]),
                         "numeric": float(o.numeric.reshape(-1)[i]), "abs_error": float(err[i])})
@@ -106,13 +129,13 @@ class GradCheckResult:
     # ---- the headline -------------------------------------------------------------
     def summary(self) -> str:
         if self.interrupted:
-            head = "⏸ gradient check interrupted — rows so far"
+            head = f"{GLYPHS['interrupted']} gradient check interrupted — rows so far"
         elif self.failed:
-            head = f"✗ gradient check failed: {', '.join(self.failed)}"
+            head = f"{GLYPHS['fail']} gradient check failed: {', '.join(self.failed)}"
         elif self.warned:
-            head = f"⚠ gradient check passed with warnings: {', '.join(self.warned)}"
+            head = f"{GLYPHS['warn']} gradient check passed with warnings: {', '.join(self.warned)}"
         else:
-            head = "✓ gradient check passed"
+            head = f"{GLYPHS['pass']} gradient check passed"
         eps = "auto" if self.settings.epsilon is None else f"{self.settings.epsilon:g}"
         return (f"{head} — overall difference {_sci(self.difference)} "
                 f"({self.mode} mode, {self.evaluations} evaluations, ε {eps}, "
@@ -127,55 +150,90 @@ class GradCheckResult:
         return df
 
     def styler(self):
-        """The pandas Styler: failing rows red, warnings amber, numbers in scientific notation."""
+        """The pandas Styler: passing rows green, warnings amber, failing rows red, numbers in
+        scientific notation, free text wrapping in a bounded column."""
         df = self._display_frame()
         status = self.table["status"]
+        wrapping = [c for c in df.columns if c in WRAPPING_COLUMNS]
         styler = (df.style
-                  .apply(lambda row: [ROW_STYLE[status[row.name]]] * len(row), axis=1)
-                  .apply_index(lambda names: [ROW_STYLE[status[n]] for n in names], axis=0)
+                  .apply(lambda row: [row_style(status[row.name])] * len(row), axis=1)
+                  .apply_index(lambda names: [row_style(status[n]) for n in names], axis=0)
                   .format({"rel_error": _sci, "max_abs_error": _sci})
-                  .set_caption(html.escape(self.summary()))
-                  .set_table_attributes('class="gradcheck-table"')
+                  .format_index(lambda name: html.escape(str(name)).replace("_", "_<wbr>"), axis=1)
+                  .set_caption(_unbroken_numbers(html.escape(self.summary())))
+                  .set_table_attributes(f'class="gradcheck-table" style="{TABLE_STYLE}"')
                   .set_uuid(self._uuid())
-                  .set_table_styles([
-                      {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold;"},
-                      {"selector": "td, th", "props": "padding: 2px 8px; text-align: left;"},
-                  ])
-                  .set_properties(subset=[c for c in COLUMNS if c != "note"], **{"white-space": "nowrap"})
-                  .set_properties(subset=["note"], **{"min-width": "18em"}))
+                  .set_table_styles([{"selector": "caption", "props": CAPTION_PROPS},
+                                     {"selector": "td, th", "props": CELL_PROPS}])
+                  .set_properties(subset=[c for c in df.columns if c not in wrapping], **{"white-space": "nowrap"}))
+        if wrapping:
+            styler = styler.set_properties(subset=wrapping, **WRAPPING_PROPS)
         return styler
 
     def _uuid(self) -> str:
         """Deterministic (HTML can be asserted) yet distinct per result, so that two tables on
-        one page never share the CSS that colours their rows."""
+        one page never share an element id."""
         key = self.summary() + "|" + self.table.to_json(default_handler=str)
         return f"gradcheck_{zlib.crc32(key.encode()):08x}"
 
     def _repr_html_(self) -> str:
-        parts = [self.styler().to_html()]
+        parts = [_inline_styles(self.styler().to_html())]
         details = []
         if self.functions:
             details.append(f"checked: <code>{html.escape(self.functions)}</code>")
         details.extend(html.escape(w) for w in self.warnings)
         if details:
-            parts.append("<div class='gradcheck-details'>" + "<br>".join(details) + "</div>")
+            parts.append("<div class='gradcheck-details' style='overflow-wrap: anywhere'>"
+                         + "<br>".join(details) + "</div>")
         return "\n".join(parts)
 
-    def __repr__(self) -> str:
+    def text(self, width: int | None = None, colour: bool = False) -> str:
+        """The table for terminals and logs: one line per block, its notes indented under it,
+        everything within ``width`` columns (default: the terminal's, at most ``TEXT_WIDTH``)."""
+        if width is None:
+            width = min(shutil.get_terminal_size((TEXT_WIDTH, 24)).columns, TEXT_WIDTH)
+        width = max(width, MIN_TEXT_WIDTH)
         df = self._display_frame()
         df["rel_error"] = df["rel_error"].map(_sci)
         df["max_abs_error"] = df["max_abs_error"].map(_sci)
         df["status"] = df["status"].map(lambda s: s.upper() if s != "pass" else s)
-        lines = [self.summary()]
-        with pd.option_context("display.max_colwidth", 200, "display.width", 250):
-            lines.append(df.to_string())
+        columns = [c for c in df.columns if c not in WRAPPING_COLUMNS]
+        cells = [[str(name)] + [str(v) for v in row] for name, row in zip(df.index, df[columns].values)]
+        header = [df.index.name or ""] + columns
+        widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header))]
+
+        def line(values, status=None):
+            padded = [v.ljust(w) for v, w in zip(values, widths)]
+            if status is not None and colour:
+                padded[0] = ansi(padded[0], status)
+                padded[header.index("status")] = ansi(padded[header.index("status")], status)
+            return "  ".join(padded).rstrip()
+
+        lines = textwrap.wrap(self.summary(), width, subsequent_indent="  ")
+        if colour:
+            overall = "fail" if self.failed else "warn" if (self.warned or self.interrupted) else "pass"
+            lines = [ansi(text, overall) for text in lines]
+        lines.append(line(header))
+        for o, values in zip(self.outcomes, cells):
+            lines.append(line(values, o.status))
+            for extra in WRAPPING_COLUMNS:
+                if extra in df.columns and df.loc[o.name, extra]:
+                    label = "" if extra == "note" else f"{extra}: "  # notes speak for themselves
+                    for part in str(df.loc[o.name, extra]).split("; "):
+                        lines.extend(textwrap.wrap(label + part, width, initial_indent=NOTE_INDENT,
+                                                   subsequent_indent=NOTE_INDENT + "  ",
+                                                   break_on_hyphens=False))
         if self.functions:
-            lines.append(f"checked: {self.functions}")
-        lines.extend(f"warning: {w}" for w in self.warnings)
+            lines.extend(textwrap.wrap(f"checked: {self.functions}", width, subsequent_indent="  "))
+        for w in self.warnings:
+            lines.extend(textwrap.wrap(f"warning: {w}", width, subsequent_indent="  "))
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return self.text()
+
     def _repr_pretty_(self, p, cycle):
-        p.text(repr(self))
+        p.text(self.text(colour=colour_terminal(sys.stdout)))
 
     def to_dict(self) -> dict:
         """JSON-ready: what the headless checker collects from a notebook."""
@@ -196,3 +254,39 @@ class GradCheckResult:
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {MIME: self.to_dict()}
 
+
+
+def _unbroken_numbers(text: str) -> str:
+    return _NUMBER.sub(lambda m: f'<span style="white-space: nowrap">{m.group(0)}</span>', text)
+
+
+def _inline_styles(table_html: str) -> str:
+    """The Styler's HTML with its <style> block moved into ``style`` attributes on the elements
+    themselves: untrusted notebooks, nbviewer, GitHub and VS Code keep those."""
+    style_block = re.search(r"<style[^>]*>(.*?)</style>\s*", table_html, flags=re.DOTALL)
+    if style_block is None:
+        return table_html
+    by_id, by_tag = {}, {}
+    for selectors, body in _CSS_RULE.findall(style_block.group(1)):
+        props = "".join(p.strip() + "; " for p in body.split(";") if p.strip())
+        for selector in (s.strip() for s in selectors.split(",")):
+            parts = selector.split()
+            if len(parts) == 1 and parts[0].startswith("#"):
+                by_id[parts[0][1:]] = by_id.get(parts[0][1:], "") + props
+            elif len(parts) == 2:
+                by_tag[parts[1]] = by_tag.get(parts[1], "") + props
+
+    def inline(match):
+        tag, attrs = match.group(1), match.group(2)
+        element_id = re.search(r'\bid="([^"]+)"', attrs)
+        props = (by_tag.get(tag, "") + (by_id.get(element_id.group(1), "") if element_id else "")).strip()
+        if not props:
+            return match.group(0)
+        existing = re.search(r'\bstyle="([^"]*)"', attrs)
+        if existing:
+            merged = existing.group(1).rstrip("; ") + "; " + props
+            return f"<{tag}{attrs[:existing.start()]}style=\"{merged}\"{attrs[existing.end():]}>"
+        return f'<{tag}{attrs.rstrip()} style="{props}">'
+
+    body = table_html[:style_block.start()] + table_html[style_block.end():]
+    return _OPEN_TAG.sub(inline, body)

@@ -77,3 +77,170 @@ def test_drilldown_is_shown_under_the_table_in_a_kernel_only(ip, monkeypatch):
     shown.clear()
     run(ip, "r = %gradcheck -o")
     assert shown == []
+
+
+def _pixels(data_uri):
+    import base64
+    import io
+
+    from PIL import Image
+    png = base64.b64decode(data_uri.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def _has(pixels, rgb):
+    return bool(np.all(pixels[..., :3] == rgb, axis=-1).any())
+
+
+def _picture(result, name):
+    from gradcheck_magic import heatmap
+    return heatmap.picture(result.blocks[name], result.settings.threshold, result.settings.fail_threshold)
+
+
+def test_heatmap_scale_is_fixed_so_a_passing_block_is_never_red_and_a_failing_one_is(ip):
+    from gradcheck_magic.palette import AMBER, GREEN, RED
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    result = check(ip)
+    for name, status in result.table["status"].items():
+        pixels = _pixels(_picture(result, name).data_uri)
+        assert _has(pixels, RED) == (status == "fail"), name
+        assert not _has(pixels, AMBER), name
+        if status == "pass":
+            assert _has(pixels, GREEN) and pixels[..., 3].max() > 0
+    b3 = _pixels(_picture(result, "b3").data_uri)  # a passing one-entry block: pale, not dark
+    assert b3[b3.shape[0] // 2, b3.shape[1] // 2, 3] < 0.6 * 255
+
+
+def test_heatmap_rings_the_table_worst_index(ip):
+    from gradcheck_magic.heatmap import MARKER_OUTER, MIN_CELL_PIXELS
+    load_convention(ip, "l_layer")
+    run(ip, "np.random.seed(3); X = np.random.randn(40, 6); parameters = initialize_parameters_deep([40, 30, 1])")
+    result = check(ip, "--mode full")
+    worst = result.table.loc["W1", "worst_index"]
+    picture = _picture(result, "W1")
+    assert picture.worst == worst and picture.grid == (30, 40)
+    pixels = _pixels(picture.data_uri)
+    side = picture.width // 40
+    assert side >= MIN_CELL_PIXELS
+    top, left = worst[0] * side, worst[1] * side
+    ring_row = pixels[max(top - 3, 0), max(left - 3, 0): left + side + 3, :3]
+    assert (ring_row == MARKER_OUTER[:3]).all() or top < 3
+    assert f"worst entry W1[{worst[0]}, {worst[1]}], ringed" in gw.block_html(result, "W1")
+
+
+def test_kinks_are_drawn_striped_not_as_errors(ip):
+    from test_verdicts import KINK as PLANT_KINK
+
+    from gradcheck_magic.palette import KINK, RED
+    load_convention(ip, "seed_net")
+    run(ip, PLANT_KINK)
+    result = check(ip)
+    assert result.table.loc["W1", "status"] == "warn"
+    pixels = _pixels(_picture(result, "W1").data_uri)
+    assert _has(pixels, KINK) and not _has(pixels, RED)
+    assert "kink, not judged" in gw.block_html(result, "W1")
+
+
+def test_big_blocks_pool_entries_and_scroll_inside_their_box():
+    from gradcheck_magic.engine import Outcome, Settings
+    from gradcheck_magic.result import GradCheckResult
+    analytic = np.ones((20, 1000))
+    numeric = analytic.copy()
+    numeric[3, 777] = 2.0
+    o = Outcome("W", (20, 1000), numeric=numeric, analytic=analytic, checked=np.ones((20, 1000), bool),
+                status="fail", rel_error=0.01, worst_index=(3, 777))
+    result = GradCheckResult([o], 0.01, Settings(), "full", 1)
+    picture = _picture(result, "W")
+    assert picture.pooled == (1, 7) and picture.width <= 480 + 20
+    html = gw.block_html(result, "W")
+    assert "each cell is the largest of 1×7 entries" in html and "overflow:auto" in html
+    assert "<details>" in html  # a big block's numbers are on demand
+
+
+def test_drilldown_preselects_the_worst_block_with_entry_data(ip):
+    load_convention(ip, "seed_net", replace=[('"dW3": dW3, ', ""), SEED_FIX[0]])
+    result = check(ip)
+    assert result.table.loc["W3", "status"] == "fail"  # missing: no entries to show
+    assert gw.default_block(result) == "W2"
+    assert "No entry-by-entry comparison" in gw.block_html(result, "W3")
+
+
+def test_static_fallback_shows_the_widget_picture(ip, monkeypatch):
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    shown = []
+    monkeypatch.setattr(gw, "widgets_supported", lambda shell: True)
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.append(a))
+    result = check(ip)
+    gw.show_drilldown(result, ip)
+    bundle = shown[0][0]
+    picture = _picture(result, "b1").data_uri
+    assert picture in bundle["text/html"]
+    box = result.drilldown()
+    assert picture in box.children[1].value
+    box.children[0].value = "W2"
+    assert picture not in box.children[1].value and _picture(result, "W2").data_uri in box.children[1].value
+
+
+def test_progress_suggests_fast_mode_when_the_estimate_overruns_the_budget(capsys):
+    from gradcheck_magic.engine import Settings
+    from gradcheck_magic.progress import SUGGEST_FAST
+    full = progress_factory(True, settings=Settings(mode="full", time_budget=1.0))
+    bar = full(1000, 5.0)
+    assert bar.suggested and SUGGEST_FAST in str(bar._bar)
+    bar.close()
+    assert not progress_factory(True, settings=Settings(mode="fast", time_budget=1.0))(1000, 5.0).suggested
+    # auto mode with an estimate over the budget has already chosen fast mode
+    assert not progress_factory(True, settings=Settings(mode="auto", time_budget=1.0))(1000, 5.0).suggested
+    assert progress_factory(True, settings=Settings(mode="full", time_budget=10.0))(1000, 5.0).suggested is False
+
+
+def test_progress_reestimates_the_eta_as_it_runs(capsys):
+    from gradcheck_magic.progress import Bar
+    now = [0.0]
+    bar = Bar(1000, estimated_seconds=1.5, budget=2.0, suggest_fast=True, clock=lambda: now[0])
+    assert not bar.suggested
+    now[0] = 0.5
+    bar(100)  # 10 % after 0.5 s: 5 s in all, over the 2 s budget
+    assert bar.suggested
+    bar.close()
+    steady = Bar(1000, estimated_seconds=1.5, budget=2.0, suggest_fast=True, clock=lambda: now[0])
+    now[0] += 0.1
+    steady(500)  # half-way after 0.1 s
+    assert not steady.suggested
+    steady.close()
+
+
+def test_progress_bar_widget_is_removed_even_after_an_interrupt():
+    from gradcheck_magic.progress import Bar
+
+    class FakeNotebookBar:
+        def __init__(self):
+            import ipywidgets
+            self.container = ipywidgets.HBox()
+            self.n, self.total, self.closed = 0, 100, False
+
+        def update(self, n):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    bar = Bar(100)
+    bar._bar.close()
+    bar._bar = FakeNotebookBar()
+    bar(10)  # interrupted at 10 %
+    bar.close()
+    assert bar._bar.closed and bar._bar.container.layout.display == "none"
+
+
+def test_numbers_window_is_centred_on_the_table_worst_index():
+    from gradcheck_magic.engine import Outcome, Settings
+    from gradcheck_magic.result import GradCheckResult
+    analytic = np.ones((60, 60))
+    numeric = analytic.copy()
+    numeric[26, 19] = 1.5
+    o = Outcome("W", (60, 60), numeric=numeric, analytic=analytic, checked=np.ones((60, 60), bool),
+                status="fail", rel_error=0.004, worst_index=(26, 19))
+    html = gw.block_html(GradCheckResult([o], 0.004, Settings(), "full", 1), "W")
+    assert "Showing rows 14–37, columns 7–30 of 60×60, around the worst entry" in html
+    assert "worst entry W[26, 19], ringed" in html
