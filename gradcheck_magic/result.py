@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .engine import Outcome, Settings
+from .suspects import Finding
 
-COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "evaluations"]
+COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "suspect", "evaluations"]
 ROW_STYLE = {
     "fail": "background-color: #f4c7c3; color: #7f1d1d; font-weight: bold",
     "warn": "background-color: #fde9b5; color: #6b4e00",
@@ -36,7 +37,7 @@ class GradCheckResult:
 
     def __init__(self, outcomes: list, difference: float, settings: Settings, mode: str,
                  evaluations: int, functions: str = "", warnings: Optional[list] = None,
-                 interrupted: bool = False, seconds: float = 0.0):
+                 interrupted: bool = False, seconds: float = 0.0, finding: Optional[Finding] = None):
         self.outcomes = outcomes
         self.difference = difference
         self.settings = settings
@@ -47,6 +48,7 @@ class GradCheckResult:
         self.interrupted = interrupted
         self.seconds = seconds  # the whole check, discovery to verdict
         self.sweep_seconds = seconds  # the engine's evaluations alone
+        self.finding = finding or Finding()  # which lines to suspect, per failing block
         self._table = None
 
     # ---- what people read -----------------------------------------------------
@@ -59,12 +61,22 @@ class GradCheckResult:
                 "max_abs_error": float(o.max_abs_error),
                 "worst_index": o.worst_index,
                 "status": o.status,
-                "note": "; ".join(o.notes + o.hints),
+                "note": self._note(o),
+                "suspect": self.finding.top(o.name),
                 "evaluations": o.evaluations,
             } for o in self.outcomes]
             self._table = pd.DataFrame(rows, index=pd.Index([o.name for o in self.outcomes], name="block"),
                                        columns=COLUMNS)
         return self._table
+
+    def suspects(self, block: str) -> list:
+        """The lines that may hold ``block``'s bug, most likely first (``Suspect`` tuples)."""
+        return list(self.finding.ranked.get(block, []))
+
+    def _note(self, o: Outcome) -> str:
+        """The hints, then why the top suspect line is suspected."""
+        top = self.finding.ranked.get(o.name)
+        return "; ".join(o.notes + o.hints + ([f"suspect: {top[0].reason}"] if top else []))
 
     @property
     def blocks(self) -> dict:
@@ -189,7 +201,7 @@ class GradCheckResult:
             "blocks": [{"name": o.name, "shape": list(o.shape), "rel_error": clean(float(o.rel_error)),
                         "max_abs_error": clean(float(o.max_abs_error)),
                         "worst_index": list(o.worst_index) if o.worst_index is not None else None,
-                        "status": o.status, "note": "; ".join(o.notes + o.hints),
+                        "status": o.status, "note": self._note(o), "suspect": self.finding.top(o.name),
                         "evaluations": o.evaluations} for o in self.outcomes],
         }
 
