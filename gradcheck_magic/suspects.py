@@ -194,12 +194,15 @@ class _Builder:
             if base is None:
                 return
             key = _key(target.slice)
-            update = self.step(node, base, value, env, {base} | _reads(target.slice), op)
-            if key is not None:
+            if key is not None:  # grads["dW1"] = ...: that key alone, not the rest of the dict
+                extra = {f"{base}[{key}]"} if op is not None else set()
+                update = self.step(node, base, value, env, extra, op)
                 env[f"{base}[{key}]"] = {update}
-            else:
+                env[base] = env.get(base, set()) | {update}
+                return
+            if not isinstance(target.slice, (ast.Compare, ast.Slice)) and not _has(target.slice, ast.Compare):
                 self.dynamic = self.dynamic or f"{self.text(target)} is stored under a key built at run time"
-            env[base] = {update}
+            env[base] = {self.step(node, base, value, env, {base} | _reads(target.slice), op)}
 
     def block(self, body, env) -> dict:
         for node in body:
@@ -445,6 +448,9 @@ class _Ranker:
         """A ratio equal to an argument's value (keep_prob): the step where the sibling layer
         applies it and this layer does not."""
         for arg, value in self.scalars.items():
+            if arg in step.reads and (_close(ratio, value**2) or _close(ratio, value**-2)):
+                return (f"{arg} applied the wrong way in the line: analytic ≈ {ratio:.2f} × numeric = "
+                        f"{arg}{'²' if _close(ratio, value**2) else '⁻²'} ({arg} = {value:g})")
             if not (_close(ratio, value) or _close(ratio, 1 / value)):
                 continue
             if arg in step.reads:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .result import GradCheckResult
+from .suspects import source_html
 
 MAX_CELLS = 24  # rows/columns shown around the worst entry of a large block
 
@@ -45,6 +46,7 @@ def block_html(result: GradCheckResult, name: str) -> str:
     o = result.blocks[name]
     parts = [f"<h4 style='margin:6px 0'>{html.escape(name)} {o.shape}: {o.status}"
              f" — {html.escape('; '.join(o.notes + o.hints)) or 'no notes'}</h4>"]
+    parts.append(source_html(result.finding, name))  # the function's source, suspect lines highlighted
     if o.analytic is None or not o.checked.any():
         parts.append("<p>No entry-by-entry comparison for this block.</p>")
         return "\n".join(parts)
