@@ -374,6 +374,19 @@ def _literals(node) -> list:
             and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
 
 
+def _matching_literal(node, ratio: float) -> Optional[float]:
+    """A literal factor k of the line that the ratio analytic/numeric equals (k or 1/k)."""
+    for literal in _literals(node):
+        if literal not in (0.0, 1.0) and (_close(abs(ratio), literal) or _close(abs(ratio), 1 / literal)):
+            return literal
+    return None
+
+
+def _count_reads(node) -> int:
+    """How often the line reads the number of examples (``m``)."""
+    return sum(isinstance(n, ast.Name) and n.id in COUNT_NAMES for n in ast.walk(node))
+
+
 def _has(node, kind) -> bool:
     return any(isinstance(n, kind) for n in ast.walk(node)) if node is not None else False
 
@@ -413,6 +426,9 @@ class _Ranker:
 
     def __init__(self, flow: Flow, cost_flows: list, scalars: dict, ctx, cases: dict):
         self.flow, self.cost_flows, self.scalars, self.ctx, self.cases = flow, cost_flows, scalars, ctx, cases
+        ratios = [c.ratio for c in cases.values()]
+        # every block fails, all by one factor: the cost may be scaled instead (set by the caller)
+        self.uniform = False if None in ratios or not ratios else all(_close(r, ratios[0]) for r in ratios)
 
     def evidence(self, case: _Case, step: Step, own: set, fed: set) -> Optional[str]:
         """Why this line fits the kind of bug the data show, or None."""
@@ -421,26 +437,27 @@ class _Ranker:
             return None
         if kind == "sign" or (ratio is not None and _close(ratio, -1)):
             if _negated(value):
-                return "a minus sign in the line (analytic ≈ −1 × numeric: sign flipped)"
+                return "a minus sign in the line"
             if _has(value, ast.Sub) and step in own:
-                return "a subtraction in the block's own line: operands swapped? (sign flipped)"
+                return "a subtraction in the block's own line: operands swapped?"
             return None
-        if kind == "missing_m" and not (step.reads & set(COUNT_NAMES)) and (step in own or _has(value, ast.Call)):
-            return f"no 1/m in the line (analytic ≈ m × numeric, m = {self.ctx.m})"
-        if kind == "extra_m" and sum(isinstance(n, ast.Name) and n.id in COUNT_NAMES for n in ast.walk(value)) > 1:
-            return "1/m applied twice in the line (analytic ≈ numeric / m)"
-        if kind == "transposed" and step in own and _matmul(value):
-            return f"operand order in {case.name}'s own line: the product gives the transpose"
-        if kind == "keepdims" and _sum_without_keepdims(value):
-            return "np.sum without keepdims=True: the result has lost its column axis"
         if ratio is not None and not _close(abs(ratio), 1):
-            for literal in _literals(value):
-                if literal not in (0.0, 1.0) and (_close(abs(ratio), literal) or _close(abs(ratio), 1 / literal)):
-                    return f"constant factor {literal:g} in the line (analytic ≈ {ratio:.2f} × numeric)"
+            literal = _matching_literal(value, ratio)
+            if literal is not None:
+                return f"constant factor {literal:g} in the line"
+        if kind == "missing_m" and not (step.reads & set(COUNT_NAMES)) and self.twins_read_m(step):
+            return f"no 1/m in the line ({self.twins_read_m(step)[0].target}'s has one)"
+        if kind == "extra_m" and _count_reads(value) > 1:
+            return "1/m applied twice in the line"
+        if kind == "transposed" and step in own and _matmul(value):
+            return f"operand order: the product gives d{case.name.split('.')[-1]} transposed"
+        if kind == "keepdims" and _sum_without_keepdims(value):
+            return "np.sum without keepdims=True"
+        if ratio is not None and not _close(abs(ratio), 1):
             scalar = self.scalar_evidence(step, ratio)
             if scalar:
                 return scalar
-        if kind in ("units", None) or ratio is None:
+        if ratio is None:  # a constant ratio is no mask or activation-derivative bug
             return self.mask_evidence(step, fed)
         return None
 
@@ -454,15 +471,19 @@ class _Ranker:
             if not (_close(ratio, value) or _close(ratio, 1 / value)):
                 continue
             if arg in step.reads:
-                return f"{arg} in the line (analytic ≈ {ratio:.2f} × numeric, {arg} = {value:g})"
+                return f"{arg} (= {value:g}, the ratio found) in the line"
             users = [s for s in self.flow.steps if arg in s.reads and s.op_on_target is not None]
             for user in users:
                 if _twin(user.target) == _twin(step.target) and user.target != step.target \
                         and self.last_definition(step) and not any(arg in s.reads for s in self.same_var(step)):
                     verb = "divided" if user.op_on_target is ast.Div else "multiplied"
-                    return (f"{step.target} is never {verb} by {arg}, as {user.target} is "
-                            f"(analytic ≈ {ratio:.2f} × numeric, {arg} = {value:g})")
+                    return f"{step.target} is never {verb} by {arg} (= {value:g}, the ratio found), as {user.target} is"
         return None
+
+    def twins_read_m(self, step: Step) -> list:
+        """The same gradient of other layers (db1, db2 for db3), when they divide by m."""
+        return [s for s in self.flow.steps if s.target != step.target and _twin(s.target) == _twin(step.target)
+                and s.reads & set(COUNT_NAMES)]
 
     def same_var(self, step: Step) -> list:
         return [s for s in self.flow.steps if s.target == step.target]
@@ -473,15 +494,38 @@ class _Ranker:
     def mask_evidence(self, step: Step, fed: set) -> Optional[str]:
         """dZ built without the comparison its twin lines have (the ReLU mask), or a dZ that feeds
         all of a layer's failing blocks (its activation derivative)."""
-        if not re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]) or _has(step.value, ast.Compare):
+        if not re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
             return None
         twins = [s for s in self.flow.steps if s is not step and _twin(s.target) == _twin(step.target)
                  and _has(s.value, ast.Compare)]
-        if twins:
-            return f"{step.target} is used without the ReLU mask ({twins[0].target} has one: {twins[0].text})"
+        if twins and not _has(step.value, ast.Compare):
+            return f"{step.target} is used without the ReLU mask that {twins[0].target} has"
         if len(fed) > 1:
             return f"{step.target} is built here and feeds {_describe(fed)}: the activation derivative or mask?"
         return None
+
+    def cost_scale(self, case: _Case) -> list:
+        """Every block off by one factor: the cost's own scale is as likely as a line all share.
+        (fits, Step-like suspect) pairs for the lines of the cost that give the cost value."""
+        found = []
+        m = self.ctx.m if self.ctx is not None else None
+        for flow in self.cost_flows[:1]:
+            direct = flow.outputs.get(0) or flow.outputs.get(None)  # (cost, cache) or the cost
+            if not direct or case.ratio is None:
+                continue
+            reached = sorted(flow.closure(direct), key=lambda s: s.lineno)
+            own = sorted(_own(direct), key=lambda s: s.lineno)
+            for step in reached:
+                literal = _matching_literal(step.value, case.ratio) if step.value is not None else None
+                if literal is not None:
+                    found.append((True, step, f"constant factor {literal:g} in the cost: every block is off by it"))
+                elif m and _close(case.ratio, m) and _count_reads(step.value) > 1:
+                    found.append((True, step, "1/m twice in the cost: every block is off by m"))
+            if not found and m and _close(case.ratio, 1 / m) and not any(s.reads & set(COUNT_NAMES) for s in reached):
+                found = [(True, own[-1], "the cost has no 1/m: every block is off by 1/m")] if own else []
+            if not found and own:
+                found = [(False, own[-1], f"every block is off by the same factor {case.ratio:.3g}: the cost's scale?")]
+        return found
 
     def l2(self, case: _Case, own: set) -> list:
         """The L2 term, in the backward or in the cost: both named, the likelier first."""
@@ -539,8 +583,13 @@ def _rank(ranker: _Ranker, case: _Case, own: set, reached: set, passing_lines: s
             why = (f"the only line that feeds {_describe(fed)} and no passing block" if len(candidates) == 1
                    else f"feeds {_describe(fed)} and no passing block")
         scored.append((fits, len(fed), step.lineno, Suspect(step.function, step.lineno, step.text, why)))
-    scored.sort(key=lambda t: (-t[0], -t[1], -t[2]))
-    return preferred + [t[3] for t in scored]
+    scored = [(fits, fed, 0, lineno, suspect) for fits, fed, lineno, suspect in scored]
+    if ranker.uniform:
+        everything = len(ranker.cases)
+        scored += [(fits, everything, 1, s.lineno, Suspect(s.function, s.lineno, s.text, why))
+                   for fits, s, why in ranker.cost_scale(case)]
+    scored.sort(key=lambda t: (-t[0], -t[1], t[2], -t[3]))
+    return preferred + [t[4] for t in scored]
 
 
 def _describe(blocks) -> str:
@@ -584,6 +633,7 @@ def find_suspects(backward: Callable, outcomes: list, ctx=None, costs=(), scalar
     cases = {o.name: _Case(o.name, _kind(o.notes + o.hints), _ratio(o), _l2(o, values.get(o.name)))
              for o in failing}
     ranker = _Ranker(flow, cost_flows, scalars or {}, ctx, cases)
+    ranker.uniform = ranker.uniform and len(failing) == len(outcomes) > 1
     failing_feeds = {}  # line -> failing blocks it feeds
     for o in failing:
         for s in feeds.get(o.name, ((), ()))[1]:

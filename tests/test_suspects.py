@@ -26,25 +26,25 @@ CASES = {
         "seed_net",
         [("dZ1 = np.multiply(dA1, np.int64(A1 > 0))", "dZ1 = dA1")],
         dict.fromkeys(["W1", "b1"], "dZ1 = dA1"),
-        "dZ1 is used without the ReLU mask",
+        "dZ1 is used without the ReLU mask that dZ2 has",
     ),
     "seed_missing_relu_mask_layer2": (
         "seed_net",
         [("dZ2 = np.multiply(dA2, np.int64(A2 > 0))", "dZ2 = dA2")],
         dict.fromkeys(["W1", "b1", "W2", "b2"], "dZ2 = dA2"),
-        "dZ2 is used without the ReLU mask",
+        "dZ2 is used without the ReLU mask that dZ1 has",
     ),
     "seed_transposed_dW1": (
         "seed_net",
         [("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 1. / m * np.dot(X, dZ1.T)")],
         {"W1": "dW1 = 1. / m * np.dot(X, dZ1.T)"},
-        "transpose",
+        "operand order: the product gives dW1 transposed",
     ),
     "seed_sign_flipped_dW3": (
         "seed_net",
         [("dW3 = 1. / m", "dW3 = -1. / m")],
         {"W3": "dW3 = -1. / m * np.dot(dZ3, A2.T)"},
-        "sign flipped",
+        "a minus sign in the line",
     ),
     "seed_missing_one_over_m_db3": (
         "seed_net",
@@ -80,13 +80,13 @@ CASES = {
         "dropout",
         [("    dA1 = dA1 / keep_prob\n", "")],
         dict.fromkeys(["W1", "b1"], "dA1 = dA1 * D1"),
-        "dA1 is never divided by keep_prob, as dA2 is",
+        "dA1 is never divided by keep_prob (= 0.86, the ratio found), as dA2 is",
     ),
     "dropout_forgets_keep_prob_in_layer2": (
         "dropout",
         [("    dA2 = dA2 / keep_prob\n", "")],
         dict.fromkeys(["W1", "b1", "W2", "b2"], "dA2 = dA2 * D2"),
-        "dA2 is never divided by keep_prob, as dA1 is",
+        "dA2 is never divided by keep_prob (= 0.86, the ratio found), as dA1 is",
     ),
 }
 
@@ -142,6 +142,35 @@ def test_l2_term_in_the_backward_comes_before_a_correct_cost(ip):
     first, second = result.suspects("W1")[:2]
     assert first.line.startswith("dW1 = ") and "λ/(2m)·W1 here" in first.reason
     assert second.function == "compute_cost_with_regularization"
+
+
+@pytest.mark.parametrize("change, line, words", [
+    (("cost = 1. / m * np.sum(log_probs)", "cost = np.sum(log_probs)"), "cost = np.sum(log_probs)",
+     "the cost has no 1/m"),
+    (("cost = 1. / m * np.sum(log_probs)", "cost = 2. / m * np.sum(log_probs)"), "cost = 2. / m * np.sum(log_probs)",
+     "constant factor 2 in the cost"),
+])
+def test_every_block_off_by_one_factor_names_the_cost(ip, change, line, words):
+    load_convention(ip, "seed_net", replace=[change])
+    result = check(ip)
+    assert len(result.failed) == 6
+    for block in result.failed:
+        top = result.suspects(block)[0]
+        assert (top.function, top.line) == ("forward_propagation_n", line) and words in top.reason
+
+
+def test_a_factor_in_a_line_all_blocks_share_beats_the_cost(ip):
+    load_convention(ip, "seed_net", replace=[("dZ3 = A3 - Y", "dZ3 = 2 * (A3 - Y)")])
+    result = check(ip)
+    assert len(result.failed) == 6
+    assert {result.suspects(b)[0].line for b in result.failed} == {"dZ3 = 2 * (A3 - Y)"}
+
+
+def test_a_ratio_equal_to_m_still_prefers_the_literal_factor(ip):
+    load_convention(ip, "seed_net", replace=[("dA1 = np.dot(W2.T, dZ2)", "dA1 = np.dot(W2.T, dZ2) * 3")])
+    result = check(ip)  # m = 3 here, so the hint also offers "a missing 1/m?"
+    assert result.failed == ["W1", "b1"]
+    assert {result.suspects(b)[0].line for b in result.failed} == {"dA1 = np.dot(W2.T, dZ2) * 3"}
 
 
 def test_extra_one_over_m_points_at_the_line_that_divides_twice(ip):
