@@ -8,6 +8,7 @@ passing block are the suspects; what the diagnosis found (a constant ratio, a fl
 transpose, a missing mask or keepdims, an error proportional to the weights) ranks them.  Where the
 flow cannot be followed, the finding says so instead of guessing.  Pure: no IPython import.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,7 +17,7 @@ import inspect
 import re
 import textwrap
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -66,10 +67,10 @@ class Step:
     lineno: int
     text: str
     target: str
-    value: Optional[ast.AST]
+    value: ast.AST | None
     reads: frozenset
     deps: set = field(default_factory=set)
-    op_on_target: Optional[type] = None  # Div for ``x = x / k`` and ``x /= k``
+    op_on_target: type | None = None  # Div for ``x = x / k`` and ``x /= k``
     packaging: bool = False  # only puts a value into the returned dict or tuple
 
     def __hash__(self):
@@ -96,7 +97,7 @@ class Flow:
                 todo.extend(step.deps)
         return seen
 
-    def output_for(self, block: str, position: Optional[int], single: bool):
+    def output_for(self, block: str, position: int | None, single: bool):
         """The steps defining ``block``'s gradient, or None when this function does not give it."""
         leaf = block.split(".")[-1]
         names = [p + leaf for p in GRAD_PREFIXES] + [leaf]
@@ -124,7 +125,7 @@ def _source(fn: Callable):
     return name, lines, start
 
 
-def _dotted(node) -> Optional[str]:
+def _dotted(node) -> str | None:
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
@@ -145,7 +146,7 @@ def _reads(node) -> set:
     return found
 
 
-def _key(node) -> Optional[object]:
+def _key(node) -> object | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) else None
 
 
@@ -164,8 +165,16 @@ class _Builder:
         reads = _reads(value) | set(extra)
         if op is None and isinstance(value, ast.BinOp) and _dotted(value.left) == target:
             op = type(value.op)  # x = x / k
-        step = Step(self.name, node.lineno + self.offset, self.text(node), target, value, frozenset(reads),
-                    op_on_target=op, packaging=packaging)
+        step = Step(
+            self.name,
+            node.lineno + self.offset,
+            self.text(node),
+            target,
+            value,
+            frozenset(reads),
+            op_on_target=op,
+            packaging=packaging,
+        )
         for name in reads:
             step.deps |= env.get(name, set())
         self.steps.append(step)
@@ -173,8 +182,11 @@ class _Builder:
 
     def assign(self, node, target, value, env, op=None):
         if isinstance(target, (ast.Tuple, ast.List)):
-            values = value.elts if isinstance(value, (ast.Tuple, ast.List)) \
-                and len(value.elts) == len(target.elts) else [value] * len(target.elts)
+            values = (
+                value.elts
+                if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
+                else [value] * len(target.elts)
+            )
             for sub, sub_value in zip(target.elts, values):
                 self.assign(node, sub, sub_value, env, op)
             return
@@ -252,7 +264,7 @@ class _Builder:
         elif isinstance(value, ast.Name):
             for key, steps in env.items():
                 if key.startswith(value.id + "["):
-                    self.add(_unquote(key[len(value.id) + 1:-1]), steps)
+                    self.add(_unquote(key[len(value.id) + 1 : -1]), steps)
             self.add(None, env.get(value.id, set()))
             return
         self.add(None, {self.step(node, "return", value, env)})
@@ -309,7 +321,7 @@ class Finding:
         """The table's entry: the likeliest line, shortened, or why there is none."""
         if self.ranked.get(block):
             text = str(self.ranked[block][0])
-            return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
+            return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
         return f"{NOTHING}: {self.why_none[block]}" if block in self.why_none else ""
 
 
@@ -318,17 +330,17 @@ class _Case:
     """What the data say about one failing block."""
 
     name: str
-    kind: Optional[str]
-    ratio: Optional[float]  # analytic / numeric, when it is a constant
-    l2: Optional[float]  # analytic − numeric ≈ l2 × W
+    kind: str | None
+    ratio: float | None  # analytic / numeric, when it is a constant
+    l2: float | None  # analytic − numeric ≈ l2 × W
 
 
-def _kind(texts) -> Optional[str]:
+def _kind(texts) -> str | None:
     joined = " | ".join(texts)
     return next((kind for kind, pattern in HINT_KINDS if pattern.search(joined)), None)
 
 
-def _ratio(outcome) -> Optional[float]:
+def _ratio(outcome) -> float | None:
     if outcome.analytic is None or outcome.analytic.shape != outcome.numeric.shape:
         return None
     sel = outcome.checked & np.isfinite(outcome.numeric)
@@ -340,7 +352,7 @@ def _ratio(outcome) -> Optional[float]:
     return c if np.linalg.norm(analytic - c * numeric) <= FIT * np.linalg.norm(analytic) else None
 
 
-def _l2(outcome, weights) -> Optional[float]:
+def _l2(outcome, weights) -> float | None:
     if weights is None or outcome.analytic is None or outcome.analytic.shape != outcome.numeric.shape:
         return None
     sel = outcome.checked & np.isfinite(outcome.numeric)
@@ -370,11 +382,17 @@ def _literals(node) -> list:
                 skip.update(id(n) for a in sub.args[1:] for n in ast.walk(a))
         elif isinstance(sub, ast.Subscript):
             skip.update(id(n) for n in ast.walk(sub.slice))
-    return [float(n.value) for n in ast.walk(node) if isinstance(n, ast.Constant) and id(n) not in skip
-            and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
+    return [
+        float(n.value)
+        for n in ast.walk(node)
+        if isinstance(n, ast.Constant)
+        and id(n) not in skip
+        and isinstance(n.value, (int, float))
+        and not isinstance(n.value, bool)
+    ]
 
 
-def _matching_literal(node, ratio: float) -> Optional[float]:
+def _matching_literal(node, ratio: float) -> float | None:
     """A literal factor k of the line that the ratio analytic/numeric equals (k or 1/k)."""
     for literal in _literals(node):
         if literal not in (0.0, 1.0) and (_close(abs(ratio), literal) or _close(abs(ratio), 1 / literal)):
@@ -392,9 +410,10 @@ def _has(node, kind) -> bool:
 
 
 def _negated(node) -> bool:
-    return any(isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) for n in ast.walk(node)) \
-        or any(isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and n.value < 0
-               for n in ast.walk(node))
+    return any(isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) for n in ast.walk(node)) or any(
+        isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and n.value < 0
+        for n in ast.walk(node)
+    )
 
 
 def _sum_without_keepdims(node) -> bool:
@@ -407,8 +426,11 @@ def _sum_without_keepdims(node) -> bool:
 
 
 def _matmul(node) -> bool:
-    return any((isinstance(n, ast.Call) and (_dotted(n.func) or "").split(".")[-1] in ("dot", "matmul"))
-               or (isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult)) for n in ast.walk(node))
+    return any(
+        (isinstance(n, ast.Call) and (_dotted(n.func) or "").split(".")[-1] in ("dot", "matmul"))
+        or (isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult))
+        for n in ast.walk(node)
+    )
 
 
 def _factor(x: float) -> str:
@@ -430,7 +452,7 @@ class _Ranker:
         # every block fails, all by one factor: the cost may be scaled instead (set by the caller)
         self.uniform = False if None in ratios or not ratios else all(_close(r, ratios[0]) for r in ratios)
 
-    def evidence(self, case: _Case, step: Step, own: set, fed: set) -> Optional[str]:
+    def evidence(self, case: _Case, step: Step, own: set, fed: set) -> str | None:
         """Why this line fits the kind of bug the data show, or None."""
         value, kind, ratio = step.value, case.kind, case.ratio
         if value is None:
@@ -461,29 +483,40 @@ class _Ranker:
             return self.mask_evidence(step, fed)
         return None
 
-    def scalar_evidence(self, step: Step, ratio: float) -> Optional[str]:
+    def scalar_evidence(self, step: Step, ratio: float) -> str | None:
         """A ratio equal to an argument's value (keep_prob): the step where the sibling layer
         applies it and this layer does not."""
         for arg, value in self.scalars.items():
             if arg in step.reads and (_close(ratio, value**2) or _close(ratio, value**-2)):
-                return (f"{arg} applied the wrong way in the line: analytic ≈ {ratio:.2f} × numeric = "
-                        f"{arg}{'²' if _close(ratio, value**2) else '⁻²'} ({arg} = {value:g})")
+                return (
+                    f"{arg} applied the wrong way in the line: analytic ≈ {ratio:.2f} × numeric = "
+                    f"{arg}{'²' if _close(ratio, value**2) else '⁻²'} ({arg} = {value:g})"
+                )
             if not (_close(ratio, value) or _close(ratio, 1 / value)):
                 continue
             if arg in step.reads:
                 return f"{arg} (= {value:g}, the ratio found) in the line"
             users = [s for s in self.flow.steps if arg in s.reads and s.op_on_target is not None]
             for user in users:
-                if _twin(user.target) == _twin(step.target) and user.target != step.target \
-                        and self.last_definition(step) and not any(arg in s.reads for s in self.same_var(step)):
+                if (
+                    _twin(user.target) == _twin(step.target)
+                    and user.target != step.target
+                    and self.last_definition(step)
+                    and not any(arg in s.reads for s in self.same_var(step))
+                ):
                     verb = "divided" if user.op_on_target is ast.Div else "multiplied"
                     return f"{step.target} is never {verb} by {arg} (= {value:g}, the ratio found), as {user.target} is"
         return None
 
     def twins_read_m(self, step: Step) -> list:
         """The same gradient of other layers (db1, db2 for db3), when they divide by m."""
-        return [s for s in self.flow.steps if s.target != step.target and _twin(s.target) == _twin(step.target)
-                and s.reads & set(COUNT_NAMES)]
+        return [
+            s
+            for s in self.flow.steps
+            if s.target != step.target
+            and _twin(s.target) == _twin(step.target)
+            and s.reads & set(COUNT_NAMES)
+        ]
 
     def same_var(self, step: Step) -> list:
         return [s for s in self.flow.steps if s.target == step.target]
@@ -491,17 +524,22 @@ class _Ranker:
     def last_definition(self, step: Step) -> bool:
         return self.same_var(step)[-1] is step
 
-    def mask_evidence(self, step: Step, fed: set) -> Optional[str]:
+    def mask_evidence(self, step: Step, fed: set) -> str | None:
         """dZ built without the comparison its twin lines have (the ReLU mask), or a dZ that feeds
         all of a layer's failing blocks (its activation derivative)."""
         if not re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
             return None
-        twins = [s for s in self.flow.steps if s is not step and _twin(s.target) == _twin(step.target)
-                 and _has(s.value, ast.Compare)]
+        twins = [
+            s
+            for s in self.flow.steps
+            if s is not step and _twin(s.target) == _twin(step.target) and _has(s.value, ast.Compare)
+        ]
         if twins and not _has(step.value, ast.Compare):
             return f"{step.target} is used without the ReLU mask that {twins[0].target} has"
         if len(fed) > 1:
-            return f"{step.target} is built here and feeds {_describe(fed)}: the activation derivative or mask?"
+            return (
+                f"{step.target} is built here and feeds {_describe(fed)}: the activation derivative or mask?"
+            )
         return None
 
     def cost_scale(self, case: _Case) -> list:
@@ -518,13 +556,26 @@ class _Ranker:
             for step in reached:
                 literal = _matching_literal(step.value, case.ratio) if step.value is not None else None
                 if literal is not None:
-                    found.append((True, step, f"constant factor {literal:g} in the cost: every block is off by it"))
+                    found.append(
+                        (True, step, f"constant factor {literal:g} in the cost: every block is off by it")
+                    )
                 elif m and _close(case.ratio, m) and _count_reads(step.value) > 1:
                     found.append((True, step, "1/m twice in the cost: every block is off by m"))
-            if not found and m and _close(case.ratio, 1 / m) and not any(s.reads & set(COUNT_NAMES) for s in reached):
+            if (
+                not found
+                and m
+                and _close(case.ratio, 1 / m)
+                and not any(s.reads & set(COUNT_NAMES) for s in reached)
+            ):
                 found = [(True, own[-1], "the cost has no 1/m: every block is off by 1/m")] if own else []
             if not found and own:
-                found = [(False, own[-1], f"every block is off by the same factor {case.ratio:.3g}: the cost's scale?")]
+                found = [
+                    (
+                        False,
+                        own[-1],
+                        f"every block is off by the same factor {case.ratio:.3g}: the cost's scale?",
+                    )
+                ]
         return found
 
     def l2(self, case: _Case, own: set) -> list:
@@ -541,13 +592,28 @@ class _Ranker:
         beta = (case.l2 + unit) / unit  # the backward's coefficient, if the cost is right
         kappa = (unit - case.l2) / 2 / unit  # the cost's coefficient, if the backward is right
         fit = "no L2 term" if abs(beta) < CLOSE else f"{_factor(beta)}·{case.name}"
-        in_backward = [Suspect(s.function, s.lineno, s.text,
-                               f"the L2 term of {case.name}: if the cost is right, the data fit {fit} here, "
-                               f"not (λ/m)·{case.name}" if has_term else
-                               f"the L2 term (λ/m)·{case.name} is missing from the line") for s in backward]
-        in_cost = [Suspect(s.function, s.lineno, s.text,
-                           f"the cost's L2 term: if the backward is right, the data fit {_factor(kappa)}·"
-                           f"Σ{case.name}² in the cost, not λ/(2m)·Σ{case.name}²") for s in cost_lines[:1]]
+        in_backward = [
+            Suspect(
+                s.function,
+                s.lineno,
+                s.text,
+                f"the L2 term of {case.name}: if the cost is right, the data fit {fit} here, "
+                f"not (λ/m)·{case.name}"
+                if has_term
+                else f"the L2 term (λ/m)·{case.name} is missing from the line",
+            )
+            for s in backward
+        ]
+        in_cost = [
+            Suspect(
+                s.function,
+                s.lineno,
+                s.text,
+                f"the cost's L2 term: if the backward is right, the data fit {_factor(kappa)}·"
+                f"Σ{case.name}² in the cost, not λ/(2m)·Σ{case.name}²",
+            )
+            for s in cost_lines[:1]
+        ]
         return in_cost + in_backward if cost_first else in_backward + in_cost
 
 
@@ -563,7 +629,9 @@ def _own(direct) -> set:
     return own
 
 
-def _rank(ranker: _Ranker, case: _Case, own: set, reached: set, passing_lines: set, failing_feeds: dict) -> list:
+def _rank(
+    ranker: _Ranker, case: _Case, own: set, reached: set, passing_lines: set, failing_feeds: dict
+) -> list:
     """The candidates (lines feeding this block and no passing block), the likeliest first: the
     lines the kind of bug points at, then those feeding more failing blocks, then the later."""
     candidates = {}
@@ -580,14 +648,19 @@ def _rank(ranker: _Ranker, case: _Case, own: set, reached: set, passing_lines: s
         why = ranker.evidence(case, step, own, fed)
         fits = why is not None
         if not fits:
-            why = (f"the only line that feeds {_describe(fed)} and no passing block" if len(candidates) == 1
-                   else f"feeds {_describe(fed)} and no passing block")
+            why = (
+                f"the only line that feeds {_describe(fed)} and no passing block"
+                if len(candidates) == 1
+                else f"feeds {_describe(fed)} and no passing block"
+            )
         scored.append((fits, len(fed), step.lineno, Suspect(step.function, step.lineno, step.text, why)))
     scored = [(fits, fed, 0, lineno, suspect) for fits, fed, lineno, suspect in scored]
     if ranker.uniform:
         everything = len(ranker.cases)
-        scored += [(fits, everything, 1, s.lineno, Suspect(s.function, s.lineno, s.text, why))
-                   for fits, s, why in ranker.cost_scale(case)]
+        scored += [
+            (fits, everything, 1, s.lineno, Suspect(s.function, s.lineno, s.text, why))
+            for fits, s, why in ranker.cost_scale(case)
+        ]
     scored.sort(key=lambda t: (-t[0], -t[1], t[2], -t[3]))
     return preferred + [t[4] for t in scored]
 
@@ -597,8 +670,9 @@ def _describe(blocks) -> str:
     return blocks[0] if len(blocks) == 1 else ", ".join(blocks[:-1]) + " and " + blocks[-1]
 
 
-def find_suspects(backward: Callable, outcomes: list, ctx=None, costs=(), scalars=None,
-                  positions: Optional[dict] = None) -> Finding:
+def find_suspects(
+    backward: Callable, outcomes: list, ctx=None, costs=(), scalars=None, positions: dict | None = None
+) -> Finding:
     """Rank the lines of ``backward`` (and of the cost functions ``costs``) for every failing block.
 
     ``outcomes`` are the engine's (status, analytic, numeric, hints); ``ctx`` the diagnosis context
@@ -628,10 +702,14 @@ def find_suspects(backward: Callable, outcomes: list, ctx=None, costs=(), scalar
         direct = flow.output_for(o.name, positions.get(o.name), single)
         if direct is not None:
             feeds[o.name] = (direct, flow.closure(direct))
-    passing_lines = {s.lineno for o in outcomes if o.status == "pass" and o.name in feeds for s in feeds[o.name][1]}
+    passing_lines = {
+        s.lineno for o in outcomes if o.status == "pass" and o.name in feeds for s in feeds[o.name][1]
+    }
     values = getattr(ctx, "values", {}) or {}
-    cases = {o.name: _Case(o.name, _kind(o.notes + o.hints), _ratio(o), _l2(o, values.get(o.name)))
-             for o in failing}
+    cases = {
+        o.name: _Case(o.name, _kind(o.notes + o.hints), _ratio(o), _l2(o, values.get(o.name)))
+        for o in failing
+    }
     ranker = _Ranker(flow, cost_flows, scalars or {}, ctx, cases)
     ranker.uniform = ranker.uniform and len(failing) == len(outcomes) > 1
     failing_feeds = {}  # line -> failing blocks it feeds
@@ -640,8 +718,11 @@ def find_suspects(backward: Callable, outcomes: list, ctx=None, costs=(), scalar
             failing_feeds.setdefault(s.lineno, set()).add(o.name)
     for o in failing:
         if o.name not in feeds:
-            finding.why_none[o.name] = (flow.dynamic if flow.dynamic else
-                                        f"{flow.function} gives no gradient for {o.name} that can be traced")
+            finding.why_none[o.name] = (
+                flow.dynamic
+                if flow.dynamic
+                else f"{flow.function} gives no gradient for {o.name} that can be traced"
+            )
             continue
         direct, reached = feeds[o.name]
         ordered = _rank(ranker, cases[o.name], _own(direct), reached, passing_lines, failing_feeds)
@@ -679,12 +760,16 @@ def source_html(finding: Finding, block: str) -> str:
             style = f" style='{SUSPECT_STYLE[min(i, len(SUSPECT_STYLE) - 1)]}'" if i is not None else ""
             mark = f"#{i + 1}" if i is not None else ""
             title = f" title='{html.escape(ranked[i].reason, quote=True)}'" if i is not None else ""
-            rows.append(f"<div{style}{title}><span style='color:#888;display:inline-block;width:3.5em'>"
-                        f"{lineno}</span><b style='display:inline-block;width:2.5em'>{mark}</b>"
-                        f"{html.escape(text)}</div>")
-        parts.append(f"<div class='gradcheck-source'><p style='margin:4px 0'>suspect lines in "
-                     f"<code>{html.escape(function)}</code>, most likely first:</p>"
-                     f"<pre style='margin:0;white-space:pre'>{''.join(rows)}</pre></div>")
+            rows.append(
+                f"<div{style}{title}><span style='color:#888;display:inline-block;width:3.5em'>"
+                f"{lineno}</span><b style='display:inline-block;width:2.5em'>{mark}</b>"
+                f"{html.escape(text)}</div>"
+            )
+        parts.append(
+            f"<div class='gradcheck-source'><p style='margin:4px 0'>suspect lines in "
+            f"<code>{html.escape(function)}</code>, most likely first:</p>"
+            f"<pre style='margin:0;white-space:pre'>{''.join(rows)}</pre></div>"
+        )
     items = "".join(f"<li><code>{html.escape(str(s))}</code> — {html.escape(s.reason)}</li>" for s in ranked)
     parts.append(f"<ol style='margin:4px 0'>{items}</ol>")
     return "\n".join(parts)

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-
 from conftest import check, load_convention, run, source
+from test_planted_bugs import SEED_FIX
+
 from gradcheck_magic import widgets as gw
 from gradcheck_magic.engine import Outcome
 from gradcheck_magic.suspects import NOTHING, Unfollowable, find_suspects, flow_of, source_html
-from test_planted_bugs import SEED_FIX
 
 L2_COST_DOUBLED = "L2_regularization_cost = (1 / m) * lambd * (np.sum(np.square(W1))"
 
@@ -144,12 +144,21 @@ def test_l2_term_in_the_backward_comes_before_a_correct_cost(ip):
     assert second.function == "compute_cost_with_regularization"
 
 
-@pytest.mark.parametrize("change, line, words", [
-    (("cost = 1. / m * np.sum(log_probs)", "cost = np.sum(log_probs)"), "cost = np.sum(log_probs)",
-     "the cost has no 1/m"),
-    (("cost = 1. / m * np.sum(log_probs)", "cost = 2. / m * np.sum(log_probs)"), "cost = 2. / m * np.sum(log_probs)",
-     "constant factor 2 in the cost"),
-])
+@pytest.mark.parametrize(
+    "change, line, words",
+    [
+        (
+            ("cost = 1. / m * np.sum(log_probs)", "cost = np.sum(log_probs)"),
+            "cost = np.sum(log_probs)",
+            "the cost has no 1/m",
+        ),
+        (
+            ("cost = 1. / m * np.sum(log_probs)", "cost = 2. / m * np.sum(log_probs)"),
+            "cost = 2. / m * np.sum(log_probs)",
+            "constant factor 2 in the cost",
+        ),
+    ],
+)
 def test_every_block_off_by_one_factor_names_the_cost(ip, change, line, words):
     load_convention(ip, "seed_net", replace=[change])
     result = check(ip)
@@ -252,53 +261,78 @@ def test_drilldown_shows_the_source_with_the_suspect_highlighted(ip):
 
 
 # ---- the analysis on its own: conventions wired up by other branches --------------------------------
-AFFINE = '''
+AFFINE = """
 def affine_backward(dout, cache):
     x, w, b = cache
     dx = np.dot(dout, w.T).reshape(x.shape)
     dw = np.dot(x.reshape(x.shape[0], -1).T, dout)
     db = np.sum(dout, axis=0)
     return dx, dw, db
-'''
+"""
 
-DENSE = '''
+DENSE = """
 class Layer_Dense:
     def backward(self, dvalues):
         self.dweights = np.dot(self.inputs.T, dvalues)
         self.dbiases = np.sum(dvalues, axis=0, keepdims=True)
         self.dinputs = np.dot(dvalues, self.weights.T)
-'''
+"""
 
 
 def outcome(name, numeric, analytic, hints=()):
     """An engine outcome as the check would give it: failing when the two gradients differ."""
     numeric, analytic = np.asarray(numeric, float), np.asarray(analytic, float)
     same = analytic.shape == numeric.shape and np.allclose(analytic, numeric)
-    return Outcome(name, numeric.shape, numeric, analytic, np.ones(numeric.shape, bool),
-                   status="pass" if same else "fail", hints=list(hints))
+    return Outcome(
+        name,
+        numeric.shape,
+        numeric,
+        analytic,
+        np.ones(numeric.shape, bool),
+        status="pass" if same else "fail",
+        hints=list(hints),
+    )
 
 
 def test_tuple_gradients_are_paired_by_position(ip):
-    run(ip, AFFINE.replace("dw = np.dot(x.reshape(x.shape[0], -1).T, dout)",
-                           "dw = np.dot(x.reshape(x.shape[0], -1).T, dout) * 3"))
+    run(
+        ip,
+        AFFINE.replace(
+            "dw = np.dot(x.reshape(x.shape[0], -1).T, dout)",
+            "dw = np.dot(x.reshape(x.shape[0], -1).T, dout) * 3",
+        ),
+    )
     rng = np.random.default_rng(0)
     x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)
     dw = rng.normal(size=w.shape)
-    outcomes = [outcome("x", x, x), outcome("w", dw, 3 * dw, ["analytic ≈ 3.00 × numeric"]), outcome("b", b, b)]
+    outcomes = [
+        outcome("x", x, x),
+        outcome("w", dw, 3 * dw, ["analytic ≈ 3.00 × numeric"]),
+        outcome("b", b, b),
+    ]
     finding = find_suspects(ip.user_ns["affine_backward"], outcomes)
     top = finding.ranked["w"][0]
-    assert (top.function, top.line) == ("affine_backward", "dw = np.dot(x.reshape(x.shape[0], -1).T, dout) * 3")
+    assert (top.function, top.line) == (
+        "affine_backward",
+        "dw = np.dot(x.reshape(x.shape[0], -1).T, dout) * 3",
+    )
     assert "constant factor 3" in top.reason
     assert set(finding.ranked) == {"w"}
 
 
 def test_attribute_gradients_of_a_layer_object(ip):
-    run(ip, DENSE.replace("self.dweights = np.dot(self.inputs.T, dvalues)",
-                          "self.dweights = np.dot(dvalues.T, self.inputs)"))
+    run(
+        ip,
+        DENSE.replace(
+            "self.dweights = np.dot(self.inputs.T, dvalues)", "self.dweights = np.dot(dvalues.T, self.inputs)"
+        ),
+    )
     rng = np.random.default_rng(1)
     weights, biases = rng.normal(size=(4, 3)), rng.normal(size=(1, 3))
-    outcomes = [outcome("dense1.weights", weights, weights.T, ["dweights is transposed"]),
-                outcome("dense1.biases", biases, biases)]
+    outcomes = [
+        outcome("dense1.weights", weights, weights.T, ["dweights is transposed"]),
+        outcome("dense1.biases", biases, biases),
+    ]
     layer = ip.user_ns["Layer_Dense"]()
     top = find_suspects(layer.backward, outcomes).ranked["dense1.weights"][0]
     assert top.function == "Layer_Dense.backward"
@@ -306,7 +340,9 @@ def test_attribute_gradients_of_a_layer_object(ip):
 
 
 def test_in_place_and_augmented_updates_are_followed(ip):
-    run(ip, '''
+    run(
+        ip,
+        """
 def relu_net_backward(dA, Z, A_prev):
     dZ = np.array(dA, copy=True)
     dZ[Z <= 0] = 0
@@ -314,31 +350,44 @@ def relu_net_backward(dA, Z, A_prev):
     dW *= 0.5
     db = np.sum(dA, axis=1, keepdims=True)
     return {"dW": dW, "db": db}
-''')
+""",
+    )
     flow = flow_of(ip.user_ns["relu_net_backward"])
     feeding_dW = {s.text for s in flow.closure(flow.output_for("W", None, False))}
-    assert {"dZ = np.array(dA, copy=True)", "dZ[Z <= 0] = 0", "dW = np.dot(dZ, A_prev.T)", "dW *= 0.5"} <= feeding_dW
+    assert {
+        "dZ = np.array(dA, copy=True)",
+        "dZ[Z <= 0] = 0",
+        "dW = np.dot(dZ, A_prev.T)",
+        "dW *= 0.5",
+    } <= feeding_dW
     feeding_db = {s.text for s in flow.closure(flow.output_for("b", None, False))}
     assert not any(t.startswith("dZ") for t in feeding_db)
     rng = np.random.default_rng(2)
     w = rng.normal(size=(3, 2))
-    finding = find_suspects(ip.user_ns["relu_net_backward"],
-                            [outcome("W", w, 0.5 * w, ["analytic ≈ 0.50 × numeric"]), outcome("b", w[:, :1], w[:, :1])])
+    finding = find_suspects(
+        ip.user_ns["relu_net_backward"],
+        [outcome("W", w, 0.5 * w, ["analytic ≈ 0.50 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+    )
     assert finding.ranked["W"][0].line == "dW *= 0.5"
 
 
 def test_subscript_stores_into_a_grads_dict(ip):
-    run(ip, '''
+    run(
+        ip,
+        """
 def backward_with_grads_dict(X, cache):
     grads = {}
     dZ = cache - 1
     grads["dW"] = np.dot(dZ, X.T) * 2
     grads["db"] = np.sum(dZ, axis=1, keepdims=True)
     return grads
-''')
+""",
+    )
     w = np.arange(6.0).reshape(3, 2) + 1
-    finding = find_suspects(ip.user_ns["backward_with_grads_dict"],
-                            [outcome("W", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("b", w[:, :1], w[:, :1])])
+    finding = find_suspects(
+        ip.user_ns["backward_with_grads_dict"],
+        [outcome("W", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+    )
     assert finding.ranked["W"][0].line == 'grads["dW"] = np.dot(dZ, X.T) * 2'
 
 
