@@ -154,7 +154,8 @@ class GradCheckResult:
                       {"selector": "td, th", "props": "padding: 2px 8px; text-align: left;"},
                   ])
                   .set_properties(subset=[c for c in COLUMNS if c != "note"], **{"white-space": "nowrap"})
-                  .set_properties(subset=["note"], **{"min-width": "18em"}))
+                  .set_properties(subset=["note"], **{"min-width": "18em"})
+                  .set_properties(subset=["suspect"], **{"font-family": "monospace"}))
         return styler
 
     def _uuid(self) -> str:

@@ -261,13 +261,19 @@ class _Builder:
         elif isinstance(value, ast.Tuple):
             for position, item in enumerate(value.elts):
                 self.add(position, {self.step(node, str(position), item, env, packaging=True)})
+                if isinstance(item, ast.Name):  # return loss, grads
+                    self.keys_of(item.id, env)
         elif isinstance(value, ast.Name):
-            for key, steps in env.items():
-                if key.startswith(value.id + "["):
-                    self.add(_unquote(key[len(value.id) + 1 : -1]), steps)
+            self.keys_of(value.id, env)
             self.add(None, env.get(value.id, set()))
             return
         self.add(None, {self.step(node, "return", value, env)})
+
+    def keys_of(self, name: str, env):
+        """The keys stored in a returned dict (``grads["dW1"] = ...`` or a dict literal)."""
+        for key, steps in env.items():
+            if key.startswith(name + "["):
+                self.add(_unquote(key[len(name) + 1 : -1]), steps)
 
     def add(self, key, steps):
         self.returns.setdefault(key, set()).update(steps)
@@ -696,7 +702,9 @@ def find_suspects(
         except Unfollowable:
             continue
     single = len(outcomes) == 1
-    positions = positions or {o.name: i for i, o in enumerate(outcomes)}
+    if positions is None:  # a tuple pairs with the blocks by position only when it has one entry each
+        returned = [k for k in flow.outputs if isinstance(k, int)]
+        positions = {o.name: i for i, o in enumerate(outcomes)} if len(returned) == len(outcomes) else {}
     feeds = {}  # block -> steps its gradient depends on
     for o in outcomes:
         direct = flow.output_for(o.name, positions.get(o.name), single)

@@ -391,6 +391,28 @@ def backward_with_grads_dict(X, cache):
     assert finding.ranked["W"][0].line == 'grads["dW"] = np.dot(dZ, X.T) * 2'
 
 
+def test_a_model_loss_returning_loss_and_grads_pairs_by_key_not_position(ip):
+    run(
+        ip,
+        """
+def model_loss(X, W1, W2):
+    hidden = np.maximum(0, X.dot(W1))
+    loss = np.sum(hidden.dot(W2))
+    grads = {}
+    dhidden = np.ones((X.shape[0], W2.shape[1])).dot(W2.T)
+    grads["W2"] = hidden.T.dot(np.ones((X.shape[0], W2.shape[1])))
+    dhidden[hidden <= 0] = 0
+    grads["W1"] = X.T.dot(dhidden) * 2
+    return loss, grads
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [outcome("W1", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("W2", w, w)]
+    finding = find_suspects(ip.user_ns["model_loss"], outcomes)
+    assert finding.ranked["W1"][0].line == 'grads["W1"] = X.T.dot(dhidden) * 2'
+    assert set(finding.ranked) == {"W1"}
+
+
 def test_exec_in_the_backward_is_not_followed(ip):
     run(ip, "def opaque_backward(X):\n    exec('dW = X')\n    return {'dW': X}\n")
     with pytest.raises(Unfollowable, match="exec"):
