@@ -12,6 +12,7 @@ flow cannot be followed, the finding says so instead of guessing.  Pure: no IPyt
 from __future__ import annotations
 
 import ast
+import builtins
 import html
 import inspect
 import re
@@ -28,6 +29,7 @@ MODULES = {"np", "numpy", "math", "scipy", "torch"}  # calls on these update not
 REG_NAMES = ("lambd", "lambda_", "lam", "reg", "reg_lambda", "l2_lambda", "l2")  # names of the L2 strength
 COUNT_NAMES = ("m", "N", "n_samples", "num_examples", "batch_size")  # names of the number of examples
 GRAD_PREFIXES = ("d", "grad_", "d_")
+BUILTINS = set(dir(builtins))  # calls to these are no helpers of the user's
 MAX_SHOWN = 80  # characters of the top suspect shown in the table (the full line is in suspects())
 
 # The diagnosis's hints (diagnosis.py) name the kind of bug; these patterns read that kind back.
@@ -411,6 +413,16 @@ def _count_reads(node) -> int:
     return sum(isinstance(n, ast.Name) and n.id in COUNT_NAMES for n in ast.walk(node))
 
 
+def _helpers(node) -> list:
+    """The user's functions a line calls (not numpy's, not methods of arrays): their bodies are
+    not followed, so a bug there shows up on the calling line."""
+    names = []
+    for sub in ast.walk(node) if node is not None else ():
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id not in BUILTINS:
+            names.append(sub.func.id)
+    return names
+
+
 def _has(node, kind) -> bool:
     return any(isinstance(n, kind) for n in ast.walk(node)) if node is not None else False
 
@@ -659,6 +671,9 @@ def _rank(
                 if len(candidates) == 1
                 else f"feeds {_describe(fed)} and no passing block"
             )
+        helpers = _helpers(step.value)
+        if helpers:
+            why += f"; or inside {helpers[0]}, whose body is not followed"
         scored.append((fits, len(fed), step.lineno, Suspect(step.function, step.lineno, step.text, why)))
     scored = [(fits, fed, 0, lineno, suspect) for fits, fed, lineno, suspect in scored]
     if ranker.uniform:

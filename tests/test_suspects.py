@@ -413,6 +413,27 @@ def model_loss(X, W1, W2):
     assert set(finding.ranked) == {"W1"}
 
 
+def test_a_line_calling_a_helper_says_the_bug_may_be_inside_it(ip):
+    run(
+        ip,
+        """
+def relu_grad(dA, Z):
+    return dA * 2
+
+def backward_with_helper(X, Z1, dA1):
+    dZ1 = relu_grad(dA1, Z1)
+    dW1 = np.dot(dZ1, X.T)
+    db1 = np.sum(dZ1, axis=1, keepdims=True)
+    return {"dW1": dW1, "db1": db1}
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [outcome("W1", w, 2 * w + np.eye(3, 2)), outcome("b1", w[:, :1], 2 * w[:, :1] + 1)]
+    top = find_suspects(ip.user_ns["backward_with_helper"], outcomes).ranked["W1"][0]
+    assert top.line == "dZ1 = relu_grad(dA1, Z1)"
+    assert "or inside relu_grad, whose body is not followed" in top.reason
+
+
 def test_exec_in_the_backward_is_not_followed(ip):
     run(ip, "def opaque_backward(X):\n    exec('dW = X')\n    return {'dW': X}\n")
     with pytest.raises(Unfollowable, match="exec"):
