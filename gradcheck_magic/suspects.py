@@ -44,6 +44,8 @@ HINT_KINDS = [
     ("units", re.compile(r"mask|activation derivative|errors only in")),
 ]
 
+RATIO_KINDS = {"sign", "missing_m", "extra_m", "ratio"}  # the kinds that claim analytic ≈ c × numeric
+
 
 class Suspect(NamedTuple):
     """One line that may hold the bug, and why it is suspected."""
@@ -343,6 +345,14 @@ class _Case:
     l2: float | None  # analytic − numeric ≈ l2 × W
 
 
+def _case(outcome, weights) -> _Case:
+    """The kind of bug the diagnosis found, and the number behind it measured again from the data
+    (only where the diagnosis claimed the pattern: a one-entry block has "a ratio" by chance)."""
+    kind = _kind(outcome.notes + outcome.hints)
+    ratio = _ratio(outcome) if kind in RATIO_KINDS else None
+    return _Case(outcome.name, kind, ratio, _l2(outcome, weights) if kind == "l2" else None)
+
+
 def _kind(texts) -> str | None:
     joined = " | ".join(texts)
     return next((kind for kind, pattern in HINT_KINDS if pattern.search(joined)), None)
@@ -378,8 +388,9 @@ def _twin(name: str) -> str:
     return re.sub(r"\d+", "#", name)
 
 
-def _literals(node) -> list:
-    """Numeric literals that scale a value (not exponents, axes or indices)."""
+def _scaling_nodes(node) -> list:
+    """The nodes of a line that scale its value: not exponents, keyword arguments (``axis=-1``)
+    or indices."""
     skip = set()
     for sub in ast.walk(node):
         if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Pow):
@@ -390,13 +401,15 @@ def _literals(node) -> list:
                 skip.update(id(n) for a in sub.args[1:] for n in ast.walk(a))
         elif isinstance(sub, ast.Subscript):
             skip.update(id(n) for n in ast.walk(sub.slice))
+    return [n for n in ast.walk(node) if id(n) not in skip]
+
+
+def _literals(node) -> list:
+    """Numeric literals that scale the line's value."""
     return [
         float(n.value)
-        for n in ast.walk(node)
-        if isinstance(n, ast.Constant)
-        and id(n) not in skip
-        and isinstance(n.value, (int, float))
-        and not isinstance(n.value, bool)
+        for n in _scaling_nodes(node)
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)
     ]
 
 
@@ -428,10 +441,7 @@ def _has(node, kind) -> bool:
 
 
 def _negated(node) -> bool:
-    return any(isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) for n in ast.walk(node)) or any(
-        isinstance(n, ast.Constant) and isinstance(n.value, (int, float)) and n.value < 0
-        for n in ast.walk(node)
-    )
+    return any(isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) for n in _scaling_nodes(node))
 
 
 def _sum_without_keepdims(node) -> bool:
@@ -729,10 +739,12 @@ def find_suspects(
         s.lineno for o in outcomes if o.status == "pass" and o.name in feeds for s in feeds[o.name][1]
     }
     values = getattr(ctx, "values", {}) or {}
-    cases = {
-        o.name: _Case(o.name, _kind(o.notes + o.hints), _ratio(o), _l2(o, values.get(o.name)))
-        for o in failing
-    }
+    cases = {o.name: _case(o, values.get(o.name)) for o in failing}
+    claimed = [c.ratio for c in cases.values() if c.ratio is not None]
+    for o in failing:  # too few entries to claim a ratio alone, but the one another block shows fits
+        found = _ratio(o) if cases[o.name].ratio is None and claimed else None
+        if found is not None and any(_close(found, c) for c in claimed):
+            cases[o.name] = _Case(o.name, "ratio", found, None)
     ranker = _Ranker(flow, cost_flows, scalars or {}, ctx, cases)
     ranker.uniform = ranker.uniform and len(failing) == len(outcomes) > 1
     failing_feeds = {}  # line -> failing blocks it feeds
