@@ -101,6 +101,18 @@ class Flow:
                 todo.extend(step.deps)
         return seen
 
+    def computes(self, name: str) -> bool:
+        """Whether a line here gives ``name`` a value (a method call on it, ``self.loss(x)``, does not)."""
+        return any(
+            s.target == name
+            and not (
+                isinstance(s.value, ast.Call)
+                and isinstance(s.value.func, ast.Attribute)
+                and _dotted(s.value.func.value) == name
+            )
+            for s in self.steps
+        )
+
     def output_for(self, block: str, position: int | None, single: bool):
         """The steps defining ``block``'s gradient, or None when this function does not give it."""
         leaf = block.split(".")[-1]
@@ -436,6 +448,21 @@ def _helpers(node) -> list:
     return names
 
 
+def _root(node) -> str:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _is_fetch(node) -> bool:
+    """``self.layers["Affine1"].dW``: a value read from an object, not computed on the line."""
+    if not isinstance(node, (ast.Attribute, ast.Subscript)):
+        return False
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
 def _has(node, kind) -> bool:
     return any(isinstance(n, kind) for n in ast.walk(node)) if node is not None else False
 
@@ -760,7 +787,15 @@ def find_suspects(
             )
             continue
         direct, reached = feeds[o.name]
-        ordered = _rank(ranker, cases[o.name], _own(direct), reached, passing_lines, failing_feeds)
+        own = _own(direct)
+        fetched = [s for s in own if _is_fetch(s.value) and not flow.computes(_root(s.value))]
+        if fetched and len(fetched) == len(own):
+            finding.why_none[o.name] = (
+                f"{flow.function} reads {o.name}'s gradient from {ast.unparse(fetched[0].value)}, "
+                "computed elsewhere (not followed)"
+            )
+            continue
+        ordered = _rank(ranker, cases[o.name], own, reached, passing_lines, failing_feeds)
         if ordered:
             finding.ranked[o.name] = ordered
             for f in cost_flows:

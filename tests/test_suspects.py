@@ -434,6 +434,32 @@ def backward_with_helper(X, Z1, dA1):
     assert "or inside relu_grad, whose body is not followed" in top.reason
 
 
+def test_a_gradient_read_from_a_layer_object_singles_out_no_line(ip):
+    run(
+        ip,
+        """
+class TwoLayerNet:
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.lastLayer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        grads = {}
+        grads["W1"], grads["b1"] = self.layers["Affine1"].dW, self.layers["Affine1"].db
+        grads["W2"], grads["b2"] = self.layers["Affine2"].dW, self.layers["Affine2"].db
+        return grads
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [outcome("W1", w, 2 * w), outcome("b1", w, w), outcome("W2", w, w), outcome("b2", w, w)]
+    finding = find_suspects(ip.user_ns["TwoLayerNet"].gradient, outcomes)
+    assert finding.ranked == {}
+    assert finding.top("W1") == (
+        f"{NOTHING}: TwoLayerNet.gradient reads W1's gradient from self.layers['Affine1'].dW, "
+        "computed elsewhere (not followed)"
+    )
+
+
 def test_exec_in_the_backward_is_not_followed(ip):
     run(ip, "def opaque_backward(X):\n    exec('dW = X')\n    return {'dW': X}\n")
     with pytest.raises(Unfollowable, match="exec"):
