@@ -229,7 +229,7 @@ class _Builder:
                 env[base] = env.get(base, set()) | {update}
                 return
             if not isinstance(target.slice, (ast.Compare, ast.Slice)) and not _has(target.slice, ast.Compare):
-                self.dynamic = self.dynamic or f"{self.text(target)} is stored under a key built at run time"
+                self.dynamic = self.dynamic or f"keys built at run time ({self.text(target)})"
             env[base] = {self.step(node, base, value, env, {base} | _reads(target.slice), op)}
 
     def block(self, body, env) -> dict:
