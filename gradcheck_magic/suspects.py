@@ -228,7 +228,7 @@ class _Builder:
                 env[f"{base}[{key}]"] = {update}
                 env[base] = env.get(base, set()) | {update}
                 return
-            if not isinstance(target.slice, (ast.Compare, ast.Slice)) and not _has(target.slice, ast.Compare):
+            if _builds_a_name(target.slice):  # grads["dW" + str(l)]; not dZ[Z <= 0] or x[i]
                 self.dynamic = self.dynamic or f"keys built at run time ({self.text(target)})"
             env[base] = {self.step(node, base, value, env, {base} | _reads(target.slice), op)}
 
@@ -293,6 +293,12 @@ class _Builder:
 
     def add(self, key, steps):
         self.returns.setdefault(key, set()).update(steps)
+
+
+def _builds_a_name(node) -> bool:
+    return _has(node, ast.JoinedStr) or any(
+        isinstance(n, ast.Constant) and isinstance(n.value, str) for n in ast.walk(node)
+    )
 
 
 def _unquote(key: str):

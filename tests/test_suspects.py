@@ -391,6 +391,30 @@ def relu_net_backward(dA, Z, A_prev):
     assert finding.ranked["W"][0].line == "dW *= 0.5"
 
 
+def test_a_loss_layer_updating_entries_in_place(ip):
+    run(
+        ip,
+        """
+class Loss_CategoricalCrossentropy:
+    def backward(self, dvalues, y_true):
+        samples = len(dvalues)
+        self.dinputs = dvalues.copy()
+        self.dinputs[range(samples), y_true] -= 1
+        self.dinputs = self.dinputs / samples * 2
+""",
+    )
+    x = np.arange(1.0, 7.0).reshape(3, 2)
+    finding = find_suspects(
+        ip.user_ns["Loss_CategoricalCrossentropy"]().backward,
+        [outcome("loss.inputs", x, 2 * x, ["analytic ≈ 2.00 × numeric"])],
+    )
+    assert [s.line for s in finding.ranked["loss.inputs"]][:1] == [
+        "self.dinputs = self.dinputs / samples * 2"
+    ]
+    lines = {s.line for s in finding.ranked["loss.inputs"]}
+    assert "self.dinputs[range(samples), y_true] -= 1" in lines  # the in-place update is part of the flow
+
+
 def test_subscript_stores_into_a_grads_dict(ip):
     run(
         ip,
