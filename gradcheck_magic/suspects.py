@@ -41,7 +41,6 @@ HINT_KINDS = [
     ("transposed", re.compile(r"is transposed")),
     ("keepdims", re.compile(r"keepdims")),
     ("l2", re.compile(r"proportional to the weights")),
-    ("units", re.compile(r"mask|activation derivative|errors only in")),
 ]
 
 RATIO_KINDS = {"sign", "missing_m", "extra_m", "ratio"}  # the kinds that claim analytic ≈ c × numeric
@@ -77,9 +76,6 @@ class Step:
     op_on_target: type | None = None  # Div for ``x = x / k`` and ``x /= k``
     packaging: bool = False  # only puts a value into the returned dict or tuple
 
-    def __hash__(self):
-        return id(self)
-
 
 @dataclass
 class Flow:
@@ -93,6 +89,7 @@ class Flow:
     dynamic: str = ""  # why some keys cannot be named (keys built at run time)
 
     def closure(self, direct) -> set:
+        """Every step the given steps read, directly or through others."""
         seen, todo = set(), list(direct)
         while todo:
             step = todo.pop()
@@ -211,6 +208,9 @@ class _Builder:
         name = _dotted(target)
         if name is not None:
             extra = {name} if op is not None else set()
+            if op is None:  # a new value: the keys stored in the old one are gone
+                for stale in [k for k in env if k.startswith(name + "[")]:
+                    del env[stale]
             if isinstance(value, ast.Dict):
                 for key, item in zip(value.keys, value.values):
                     if _key(key) is not None:
@@ -507,11 +507,11 @@ def _factor(x: float) -> str:
 class _Ranker:
     """Scores the candidate lines of one failing block by the rule its kind of bug calls for."""
 
-    def __init__(self, flow: Flow, cost_flows: list, scalars: dict, ctx, cases: dict):
+    def __init__(self, flow: Flow, cost_flows: list, scalars: dict, ctx, cases: dict, all_fail: bool):
         self.flow, self.cost_flows, self.scalars, self.ctx, self.cases = flow, cost_flows, scalars, ctx, cases
         ratios = [c.ratio for c in cases.values()]
-        # every block fails, all by one factor: the cost may be scaled instead (set by the caller)
-        self.uniform = False if None in ratios or not ratios else all(_close(r, ratios[0]) for r in ratios)
+        # every block fails, all by one factor: the cost may be scaled instead
+        self.uniform = all_fail and None not in ratios and all(_close(r, ratios[0]) for r in ratios)
 
     def evidence(self, case: _Case, step: Step, own: set, fed: set) -> str | None:
         """Why this line fits the kind of bug the data show, or None."""
@@ -717,8 +717,7 @@ def _rank(
         helpers = _helpers(step.value)
         if helpers:
             why += f"; or inside {helpers[0]}, whose body is not followed"
-        scored.append((fits, len(fed), step.lineno, Suspect(step.function, step.lineno, step.text, why)))
-    scored = [(fits, fed, 0, lineno, suspect) for fits, fed, lineno, suspect in scored]
+        scored.append((fits, len(fed), 0, step.lineno, Suspect(step.function, step.lineno, step.text, why)))
     if ranker.uniform:
         everything = len(ranker.cases)
         scored += [
@@ -741,7 +740,8 @@ def find_suspects(
 
     ``outcomes`` are the engine's (status, analytic, numeric, hints); ``ctx`` the diagnosis context
     (m, λ, parameter values); ``scalars`` the backward's scalar arguments (``keep_prob``);
-    ``positions`` maps a block to its place in a returned tuple.
+    ``positions`` maps a block to its place in a returned tuple (by default the blocks' order, when
+    the tuple has one entry per block).
     """
     finding = Finding()
     failing = [o for o in outcomes if o.status == "fail"]
@@ -753,63 +753,81 @@ def find_suspects(
         finding.why_none = {o.name: str(err) for o in failing}
         return finding
     finding.sources[flow.function] = (flow.start, flow.lines)
-    cost_flows = []
-    for fn in costs:
-        try:
-            cost_flows.append(flow_of(fn))
-        except Unfollowable:
-            continue
-    single = len(outcomes) == 1
-    if positions is None:  # a tuple pairs with the blocks by position only when it has one entry each
-        returned = [k for k in flow.outputs if isinstance(k, int)]
-        positions = {o.name: i for i, o in enumerate(outcomes)} if len(returned) == len(outcomes) else {}
-    feeds = {}  # block -> steps its gradient depends on
-    for o in outcomes:
-        direct = flow.output_for(o.name, positions.get(o.name), single)
-        if direct is not None:
-            feeds[o.name] = (direct, flow.closure(direct))
+    cost_flows = _followable(costs)
+    feeds = _feeds(flow, outcomes, positions)
     passing_lines = {
         s.lineno for o in outcomes if o.status == "pass" and o.name in feeds for s in feeds[o.name][1]
     }
-    values = getattr(ctx, "values", {}) or {}
-    cases = {o.name: _case(o, values.get(o.name)) for o in failing}
-    claimed = [c.ratio for c in cases.values() if c.ratio is not None]
-    for o in failing:  # too few entries to claim a ratio alone, but the one another block shows fits
-        found = _ratio(o) if cases[o.name].ratio is None and claimed else None
-        if found is not None and any(_close(found, c) for c in claimed):
-            cases[o.name] = _Case(o.name, "ratio", found, None)
-    ranker = _Ranker(flow, cost_flows, scalars or {}, ctx, cases)
-    ranker.uniform = ranker.uniform and len(failing) == len(outcomes) > 1
     failing_feeds = {}  # line -> failing blocks it feeds
     for o in failing:
         for s in feeds.get(o.name, ((), ()))[1]:
             failing_feeds.setdefault(s.lineno, set()).add(o.name)
+    cases = _cases(failing, getattr(ctx, "values", {}) or {})
+    ranker = _Ranker(flow, cost_flows, scalars or {}, ctx, cases, len(failing) == len(outcomes) > 1)
     for o in failing:
-        if o.name not in feeds:
-            finding.why_none[o.name] = (
-                flow.dynamic
-                if flow.dynamic
-                else f"{flow.function} gives no gradient for {o.name} that can be traced"
-            )
+        why = _unexplained(flow, o.name, feeds)
+        if why:
+            finding.why_none[o.name] = why
             continue
         direct, reached = feeds[o.name]
-        own = _own(direct)
-        fetched = [s for s in own if _is_fetch(s.value) and not flow.computes(_root(s.value))]
-        if fetched and len(fetched) == len(own):
-            finding.why_none[o.name] = (
-                f"{flow.function} reads {o.name}'s gradient from {ast.unparse(fetched[0].value)}, "
-                "computed elsewhere (not followed)"
-            )
-            continue
-        ordered = _rank(ranker, cases[o.name], own, reached, passing_lines, failing_feeds)
-        if ordered:
-            finding.ranked[o.name] = ordered
-            for f in cost_flows:
-                if any(x.function == f.function for x in ordered):
-                    finding.sources[f.function] = (f.start, f.lines)
-        else:
+        ordered = _rank(ranker, cases[o.name], _own(direct), reached, passing_lines, failing_feeds)
+        if not ordered:
             finding.why_none[o.name] = f"every line that feeds {o.name} also feeds a passing block"
+            continue
+        finding.ranked[o.name] = ordered
+        for f in cost_flows:
+            if any(x.function == f.function for x in ordered):
+                finding.sources[f.function] = (f.start, f.lines)
     return finding
+
+
+def _followable(functions) -> list:
+    flows = []
+    for fn in functions:
+        try:
+            flows.append(flow_of(fn))
+        except Unfollowable:
+            continue
+    return flows
+
+
+def _feeds(flow: Flow, outcomes: list, positions: dict | None) -> dict:
+    """block -> (the steps that define its gradient, every step those read)."""
+    if positions is None:  # a tuple pairs with the blocks by position only when it has one entry each
+        returned = [k for k in flow.outputs if isinstance(k, int)]
+        positions = {o.name: i for i, o in enumerate(outcomes)} if len(returned) == len(outcomes) else {}
+    feeds = {}
+    for o in outcomes:
+        direct = flow.output_for(o.name, positions.get(o.name), len(outcomes) == 1)
+        if direct is not None:
+            feeds[o.name] = (direct, flow.closure(direct))
+    return feeds
+
+
+def _cases(failing: list, values: dict) -> dict:
+    """block -> what the data say; a block with too few entries to claim a ratio alone takes
+    the one another failing block shows, when its data fit it."""
+    cases = {o.name: _case(o, values.get(o.name)) for o in failing}
+    claimed = [c.ratio for c in cases.values() if c.ratio is not None]
+    for o in failing:
+        found = _ratio(o) if cases[o.name].ratio is None and claimed else None
+        if found is not None and any(_close(found, c) for c in claimed):
+            cases[o.name] = _Case(o.name, "ratio", found, None)
+    return cases
+
+
+def _unexplained(flow: Flow, block: str, feeds: dict) -> str:
+    """Why no line of ``flow`` can stand for ``block``'s gradient, or "" when some can."""
+    if block not in feeds:
+        return flow.dynamic or f"{flow.function} gives no gradient for {block} that can be traced"
+    own = _own(feeds[block][0])
+    fetched = [s for s in own if _is_fetch(s.value) and not flow.computes(_root(s.value))]
+    if fetched and len(fetched) == len(own):
+        return (
+            f"{flow.function} reads {block}'s gradient from {ast.unparse(fetched[0].value)}, "
+            "computed elsewhere (not followed)"
+        )
+    return ""
 
 
 # ---- the drill-down's source panel -------------------------------------------------------------
