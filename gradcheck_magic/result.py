@@ -74,9 +74,8 @@ class GradCheckResult:
         return list(self.finding.ranked.get(block, []))
 
     def _note(self, o: Outcome) -> str:
-        """The hints, then why the top suspect line is suspected."""
-        top = self.finding.ranked.get(o.name)
-        return "; ".join(o.notes + o.hints + ([f"suspect: {top[0].reason}"] if top else []))
+        """The hints, then why the top suspect line is suspected (or why no line can be)."""
+        return "; ".join(o.notes + o.hints + [n for n in [self.finding.note(o.name)] if n])
 
     @property
     def blocks(self) -> dict:

@@ -346,10 +346,16 @@ class Finding:
     sources: dict = field(default_factory=dict)  # function -> (first line number, source lines)
 
     def top(self, block: str) -> str:
-        """The table's entry: the likeliest line, shortened, or why there is none."""
+        """The table's entry: the likeliest line, shortened; "" where there is none."""
+        if not self.ranked.get(block):
+            return ""
+        text = str(self.ranked[block][0])
+        return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+
+    def note(self, block: str) -> str:
+        """For the note: why the top line is suspected, or why no line can be singled out."""
         if self.ranked.get(block):
-            text = str(self.ranked[block][0])
-            return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+            return f"suspect: {self.ranked[block][0].reason}"
         return f"{NOTHING}: {self.why_none[block]}" if block in self.why_none else ""
 
 
@@ -840,7 +846,7 @@ def source_html(finding: Finding, block: str) -> str:
     ranked = finding.ranked.get(block, [])
     if not ranked:
         why = finding.why_none.get(block)
-        return f"<p>{html.escape(NOTHING + ': ' + why)}.</p>" if why else ""
+        return f"<p>{html.escape(finding.note(block))}.</p>" if why else ""
     parts = []
     for function in dict.fromkeys(s.function for s in ranked):
         start, lines = finding.sources.get(function, (None, None))
