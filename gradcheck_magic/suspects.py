@@ -771,6 +771,8 @@ def find_suspects(
     cases = _cases(failing, getattr(ctx, "values", {}) or {})
     ranker = _Ranker(flow, cost_flows, scalars or {}, ctx, cases, len(failing) == len(outcomes) > 1)
     for o in failing:
+        if o.name not in feeds and not flow.dynamic:
+            continue  # the backward does not return it: the note already says "missing gradient"
         why = _unexplained(flow, o.name, feeds)
         if why:
             finding.why_none[o.name] = why
@@ -825,7 +827,7 @@ def _cases(failing: list, values: dict) -> dict:
 def _unexplained(flow: Flow, block: str, feeds: dict) -> str:
     """Why no line of ``flow`` can stand for ``block``'s gradient, or "" when some can."""
     if block not in feeds:
-        return flow.dynamic or f"{flow.function} gives no gradient for {block} that can be traced"
+        return flow.dynamic
     own = _own(feeds[block][0])
     fetched = [s for s in own if _is_fetch(s.value) and not flow.computes(_root(s.value))]
     if fetched and len(fetched) == len(own):

@@ -241,12 +241,12 @@ def test_keys_built_at_run_time_single_out_no_line(ip):
         assert f"{NOTHING}: keys built at run time" in result.table.loc[block, "note"]
 
 
-def test_a_missing_gradient_singles_out_no_line(ip):
+def test_a_missing_gradient_has_no_suspect_and_keeps_its_note(ip):
     load_convention(ip, "seed_net", replace=[('"dW3": dW3, ', "")])
     result = check(ip)
     assert result.suspects("W3") == []
     assert result.table.loc["W3", "suspect"] == ""
-    assert NOTHING in result.table.loc["W3", "note"]
+    assert result.table.loc["W3", "note"] == "missing gradient dW3"  # which says it all
 
 
 def test_backward_without_source_still_checks_and_singles_out_no_line(ip):
