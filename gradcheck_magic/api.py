@@ -18,6 +18,7 @@ from .errors import GradCheckError
 from .problem import Problem, arrays_in, dry_run_returns_cost, silenced
 from .result import GradCheckResult
 from .safety import Snapshot
+from .suspects import Finding, find_suspects
 
 
 def _as_name(namespace: dict, value, default: str) -> Optional[str]:
@@ -114,13 +115,14 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
         for o in outcomes:
             if o.status == "fail" and o.analytic is not None and o.worst_index is not None:
                 o.hints.append(_worst(o))
+        finding = _suspects(plan, outcomes, ctx)
         warnings = list(problem.warnings)
         changed = snapshot.changes()
         if changed:
             warnings.append(f"your code modified {', '.join(changed)} during the check; restored")
         result = GradCheckResult(outcomes, overall_difference(outcomes), settings, mode,
                                  engine.evaluations, plan.describe(), warnings, interrupted,
-                                 time.perf_counter() - started)
+                                 time.perf_counter() - started, finding=finding)
         result.sweep_seconds = sweep_seconds
         grading.record(result)  # the headless checker grades only checks recorded here
         return result
@@ -135,6 +137,17 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
             snapshot.restore()
         else:
             np.random.set_state(rng_before)
+
+
+def _suspects(plan, outcomes, ctx) -> Optional[Finding]:
+    """Which lines to suspect; a failure of the analysis only means no line is singled out."""
+    scalars = {arg: float(v) for arg, src, v, _ in plan.backward.args
+               if src == discovery.VALUE and discovery.is_numeric_scalar(v) and float(v) not in (0.0, 1.0)}
+    costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
+    try:
+        return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
+    except Exception:  # noqa: BLE001 - the check's verdicts stand without suspects
+        return None
 
 
 def _worst(o) -> str:

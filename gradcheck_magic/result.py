@@ -20,8 +20,9 @@ import pandas as pd
 
 from .engine import Outcome, Settings
 from .palette import ansi, colour_terminal, row_style
+from .suspects import Finding
 
-COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "evaluations"]
+COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "suspect", "evaluations"]
 MIME = "application/vnd.gradcheck-magic.result+json"
 
 #: free-text columns: they wrap inside a bounded width; every other column stays on one line
@@ -59,7 +60,7 @@ class GradCheckResult:
 
     def __init__(self, outcomes: list, difference: float, settings: Settings, mode: str,
                  evaluations: int, functions: str = "", warnings: Optional[list] = None,
-                 interrupted: bool = False, seconds: float = 0.0):
+                 interrupted: bool = False, seconds: float = 0.0, finding: Optional[Finding] = None):
         self.outcomes = outcomes
         self.difference = difference
         self.settings = settings
@@ -70,6 +71,7 @@ class GradCheckResult:
         self.interrupted = interrupted
         self.seconds = seconds  # the whole check, discovery to verdict
         self.sweep_seconds = seconds  # the engine's evaluations alone
+        self.finding = finding or Finding()  # which lines to suspect, per failing block
         self._table = None
 
     # ---- what people read -----------------------------------------------------
@@ -82,12 +84,21 @@ class GradCheckResult:
                 "max_abs_error": float(o.max_abs_error),
                 "worst_index": o.worst_index,
                 "status": o.status,
-                "note": "; ".join(o.notes + o.hints),
+                "note": self._note(o),
+                "suspect": self.finding.top(o.name),
                 "evaluations": o.evaluations,
             } for o in self.outcomes]
             self._table = pd.DataFrame(rows, index=pd.Index([o.name for o in self.outcomes], name="block"),
                                        columns=COLUMNS)
         return self._table
+
+    def suspects(self, block: str) -> list:
+        """The lines that may hold ``block``'s bug, most likely first (``Suspect`` tuples)."""
+        return list(self.finding.ranked.get(block, []))
+
+    def _note(self, o: Outcome) -> str:
+        """The hints, then why the top suspect line is suspected (or why no line can be)."""
+        return "; ".join(o.notes + o.hints + [n for n in [self.finding.note(o.name)] if n])
 
     @property
     def blocks(self) -> dict:
@@ -168,6 +179,8 @@ class GradCheckResult:
                   .set_properties(subset=[c for c in df.columns if c not in wrapping], **{"white-space": "nowrap"}))
         if wrapping:
             styler = styler.set_properties(subset=wrapping, **WRAPPING_PROPS)
+        if "suspect" in df.columns:
+            styler = styler.set_properties(subset=["suspect"], **{"font-family": "monospace"})
         return styler
 
     def _uuid(self) -> str:
@@ -247,7 +260,7 @@ class GradCheckResult:
             "blocks": [{"name": o.name, "shape": list(o.shape), "rel_error": clean(float(o.rel_error)),
                         "max_abs_error": clean(float(o.max_abs_error)),
                         "worst_index": list(o.worst_index) if o.worst_index is not None else None,
-                        "status": o.status, "note": "; ".join(o.notes + o.hints),
+                        "status": o.status, "note": self._note(o), "suspect": self.finding.top(o.name),
                         "evaluations": o.evaluations} for o in self.outcomes],
         }
 

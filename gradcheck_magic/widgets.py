@@ -14,6 +14,7 @@ import numpy as np
 from . import heatmap, palette
 from .engine import fmt_index
 from .result import GradCheckResult
+from .suspects import source_html
 
 MAX_CELLS = 24  # rows/columns of numbers shown around the worst entry of a large block
 OPEN_NUMBERS_UP_TO = 64  # entries: a block this small shows its numbers at once, a larger one on demand
@@ -78,6 +79,7 @@ def block_html(result: GradCheckResult, name: str) -> str:
     o = result.blocks[name]
     parts = [f"<h4 style='margin:6px 0'>{html.escape(name)} {o.shape}: {o.status}"
              f" — {html.escape('; '.join(o.notes + o.hints)) or 'no notes'}</h4>"]
+    parts.append(source_html(result.finding, name))  # the function's source, suspect lines highlighted
     pic = heatmap.picture(o, result.settings.threshold, result.settings.fail_threshold)
     if pic is None:
         parts.append("<p>No entry-by-entry comparison for this block.</p>")

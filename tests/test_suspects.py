@@ -1,0 +1,521 @@
+"""Which line is wrong: the planted line is the top suspect, with a reason; correct code has none."""
+
+import numpy as np
+import pytest
+from conftest import check, load_convention, run, source
+from test_planted_bugs import SEED_FIX
+
+from gradcheck_magic import widgets as gw
+from gradcheck_magic.engine import Outcome
+from gradcheck_magic.suspects import NOTHING, Unfollowable, find_suspects, flow_of, source_html
+
+L2_COST_DOUBLED = "L2_regularization_cost = (1 / m) * lambd * (np.sum(np.square(W1))"
+
+# case -> (convention, planted change, {block: the planted line}, words the top reason must contain)
+CASES = {
+    "seed_homework_bugs": (
+        "seed_net",
+        SEED_FIX,
+        {
+            "W2": "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2",
+            "b1": "db1 = 4. / m * np.sum(dZ1, axis=1, keepdims=True)",
+        },
+        "constant factor",
+    ),
+    "seed_missing_relu_mask_layer1": (
+        "seed_net",
+        [("dZ1 = np.multiply(dA1, np.int64(A1 > 0))", "dZ1 = dA1")],
+        dict.fromkeys(["W1", "b1"], "dZ1 = dA1"),
+        "dZ1 is used without the ReLU mask that dZ2 has",
+    ),
+    "seed_missing_relu_mask_layer2": (
+        "seed_net",
+        [("dZ2 = np.multiply(dA2, np.int64(A2 > 0))", "dZ2 = dA2")],
+        dict.fromkeys(["W1", "b1", "W2", "b2"], "dZ2 = dA2"),
+        "dZ2 is used without the ReLU mask that dZ1 has",
+    ),
+    "seed_transposed_dW1": (
+        "seed_net",
+        [("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 1. / m * np.dot(X, dZ1.T)")],
+        {"W1": "dW1 = 1. / m * np.dot(X, dZ1.T)"},
+        "operand order: the product gives dW1 transposed",
+    ),
+    "seed_sign_flipped_dW3": (
+        "seed_net",
+        [("dW3 = 1. / m", "dW3 = -1. / m")],
+        {"W3": "dW3 = -1. / m * np.dot(dZ3, A2.T)"},
+        "a minus sign in the line",
+    ),
+    "seed_missing_one_over_m_db3": (
+        "seed_net",
+        [("db3 = 1. / m * np.sum(dZ3", "db3 = np.sum(dZ3")],
+        {"b3": "db3 = np.sum(dZ3, axis=1, keepdims=True)"},
+        "no 1/m in the line",
+    ),
+    "seed_missing_keepdims_db2": (
+        "seed_net",
+        [("db2 = 1. / m * np.sum(dZ2, axis=1, keepdims=True)", "db2 = 1. / m * np.sum(dZ2, axis=1)")],
+        {"b2": "db2 = 1. / m * np.sum(dZ2, axis=1)"},
+        "keepdims",
+    ),
+    "planar_wrong_tanh_derivative": (
+        "planar",
+        [("(1 - np.power(A1, 2))", "(1 - A1)")],
+        dict.fromkeys(["W1", "b1"], "dZ1 = np.dot(W2.T, dZ2) * (1 - A1)"),
+        "activation derivative",
+    ),
+    "l2_term_missing_from_dW2": (
+        "l2",
+        [(" + (lambd / m) * W2", "")],
+        {"W2": "dW2 = 1. / m * np.dot(dZ2, A1.T)"},
+        "the L2 term (λ/m)·W2 is missing",
+    ),
+    "l2_term_doubled_in_the_cost": (
+        "l2",
+        [("(lambd / 2)", "lambd")],
+        dict.fromkeys(["W1", "W2", "W3"], L2_COST_DOUBLED),
+        "the cost's L2 term: if the backward is right, the data fit λ/m·ΣW",
+    ),
+    "dropout_forgets_keep_prob_in_layer1": (
+        "dropout",
+        [("    dA1 = dA1 / keep_prob\n", "")],
+        dict.fromkeys(["W1", "b1"], "dA1 = dA1 * D1"),
+        "dA1 is never divided by keep_prob (= 0.86, the ratio found), as dA2 is",
+    ),
+    "dropout_forgets_keep_prob_in_layer2": (
+        "dropout",
+        [("    dA2 = dA2 / keep_prob\n", "")],
+        dict.fromkeys(["W1", "b1", "W2", "b2"], "dA2 = dA2 * D2"),
+        "dA2 is never divided by keep_prob (= 0.86, the ratio found), as dA1 is",
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_planted_line_is_the_top_suspect(ip, case, mode):
+    convention, change, planted, words = CASES[case]
+    load_convention(ip, convention, replace=change)
+    result = check(ip, f"--mode {mode}")
+    assert set(result.failed) == set(planted), result
+    for block, line in planted.items():
+        top = result.suspects(block)[0]
+        assert top.line.startswith(line), (block, result.suspects(block))
+        assert words in top.reason, top.reason
+        assert result.table.loc[block, "suspect"].startswith(f"{top.function}:{top.lineno}  ")
+        assert f"suspect: {top.reason}" in result.table.loc[block, "note"]
+
+
+@pytest.mark.parametrize("seed, m", [(1, 2), (2, 4), (3, 7), (4, 16)])
+def test_homework_bugs_point_at_their_lines_at_any_size_and_seed(ip, seed, m):
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    run(
+        ip,
+        f"""
+np.random.seed({seed})
+X = np.random.randn(4, {m})
+Y = (np.random.rand(1, {m}) > 0.5).astype(int)
+parameters = {{"W1": np.random.randn(5, 4), "b1": np.random.randn(5, 1), "W2": np.random.randn(3, 5),
+              "b2": np.random.randn(3, 1), "W3": np.random.randn(1, 3), "b3": np.random.randn(1, 1)}}
+""",
+    )
+    result = check(ip)
+    assert set(result.failed) == {"W2", "b1"}
+    assert result.suspects("W2")[0].line == "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
+    assert result.suspects("b1")[0].line == "db1 = 4. / m * np.sum(dZ1, axis=1, keepdims=True)"
+    assert (result.table.drop(["W2", "b1"])["suspect"] == "").all()
+
+
+def test_suspect_names_the_function_and_the_line_number_in_the_cell(ip):
+    load_convention(ip, "seed_net", replace=SEED_FIX[:1])
+    top = check(ip).suspects("W2")[0]
+    cell = source("seed_net", replace=SEED_FIX[:1]).splitlines()
+    assert top.function == "backward_propagation_n"
+    assert cell[top.lineno - 1].strip() == top.line == "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
+
+
+@pytest.mark.parametrize("case", ["seed_missing_relu_mask_layer1", "seed_missing_relu_mask_layer2"])
+def test_missing_mask_ranks_the_dZ_line_above_the_lines_that_consume_it(ip, case):
+    convention, change, planted, _ = CASES[case]
+    load_convention(ip, convention, replace=change)
+    result = check(ip)
+    for block in planted:
+        lines = [s.line for s in result.suspects(block)]
+        own = next(line for line in lines if line.startswith(f"d{block} = "))
+        assert lines.index(planted[block]) < lines.index(own), lines
+
+
+def test_l2_names_both_the_cost_and_the_backward_with_the_factor_that_fits(ip):
+    convention, change, _, _ = CASES["l2_term_doubled_in_the_cost"]
+    load_convention(ip, convention, replace=change)
+    result = check(ip)
+    cost, backward = result.suspects("W1")[:2]
+    assert cost.function == "compute_cost_with_regularization"
+    assert backward.function == "backward_propagation_with_regularization"
+    assert backward.line.startswith("dW1 = 1. / m * np.dot(dZ1, X.T) + (lambd / m) * W1")
+    assert "if the cost is right, the data fit no L2 term here" in backward.reason
+
+
+def test_l2_term_in_the_backward_comes_before_a_correct_cost(ip):
+    load_convention(ip, "l2", replace=[("(lambd / m) * W1", "(lambd / (2 * m)) * W1")])
+    result = check(ip)
+    first, second = result.suspects("W1")[:2]
+    assert first.line.startswith("dW1 = ") and "λ/(2m)·W1 here" in first.reason
+    assert second.function == "compute_cost_with_regularization"
+
+
+@pytest.mark.parametrize(
+    "change, line, words",
+    [
+        (
+            ("cost = 1. / m * np.sum(log_probs)", "cost = np.sum(log_probs)"),
+            "cost = np.sum(log_probs)",
+            "the cost has no 1/m",
+        ),
+        (
+            ("cost = 1. / m * np.sum(log_probs)", "cost = 2. / m * np.sum(log_probs)"),
+            "cost = 2. / m * np.sum(log_probs)",
+            "constant factor 2 in the cost",
+        ),
+    ],
+)
+def test_every_block_off_by_one_factor_names_the_cost(ip, change, line, words):
+    load_convention(ip, "seed_net", replace=[change])
+    result = check(ip)
+    assert len(result.failed) == 6
+    for block in result.failed:
+        top = result.suspects(block)[0]
+        assert (top.function, top.line) == ("forward_propagation_n", line) and words in top.reason
+
+
+def test_a_factor_in_a_line_all_blocks_share_beats_the_cost(ip):
+    load_convention(ip, "seed_net", replace=[("dZ3 = A3 - Y", "dZ3 = 2 * (A3 - Y)")])
+    result = check(ip)
+    assert len(result.failed) == 6
+    assert {result.suspects(b)[0].line for b in result.failed} == {"dZ3 = 2 * (A3 - Y)"}
+
+
+def test_a_ratio_equal_to_m_still_prefers_the_literal_factor(ip):
+    load_convention(ip, "seed_net", replace=[("dA1 = np.dot(W2.T, dZ2)", "dA1 = np.dot(W2.T, dZ2) * 3")])
+    result = check(ip)  # m = 3 here, so the hint also offers "a missing 1/m?"
+    assert result.failed == ["W1", "b1"]
+    assert {result.suspects(b)[0].line for b in result.failed} == {"dA1 = np.dot(W2.T, dZ2) * 3"}
+
+
+def test_extra_one_over_m_points_at_the_line_that_divides_twice(ip):
+    load_convention(ip, "seed_net", replace=[("dW3 = 1. / m * np.dot", "dW3 = 1. / m / m * np.dot")])
+    top = check(ip).suspects("W3")[0]
+    assert top.line.startswith("dW3 = 1. / m / m") and "1/m applied twice" in top.reason
+
+
+def test_one_parameter_backward_returning_the_gradient_itself(ip):
+    load_convention(ip, "one_d", replace=[("dtheta = x", "dtheta = 2 * x")])
+    top = check(ip).suspects("theta")[0]
+    assert top.line == "dtheta = 2 * x" and "constant factor 2" in top.reason
+
+
+@pytest.mark.parametrize("convention", ["seed_net", "one_d", "l_layer", "planar", "l2", "dropout"])
+def test_correct_code_has_no_suspect(ip, convention):
+    load_convention(ip, convention)
+    result = check(ip)
+    assert result.passed
+    assert (result.table["suspect"] == "").all()
+    assert all(result.suspects(b) == [] for b in result.table.index)
+    assert "suspect:" not in " ".join(result.table["note"])
+
+
+def test_only_failing_blocks_get_a_suspect(ip):
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    table = check(ip).table
+    assert (table.loc[["W1", "b2", "W3", "b3"], "suspect"] == "").all()
+    assert (table.loc[["W2", "b1"], "suspect"] != "").all()
+
+
+def test_keys_built_at_run_time_single_out_no_line(ip):
+    load_convention(ip, "l_layer", replace=[("dZ[Z <= 0] = 0", "dZ = dZ")])
+    result = check(ip)
+    assert result.failed
+    for block in result.failed:
+        assert result.suspects(block) == []
+        assert result.table.loc[block, "suspect"] == ""
+        assert f"{NOTHING}: keys built at run time" in result.table.loc[block, "note"]
+
+
+def test_a_missing_gradient_has_no_suspect_and_keeps_its_note(ip):
+    load_convention(ip, "seed_net", replace=[('"dW3": dW3, ', "")])
+    result = check(ip)
+    assert result.suspects("W3") == []
+    assert result.table.loc["W3", "suspect"] == ""
+    assert result.table.loc["W3", "note"] == "missing gradient dW3"  # which says it all
+
+
+def test_backward_without_source_still_checks_and_singles_out_no_line(ip):
+    load_convention(ip, "seed_net")
+    ip.user_ns["_generated"] = source("seed_net", replace=SEED_FIX[:1])
+    run(ip, "exec(compile(_generated, '<generated>', 'exec'))")  # no file, nothing in linecache
+    result = check(ip)
+    assert result.failed == ["W2"]
+    assert result.suspects("W2") == []
+    assert result.table.loc["W2", "suspect"] == ""
+    assert f"{NOTHING}: the source of backward_propagation_n" in result.table.loc["W2", "note"]
+
+
+def test_suspect_reaches_the_text_and_html_renderings(ip):
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    result = check(ip)
+    text, page = repr(result), result._repr_html_()
+    assert "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2" in text and "constant factor 2" in text
+    assert "suspect" in page and "db1 = 4. / m * np.sum(dZ1, axis=1, keepdims=True)" in page
+    blocks = {b["name"]: b for b in result.to_dict()["blocks"]}
+    assert blocks["W2"]["suspect"].startswith("backward_propagation_n:")
+    assert blocks["W1"]["suspect"] == ""
+
+
+def test_drilldown_shows_the_source_with_the_suspect_highlighted(ip):
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    result = check(ip)
+    page = gw.block_html(result, "W2")
+    top = result.suspects("W2")[0]
+    assert "suspect lines in <code>backward_propagation_n</code>" in page
+    assert f"{top.lineno}</span><b style='display:inline-block;width:2.5em'>#1</b>" in page
+    assert "background-color: #f4c7c3" in page and "dZ3 = A3 - Y" in page  # the whole function is shown
+    assert "suspect lines" not in gw.block_html(result, "W1")  # a passing block has none
+
+
+# ---- the analysis on its own: conventions wired up by other branches --------------------------------
+AFFINE = """
+def affine_backward(dout, cache):
+    x, w, b = cache
+    dx = np.dot(dout, w.T).reshape(x.shape)
+    dw = np.dot(x.reshape(x.shape[0], -1).T, dout)
+    db = np.sum(dout, axis=0)
+    return dx, dw, db
+"""
+
+DENSE = """
+class Layer_Dense:
+    def backward(self, dvalues):
+        self.dweights = np.dot(self.inputs.T, dvalues)
+        self.dbiases = np.sum(dvalues, axis=0, keepdims=True)
+        self.dinputs = np.dot(dvalues, self.weights.T)
+"""
+
+
+def outcome(name, numeric, analytic, hints=()):
+    """An engine outcome as the check would give it: failing when the two gradients differ."""
+    numeric, analytic = np.asarray(numeric, float), np.asarray(analytic, float)
+    same = analytic.shape == numeric.shape and np.allclose(analytic, numeric)
+    return Outcome(
+        name,
+        numeric.shape,
+        numeric,
+        analytic,
+        np.ones(numeric.shape, bool),
+        status="pass" if same else "fail",
+        hints=list(hints),
+    )
+
+
+def test_tuple_gradients_are_paired_by_position(ip):
+    run(
+        ip,
+        AFFINE.replace(
+            "dw = np.dot(x.reshape(x.shape[0], -1).T, dout)",
+            "dw = np.dot(x.reshape(x.shape[0], -1).T, dout) * 3",
+        ),
+    )
+    rng = np.random.default_rng(0)
+    x, w, b = rng.normal(size=(4, 3)), rng.normal(size=(3, 2)), rng.normal(size=2)
+    dw = rng.normal(size=w.shape)
+    outcomes = [
+        outcome("x", x, x),
+        outcome("w", dw, 3 * dw, ["analytic ≈ 3.00 × numeric"]),
+        outcome("b", b, b),
+    ]
+    finding = find_suspects(ip.user_ns["affine_backward"], outcomes)
+    top = finding.ranked["w"][0]
+    assert (top.function, top.line) == (
+        "affine_backward",
+        "dw = np.dot(x.reshape(x.shape[0], -1).T, dout) * 3",
+    )
+    assert "constant factor 3" in top.reason
+    assert set(finding.ranked) == {"w"}
+
+
+def test_attribute_gradients_of_a_layer_object(ip):
+    run(
+        ip,
+        DENSE.replace(
+            "self.dweights = np.dot(self.inputs.T, dvalues)", "self.dweights = np.dot(dvalues.T, self.inputs)"
+        ),
+    )
+    rng = np.random.default_rng(1)
+    weights, biases = rng.normal(size=(4, 3)), rng.normal(size=(1, 3))
+    outcomes = [
+        outcome("dense1.weights", weights, weights.T, ["dweights is transposed"]),
+        outcome("dense1.biases", biases, biases),
+    ]
+    layer = ip.user_ns["Layer_Dense"]()
+    top = find_suspects(layer.backward, outcomes).ranked["dense1.weights"][0]
+    assert top.function == "Layer_Dense.backward"
+    assert top.line == "self.dweights = np.dot(dvalues.T, self.inputs)" and "transpose" in top.reason
+
+
+def test_in_place_and_augmented_updates_are_followed(ip):
+    run(
+        ip,
+        """
+def relu_net_backward(dA, Z, A_prev):
+    dZ = np.array(dA, copy=True)
+    dZ[Z <= 0] = 0
+    dW = np.dot(dZ, A_prev.T)
+    dW *= 0.5
+    db = np.sum(dA, axis=1, keepdims=True)
+    return {"dW": dW, "db": db}
+""",
+    )
+    flow = flow_of(ip.user_ns["relu_net_backward"])
+    feeding_dW = {s.text for s in flow.closure(flow.output_for("W", None, False))}
+    assert {
+        "dZ = np.array(dA, copy=True)",
+        "dZ[Z <= 0] = 0",
+        "dW = np.dot(dZ, A_prev.T)",
+        "dW *= 0.5",
+    } <= feeding_dW
+    feeding_db = {s.text for s in flow.closure(flow.output_for("b", None, False))}
+    assert not any(t.startswith("dZ") for t in feeding_db)
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(3, 2))
+    finding = find_suspects(
+        ip.user_ns["relu_net_backward"],
+        [outcome("W", w, 0.5 * w, ["analytic ≈ 0.50 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+    )
+    assert finding.ranked["W"][0].line == "dW *= 0.5"
+
+
+def test_a_loss_layer_updating_entries_in_place(ip):
+    run(
+        ip,
+        """
+class Loss_CategoricalCrossentropy:
+    def backward(self, dvalues, y_true):
+        samples = len(dvalues)
+        self.dinputs = dvalues.copy()
+        self.dinputs[range(samples), y_true] -= 1
+        self.dinputs = self.dinputs / samples * 2
+""",
+    )
+    x = np.arange(1.0, 7.0).reshape(3, 2)
+    finding = find_suspects(
+        ip.user_ns["Loss_CategoricalCrossentropy"]().backward,
+        [outcome("loss.inputs", x, 2 * x, ["analytic ≈ 2.00 × numeric"])],
+    )
+    assert [s.line for s in finding.ranked["loss.inputs"]][:1] == [
+        "self.dinputs = self.dinputs / samples * 2"
+    ]
+    lines = {s.line for s in finding.ranked["loss.inputs"]}
+    assert "self.dinputs[range(samples), y_true] -= 1" in lines  # the in-place update is part of the flow
+
+
+def test_subscript_stores_into_a_grads_dict(ip):
+    run(
+        ip,
+        """
+def backward_with_grads_dict(X, cache):
+    grads = {}
+    dZ = cache - 1
+    grads["dW"] = np.dot(dZ, X.T) * 2
+    grads["db"] = np.sum(dZ, axis=1, keepdims=True)
+    return grads
+""",
+    )
+    w = np.arange(6.0).reshape(3, 2) + 1
+    finding = find_suspects(
+        ip.user_ns["backward_with_grads_dict"],
+        [outcome("W", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+    )
+    assert finding.ranked["W"][0].line == 'grads["dW"] = np.dot(dZ, X.T) * 2'
+
+
+def test_a_model_loss_returning_loss_and_grads_pairs_by_key_not_position(ip):
+    run(
+        ip,
+        """
+def model_loss(X, W1, W2):
+    hidden = np.maximum(0, X.dot(W1))
+    loss = np.sum(hidden.dot(W2))
+    grads = {}
+    dhidden = np.ones((X.shape[0], W2.shape[1])).dot(W2.T)
+    grads["W2"] = hidden.T.dot(np.ones((X.shape[0], W2.shape[1])))
+    dhidden[hidden <= 0] = 0
+    grads["W1"] = X.T.dot(dhidden) * 2
+    return loss, grads
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [outcome("W1", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("W2", w, w)]
+    finding = find_suspects(ip.user_ns["model_loss"], outcomes)
+    assert finding.ranked["W1"][0].line == 'grads["W1"] = X.T.dot(dhidden) * 2'
+    assert set(finding.ranked) == {"W1"}
+
+
+def test_a_line_calling_a_helper_says_the_bug_may_be_inside_it(ip):
+    run(
+        ip,
+        """
+def relu_grad(dA, Z):
+    return dA * 2
+
+def backward_with_helper(X, Z1, dA1):
+    dZ1 = relu_grad(dA1, Z1)
+    dW1 = np.dot(dZ1, X.T)
+    db1 = np.sum(dZ1, axis=1, keepdims=True)
+    return {"dW1": dW1, "db1": db1}
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [outcome("W1", w, 2 * w + np.eye(3, 2)), outcome("b1", w[:, :1], 2 * w[:, :1] + 1)]
+    top = find_suspects(ip.user_ns["backward_with_helper"], outcomes).ranked["W1"][0]
+    assert top.line == "dZ1 = relu_grad(dA1, Z1)"
+    assert "or inside relu_grad, whose body is not followed" in top.reason
+
+
+def test_a_gradient_read_from_a_layer_object_singles_out_no_line(ip):
+    run(
+        ip,
+        """
+class TwoLayerNet:
+    def gradient(self, x, t):
+        self.loss(x, t)
+        dout = self.lastLayer.backward(1)
+        for layer in reversed(list(self.layers.values())):
+            dout = layer.backward(dout)
+        grads = {}
+        grads["W1"], grads["b1"] = self.layers["Affine1"].dW, self.layers["Affine1"].db
+        grads["W2"], grads["b2"] = self.layers["Affine2"].dW, self.layers["Affine2"].db
+        return grads
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [outcome("W1", w, 2 * w), outcome("b1", w, w), outcome("W2", w, w), outcome("b2", w, w)]
+    finding = find_suspects(ip.user_ns["TwoLayerNet"].gradient, outcomes)
+    assert finding.ranked == {}
+    assert finding.top("W1") == ""
+    assert finding.note("W1") == (
+        f"{NOTHING}: TwoLayerNet.gradient reads W1's gradient from self.layers['Affine1'].dW, "
+        "computed elsewhere (not followed)"
+    )
+
+
+def test_exec_in_the_backward_is_not_followed(ip):
+    run(ip, "def opaque_backward(X):\n    exec('dW = X')\n    return {'dW': X}\n")
+    with pytest.raises(Unfollowable, match="exec"):
+        flow_of(ip.user_ns["opaque_backward"])
+    finding = find_suspects(ip.user_ns["opaque_backward"], [outcome("W", [1.0, 2.0], [2.0, 4.0])])
+    assert finding.ranked == {} and "exec" in finding.note("W")
+
+
+def test_builtins_have_no_source_to_follow():
+    finding = find_suspects(np.add, [outcome("W", [1.0, 2.0], [2.0, 4.0])])
+    assert finding.top("W") == "" and finding.note("W").startswith(NOTHING)
+    assert source_html(finding, "W").startswith("<p>" + NOTHING)
