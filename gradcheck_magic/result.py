@@ -34,7 +34,7 @@ TABLE_STYLE = "border-collapse: collapse; table-layout: auto; width: auto; max-w
 CELL_PROPS = "padding: 2px 6px; text-align: left; vertical-align: top"
 CAPTION_PROPS = ("caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
                  "overflow-wrap: anywhere; padding: 2px 0")
-WRAPPING_PROPS = {"min-width": "10em", "max-width": "30em", "white-space": "normal", "overflow-wrap": "anywhere"}
+WRAPPING_PROPS = {"min-width": "8em", "max-width": "30em", "white-space": "normal", "overflow-wrap": "anywhere"}
 
 #: the plain text: at most this wide (or the terminal's width, if narrower), and never narrower than
 #: ``MIN_TEXT_WIDTH`` (the table's own columns do not wrap)
@@ -179,6 +179,9 @@ class GradCheckResult:
                   .set_properties(subset=[c for c in df.columns if c not in wrapping], **{"white-space": "nowrap"}))
         if wrapping:
             styler = styler.set_properties(subset=wrapping, **WRAPPING_PROPS)
+        # the per-block evaluation counts stay in `table`; the caption gives the total, and the
+        # column would push the table past a 700 px notebook
+        styler = styler.hide(["evaluations"], axis="columns")
         if "suspect" in df.columns:
             styler = styler.set_properties(subset=["suspect"], **{"font-family": "monospace"})
         return styler
