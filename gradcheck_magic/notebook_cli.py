@@ -35,6 +35,7 @@ DEFAULT_TIMEOUT = 600.0
 EXPECTED_ERROR_TAG = (
     "raises-exception"  # a cell its author tagged to show an error (nbclient runs on, so do we)
 )
+CALLED = re.compile(r"([A-Za-z_][\w.]*)\(")  # a function or method called, in a check's description
 FALLBACK_KERNEL = "python3"  # the kernel of the Python running the checker (ipykernel's native spec)
 
 SANDBOX_WARNING = (
@@ -56,8 +57,10 @@ class Check:
 
     @property
     def family(self) -> str:
-        """The functions checked, without their arguments: checks of one family check the same code."""
-        return re.sub(r"\([^()]*\)", "", self.record.get("functions", "")) or "?"
+        """The functions a check called (``name(`` in its description), so that what a description adds
+        after them (arguments, where an upstream gradient came from) does not split a family."""
+        functions = self.record.get("functions", "")
+        return ", ".join(dict.fromkeys(CALLED.findall(functions))) or functions
 
     @property
     def judged(self) -> bool:

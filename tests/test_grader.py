@@ -13,7 +13,7 @@ import pytest
 from conftest import check, load_convention
 
 from gradcheck_magic import Settings
-from gradcheck_magic.notebook_cli import WIDTH, Options, main, run
+from gradcheck_magic.notebook_cli import WIDTH, Check, Options, judge, main, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -279,3 +279,23 @@ def test_kernels_talk_over_local_sockets_so_they_print_no_tcp_warning(tmp_path):
     probe = "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().transport)"
     nb, report = run(write(tmp_path / "probe.ipynb", [probe]), Options(allow_no_checks=True))
     assert report.ok and nb.cells[0].outputs[0]["text"] == "ipc\n"
+
+
+def test_families_are_the_functions_called_whatever_the_description_adds():
+    described = [
+        "forward_propagation_n(X, Y, parameters) → backward_propagation_n(X, Y, cache)",
+        "affine_forward(x, w, b) → Σ out·dout, affine_backward(dout, cache); dout from the namespace",
+        "model.loss(X, y) → (loss, grads); model.params perturbed in place",
+        "affine_forward(x, w, b) → Σ out·dout, affine_backward(dout, cache); upstream gradient: seeded random (4, 5)",
+        (
+            "dense1.forward → Σ output·dvalues, dense1.backward(dvalues); upstream gradient: seeded random "
+            "(5, 4) (no dvalues/dout of dense1's output shape)"
+        ),
+        "forward_propagation_n(X, Y, params) → backward_propagation_n(X, Y, cache)",
+        "model.loss(X, y) → (loss, grads); model.params perturbed in place",
+    ]
+    checks = judge(
+        [Check(cell, {"functions": text}) for cell, text in enumerate(described)], every_check=False
+    )
+    assert [c.superseded_by for c in checks] == [5, 3, 6, None, None, None, None]
+    assert checks[4].family == "dense1.backward"
