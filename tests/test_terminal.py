@@ -4,19 +4,20 @@ with NO_COLOR set, or with the output piped to a log, there is no colour at all.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import select
 import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
 from conftest import SETUPS, source
 from test_planted_bugs import SEED_FIX
+
+fcntl = pytest.importorskip("fcntl", reason="pseudo-terminals need a POSIX system")
+termios = pytest.importorskip("termios", reason="pseudo-terminals need a POSIX system")
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_SECONDS = 120
