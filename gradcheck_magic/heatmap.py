@@ -72,7 +72,9 @@ def entry_errors(outcome) -> np.ndarray | None:
     if math.isfinite(rel):
         scale = rel / norm if norm > 0 else 0.0
     else:  # not graded (a hand-built outcome): the plain ratio to the block's norms
-        size = math.sqrt(float((analytic[judged] ** 2).sum())) + math.sqrt(float((outcome.numeric[judged] ** 2).sum()))
+        size = math.sqrt(float((analytic[judged] ** 2).sum())) + math.sqrt(
+            float((outcome.numeric[judged] ** 2).sum())
+        )
         scale = 1 / size if size > 0 else 0.0
     return np.where(judged, diff * scale, np.nan)
 
@@ -89,9 +91,11 @@ def colour_of(error: np.ndarray, threshold: float, fail_threshold: float) -> np.
         return alphas[0] + t * (alphas[1] - alphas[0])
 
     rgba = np.zeros(error.shape + (4,))
-    bands = [(error <= threshold, GREEN, ramp(low, mid, GREEN_ALPHA)),
-             ((error > threshold) & (error <= fail_threshold), AMBER, ramp(mid, high, AMBER_ALPHA)),
-             (error > fail_threshold, RED, ramp(high, top, RED_ALPHA))]
+    bands = [
+        (error <= threshold, GREEN, ramp(low, mid, GREEN_ALPHA)),
+        ((error > threshold) & (error <= fail_threshold), AMBER, ramp(mid, high, AMBER_ALPHA)),
+        (error > fail_threshold, RED, ramp(high, top, RED_ALPHA)),
+    ]
     for mask, rgb, alpha in bands:
         rgba[mask, :3] = rgb
         rgba[mask, 3] = (alpha * 255)[mask]
@@ -147,8 +151,14 @@ def picture(outcome, threshold: float, fail_threshold: float) -> Picture | None:
     if worst is not None:
         _mark(image, worst[0] // pooled[0] * side, worst[1] // pooled[1] * side, side)
     height, width = image.shape[:2]
-    return Picture("data:image/png;base64," + base64.b64encode(_png(image)).decode("ascii"),
-                   width, height, grid, pooled, worst)
+    return Picture(
+        "data:image/png;base64," + base64.b64encode(_png(image)).decode("ascii"),
+        width,
+        height,
+        grid,
+        pooled,
+        worst,
+    )
 
 
 def _mark(image: np.ndarray, top: int, left: int, side: int) -> None:
@@ -172,4 +182,9 @@ def _png(rgba: np.ndarray) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )

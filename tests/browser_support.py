@@ -8,8 +8,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 #: flags that keep Chromium quiet on a closed network (without them it floods it with requests)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 DEMO = "01_fraud_detection.ipynb"
 EXECUTE_SECONDS = 300
 
@@ -24,8 +32,9 @@ def executed_demo(folder: Path) -> Path:
     from build_demos import build
 
     nb = build(DEMO)
-    NotebookClient(nb, timeout=EXECUTE_SECONDS, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(
+        nb, timeout=EXECUTE_SECONDS, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
     path = folder / DEMO
     nbformat.write(nb, str(path))
     return path

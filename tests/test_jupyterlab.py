@@ -37,9 +37,13 @@ if REQUIRED:
     assert CHROMIUM, "GRADCHECK_REQUIRE_BROWSER is set but no Chromium is installed"
     import jupyterlab  # noqa: F401
 else:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[test]')")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install '.[test]')"
+    )
     pytest.importorskip("jupyterlab", reason="jupyterlab is not installed (pip install '.[test]')")
-    pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
+    pytestmark = pytest.mark.skipif(
+        CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
+    )
 
 sys.path.insert(0, str(ROOT / "demo_notebooks"))
 from build_demos import EXPECTED
@@ -87,8 +91,13 @@ def slow_notebook(path):
     import nbformat
     from conftest import SETUPS, source
 
-    cells = ["%load_ext gradcheck_magic\nimport numpy as np", source("seed_net"), SETUPS["seed_net"],
-             SLOW_FORWARD, "%gradcheck --mode full"]
+    cells = [
+        "%load_ext gradcheck_magic\nimport numpy as np",
+        source("seed_net"),
+        SETUPS["seed_net"],
+        SLOW_FORWARD,
+        "%gradcheck --mode full",
+    ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
@@ -111,21 +120,41 @@ def lab(tmp_path_factory):
     labconfig.mkdir(parents=True)
     # no "notified about Jupyter news?" toast over the notebook (and no request for the news)
     (labconfig / "page_config.json").write_text(
-        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
+        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
+    )
     # render every cell, not only those scrolled into view, so both tables are on the page
     tracker = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
     (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), PYTHONPATH=os.pathsep.join(
-                   p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    )
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.port_retries=0",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue = queue.Queue()
 
     def read():
@@ -146,8 +175,11 @@ def lab(tmp_path_factory):
             log.append(line)
             if f"127.0.0.1:{port}/lab" in line:
                 break
-        yield {"url": f"http://127.0.0.1:{port}/lab/tree/{DEMO}?token={token}", "notebook": notebook,
-               "slow_url": f"http://127.0.0.1:{port}/lab/tree/{SLOW}?token={token}"}
+        yield {
+            "url": f"http://127.0.0.1:{port}/lab/tree/{DEMO}?token={token}",
+            "notebook": notebook,
+            "slow_url": f"http://127.0.0.1:{port}/lab/tree/{SLOW}?token={token}",
+        }
     finally:
         server.terminate()
         try:
@@ -219,7 +251,9 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
     select.select_option(label="W1 (pass)")
     page.wait_for_function(
         "before => { const img = document.querySelector('.widget-html img[src^=\"data:image/png\"]');"
-        " return img && img.getAttribute('src') !== before; }", arg=before)
+        " return img && img.getAttribute('src') !== before; }",
+        arg=before,
+    )
     assert "W1 (5, 4): pass" in page.locator(".widget-html").first.inner_text()
     scroll_to_first_table(page)
     save_screenshot(page, "jupyterlab_live.png", tmp_path)
@@ -227,8 +261,9 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
     page.set_viewport_size({"width": NOTEBOOK_WIDTH + 60, "height": 900})
     if page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").count():
         page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()  # close the files
-    page.wait_for_function(f"() => document.querySelector('.jp-Notebook').getBoundingClientRect().width <= "
-                           f"{NOTEBOOK_WIDTH}")
+    page.wait_for_function(
+        f"() => document.querySelector('.jp-Notebook').getBoundingClientRect().width <= {NOTEBOOK_WIDTH}"
+    )
     fits = page.evaluate(FITS)
     print("widths at a narrow notebook:", fits)
     for fit in fits:
@@ -271,14 +306,19 @@ def test_progress_bar_suggests_fast_mode_and_goes_away_on_interrupt(page, lab):
     page.get_by_text("Run All Cells", exact=True).first.click()
     bar = panel.locator(".jp-OutputArea-output .widget-hprogress").first
     bar.wait_for(state="visible")
-    page.wait_for_function("text => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
-                           ".some(e => e.textContent.replace(/\\u2007/g, ' ').includes(text))", arg=SUGGEST_FAST)
+    page.wait_for_function(
+        "text => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
+        ".some(e => e.textContent.replace(/\\u2007/g, ' ').includes(text))",
+        arg=SUGGEST_FAST,
+    )
     page.get_by_text("Kernel", exact=True).first.click()
     page.get_by_text("Interrupt Kernel", exact=True).first.click()
     page.wait_for_function(IDLE, timeout=RUN_ALL_SECONDS * 1000)
     caption = panel.locator("table.gradcheck-table caption").first
     caption.wait_for(state="visible")
     assert "gradient check interrupted" in caption.inner_text()
-    visible_bars = page.evaluate("() => Array.from(document.querySelectorAll('.widget-hprogress'))"
-                                 ".filter(e => e.offsetParent !== null).length")
+    visible_bars = page.evaluate(
+        "() => Array.from(document.querySelectorAll('.widget-hprogress'))"
+        ".filter(e => e.offsetParent !== null).length"
+    )
     assert visible_bars == 0

@@ -139,10 +139,12 @@ def test_notes_wrap_in_a_bounded_column_and_the_caption_wraps(ip):
 def test_summary_glyphs_are_in_a_common_font(ip):
     import os
 
-    import matplotlib
-    from matplotlib.ft2font import FT2Font
+    import pytest
 
     from gradcheck_magic.result import GLYPHS
+
+    matplotlib = pytest.importorskip("matplotlib", reason="the test reads the DejaVu Sans that matplotlib ships")
+    from matplotlib.ft2font import FT2Font
     charmap = FT2Font(os.path.join(matplotlib.get_data_path(), "fonts/ttf/DejaVuSans.ttf")).get_charmap()
     text = repr(buggy(ip)) + "".join(GLYPHS.values())
     missing = {ch for ch in text if ord(ch) > 127 and ord(ch) not in charmap}
