@@ -202,6 +202,19 @@ def test_a_ratio_equal_to_m_still_prefers_the_literal_factor(ip):
     assert {result.suspects(b)[0].line for b in result.failed} == {"dA1 = np.dot(W2.T, dZ2) * 3"}
 
 
+def test_a_factor_shown_by_one_block_points_for_its_layer_sibling_too(ip):
+    # with the L2 term in dW1, W1 is no constant multiple of its numeric gradient; b1 is (× 3)
+    load_convention(ip, "l2", replace=[("dA1 = np.dot(W2.T, dZ2)", "dA1 = np.dot(W2.T, dZ2) * 3")])
+    result = check(ip)
+    assert set(result.failed) == {"W1", "b1"}
+    assert result.suspects("b1")[0].reason == "constant factor 3 in the line"
+    top = result.suspects("W1")[0]
+    assert (
+        top.line == "dA1 = np.dot(W2.T, dZ2) * 3"
+        and top.reason == "constant factor 3 in the line (b1 is off by it)"
+    )
+
+
 def test_extra_one_over_m_points_at_the_line_that_divides_twice(ip):
     load_convention(ip, "seed_net", replace=[("dW3 = 1. / m * np.dot", "dW3 = 1. / m / m * np.dot")])
     top = check(ip).suspects("W3")[0]
