@@ -273,6 +273,33 @@ def test_backward_without_source_still_checks_and_singles_out_no_line(ip):
     assert f"{NOTHING}: the source of backward_propagation_n" in result.table.loc["W2", "note"]
 
 
+def test_suspects_in_a_real_kernel_count_lines_in_the_cell(tmp_path):
+    import nbformat
+
+    from gradcheck_magic.notebook_cli import check_notebook
+
+    homework = source("seed_net", replace=SEED_FIX[:1])
+    split = homework.index("def backward_propagation_n")  # the backward in a cell of its own
+    cells = [
+        "%load_ext gradcheck_magic",
+        homework[:split],
+        homework[split:],
+        "%%gradcheck\nX, Y, parameters = gradient_check_n_test_case()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "student.ipynb"
+    nbformat.write(nb, str(path))
+    report = check_notebook(path, timeout=120)
+    assert report.error is None, report.error
+    ((_, checked, _),) = report.checks
+    blocks = {b["name"]: b for b in checked["blocks"]}
+    backward_cell = cells[2].splitlines()
+    lineno = backward_cell.index("    dW2 = 1. / m * np.dot(dZ2, A1.T) * 2") + 1
+    assert blocks["W2"]["suspect"] == f"backward_propagation_n:{lineno}  dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
+    assert blocks["W2"]["note"].endswith("suspect: constant factor 2 in the line")
+
+
 def test_suspect_reaches_the_text_and_html_renderings(ip):
     load_convention(ip, "seed_net", replace=SEED_FIX)
     result = check(ip)
