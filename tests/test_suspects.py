@@ -300,6 +300,19 @@ def test_suspects_in_a_real_kernel_count_lines_in_the_cell(tmp_path):
     assert blocks["W2"]["note"].endswith("suspect: constant factor 2 in the line")
 
 
+def test_an_analysis_that_breaks_leaves_the_verdicts_standing(ip, monkeypatch):
+    import gradcheck_magic.api as api
+
+    def broken(*args, **kwargs):
+        raise RecursionError("a backward too deep to parse")
+
+    monkeypatch.setattr(api, "find_suspects", broken)
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    result = check(ip)
+    assert set(result.failed) == {"W2", "b1"}
+    assert (result.table["suspect"] == "").all() and result.suspects("W2") == []
+
+
 def test_suspect_reaches_the_text_and_html_renderings(ip):
     load_convention(ip, "seed_net", replace=SEED_FIX)
     result = check(ip)
