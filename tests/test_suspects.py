@@ -301,7 +301,7 @@ def test_suspects_in_a_real_kernel_count_lines_in_the_cell(tmp_path):
 
 
 def test_an_analysis_that_breaks_leaves_the_verdicts_standing(ip, monkeypatch):
-    import gradcheck_magic.api as api
+    from gradcheck_magic import api
 
     def broken(*args, **kwargs):
         raise RecursionError("a backward too deep to parse")
