@@ -141,10 +141,10 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
 
 def _suspects(plan, outcomes, ctx) -> Optional[Finding]:
     """Which lines to suspect; a failure of the analysis only means no line is singled out."""
-    scalars = {arg: float(v) for arg, src, v, _ in plan.backward.args
-               if src == discovery.VALUE and discovery.is_numeric_scalar(v) and float(v) not in (0.0, 1.0)}
-    costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
     try:
+        scalars = {arg: float(v) for arg, src, v, _ in plan.backward.args
+                   if src == discovery.VALUE and discovery.is_numeric_scalar(v) and float(v) not in (0.0, 1.0)}
+        costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
         return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
     except Exception:  # noqa: BLE001 - the check's verdicts stand without suspects
         return None

@@ -30,6 +30,7 @@ REG_NAMES = ("lambd", "lambda_", "lam", "reg", "reg_lambda", "l2_lambda", "l2") 
 COUNT_NAMES = ("m", "N", "n_samples", "num_examples", "batch_size")  # names of the number of examples
 GRAD_PREFIXES = ("d", "grad_", "d_")
 BUILTINS = set(dir(builtins))  # calls to these are no helpers of the user's
+NO_FIT, WEAK, STRONG = 0, 1, 2  # how well a line fits the kind of bug: not at all, plausibly, a match
 MAX_SHOWN = 80  # characters of the top suspect shown in the table (the full line is in suspects())
 
 # The diagnosis's hints (diagnosis.py) name the kind of bug; these patterns read that kind back.
@@ -592,8 +593,7 @@ class _Ranker:
         return self.same_var(step)[-1] is step
 
     def mask_evidence(self, step: Step, fed: set) -> str | None:
-        """dZ built without the comparison its twin lines have (the ReLU mask), or a dZ that feeds
-        all of a layer's failing blocks (its activation derivative)."""
+        """dZ built without the comparison its twin lines have (the ReLU mask)."""
         if not re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
             return None
         twins = [
@@ -603,7 +603,11 @@ class _Ranker:
         ]
         if twins and not _has(step.value, ast.Compare):
             return f"{step.target} is used without the ReLU mask that {twins[0].target} has"
-        if len(fed) > 1:
+        return None
+
+    def built_here(self, case: _Case, step: Step, fed: set) -> str | None:
+        """Weaker: a dZ that feeds several failing blocks, with no constant ratio to explain them."""
+        if case.ratio is None and len(fed) > 1 and re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
             return (
                 f"{step.target} is built here and feeds {_describe(fed)}: the activation derivative or mask?"
             )
@@ -713,7 +717,15 @@ def _rank(
             continue
         fed = failing_feeds.get(step.lineno, {case.name})
         why = ranker.evidence(case, step, own, fed)
-        fits = why is not None
+        for other in sorted(fed - {case.name}) if why is None else ():  # b1's ratio for dA1 = ... * 3
+            found = (
+                ranker.evidence(ranker.cases[other], step, own, fed) if ranker.cases[other].ratio else None
+            )
+            if found:
+                why = f"{found} ({other} is off by it)"
+                break
+        fits = STRONG if why else WEAK if ranker.built_here(case, step, fed) else NO_FIT
+        why = why or ranker.built_here(case, step, fed)
         if not fits:
             why = (
                 f"the only line that feeds {_describe(fed)} and no passing block"

@@ -202,6 +202,19 @@ def test_a_ratio_equal_to_m_still_prefers_the_literal_factor(ip):
     assert {result.suspects(b)[0].line for b in result.failed} == {"dA1 = np.dot(W2.T, dZ2) * 3"}
 
 
+def test_a_factor_shown_by_one_block_points_for_its_layer_sibling_too(ip):
+    # with the L2 term in dW1, W1 is no constant multiple of its numeric gradient; b1 is (× 3)
+    load_convention(ip, "l2", replace=[("dA1 = np.dot(W2.T, dZ2)", "dA1 = np.dot(W2.T, dZ2) * 3")])
+    result = check(ip)
+    assert set(result.failed) == {"W1", "b1"}
+    assert result.suspects("b1")[0].reason == "constant factor 3 in the line"
+    top = result.suspects("W1")[0]
+    assert (
+        top.line == "dA1 = np.dot(W2.T, dZ2) * 3"
+        and top.reason == "constant factor 3 in the line (b1 is off by it)"
+    )
+
+
 def test_extra_one_over_m_points_at_the_line_that_divides_twice(ip):
     load_convention(ip, "seed_net", replace=[("dW3 = 1. / m * np.dot", "dW3 = 1. / m / m * np.dot")])
     top = check(ip).suspects("W3")[0]
@@ -258,6 +271,46 @@ def test_backward_without_source_still_checks_and_singles_out_no_line(ip):
     assert result.suspects("W2") == []
     assert result.table.loc["W2", "suspect"] == ""
     assert f"{NOTHING}: the source of backward_propagation_n" in result.table.loc["W2", "note"]
+
+
+def test_suspects_in_a_real_kernel_count_lines_in_the_cell(tmp_path):
+    import nbformat
+
+    from gradcheck_magic.notebook_cli import check_notebook
+
+    homework = source("seed_net", replace=SEED_FIX[:1])
+    split = homework.index("def backward_propagation_n")  # the backward in a cell of its own
+    cells = [
+        "%load_ext gradcheck_magic",
+        homework[:split],
+        homework[split:],
+        "%%gradcheck\nX, Y, parameters = gradient_check_n_test_case()",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "student.ipynb"
+    nbformat.write(nb, str(path))
+    report = check_notebook(path, timeout=120)
+    assert report.error is None, report.error
+    ((_, checked, _),) = report.checks
+    blocks = {b["name"]: b for b in checked["blocks"]}
+    backward_cell = cells[2].splitlines()
+    lineno = backward_cell.index("    dW2 = 1. / m * np.dot(dZ2, A1.T) * 2") + 1
+    assert blocks["W2"]["suspect"] == f"backward_propagation_n:{lineno}  dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
+    assert blocks["W2"]["note"].endswith("suspect: constant factor 2 in the line")
+
+
+def test_an_analysis_that_breaks_leaves_the_verdicts_standing(ip, monkeypatch):
+    from gradcheck_magic import api
+
+    def broken(*args, **kwargs):
+        raise RecursionError("a backward too deep to parse")
+
+    monkeypatch.setattr(api, "find_suspects", broken)
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    result = check(ip)
+    assert set(result.failed) == {"W2", "b1"}
+    assert (result.table["suspect"] == "").all() and result.suspects("W2") == []
 
 
 def test_suspect_reaches_the_text_and_html_renderings(ip):
