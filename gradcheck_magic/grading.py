@@ -70,6 +70,7 @@ def _block(name, row) -> dict:
         "worst_index": _index(row["worst_index"]),
         "status": str(row["status"]),
         "note": str(row["note"]),
+        "suspect": str(row.get("suspect", "")),
     }
 
 

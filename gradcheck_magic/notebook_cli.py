@@ -212,7 +212,7 @@ def check_text(report: NotebookReport, check: Check) -> str:
             str(tuple(b["shape"])),
             _sci(b["rel_error"]),
             b["status"] if b["status"] == "pass" else b["status"].upper(),
-            b["note"],
+            "; ".join(part for part in (b["note"], b.get("suspect") and f"suspect: {b['suspect']}") if part),
         )
         for b in record.get("blocks", [])
     ]

@@ -356,7 +356,7 @@ class Finding:
     def note(self, block: str) -> str:
         """For the note: why the top line is suspected, or why no line can be singled out."""
         if self.ranked.get(block):
-            return f"suspect: {self.ranked[block][0].reason}"
+            return f"why that line: {self.ranked[block][0].reason}"
         return f"{NOTHING}: {self.why_none[block]}" if block in self.why_none else ""
 
 

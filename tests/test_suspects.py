@@ -103,7 +103,7 @@ def test_planted_line_is_the_top_suspect(ip, case, mode):
         assert top.line.startswith(line), (block, result.suspects(block))
         assert words in top.reason, top.reason
         assert result.table.loc[block, "suspect"].startswith(f"{top.function}:{top.lineno}  ")
-        assert f"suspect: {top.reason}" in result.table.loc[block, "note"]
+        assert f"why that line: {top.reason}" in result.table.loc[block, "note"]
 
 
 @pytest.mark.parametrize("seed, m", [(1, 2), (2, 4), (3, 7), (4, 16)])
@@ -292,12 +292,12 @@ def test_suspects_in_a_real_kernel_count_lines_in_the_cell(tmp_path):
     nbformat.write(nb, str(path))
     report = check_notebook(path, timeout=120)
     assert report.error is None, report.error
-    ((_, checked, _),) = report.checks
-    blocks = {b["name"]: b for b in checked["blocks"]}
+    (check,) = report.checks
+    blocks = {b["name"]: b for b in check.record["blocks"]}
     backward_cell = cells[2].splitlines()
     lineno = backward_cell.index("    dW2 = 1. / m * np.dot(dZ2, A1.T) * 2") + 1
     assert blocks["W2"]["suspect"] == f"backward_propagation_n:{lineno}  dW2 = 1. / m * np.dot(dZ2, A1.T) * 2"
-    assert blocks["W2"]["note"].endswith("suspect: constant factor 2 in the line")
+    assert blocks["W2"]["note"].endswith("why that line: constant factor 2 in the line")
 
 
 def test_an_analysis_that_breaks_leaves_the_verdicts_standing(ip, monkeypatch):
