@@ -548,7 +548,23 @@ class _Ranker:
             if scalar:
                 return scalar
         if ratio is None:  # a constant ratio is no mask or activation-derivative bug
-            return self.mask_evidence(step, fed)
+            return self.mask_evidence(step, fed) or self.missing_update(step)
+        return None
+
+    def missing_update(self, step: Step) -> str | None:
+        """The other layer updates its twin in place (``dA1 = dA1 * D1``) and this one never does:
+        the update belongs after this line, the variable's last definition."""
+        if not self.last_definition(step) or not re.search(r"\d", step.target):
+            return None
+        mine = {_twin(s.text) for s in self.same_var(step)}
+        for other in self.flow.steps:
+            if (
+                other.op_on_target is not None
+                and other.target != step.target
+                and _twin(other.target) == _twin(step.target)
+                and _twin(other.text) not in mine
+            ):
+                return f"{step.target} is never updated as {other.target} is: {other.text}"
         return None
 
     def scalar_evidence(self, step: Step, ratio: float) -> str | None:
