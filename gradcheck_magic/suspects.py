@@ -5,8 +5,11 @@ method's) is parsed into *steps*, one per statement that gives a value a name, e
 steps it reads.  A returned gradient (dict key, tuple position, ``self.dweights``, or the whole
 return value) depends on the steps its closure reaches.  The lines that feed a failing block and no
 passing block are the suspects; what the diagnosis found (a constant ratio, a flipped sign, a
-transpose, a missing mask or keepdims, an error proportional to the weights) ranks them.  Where the
-flow cannot be followed, the finding says so instead of guessing.  Pure: no IPython import.
+transpose, a missing mask or keepdims, an error proportional to the weights) ranks them; the cost's
+own lines join them when the data fit a cost that is wrong (an L2 term counted twice, every block
+off by one factor).  Where the flow cannot be followed (no source, exec, keys built at run time, a
+gradient read from another object), the finding says so instead of guessing; a line that calls one
+of the user's helpers says the bug may be inside it.  Pure: no IPython import.
 """
 
 from __future__ import annotations
