@@ -5,8 +5,11 @@ method's) is parsed into *steps*, one per statement that gives a value a name, e
 steps it reads.  A returned gradient (dict key, tuple position, ``self.dweights``, or the whole
 return value) depends on the steps its closure reaches.  The lines that feed a failing block and no
 passing block are the suspects; what the diagnosis found (a constant ratio, a flipped sign, a
-transpose, a missing mask or keepdims, an error proportional to the weights) ranks them.  Where the
-flow cannot be followed, the finding says so instead of guessing.  Pure: no IPython import.
+transpose, a missing mask or keepdims, an error proportional to the weights) ranks them; the cost's
+own lines join them when the data fit a cost that is wrong (an L2 term counted twice, every block
+off by one factor).  Where the flow cannot be followed (no source, exec, keys built at run time, a
+gradient read from another object), the finding says so instead of guessing; a line that calls one
+of the user's helpers says the bug may be inside it.  Pure: no IPython import.
 """
 
 from __future__ import annotations
@@ -548,7 +551,23 @@ class _Ranker:
             if scalar:
                 return scalar
         if ratio is None:  # a constant ratio is no mask or activation-derivative bug
-            return self.mask_evidence(step, fed)
+            return self.mask_evidence(step, fed) or self.missing_update(step)
+        return None
+
+    def missing_update(self, step: Step) -> str | None:
+        """The other layer updates its twin in place (``dA1 = dA1 * D1``) and this one never does:
+        the update belongs after this line, the variable's last definition."""
+        if not self.last_definition(step) or not re.search(r"\d", step.target):
+            return None
+        mine = {_twin(s.text) for s in self.same_var(step)}
+        for other in self.flow.steps:
+            if (
+                other.op_on_target is not None
+                and other.target != step.target
+                and _twin(other.target) == _twin(step.target)
+                and _twin(other.text) not in mine
+            ):
+                return f"{step.target} is never updated as {other.target} is: {other.text}"
         return None
 
     def scalar_evidence(self, step: Step, ratio: float) -> str | None:

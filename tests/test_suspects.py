@@ -215,6 +215,19 @@ def test_a_factor_shown_by_one_block_points_for_its_layer_sibling_too(ip):
     )
 
 
+def test_a_missing_dropout_mask_points_where_the_other_layer_applies_it(ip):
+    # the ReLU mask taken from Z2 lets the dropped units through once dA2 = dA2 * D2 is gone
+    load_convention(
+        ip, "dropout", replace=[("    dA2 = dA2 * D2\n", ""), ("np.int64(A2 > 0)", "np.int64(Z2 > 0)")]
+    )
+    result = check(ip)
+    assert set(result.failed) == {"W1", "b1", "W2", "b2"}
+    for block in result.failed:
+        top = result.suspects(block)[0]
+        assert top.line == "dA2 = dA2 / keep_prob"  # the last step of dA2, after which the mask belongs
+        assert top.reason == "dA2 is never updated as dA1 is: dA1 = dA1 * D1"
+
+
 def test_extra_one_over_m_points_at_the_line_that_divides_twice(ip):
     load_convention(ip, "seed_net", replace=[("dW3 = 1. / m * np.dot", "dW3 = 1. / m / m * np.dot")])
     top = check(ip).suspects("W3")[0]
