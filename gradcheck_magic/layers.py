@@ -90,12 +90,15 @@ def _unflagged_layer(namespace: dict, prefer) -> Optional[Convention]:
         required = [p.name for p in _params(fn) if p.default is p.empty]
         arrays = [n for n in required if _is_float_array(namespace.get(n))]
         if arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays):
-            fits.append(name)
+            fits.append((sum(n in prefer for n in required), name))
     if not fits:
         return None
+    # the pair that uses the most of the cell's variables (batchnorm's bn_param beats relu's x alone)
+    best = max(score for score, _ in fits)
+    fits = sorted(name for score, name in fits if score == best)
     if len(fits) > 1:
         raise GradCheckError(f"ambiguous: several layer functions fit the cell's variables "
-                             f"({', '.join(sorted(fits))}); choose with -f/--forward NAME")
+                             f"({', '.join(fits)}); choose with -f/--forward NAME")
     name = fits[0]
     mirrored = name.replace("forward", "backward")
     return layer_problem(namespace, name, namespace[name], mirrored, namespace[mirrored])
