@@ -230,8 +230,8 @@ class ConventionProblem(Problem):
             if block.comparable is None or not np.any(block.comparable):
                 continue
             try:
-                block.work += NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.choice((-1.0, 1.0),
-                                                                                      size=block.work.shape)
+                # a Gaussian direction: ±1 signs can all agree, and softmax ignores a shift of its biases
+                block.work += NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.standard_normal(block.work.shape)
                 if cost() == j0:
                     unread.append(block.name)
             finally:
