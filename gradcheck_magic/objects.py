@@ -116,6 +116,8 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
         return _functions_over_layers(namespace, forward, backward)
     else:
         return None
+    if not (target or hasattr(owner, "params") or is_layer(owner) or (params and "." in params)):
+        return None  # dotted functions of a module or helper object: the course discovery looks them up
     flags = {"-f/--forward": forward, "-b/--backward": backward, "-p/--params": params}
     for flag, name in flags.items():
         if name and not name.startswith(owner_name + "."):

@@ -237,3 +237,87 @@ def test_fault_injection_leaves_the_model_and_rng_identical(ip, trial):
             assert not result.complete
     assert state(ip.user_ns["model"]) == before
     assert np.random.get_state()[1].tobytes() == rng_before
+
+
+def test_dotted_function_names_of_a_helper_object_reach_the_course_discovery(ip):
+    load(ip, "seed_net")
+    run(ip, "import types\nX, Y, parameters = gradient_check_n_test_case()\n"
+            "net = types.SimpleNamespace(fwd=forward_propagation_n, bwd=backward_propagation_n)")
+    result = check(ip, "-f net.fwd -b net.bwd")
+    assert result.passed, result
+    assert "net.fwd(" in result.functions
+    with pytest.raises(UsageError, match=r"net \(SimpleNamespace\) has no attribute 'bwdd'"):
+        check(ip, "-f net.fwd -b net.bwdd")
+
+
+FAULTY_OBJECTS = {
+    "network": ("scratch_net", """
+calls = 0
+class Faulty(TwoLayerNetwork):
+    def loss(self, x, t):
+        global calls
+        calls += 1
+        if calls == at:
+            if fault == "raise":
+                raise ValueError("planted failure")
+            if fault == "interrupt":
+                raise KeyboardInterrupt
+            if fault == "nan":
+                return float("nan")
+        if draw:
+            np.random.rand(3)
+        return super().loss(x, t)
+obj = Faulty({d}, {h}, 3, seed={seed})
+x = np.random.default_rng({seed}).standard_normal(({n}, {d}))
+t = np.eye(3)[np.arange({n}) % 3]
+"""),
+    "dense": ("nnfs_layers", """
+calls = 0
+class Faulty(Layer_Dense):
+    def forward(self, inputs):
+        global calls
+        calls += 1
+        super().forward(inputs)
+        if calls == at:
+            if fault == "raise":
+                raise ValueError("planted failure")
+            if fault == "interrupt":
+                raise KeyboardInterrupt
+            if fault == "nan":
+                self.output = self.output * np.nan
+        if draw:
+            np.random.rand(3)
+obj = Faulty({d}, {h}, seed={seed})
+X = np.random.default_rng({seed}).standard_normal(({n}, {d}))
+obj.forward(X)
+calls = 0
+"""),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTY_OBJECTS))
+@pytest.mark.parametrize("trial", range(30))
+def test_fault_injection_leaves_networks_and_layer_objects_identical(ip, kind, trial):
+    rng = np.random.default_rng(trial)
+    fault = ("raise", "interrupt", "nan")[trial % 3]
+    d, h, n = (int(v) for v in rng.integers(1, 4, size=3))
+    homework, code = FAULTY_OBJECTS[kind]
+    load(ip, homework)
+    ip.user_ns.update(fault=fault, draw=bool(rng.integers(2)), at=int(rng.integers(1, 3 + 2 * (d * h + 4 * h + 3))))
+    run(ip, code.format(d=d, h=h, n=n, seed=trial))
+    np.random.seed(trial)
+    before, rng_before = state(ip.user_ns["obj"]), np.random.get_state()[1].tobytes()
+    try:
+        result = check(ip, f"obj --mode {('full', 'fast')[trial % 2]}")
+    except ValueError as exc:
+        assert fault == "raise" and "planted failure" in str(exc)
+    except KeyboardInterrupt:
+        assert fault == "interrupt"
+    except UsageError as exc:
+        assert fault == "nan" and ("nothing can be verified" in str(exc) or "not deterministic" in str(exc)
+                                   or "did not change" in str(exc) or "not a single number" in str(exc)), exc
+    else:
+        if fault == "interrupt" and ip.user_ns["calls"] >= ip.user_ns["at"]:
+            assert not result.complete
+    assert state(ip.user_ns["obj"]) == before
+    assert np.random.get_state()[1].tobytes() == rng_before
