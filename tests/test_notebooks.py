@@ -103,3 +103,22 @@ def test_python_dash_m_entry_point(submissions):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "alice.ipynb: PASS" in proc.stdout
+
+
+def _stored_text(name):
+    stored = nbformat.read(str(DEMOS / name), as_version=4)
+    return "\n".join(o.get("data", {}).get("text/plain", "") + o.get("text", "")
+                     for c in stored.cells for o in c.get("outputs", []))
+
+
+def test_cs231n_demo_checks_layers_by_their_arguments_and_the_model_by_its_params():
+    text = _stored_text("07_cs231n_layers.ipynb")
+    assert "affine_forward(x, w, b) → Σ out·dout, affine_backward(dout, cache); dout from the namespace" in text
+    assert "model.loss(X, y) → (loss, grads); model.params perturbed in place" in text
+    assert "analytic ≈ 0.25 × numeric" in text  # dw averaged over a batch of 4
+
+
+def test_layer_objects_demo_names_blocks_after_the_objects():
+    text = _stored_text("08_layer_objects.ipynb")
+    assert "dense1.weights" in text and "dense2.biases" in text
+    assert "upstream gradient: seeded random (5, 4)" in text
