@@ -6,6 +6,7 @@ convention applies, else ``None`` and the course discovery runs as before.  The
 planners themselves live in :mod:`.layers` (functions) and :mod:`.objects`
 (objects whose methods read their own arrays).
 """
+
 from __future__ import annotations
 
 import time
@@ -52,14 +53,15 @@ class ConventionPlan:
 
 @dataclass
 class Convention:
-    snapshot: "ObjectSnapshot"
+    snapshot: ObjectSnapshot
     plan: ConventionPlan
-    problem: "ConventionProblem"
+    problem: ConventionProblem
 
 
 def _is_plain_object(value) -> bool:
     return hasattr(value, "__dict__") and not isinstance(
-        value, (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType))
+        value, (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+    )
 
 
 class ObjectSnapshot:
@@ -112,8 +114,11 @@ class ObjectSnapshot:
 
     def changes(self) -> list:
         saved = {id(a): s for _, a, s in self.arrays}
-        return [label for label, a in self.watched
-                if a.dtype != saved[id(a)].dtype or a.tobytes() != saved[id(a)].tobytes()]
+        return [
+            label
+            for label, a in self.watched
+            if a.dtype != saved[id(a)].dtype or a.tobytes() != saved[id(a)].tobytes()
+        ]
 
     def restore(self) -> None:
         for obj, items in self.containers:
@@ -135,6 +140,7 @@ class ObjectSnapshot:
 
 def marked(fn: Callable, signature: str) -> Callable:
     """Call ``fn``; an exception remembers which of the user's calls raised."""
+
     def run(*args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         try:
@@ -142,6 +148,7 @@ def marked(fn: Callable, signature: str) -> Callable:
         except BaseException as exc:
             mark_call(exc, signature)
             raise
+
     return run
 
 
@@ -153,8 +160,16 @@ class ConventionProblem(Problem):
     returns ``{block: (analytic or None, key)}`` at the unperturbed point.  ``unread(names)``
     words the error when perturbing a block does not change the cost."""
 
-    def __init__(self, plan: ConventionPlan, rng_state, work: dict, evaluate: Callable[[], object],
-                 gradients: Callable[[], dict], unread: Callable[[list], str], notes: Optional[dict] = None):
+    def __init__(
+        self,
+        plan: ConventionPlan,
+        rng_state,
+        work: dict,
+        evaluate: Callable[[], object],
+        gradients: Callable[[], dict],
+        unread: Callable[[list], str],
+        notes: Optional[dict] = None,
+    ):
         self.plan = plan
         self.rng = rng_state
         self.work = work
@@ -183,18 +198,27 @@ class ConventionProblem(Problem):
         changed = self._changed_blocks()
         if changed:
             self._reset_work()
-            raise GradCheckError(f"{self.plan.forward.name} changed {', '.join(changed)} in place: a "
-                                 "forward pass must not modify its inputs (your arrays are restored)")
+            raise GradCheckError(
+                f"{self.plan.forward.name} changed {', '.join(changed)} in place: a "
+                "forward pass must not modify its inputs (your arrays are restored)"
+            )
         if not is_scalar_like(value):
-            raise GradCheckError(f"{self.plan.forward.name} returned {type(value).__name__}, not a single "
-                                 "number: the cost must be a scalar")
+            raise GradCheckError(
+                f"{self.plan.forward.name} returned {type(value).__name__}, not a single "
+                "number: the cost must be a scalar"
+            )
         self.to_float = to_float_for(value)
         self.eval_seconds = time.perf_counter() - start
         return self.to_float(value), None, None
 
     def cost_function(self):
-        evaluate, to_float, replay, rng, set_state = (self._evaluate, self.to_float, self.replay, self.rng,
-                                                      np.random.set_state)
+        evaluate, to_float, replay, rng, set_state = (
+            self._evaluate,
+            self.to_float,
+            self.replay,
+            self.rng,
+            np.random.set_state,
+        )
 
         def J():
             __tracebackhide__ = True  # noqa: F841
@@ -211,8 +235,10 @@ class ConventionProblem(Problem):
         changed = self._changed_blocks()
         if changed:
             self._reset_work()
-            self.warnings.append(f"the backward modified {', '.join(changed)} in place; the check used "
-                                 "the original values and your arrays are restored")
+            self.warnings.append(
+                f"the backward modified {', '.join(changed)} in place; the check used "
+                "the original values and your arrays are restored"
+            )
         self._blocks = []
         for name, work in self.work.items():
             grad, key = grads.get(name, (None, f"d{name}"))
@@ -231,7 +257,9 @@ class ConventionProblem(Problem):
                 continue
             try:
                 # a Gaussian direction: ±1 signs can all agree, and softmax ignores a shift of its biases
-                block.work += NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.standard_normal(block.work.shape)
+                block.work += (
+                    NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.standard_normal(block.work.shape)
+                )
                 if cost() == j0:
                     unread.append(block.name)
             finally:
@@ -241,8 +269,9 @@ class ConventionProblem(Problem):
         return True
 
 
-def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None,
-            prefer=()) -> Optional[Convention]:
+def resolve(
+    namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()
+) -> Optional[Convention]:
     """The convention that applies to this line, or None for the course conventions."""
     from . import layers, objects
 

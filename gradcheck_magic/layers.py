@@ -11,6 +11,7 @@ scipy's ``fun(x) -> (f, g)``, ``softmax_loss(x, y) -> (loss, dx)``, or a separat
 ``(f, fprime)`` pair: one block, the first argument.  Functions get float64
 working copies; the user's arrays are never touched.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -35,8 +36,11 @@ def _is_float_array(value) -> bool:
 
 def _params(fn) -> list:
     try:
-        return [p for p in inspect.signature(fn).parameters.values()
-                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY)]
+        return [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY)
+        ]
     except (TypeError, ValueError):
         return []
 
@@ -66,7 +70,11 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     if fwd is None:
         return None
     mirrored = forward.replace("forward", "backward")
-    bwd = _function(namespace, backward or mirrored, "-b/--backward") if (backward or mirrored != forward) else None
+    bwd = (
+        _function(namespace, backward or mirrored, "-b/--backward")
+        if (backward or mirrored != forward)
+        else None
+    )
     if bwd is not None and is_layer_backward(bwd) and not params:
         return layer_problem(namespace, forward, fwd, backward or mirrored, bwd)
     if backward and bwd is None:
@@ -97,8 +105,10 @@ def _unflagged_layer(namespace: dict, prefer) -> Optional[Convention]:
     best = max(score for score, _ in fits)
     fits = sorted(name for score, name in fits if score == best)
     if len(fits) > 1:
-        raise GradCheckError(f"ambiguous: several layer functions fit the cell's variables "
-                             f"({', '.join(fits)}); choose with -f/--forward NAME")
+        raise GradCheckError(
+            f"ambiguous: several layer functions fit the cell's variables "
+            f"({', '.join(fits)}); choose with -f/--forward NAME"
+        )
     name = fits[0]
     mirrored = name.replace("forward", "backward")
     return layer_problem(namespace, name, namespace[name], mirrored, namespace[mirrored])
@@ -127,8 +137,9 @@ def layer_problem(namespace, forward, fwd, backward, bwd) -> Convention:
         __tracebackhide__ = True  # noqa: F841
         out = fwd_call(*[work[n] if n in work else _pass_through(v) for n, v in args])
         if not (isinstance(out, tuple) and len(out) == 2):
-            raise GradCheckError(f"{forward} returned {type(out).__name__}; a layer function returns "
-                                 "(out, cache)")
+            raise GradCheckError(
+                f"{forward} returned {type(out).__name__}; a layer function returns (out, cache)"
+            )
         return out
 
     try:
@@ -153,15 +164,24 @@ def layer_problem(namespace, forward, fwd, backward, bwd) -> Convention:
         by_name = {upstream_name: upstream.copy()}
         returned = bwd_call(*[by_name.get(n, cache) for n in bwd_names])
         items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
-        return {n: (items[i] if i < len(items) else None,
-                    f"{backward}(...)[{i}]" if len(items) > 1 else f"d{n}") for i, n in enumerate(blocks)}
+        return {
+            n: (items[i] if i < len(items) else None, f"{backward}(...)[{i}]" if len(items) > 1 else f"d{n}")
+            for i, n in enumerate(blocks)
+        }
 
     def unread(names):
-        return f"{forward}'s output did not change when {names[0]} was perturbed: is it an argument it ignores?"
+        return (
+            f"{forward}'s output did not change when {names[0]} was perturbed: is it an argument it ignores?"
+        )
 
-    plan = ConventionPlan(f"{forward}({', '.join(n for n, _ in args)}) → Σ out·{upstream_name}, "
-                          f"{backward}({', '.join(bwd_names)}); {how}", Step(forward), ", ".join(blocks),
-                          {n: v for n, v in args if n in blocks}, values=dict(args))
+    plan = ConventionPlan(
+        f"{forward}({', '.join(n for n, _ in args)}) → Σ out·{upstream_name}, "
+        f"{backward}({', '.join(bwd_names)}); {how}",
+        Step(forward),
+        ", ".join(blocks),
+        {n: v for n, v in args if n in blocks},
+        values=dict(args),
+    )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
 
@@ -194,8 +214,12 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[Con
         snapshot.restore()
         work[...] = vector
     if bwd is None:
-        if not (isinstance(out, tuple) and len(out) == 2 and is_scalar_like(out[0])
-                and np.size(out[1]) == work.size):
+        if not (
+            isinstance(out, tuple)
+            and len(out) == 2
+            and is_scalar_like(out[0])
+            and np.size(out[1]) == work.size
+        ):
             return None
     elif not is_scalar_like(out):
         return None
@@ -216,9 +240,17 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[Con
     def unread(names):
         return f"{forward} did not change when {vector_name} was perturbed: is it an argument it ignores?"
 
-    description = (f"{forward}({arg_text}), {backward}({arg_text})" if bwd_call else
-                   f"{forward}({arg_text}) → (cost, gradient)") + f"; one block {vector_name}"
-    plan = ConventionPlan(description, Step(forward), vector_name, {vector_name: vector},
-                          values=dict(rest) | {"lambd": namespace.get("lambda_", namespace.get("lambd"))})
+    description = (
+        f"{forward}({arg_text}), {backward}({arg_text})"
+        if bwd_call
+        else f"{forward}({arg_text}) → (cost, gradient)"
+    ) + f"; one block {vector_name}"
+    plan = ConventionPlan(
+        description,
+        Step(forward),
+        vector_name,
+        {vector_name: vector},
+        values=dict(rest) | {"lambd": namespace.get("lambda_", namespace.get("lambd"))},
+    )
     problem = ConventionProblem(plan, snapshot.rng, {vector_name: work}, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)

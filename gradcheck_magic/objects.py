@@ -11,6 +11,7 @@ every array, attribute and dict entry on every path (pass, fail, exception, Ctrl
   ``.backward(dvalues)`` storing ``.dweights``/``.dbiases``/``.dinputs``; one layer
   (``%gradcheck dense1``) or plain ``forward``/``backward`` functions calling the objects.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -19,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from .conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
-from .discovery import looks_like_parameters
+from .discovery import looks_like_parameters, user_functions
 from .errors import GradCheckError
 
 #: Attribute names that hold a layer's parameters even before its gradient attribute exists.
@@ -46,20 +47,33 @@ def lookup(namespace: dict, dotted: str, flag: str = ""):
 
 def is_model(value) -> bool:
     """A cs231n model or a from-scratch network: a dict ``.params`` of arrays and a ``.loss`` method."""
-    return (not isinstance(value, type) and looks_like_parameters(getattr(value, "params", None))
-            and callable(getattr(value, "loss", None)))
+    return (
+        not isinstance(value, type)
+        and looks_like_parameters(getattr(value, "params", None))
+        and callable(getattr(value, "loss", None))
+    )
 
 
 def layer_params(obj) -> list:
     """Attribute names of a layer object's parameter arrays (``weights``, or any ``a`` with a ``da``)."""
     attrs = vars(obj) if hasattr(obj, "__dict__") else {}
-    return [k for k, v in attrs.items() if isinstance(v, np.ndarray) and v.dtype.kind in "biuf" and v.size
-            and (k in PARAM_ATTRS or (f"d{k}" in attrs and not k.startswith("d")))]
+    return [
+        k
+        for k, v in attrs.items()
+        if isinstance(v, np.ndarray)
+        and v.dtype.kind in "biuf"
+        and v.size
+        and (k in PARAM_ATTRS or (f"d{k}" in attrs and not k.startswith("d")))
+    ]
 
 
 def is_layer(value) -> bool:
-    return (not isinstance(value, type) and callable(getattr(value, "forward", None))
-            and callable(getattr(value, "backward", None)) and bool(layer_params(value)))
+    return (
+        not isinstance(value, type)
+        and callable(getattr(value, "forward", None))
+        and callable(getattr(value, "backward", None))
+        and bool(layer_params(value))
+    )
 
 
 def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = None):
@@ -84,15 +98,21 @@ def _in_place(label: str, arr, owner: str) -> np.ndarray:
     """An array the methods read must be float64 and contiguous to be perturbed where it lies."""
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "f":
         kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise GradCheckError(f"{label} is {kind}: {owner}'s methods read it in place, so only float arrays "
-                             "can be checked (make it float64)")
+        raise GradCheckError(
+            f"{label} is {kind}: {owner}'s methods read it in place, so only float arrays "
+            "can be checked (make it float64)"
+        )
     if arr.dtype != np.float64:
-        raise GradCheckError(f"{label} is {arr.dtype}: {owner}'s methods read it in place and a {arr.dtype} "
-                             "array cannot resolve the steps of a float64 check; build the object with "
-                             "float64 arrays to check it")
+        raise GradCheckError(
+            f"{label} is {arr.dtype}: {owner}'s methods read it in place and a {arr.dtype} "
+            "array cannot resolve the steps of a float64 check; build the object with "
+            "float64 arrays to check it"
+        )
     if not (arr.flags.c_contiguous and arr.flags.writeable):
-        raise GradCheckError(f"{label} is not a contiguous writeable array: it cannot be perturbed in place "
-                             "(store np.ascontiguousarray(...) in the object)")
+        raise GradCheckError(
+            f"{label} is not a contiguous writeable array: it cannot be perturbed in place "
+            "(store np.ascontiguousarray(...) in the object)"
+        )
     return arr
 
 
@@ -107,10 +127,11 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     elif not (forward or backward or cost or params):
         found = sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
         if len(found) > 1:
-            raise GradCheckError(f"several models in the namespace ({', '.join(found)}): name one, "
-                                 f"e.g. %gradcheck {found[0]}")
+            raise GradCheckError(
+                f"several models in the namespace ({', '.join(found)}): name one, e.g. %gradcheck {found[0]}"
+            )
         if not found:
-            return None
+            return _unflagged_functions_over_layers(namespace)
         owner_name, owner = found[0], namespace[found[0]]
     elif forward and backward and not (cost or params):
         return _functions_over_layers(namespace, forward, backward)
@@ -121,16 +142,20 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     flags = {"-f/--forward": forward, "-b/--backward": backward, "-p/--params": params}
     for flag, name in flags.items():
         if name and not name.startswith(owner_name + "."):
-            raise GradCheckError(f"{flag} {name}: with the object {owner_name} give its own attribute "
-                                 f"({owner_name}.…), or leave the flag out")
+            raise GradCheckError(
+                f"{flag} {name}: with the object {owner_name} give its own attribute "
+                f"({owner_name}.…), or leave the flag out"
+            )
     if hasattr(owner, "params") or (params and "." in params):
         return _model(namespace, owner_name, owner, forward, backward, params)
     if is_layer(owner):
         return _layer(namespace, owner_name, owner)
     missing = "params" if hasattr(owner, "loss") else "loss" if hasattr(owner, "params") else "params"
-    raise GradCheckError(f"{owner_name} ({type(owner).__name__}) has no attribute {missing!r}: expected a "
-                         "model (.params dict and .loss method) or a layer object (.weights/.W with "
-                         ".forward and .backward)")
+    raise GradCheckError(
+        f"{owner_name} ({type(owner).__name__}) has no attribute {missing!r}: expected a "
+        "model (.params dict and .loss method) or a layer object (.weights/.W with "
+        ".forward and .backward)"
+    )
 
 
 def _model(namespace, owner_name, owner, forward, backward, params) -> Convention:
@@ -140,8 +165,9 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         raise GradCheckError(f"{params_label} is not a dict of numpy arrays (keys W1, b1, ...)")
     loss_label = forward or f"{owner_name}.loss"
     loss = lookup(namespace, loss_label, "-f/--forward")
-    gradient_label = backward or (f"{owner_name}.gradient" if callable(getattr(owner, "gradient", None))
-                                  else None)
+    gradient_label = backward or (
+        f"{owner_name}.gradient" if callable(getattr(owner, "gradient", None)) else None
+    )
     gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
     args = bind_by_name(loss, namespace, loss_label)
     grad_args = bind_by_name(gradient, namespace, gradient_label) if gradient else args
@@ -167,28 +193,42 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         else:
             out = loss_call(*values)
             if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
-                raise GradCheckError(f"{loss_label} returned {type(out).__name__}; expected (loss, grads) "
-                                     "with grads a dict keyed like the params (or pass -b NAME)")
+                raise GradCheckError(
+                    f"{loss_label} returned {type(out).__name__}; expected (loss, grads) "
+                    "with grads a dict keyed like the params (or pass -b NAME)"
+                )
             grads = out[1]
         if not isinstance(grads, dict):
-            raise GradCheckError(f"{gradient_label} returned {type(grads).__name__}; expected a dict of "
-                                 "gradients keyed like the params")
+            raise GradCheckError(
+                f"{gradient_label} returned {type(grads).__name__}; expected a dict of "
+                "gradients keyed like the params"
+            )
         return {k: ((grads[k], k) if k in grads else (grads.get(f"d{k}"), f"d{k}")) for k in work}
 
     def unread(names):
         k = names[0]
-        return (f"{loss_label} did not change when {params_label}[{k!r}] was perturbed in place: the arrays "
-                f"your methods read are not the ones in {params_label} (does a layer object keep a copy, or "
-                f"was {params_label}[{k!r}] replaced after the layers were built?)"
-                + (f" (also {', '.join(names[1:])})" if len(names) > 1 else ""))
+        return (
+            f"{loss_label} did not change when {params_label}[{k!r}] was perturbed in place: the arrays "
+            f"your methods read are not the ones in {params_label} (does a layer object keep a copy, or "
+            f"was {params_label}[{k!r}] replaced after the layers were built?)"
+            + (f" (also {', '.join(names[1:])})" if len(names) > 1 else "")
+        )
 
     arg_text = ", ".join(n for n, _ in args)
-    description = (f"{loss_label}({arg_text}), {gradient_label}(...)" if gradient else
-                   f"{loss_label}({arg_text}) → (loss, grads)") + f"; {params_label} perturbed in place"
+    description = (
+        f"{loss_label}({arg_text}), {gradient_label}(...)"
+        if gradient
+        else f"{loss_label}({arg_text}) → (loss, grads)"
+    ) + f"; {params_label} perturbed in place"
     x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
-    plan = ConventionPlan(description, Step(loss_label), params_label, dict(weights),
-                          values={n: v for n, v in args} | {"lambd": getattr(owner, "reg", None)},
-                          m=int(x.shape[0]) if x is not None else None)
+    plan = ConventionPlan(
+        description,
+        Step(loss_label),
+        params_label,
+        dict(weights),
+        values={n: v for n, v in args} | {"lambd": getattr(owner, "reg", None)},
+        m=int(x.shape[0]) if x is not None else None,
+    )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
 
@@ -214,8 +254,9 @@ def _layer(namespace, owner_name, layer) -> Convention:
     for a in attrs:
         snapshot.watch(f"{owner_name}.{a}", getattr(layer, a))
     work = {f"{owner_name}.{a}": _in_place(f"{owner_name}.{a}", getattr(layer, a), owner_name) for a in attrs}
-    inputs = {n: np.array(v, dtype=np.float64) for n, v in args
-              if isinstance(v, np.ndarray) and v.dtype.kind == "f"}
+    inputs = {
+        n: np.array(v, dtype=np.float64) for n, v in args if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+    }
     work.update(inputs)
     call_args = [inputs.get(n, v) for n, v in args]
     forward = marked(layer.forward, f"{owner_name}.forward({', '.join(n for n, _ in args)})")
@@ -247,14 +288,40 @@ def _layer(namespace, owner_name, layer) -> Convention:
         return found
 
     def unread(names):
-        return (f"{owner_name}.forward did not change its output when {names[0]} was perturbed in place: "
-                "the arrays it reads are not the attributes the check perturbs")
+        return (
+            f"{owner_name}.forward did not change its output when {names[0]} was perturbed in place: "
+            "the arrays it reads are not the attributes the check perturbs"
+        )
 
     description = f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}"
-    plan = ConventionPlan(description, Step(f"{owner_name}.forward"), owner_name,
-                          {**{f"{owner_name}.{a}": getattr(layer, a) for a in attrs}, **dict(args)})
+    plan = ConventionPlan(
+        description,
+        Step(f"{owner_name}.forward"),
+        owner_name,
+        {**{f"{owner_name}.{a}": getattr(layer, a) for a in attrs}, **dict(args)},
+    )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
+
+
+def _calls_layers(namespace: dict, fn) -> bool:
+    code = getattr(fn, "__code__", None)
+    return code is not None and any(is_layer(namespace.get(n)) for n in code.co_names)
+
+
+def _unflagged_functions_over_layers(namespace: dict) -> Optional[Convention]:
+    """Without flags: the one forward function that calls layer objects, with its mirrored backward."""
+    pairs = [
+        (name, name.replace("forward", "backward"))
+        for name, fn in user_functions(namespace, "forward").items()
+        if _calls_layers(namespace, fn) and callable(namespace.get(name.replace("forward", "backward")))
+    ]
+    if len(pairs) > 1:
+        raise GradCheckError(
+            f"ambiguous: several forward functions call layer objects "
+            f"({', '.join(sorted(f for f, _ in pairs))}); choose with -f/--forward NAME"
+        )
+    return _functions_over_layers(namespace, *pairs[0]) if pairs else None
 
 
 def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]:
@@ -297,18 +364,26 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
                 delattr(obj, key)  # a gradient left from an earlier call must not pass for this one
         fwd_call(*values)
         bwd_call(*back_values)
-        return {label: (getattr(obj, key, None), label.split(".")[0] + "." + key)
-                for label, (obj, key) in grad_keys.items()}
+        return {
+            label: (getattr(obj, key, None), label.split(".")[0] + "." + key)
+            for label, (obj, key) in grad_keys.items()
+        }
 
     def unread(names):
-        return (f"{forward} did not change when {names[0]} was perturbed in place: it does not read that "
-                "layer's arrays (a copy, or another object?)")
+        return (
+            f"{forward} did not change when {names[0]} was perturbed in place: it does not read that "
+            "layer's arrays (a copy, or another object?)"
+        )
 
-    plan = ConventionPlan(f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
-                          f"{backward}(...); layer arrays perturbed in place", Step(forward),
-                          ", ".join(layers), originals)
+    plan = ConventionPlan(
+        f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
+        f"{backward}(...); layer arrays perturbed in place",
+        Step(forward),
+        ", ".join(layers),
+        originals,
+    )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
 
 
-__all__ = ["lookup", "resolve", "is_model", "is_layer", "layer_params"]
+__all__ = ["is_layer", "is_model", "layer_params", "lookup", "resolve"]

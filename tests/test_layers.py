@@ -1,5 +1,6 @@
 """Layer functions (cs231n style) and flat cost-and-gradient vectors, through the real magic:
 correct code passes; a planted bug fails exactly its blocks, with and without flags."""
+
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
@@ -43,8 +44,13 @@ def test_wrong_dw_in_affine_backward_fails_w_only(ip):
 def test_cell_assigning_x_w_b_dout_finds_the_affine_pair_without_flags(ip):
     layers(ip, replace=[("db = dout.sum(axis=0)", "db = dout.mean(axis=0)")])
     del ip.user_ns["affine_relu_forward"]  # it takes the same x, w, b: see the next test
-    result = ip.run_cell_magic("gradcheck", "-o", AFFINE_CELL.format(seed=5, n=3, m=4)
-                               .replace("x = rng.standard_normal((3, 2, 3))", "x = rng.standard_normal((3, 6))"))
+    result = ip.run_cell_magic(
+        "gradcheck",
+        "-o",
+        AFFINE_CELL.format(seed=5, n=3, m=4).replace(
+            "x = rng.standard_normal((3, 2, 3))", "x = rng.standard_normal((3, 6))"
+        ),
+    )
     assert failing(result) == ["b"]
 
 
@@ -130,8 +136,11 @@ def test_conv_layer_passes_and_a_wrong_db_fails_b(ip):
 
 def test_max_pool_passes_and_pool_param_is_never_perturbed(ip):
     layers(ip)
-    run(ip, "x = np.random.default_rng(6).standard_normal((2, 3, 4, 4))\n"
-            "pool_param = {'pool_height': 2, 'pool_width': 2, 'stride': 2}")
+    run(
+        ip,
+        "x = np.random.default_rng(6).standard_normal((2, 3, 4, 4))\n"
+        "pool_param = {'pool_height': 2, 'pool_width': 2, 'stride': 2}",
+    )
     result = check(ip, "-f max_pool_forward_naive -b max_pool_backward_naive")
     assert result.passed and list(result.table.index) == ["x"]
 

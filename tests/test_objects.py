@@ -1,5 +1,6 @@
 """Models, networks and layer objects whose methods read their own arrays: perturbed in place,
 put back bit for bit; correct code passes, a planted bug fails exactly its blocks."""
+
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
@@ -34,6 +35,7 @@ def state(obj):
         elif hasattr(value, "__dict__") and depth < 4:
             for k, v in vars(value).items():
                 walk(f"{label}.{k}", v, depth + 1)
+
     walk("", obj)
     return out
 
@@ -71,11 +73,26 @@ def test_two_models_in_the_namespace_are_refused_with_the_way_to_name_one(ip):
 
 
 def test_model_whose_layers_hold_copies_gets_a_precise_message(ip):
-    load(ip, "cs231n_layers", replace=[('hidden, cache1 = affine_relu_forward(X, self.params["W1"]',
-                                        'hidden, cache1 = affine_relu_forward(X, self.frozen')])
-    run(ip, MODEL_CELL.format(seed=0, n=4, d=3, h=5) + "model.frozen = model.params['W1'].copy()\nmodel.reg = 0.0")
-    with pytest.raises(UsageError, match=r"model.loss did not change when model.params\['W1'\] was perturbed "
-                                         "in place: the arrays your methods read are not the ones"):
+    load(
+        ip,
+        "cs231n_layers",
+        replace=[
+            (
+                'hidden, cache1 = affine_relu_forward(X, self.params["W1"]',
+                "hidden, cache1 = affine_relu_forward(X, self.frozen",
+            )
+        ],
+    )
+    run(
+        ip,
+        MODEL_CELL.format(seed=0, n=4, d=3, h=5)
+        + "model.frozen = model.params['W1'].copy()\nmodel.reg = 0.0",
+    )
+    with pytest.raises(
+        UsageError,
+        match=r"model.loss did not change when model.params\['W1'\] was perturbed "
+        "in place: the arrays your methods read are not the ones",
+    ):
         check(ip, "model")
 
 
@@ -90,7 +107,11 @@ def test_missing_attribute_is_named(ip):
 
 def test_float32_model_is_refused_clearly_and_left_as_it_was(ip):
     load(ip, "cs231n_layers")
-    run(ip, MODEL_CELL.format(seed=0, n=4, d=3, h=5) + "model.params['W2'] = model.params['W2'].astype(np.float32)")
+    run(
+        ip,
+        MODEL_CELL.format(seed=0, n=4, d=3, h=5)
+        + "model.params['W2'] = model.params['W2'].astype(np.float32)",
+    )
     before = state(ip.user_ns["model"])
     with pytest.raises(UsageError, match=r"model.params\['W2'\] is float32"):
         check(ip, "model")
@@ -119,8 +140,11 @@ def test_scratch_affine_with_wrong_db_fails_b1_b2(ip, line):
 def test_scratch_network_whose_params_were_replaced_after_building_the_layers(ip):
     load(ip, "scratch_net")
     run(ip, NETWORK_CELL.format(seed=0, n=5, d=4, h=6) + "network.params['W1'] = network.params['W1'].copy()")
-    with pytest.raises(UsageError, match=r"network.params\['W1'\] was perturbed in place.*replaced after the "
-                                         "layers were built"):
+    with pytest.raises(
+        UsageError,
+        match=r"network.params\['W1'\] was perturbed in place.*replaced after the "
+        "layers were built",
+    ):
         check(ip, "network")
 
 
@@ -160,8 +184,16 @@ def test_single_dense_layer_against_an_upstream_gradient(ip, seed, n, h):
 
 
 def test_wrong_dweights_fails_dense1_weights_only(ip):
-    load(ip, "nnfs_layers", replace=[("self.dweights = self.inputs.T @ dvalues",
-                                      "self.dweights = self.inputs.T @ dvalues / len(dvalues)")])
+    load(
+        ip,
+        "nnfs_layers",
+        replace=[
+            (
+                "self.dweights = self.inputs.T @ dvalues",
+                "self.dweights = self.inputs.T @ dvalues / len(dvalues)",
+            )
+        ],
+    )
     run(ip, DENSE_CELL.format(seed=0, n=5, h=4) + "dense1.forward(X)\ndvalues = np.ones((5, 4))")
     result = check(ip, "dense1")
     assert result.failed == ["dense1.weights"]
@@ -178,8 +210,16 @@ def test_plain_functions_over_layer_objects_name_blocks_by_object(ip, seed):
 
 
 def test_plain_functions_with_wrong_dbiases_fail_both_biases(ip):
-    load(ip, "nnfs_layers", replace=[("self.dbiases = np.sum(dvalues, axis=0, keepdims=True)",
-                                      "self.dbiases = np.mean(dvalues, axis=0, keepdims=True)")])
+    load(
+        ip,
+        "nnfs_layers",
+        replace=[
+            (
+                "self.dbiases = np.sum(dvalues, axis=0, keepdims=True)",
+                "self.dbiases = np.mean(dvalues, axis=0, keepdims=True)",
+            )
+        ],
+    )
     run(ip, DENSE_CELL.format(seed=0, n=6, h=5))
     assert sorted(check(ip, "-f forward -b backward").failed) == ["dense1.biases", "dense2.biases"]
 
@@ -218,8 +258,13 @@ def test_fault_injection_leaves_the_model_and_rng_identical(ip, trial):
     fault = ("raise", "interrupt", "nan")[trial % 3]
     d, h, n = (int(v) for v in rng.integers(1, 4, size=3))
     load(ip, "cs231n_layers")
-    ip.user_ns.update(fault=fault, draw=bool(rng.integers(2)), at=int(rng.integers(1, 2 + 2 * (d * h + h + 3 * h + 3))),
-                      X=rng.standard_normal((n, d)), y=rng.integers(3, size=n))
+    ip.user_ns.update(
+        fault=fault,
+        draw=bool(rng.integers(2)),
+        at=int(rng.integers(1, 2 + 2 * (d * h + h + 3 * h + 3))),
+        X=rng.standard_normal((n, d)),
+        y=rng.integers(3, size=n),
+    )
     run(ip, FAULTY_MODEL.format(d=d, h=h, seed=trial))
     np.random.seed(trial)
     before, rng_before = state(ip.user_ns["model"]), np.random.get_state()[1].tobytes()
@@ -230,8 +275,11 @@ def test_fault_injection_leaves_the_model_and_rng_identical(ip, trial):
     except KeyboardInterrupt:
         assert fault == "interrupt"
     except UsageError as exc:
-        assert fault == "nan" and ("nothing can be verified" in str(exc) or "not deterministic" in str(exc)
-                                   or "did not change" in str(exc)), exc
+        assert fault == "nan" and (
+            "nothing can be verified" in str(exc)
+            or "not deterministic" in str(exc)
+            or "did not change" in str(exc)
+        ), exc
     else:
         if fault == "interrupt" and ip.user_ns["calls"] >= ip.user_ns["at"]:
             assert not result.complete
@@ -241,8 +289,11 @@ def test_fault_injection_leaves_the_model_and_rng_identical(ip, trial):
 
 def test_dotted_function_names_of_a_helper_object_reach_the_course_discovery(ip):
     load(ip, "seed_net")
-    run(ip, "import types\nX, Y, parameters = gradient_check_n_test_case()\n"
-            "net = types.SimpleNamespace(fwd=forward_propagation_n, bwd=backward_propagation_n)")
+    run(
+        ip,
+        "import types\nX, Y, parameters = gradient_check_n_test_case()\n"
+        "net = types.SimpleNamespace(fwd=forward_propagation_n, bwd=backward_propagation_n)",
+    )
     result = check(ip, "-f net.fwd -b net.bwd")
     assert result.passed, result
     assert "net.fwd(" in result.functions
@@ -251,7 +302,9 @@ def test_dotted_function_names_of_a_helper_object_reach_the_course_discovery(ip)
 
 
 FAULTY_OBJECTS = {
-    "network": ("scratch_net", """
+    "network": (
+        "scratch_net",
+        """
 calls = 0
 class Faulty(TwoLayerNetwork):
     def loss(self, x, t):
@@ -270,8 +323,11 @@ class Faulty(TwoLayerNetwork):
 obj = Faulty({d}, {h}, 3, seed={seed})
 x = np.random.default_rng({seed}).standard_normal(({n}, {d}))
 t = np.eye(3)[np.arange({n}) % 3]
-"""),
-    "dense": ("nnfs_layers", """
+""",
+    ),
+    "dense": (
+        "nnfs_layers",
+        """
 calls = 0
 class Faulty(Layer_Dense):
     def forward(self, inputs):
@@ -291,7 +347,8 @@ obj = Faulty({d}, {h}, seed={seed})
 X = np.random.default_rng({seed}).standard_normal(({n}, {d}))
 obj.forward(X)
 calls = 0
-"""),
+""",
+    ),
 }
 
 
@@ -303,7 +360,9 @@ def test_fault_injection_leaves_networks_and_layer_objects_identical(ip, kind, t
     d, h, n = (int(v) for v in rng.integers(1, 4, size=3))
     homework, code = FAULTY_OBJECTS[kind]
     load(ip, homework)
-    ip.user_ns.update(fault=fault, draw=bool(rng.integers(2)), at=int(rng.integers(1, 3 + 2 * (d * h + 4 * h + 3))))
+    ip.user_ns.update(
+        fault=fault, draw=bool(rng.integers(2)), at=int(rng.integers(1, 3 + 2 * (d * h + 4 * h + 3)))
+    )
     run(ip, code.format(d=d, h=h, n=n, seed=trial))
     np.random.seed(trial)
     before, rng_before = state(ip.user_ns["obj"]), np.random.get_state()[1].tobytes()
@@ -314,10 +373,31 @@ def test_fault_injection_leaves_networks_and_layer_objects_identical(ip, kind, t
     except KeyboardInterrupt:
         assert fault == "interrupt"
     except UsageError as exc:
-        assert fault == "nan" and ("nothing can be verified" in str(exc) or "not deterministic" in str(exc)
-                                   or "did not change" in str(exc) or "not a single number" in str(exc)), exc
+        assert fault == "nan" and (
+            "nothing can be verified" in str(exc)
+            or "not deterministic" in str(exc)
+            or "did not change" in str(exc)
+            or "not a single number" in str(exc)
+        ), exc
     else:
         if fault == "interrupt" and ip.user_ns["calls"] >= ip.user_ns["at"]:
             assert not result.complete
     assert state(ip.user_ns["obj"]) == before
     assert np.random.get_state()[1].tobytes() == rng_before
+
+
+def test_bare_line_finds_the_forward_that_calls_layer_objects(ip):
+    load(
+        ip,
+        "nnfs_layers",
+        replace=[
+            ("self.dinputs = dvalues * (1 - self.output**2)", "self.dinputs = dvalues * (1 - self.output)")
+        ],
+    )
+    run(ip, DENSE_CELL.format(seed=2, n=6, h=5))
+    result = check(ip)
+    assert list(result.table.index) == ["dense1.weights", "dense1.biases", "dense2.weights", "dense2.biases"]
+    assert sorted(result.failed) == [
+        "dense1.biases",
+        "dense1.weights",
+    ]  # the tanh derivative sits below dense2

@@ -41,8 +41,12 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     momentum = bn_param.get("momentum", 0.9)
     mean = x.mean(axis=0)
     var = x.var(axis=0)
-    bn_param["running_mean"] = momentum * bn_param.get("running_mean", np.zeros(x.shape[1])) + (1 - momentum) * mean
-    bn_param["running_var"] = momentum * bn_param.get("running_var", np.zeros(x.shape[1])) + (1 - momentum) * var
+    bn_param["running_mean"] = (
+        momentum * bn_param.get("running_mean", np.zeros(x.shape[1])) + (1 - momentum) * mean
+    )
+    bn_param["running_var"] = (
+        momentum * bn_param.get("running_var", np.zeros(x.shape[1])) + (1 - momentum) * var
+    )
     inv_std = 1.0 / np.sqrt(var + eps)
     x_hat = (x - mean) * inv_std
     return gamma * x_hat + beta, (x_hat, gamma, inv_std)
@@ -80,7 +84,7 @@ def conv_forward_naive(x, w, b, conv_param):
     out = np.zeros((n, f, out_h, out_w))
     for i in range(out_h):
         for j in range(out_w):
-            window = padded[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww]
+            window = padded[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
             out[:, :, i, j] = np.tensordot(window, w, axes=([1, 2, 3], [1, 2, 3])) + b
     return out, (x, w, b, conv_param)
 
@@ -94,11 +98,12 @@ def conv_backward_naive(dout, cache):
     dw = np.zeros_like(w)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
-            window = padded[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww]
+            window = padded[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
             dw += np.tensordot(dout[:, :, i, j], window, axes=([0], [0]))
-            dpadded[:, :, i * stride:i * stride + hh, j * stride:j * stride + ww] += np.tensordot(
-                dout[:, :, i, j], w, axes=([1], [0]))
-    dx = dpadded[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
+            dpadded[:, :, i * stride : i * stride + hh, j * stride : j * stride + ww] += np.tensordot(
+                dout[:, :, i, j], w, axes=([1], [0])
+            )
+    dx = dpadded[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
     db = dout.sum(axis=(0, 2, 3))
     return dx, dw, db
 
@@ -109,7 +114,9 @@ def max_pool_forward_naive(x, pool_param):
     out = np.zeros((n, c, 1 + (height - ph) // stride, 1 + (width - pw) // stride))
     for i in range(out.shape[2]):
         for j in range(out.shape[3]):
-            out[:, :, i, j] = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw].max(axis=(2, 3))
+            out[:, :, i, j] = x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw].max(
+                axis=(2, 3)
+            )
     return out, (x, pool_param)
 
 
@@ -119,9 +126,11 @@ def max_pool_backward_naive(dout, cache):
     dx = np.zeros_like(x)
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
-            window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+            window = x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw]
             hit = window == window.max(axis=(2, 3), keepdims=True)
-            dx[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw] += hit * dout[:, :, i, j][:, :, None, None]
+            dx[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw] += (
+                hit * dout[:, :, i, j][:, :, None, None]
+            )
     return dx
 
 

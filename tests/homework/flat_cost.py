@@ -36,11 +36,11 @@ def rosen_with_grad(x):
 
 
 def quartic(x):
-    return np.sum(x ** 4) + x[0] * x[-1]
+    return np.sum(x**4) + x[0] * x[-1]
 
 
 def quartic_prime(x):
-    g = 4 * x ** 3
+    g = 4 * x**3
     g[0] += x[-1]
     g[-1] += x[0]
     return g

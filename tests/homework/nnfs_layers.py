@@ -23,7 +23,7 @@ class Activation_Tanh:
         self.output = np.tanh(inputs)
 
     def backward(self, dvalues):
-        self.dinputs = dvalues * (1 - self.output ** 2)
+        self.dinputs = dvalues * (1 - self.output**2)
 
 
 class Loss_MeanSquared:
