@@ -190,6 +190,8 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         __tracebackhide__ = True  # noqa: F841
         if gradient is not None:
             grads = marked(gradient, f"{gradient_label}(...)")(*[v for _, v in grad_args])
+            if isinstance(grads, tuple) and len(grads) == 2 and isinstance(grads[1], dict):
+                grads = grads[1]  # -b model.loss: the (loss, grads) a cs231n model returns
         else:
             out = loss_call(*values)
             if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):

@@ -41,7 +41,9 @@ def state(obj):
 
 
 @pytest.mark.parametrize("seed,n,d,h", [(0, 4, 5, 7), (1, 9, 3, 4), (2, 2, 6, 10)])
-@pytest.mark.parametrize("line", ["model", "", "-f model.loss -p model.params"])
+@pytest.mark.parametrize(
+    "line", ["model", "", "-f model.loss -p model.params", "-f model.loss -b model.loss -p model.params"]
+)
 def test_cs231n_model_passes_every_params_entry(ip, seed, n, d, h, line):
     load(ip, "cs231n_layers")
     run(ip, MODEL_CELL.format(seed=seed, n=n, d=d, h=h))
