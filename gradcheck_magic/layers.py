@@ -65,7 +65,9 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     if cost:
         return None
     if not forward:
-        return None if (backward or params) else _unflagged_layer(namespace, prefer)
+        if backward or params:
+            return None
+        return _unflagged_layer(namespace, prefer) or _unflagged_flat(namespace, prefer)
     fwd = _function(namespace, forward, "-f/--forward")
     if fwd is None:
         return None
@@ -112,6 +114,28 @@ def _unflagged_layer(namespace: dict, prefer) -> Optional[Convention]:
     name = fits[0]
     mirrored = name.replace("forward", "backward")
     return layer_problem(namespace, name, namespace[name], mirrored, namespace[mirrored])
+
+
+def _unflagged_flat(namespace: dict, prefer) -> Optional[Convention]:
+    """Without flags: the one cost/loss function whose first argument is a flat vector the cell
+    assigned (``nn_params``), when it returns ``(J, grad)``."""
+    fits = []
+    for name, fn in namespace.items():
+        low = name.lower()
+        if name.startswith("_") or not callable(fn) or not ("cost" in low or "loss" in low):
+            continue
+        if "forward" in low or "backward" in low or getattr(fn, "__module__", None) != "__main__":
+            continue
+        first = _params(fn)[:1]
+        value = namespace.get(first[0].name) if first else None
+        if first and first[0].name in prefer and _is_float_array(value) and value.ndim == 1:
+            fits.append(name)
+    if len(fits) > 1:
+        raise GradCheckError(
+            f"ambiguous: several cost functions take the cell's vector ({', '.join(sorted(fits))}); "
+            "choose with -f/--forward NAME"
+        )
+    return flat_problem(namespace, fits[0], namespace[fits[0]], None, None, None) if fits else None
 
 
 def _pass_through(value):

@@ -210,3 +210,12 @@ def test_separate_f_and_fprime_pair(ip):
     assert check(ip, "-f quartic -b quartic_prime -p x0").passed
     load(ip, "flat_cost", replace=[("g[-1] += x[0]", "")])
     assert failing(check(ip, "-f quartic -b quartic_prime -p x0")) == ["x0"]
+
+
+def test_cell_assigning_nn_params_finds_nn_cost_function_without_flags(ip):
+    load(ip, "flat_cost", replace=[("Theta1_grad = d2.T @ a1 / m", "Theta1_grad = d2.T @ a1")])
+    result = ip.run_cell_magic("gradcheck", "-o", FLAT_CELL.format(seed=4))
+    assert failing(result) == ["nn_params"]
+    assert "nnCostFunction(nn_params, input_layer_size" in result.functions
+    worst = result.table.loc["nn_params", "worst_index"]
+    assert worst[0] < 5 * 4  # inside Theta1's part of the vector
