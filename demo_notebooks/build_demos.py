@@ -26,6 +26,8 @@ EXPECTED = {
     "04_planar_tanh.ipynb": [["W1", "b1"], []],
     "05_l2_regularization.ipynb": [["W2"], []],
     "06_dropout.ipynb": [["W1", "b1"], []],
+    "07_cs231n_layers.ipynb": [["w"], ["W1", "W2"], [], [], ["gamma"], []],
+    "08_layer_objects.ipynb": [["dense1.weights"], ["dense1.weights", "dense2.weights"], [], []],
 }
 
 
@@ -34,7 +36,7 @@ def functions(file: str) -> dict:
     text = (HOMEWORK / f"{file}.py").read_text()
     found = {}
     for node in ast.parse(text).body:
-        if isinstance(node, ast.FunctionDef):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             found[node.name] = ast.get_source_segment(text, node)
         elif isinstance(node, ast.Assign):
             found[node.targets[0].id] = ast.get_source_segment(text, node)
@@ -164,6 +166,84 @@ def dropout():
         code("dropout", "backward_propagation_with_dropout"))
 
 
+AFFINE_BUG = [("dw = flat.T @ dout", "dw = flat.T @ dout / len(dout)")]
+LAYER_CHECK = "%gradcheck -f affine_forward -b affine_backward"
+
+
+def cs231n_layers():
+    return [
+        new_markdown_cell("# cs231n-style layers and a model\n\n"
+                          "Each layer is a pair `out, cache = affine_forward(x, w, b)` / "
+                          "`dx, dw, db = affine_backward(dout, cache)`. `%%gradcheck` checks the vector-Jacobian "
+                          "product: the cost is Σ out·dout, every float array argument (`x`, `w`, `b`) is a block, "
+                          "paired with the backward's tuple by position; dicts such as `bn_param` pass through."),
+        new_code_cell(SETUP),
+        new_code_cell(code("cs231n_layers", "affine_forward", "relu_forward", "relu_backward", "affine_relu_forward",
+                           "affine_relu_backward", "softmax_loss")),
+        new_markdown_cell("An `affine_backward` that averages `dw` over the batch (the upstream gradient "
+                          "already carries the 1/N):"),
+        new_code_cell(code("cs231n_layers", "affine_backward", replace=AFFINE_BUG)),
+        new_code_cell(f"%{LAYER_CHECK}\nrng = np.random.default_rng(0)\nx = rng.standard_normal((4, 2, 3))\n"
+                      "w = rng.standard_normal((6, 5))\nb = rng.standard_normal(5)\ndout = rng.standard_normal((4, 5))"),
+        new_markdown_cell("Only `w` is red, and *analytic ≈ 0.25 × numeric*: one over the batch size. The model "
+                          "built from these layers shows it too — `%gradcheck model` checks every entry of "
+                          "`model.params` through `model.loss(X, y)`:"),
+        new_code_cell(code("cs231n_layers", "TwoLayerNet")),
+        new_code_cell("%%gradcheck model\nmodel = TwoLayerNet(input_dim=6, hidden_dim=7, num_classes=3)\n"
+                      "X = rng.standard_normal((4, 6))\ny = np.array([0, 2, 1, 2])"),
+        new_markdown_cell("Both weight matrices are red, the biases green. Fix `dw`:"),
+        new_code_cell(code("cs231n_layers", "affine_backward")),
+        new_code_cell(LAYER_CHECK),
+        new_code_cell("%gradcheck model"),
+        new_markdown_cell("## Batch normalization\n\nTrain mode; `bn_param` is passed through (a fresh copy per "
+                          "call, so the running averages you hold are not touched). A `dgamma` that forgets "
+                          "the normalized input:"),
+        new_code_cell(code("cs231n_layers", "batchnorm_forward")),
+        new_code_cell(code("cs231n_layers", "batchnorm_backward",
+                           replace=[("dgamma = (dout * x_hat).sum(axis=0)", "dgamma = dout.sum(axis=0)")])),
+        new_code_cell("%%gradcheck -f batchnorm_forward -b batchnorm_backward\nx = 2 * rng.standard_normal((6, 4)) + 1\n"
+                      "gamma = rng.standard_normal(4)\nbeta = rng.standard_normal(4)\n"
+                      "bn_param = {'mode': 'train'}\ndout = rng.standard_normal((6, 4))"),
+        new_markdown_cell("`gamma` alone is red. Multiply by `x_hat`:"),
+        new_code_cell(code("cs231n_layers", "batchnorm_backward")),
+        new_code_cell("%gradcheck -f batchnorm_forward -b batchnorm_backward"),
+    ]
+
+
+def layer_objects():
+    return [
+        new_markdown_cell("# Layer objects (nnfs style)\n\n`dense1 = Layer_Dense(2, 4)` holds `.weights` and "
+                          "`.biases`; `.forward(inputs)` stores `.output`, `.backward(dvalues)` stores `.dweights`, "
+                          "`.dbiases`, `.dinputs`. The methods read the object's own arrays, so `%gradcheck` "
+                          "perturbs them in place and puts every bit back afterwards."),
+        new_code_cell(SETUP),
+        new_markdown_cell("A dense layer whose `dweights` carries a stray factor 0.5:"),
+        new_code_cell(code("nnfs_layers", "Layer_Dense",
+                           replace=[("self.dweights = self.inputs.T @ dvalues",
+                                     "self.dweights = self.inputs.T @ dvalues * 0.5")])),
+        new_code_cell(code("nnfs_layers", "Activation_Tanh", "Loss_MeanSquared")),
+        new_markdown_cell("One layer against an upstream gradient (`dvalues` from the namespace when it has the "
+                          "output's shape, else a seeded random one — the table's caption says which):"),
+        new_code_cell("%%gradcheck dense1\nrng = np.random.default_rng(0)\nX = rng.standard_normal((5, 2))\n"
+                      "y_true = rng.standard_normal((5, 3))\ndense1 = Layer_Dense(2, 4)\n"
+                      "dense2 = Layer_Dense(4, 3, seed=1)\nactivation1 = Activation_Tanh()\n"
+                      "loss_function = Loss_MeanSquared()\ndense1.forward(X)"),
+        new_markdown_cell("The whole model, as plain functions that call the objects: the blocks are named "
+                          "`dense1.weights`, `dense1.biases`, …"),
+        new_code_cell("def forward(X, y_true):\n    dense1.forward(X)\n    activation1.forward(dense1.output)\n"
+                      "    dense2.forward(activation1.output)\n    return loss_function.forward(dense2.output, y_true)\n\n\n"
+                      "def backward():\n    loss_function.backward()\n    dense2.backward(loss_function.dinputs)\n"
+                      "    activation1.backward(dense2.dinputs)\n    dense1.backward(activation1.dinputs)"),
+        new_code_cell("%gradcheck -f forward -b backward"),
+        new_markdown_cell("Every `weights` block is red at *analytic ≈ 0.5 × numeric*; the biases are right. "
+                          "Fix the class and build the layers again:"),
+        new_code_cell(code("nnfs_layers", "Layer_Dense")),
+        new_code_cell("%%gradcheck dense1\ndense1 = Layer_Dense(2, 4)\ndense2 = Layer_Dense(4, 3, seed=1)\n"
+                      "dense1.forward(X)"),
+        new_code_cell("%gradcheck -f forward -b backward"),
+    ]
+
+
 BUILDERS = {
     "01_fraud_detection.ipynb": fraud_detection,
     "02_one_dimensional.ipynb": one_dimensional,
@@ -171,6 +251,8 @@ BUILDERS = {
     "04_planar_tanh.ipynb": planar,
     "05_l2_regularization.ipynb": l2,
     "06_dropout.ipynb": dropout,
+    "07_cs231n_layers.ipynb": cs231n_layers,
+    "08_layer_objects.ipynb": layer_objects,
 }
 
 

@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import discovery, grading
+from . import conventions, discovery, grading
 from .diagnosis import Context, diagnose
 from .engine import Engine, EvaluationError, Settings, fmt_index, overall_difference
 from .errors import GradCheckError
@@ -34,14 +34,15 @@ def _as_name(namespace: dict, value, default: str) -> Optional[str]:
 def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, cost=None,
               params=None, settings: Optional[Settings] = None,
               progress: Optional[Callable[[int, float], Callable[[int], None]]] = None,
-              prefer=(), **overrides) -> GradCheckResult:
+              prefer=(), target=None, **overrides) -> GradCheckResult:
     """Check a hand-written backward against central differences.
 
     ``namespace`` is where names are looked up and arguments bound (a notebook's
     ``user_ns``, or ``globals()``); ``forward``/``backward``/``cost``/``params`` are
     names or objects; keyword ``overrides`` set fields of :class:`Settings`.
     ``progress(total_evaluations, estimated_seconds)`` may return a tick callback;
-    ``prefer`` names variables to favour as the parameters (the magic passes those its cell assigned).
+    ``prefer`` names variables to favour as the parameters (the magic passes those its cell assigned);
+    ``target`` names a model or layer object to check (``%gradcheck model``), dotted names allowed.
     """
     namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
@@ -49,8 +50,9 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
         raise GradCheckError(f"unknown setting(s) {', '.join(sorted(unknown))}")
     settings = dataclasses.replace(settings or Settings(), **overrides)
     settings = grading.in_force(settings)  # a grading run's imposed settings win
-    if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params)):
+    if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params, target)):
         namespace = dict(namespace)
+        target = _as_name(namespace, target, "model")
         forward = _as_name(namespace, forward, "forward")
         backward = _as_name(namespace, backward, "backward")
         cost = _as_name(namespace, cost, "cost")
@@ -62,16 +64,21 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
     snapshot = None
     tick_closer = None
     try:
-        # find the parameters first so that they are snapshotted before any user code runs
-        pname, _ = discovery.find_parameters(namespace, params,
-                                             discovery.candidates(namespace, "forward", forward), prefer)
-        snapshot = Snapshot(namespace, pname)
-        plan = discovery.plan(namespace, forward, backward, cost, pname, returns_cost=dry_run_returns_cost)
-        for b in (plan.forward, plan.backward, plan.cost):
-            for arg, src, value, _ in (b.args if b else ()):
-                if src == discovery.VALUE:
-                    snapshot.watch(arg, value)
-        problem = Problem(plan, snapshot.rng)
+        # issue 11: layer functions, models, layer objects and flat vectors have their own planners
+        convention = conventions.resolve(namespace, forward, backward, cost, params, target, prefer)
+        if convention is not None:
+            snapshot, plan, problem = convention.snapshot, convention.plan, convention.problem
+        else:
+            # find the parameters first so that they are snapshotted before any user code runs
+            pname, _ = discovery.find_parameters(namespace, params,
+                                                 discovery.candidates(namespace, "forward", forward), prefer)
+            snapshot = Snapshot(namespace, pname)
+            plan = discovery.plan(namespace, forward, backward, cost, pname, returns_cost=dry_run_returns_cost)
+            for b in (plan.forward, plan.backward, plan.cost):
+                for arg, src, value, _ in (b.args if b else ()):
+                    if src == discovery.VALUE:
+                        snapshot.watch(arg, value)
+            problem = Problem(plan, snapshot.rng)
         j0, first, cache = problem.baseline()
         changed = snapshot.changes()
         if changed:

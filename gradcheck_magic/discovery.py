@@ -195,6 +195,9 @@ def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forwa
 
 
 def _lookup(namespace: dict, name: str, what: str, flag: str, found: dict):
+    if name not in namespace and "." in name and what != "parameters":  # issue 11: dotted function names
+        from .objects import lookup
+        namespace = {name: lookup(namespace, name, flag)}
     if name not in namespace:
         listing = ", ".join(sorted(found)) or "none"
         raise GradCheckError(f"{flag} {name}: no {what} named {name!r} in the namespace "

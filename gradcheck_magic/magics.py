@@ -104,6 +104,7 @@ class GradCheck(Magics):
     @argument("--no-widgets", action="store_true", help="no ipywidgets drill-down under the table")
     @argument("--no-progress", action="store_true", help="no progress bar")
     @argument("--raise-on-fail", action="store_true", help="raise GradCheckFailed when a block fails (for CI)")
+    @argument("object", nargs="?", metavar="OBJECT", help="a model or layer object to check: %%gradcheck model, %%gradcheck dense1")
     @line_cell_magic
     def gradcheck(self, line: str = "", cell: str = None):
         """Check the backward pass against central differences, per parameter block.
@@ -119,7 +120,7 @@ class GradCheck(Magics):
         try:
             result = gradcheck(self.shell.user_ns, forward=args.forward, backward=args.backward,
                                cost=args.cost, params=args.params, settings=settings, progress=progress,
-                               prefer=assigned)
+                               prefer=assigned, target=args.object)
         except GradCheckError as exc:
             raise UsageError(str(exc)) from None
         except BaseException as exc:

@@ -36,3 +36,22 @@ def test_stored_outputs_are_current(name):
     html = [o["data"]["text/html"] for c in stored.cells for o in c.get("outputs", [])
             if "text/html" in o.get("data", {})]
     assert any("#f4c7c3" in h for h in html)  # red rows stored for a code-hosting site to show
+
+
+def _stored_text(name):
+    stored = nbformat.read(str(DEMOS / name), as_version=4)
+    return "\n".join(o.get("data", {}).get("text/plain", "") + o.get("text", "")
+                     for c in stored.cells for o in c.get("outputs", []))
+
+
+def test_cs231n_demo_checks_layers_by_their_arguments_and_the_model_by_its_params():
+    text = _stored_text("07_cs231n_layers.ipynb")
+    assert "affine_forward(x, w, b) → Σ out·dout, affine_backward(dout, cache); dout from the namespace" in text
+    assert "model.loss(X, y) → (loss, grads); model.params perturbed in place" in text
+    assert "analytic ≈ 0.25 × numeric" in text  # dw averaged over a batch of 4
+
+
+def test_layer_objects_demo_names_blocks_after_the_objects():
+    text = _stored_text("08_layer_objects.ipynb")
+    assert "dense1.weights" in text and "dense2.biases" in text
+    assert "upstream gradient: seeded random (5, 4)" in text

@@ -1,0 +1,281 @@
+"""Conventions beyond the course: layer functions, models, layer objects and flat vectors.
+
+``resolve()`` is the one entry point ``api.gradcheck`` asks first: it returns a
+:class:`Convention` (snapshot, plan, problem) when a layer/object/flat-vector
+convention applies, else ``None`` and the course discovery runs as before.  The
+planners themselves live in :mod:`.layers` (functions) and :mod:`.objects`
+(objects whose methods read their own arrays).
+"""
+
+from __future__ import annotations
+
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from .errors import GradCheckError, mark_call
+from .problem import Problem, is_scalar_like, to_float_for
+from .safety import rng_equal
+
+#: How deep the snapshot walks into objects, dicts and lists to find arrays to restore.
+SNAPSHOT_DEPTH = 5
+#: Relative size of the all-entries nudge that asks "does the cost read this block at all?".
+NUDGE = 1e-3
+
+
+@dataclass
+class Step:
+    """Stands in for a discovery ``Binding`` where api.py only needs a name."""
+
+    name: str
+
+
+@dataclass
+class ConventionPlan:
+    """What api.py reads from a plan: a description, the names and values for the hints."""
+
+    description: str
+    forward: Step
+    params_name: str
+    params: dict  # block name -> the user's original array (for the dtype notes)
+    values: dict = field(default_factory=dict)
+    m: Optional[int] = None
+
+    def describe(self) -> str:
+        return self.description
+
+    def value_of(self, arg: str):
+        return self.values.get(arg)
+
+
+@dataclass
+class Convention:
+    snapshot: ObjectSnapshot
+    plan: ConventionPlan
+    problem: ConventionProblem
+
+
+def _is_plain_object(value) -> bool:
+    return hasattr(value, "__dict__") and not isinstance(
+        value, (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
+    )
+
+
+class ObjectSnapshot:
+    """Nothing lost for objects: every array reachable from the roots (object attributes,
+    dict entries, list items) keeps its bits and dtype, every attribute, dict entry and list
+    item is put back, and np.random's state is restored.  ``changes()`` reports only the
+    *watched* arrays (parameters and inputs): layer objects legitimately rebind caches."""
+
+    def __init__(self, roots: dict):
+        self.rng = np.random.get_state()
+        self.arrays, self.containers, self.watched = [], [], []
+        seen = set()
+        for label, value in roots.items():
+            self._walk(label, value, 0, seen)
+
+    def _walk(self, label, value, depth, seen):
+        if id(value) in seen or depth > SNAPSHOT_DEPTH:
+            return
+        if isinstance(value, np.ndarray):
+            seen.add(id(value))
+            self.arrays.append((label, value, value.copy()))
+            return
+        if isinstance(value, dict):
+            seen.add(id(value))
+            self.containers.append((value, dict(value)))
+            for k, v in value.items():
+                self._walk(f"{label}[{k!r}]", v, depth + 1, seen)
+        elif isinstance(value, list):
+            seen.add(id(value))
+            self.containers.append((value, list(value)))
+            for i, v in enumerate(value):
+                self._walk(f"{label}[{i}]", v, depth + 1, seen)
+        elif isinstance(value, tuple):
+            for i, v in enumerate(value):
+                self._walk(f"{label}[{i}]", v, depth + 1, seen)
+        elif _is_plain_object(value) and type(value).__module__ not in ("builtins",):
+            if type(value).__module__.split(".")[0] in ("numpy", "pandas", "IPython", "gradcheck_magic"):
+                return
+            seen.add(id(value))
+            self.containers.append((value, dict(vars(value))))
+            for k, v in vars(value).items():
+                self._walk(f"{label}.{k}", v, depth + 1, seen)
+
+    def watch(self, label: str, value) -> None:
+        """Report changes of this array (a parameter or an input), not only restore it."""
+        if isinstance(value, np.ndarray):
+            if not any(value is a for _, a, _ in self.arrays):
+                self.arrays.append((label, value, value.copy()))
+            self.watched.append((label, value))
+
+    def changes(self) -> list:
+        saved = {id(a): s for _, a, s in self.arrays}
+        return [
+            label
+            for label, a in self.watched
+            if a.dtype != saved[id(a)].dtype or a.tobytes() != saved[id(a)].tobytes()
+        ]
+
+    def restore(self) -> None:
+        for obj, items in self.containers:
+            if isinstance(obj, dict):
+                obj.clear()
+                obj.update(items)
+            elif isinstance(obj, list):
+                obj[:] = items
+            else:
+                current = vars(obj)
+                for extra in [k for k in current if k not in items]:
+                    del current[extra]
+                current.update(items)
+        for _, arr, saved in self.arrays:
+            if arr.tobytes() != saved.tobytes():
+                arr[...] = saved
+        np.random.set_state(self.rng)
+
+
+def marked(fn: Callable, signature: str) -> Callable:
+    """Call ``fn``; an exception remembers which of the user's calls raised."""
+
+    def run(*args, **kwargs):
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        try:
+            return fn(*args, **kwargs)
+        except BaseException as exc:
+            mark_call(exc, signature)
+            raise
+
+    return run
+
+
+class ConventionProblem(Problem):
+    """The Problem interface api.py drives, over blocks the conventions define.
+
+    ``work`` maps block names to the float64 arrays ``evaluate()`` reads: working copies
+    for functions, the user's own arrays (perturbed in place) for objects.  ``gradients()``
+    returns ``{block: (analytic or None, key)}`` at the unperturbed point.  ``unread(names)``
+    words the error when perturbing a block does not change the cost."""
+
+    def __init__(
+        self,
+        plan: ConventionPlan,
+        rng_state,
+        work: dict,
+        evaluate: Callable[[], object],
+        gradients: Callable[[], dict],
+        unread: Callable[[list], str],
+        notes: Optional[dict] = None,
+    ):
+        self.plan = plan
+        self.rng = rng_state
+        self.work = work
+        self.pristine = {k: v.copy() for k, v in work.items()}
+        self.params_obj = None
+        self.replay = True
+        self.warnings = []
+        self.eval_seconds = 0.0
+        self._evaluate, self._gradients, self._unread = evaluate, gradients, unread
+        self._notes = notes or {}
+        self._blocks = []
+
+    def _changed_blocks(self) -> list:
+        return [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+
+    def _reset_work(self):
+        for k, v in self.work.items():
+            v[...] = self.pristine[k]
+
+    def baseline(self):
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        start = time.perf_counter()
+        np.random.set_state(self.rng)
+        value = self._evaluate()
+        self.replay = not rng_equal(np.random.get_state(), self.rng)
+        changed = self._changed_blocks()
+        if changed:
+            self._reset_work()
+            raise GradCheckError(
+                f"{self.plan.forward.name} changed {', '.join(changed)} in place: a "
+                "forward pass must not modify its inputs (your arrays are restored)"
+            )
+        if not is_scalar_like(value):
+            raise GradCheckError(
+                f"{self.plan.forward.name} returned {type(value).__name__}, not a single "
+                "number: the cost must be a scalar"
+            )
+        self.to_float = to_float_for(value)
+        self.eval_seconds = time.perf_counter() - start
+        return self.to_float(value), None, None
+
+    def cost_function(self):
+        evaluate, to_float, replay, rng, set_state = (
+            self._evaluate,
+            self.to_float,
+            self.replay,
+            self.rng,
+            np.random.set_state,
+        )
+
+        def J():
+            __tracebackhide__ = True  # noqa: F841
+            if replay:
+                set_state(rng)
+            return to_float(evaluate())
+
+        return J
+
+    def blocks(self, first=None, cache=None) -> list:
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        np.random.set_state(self.rng)
+        grads = self._gradients()
+        changed = self._changed_blocks()
+        if changed:
+            self._reset_work()
+            self.warnings.append(
+                f"the backward modified {', '.join(changed)} in place; the check used "
+                "the original values and your arrays are restored"
+            )
+        self._blocks = []
+        for name, work in self.work.items():
+            grad, key = grads.get(name, (None, f"d{name}"))
+            block = self._block(name, work, grad, key)
+            block.notes.extend(self._notes.get(name, ()))
+            self._blocks.append(block)
+        return self._blocks
+
+    def sensitivity(self, j0: float, cost) -> bool:
+        """Each block with a nonzero gradient must change the cost when nudged; when one does
+        not, the arrays the code reads are not the ones perturbed: say which, precisely."""
+        rng = np.random.default_rng(12345)
+        unread = []
+        for block in self._blocks:
+            if block.comparable is None or not np.any(block.comparable):
+                continue
+            try:
+                # a Gaussian direction: ±1 signs can all agree, and softmax ignores a shift of its biases
+                block.work += (
+                    NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.standard_normal(block.work.shape)
+                )
+                if cost() == j0:
+                    unread.append(block.name)
+            finally:
+                self._reset_work()
+        if unread:
+            raise GradCheckError(self._unread(unread))
+        return True
+
+
+def resolve(
+    namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()
+) -> Optional[Convention]:
+    """The convention that applies to this line, or None for the course conventions."""
+    from . import layers, objects
+
+    found = objects.resolve(namespace, forward, backward, cost, params, target)
+    if found is None:
+        found = layers.resolve(namespace, forward, backward, cost, params, prefer)
+    return found

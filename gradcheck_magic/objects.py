@@ -1,0 +1,391 @@
+"""Models, networks and layer objects whose methods read their own arrays.
+
+Such code only sees a change when its own arrays change, so these blocks are the
+user's arrays, perturbed in place; :class:`~.conventions.ObjectSnapshot` puts back
+every array, attribute and dict entry on every path (pass, fail, exception, Ctrl-C).
+
+- cs231n models: ``model.params`` (dict), ``loss, grads = model.loss(X, y)``.
+- deep learning from scratch: ``network.params``, ``network.loss(x, t)``,
+  ``network.gradient(x, t)`` (its ``numerical_gradient`` is never called).
+- nnfs layer objects: ``.weights``/``.biases``, ``.forward(inputs)`` storing ``.output``,
+  ``.backward(dvalues)`` storing ``.dweights``/``.dbiases``/``.dinputs``; one layer
+  (``%gradcheck dense1``) or plain ``forward``/``backward`` functions calling the objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Optional
+
+import numpy as np
+
+from .conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
+from .discovery import looks_like_parameters, user_functions
+from .errors import GradCheckError
+
+#: Attribute names that hold a layer's parameters even before its gradient attribute exists.
+PARAM_ATTRS = ("weights", "biases", "W", "b", "gamma", "beta", "kernel", "bias")
+#: Names the upstream gradient of a single layer may have in the namespace.
+UPSTREAM_NAMES = ("dvalues", "dout", "dy")
+#: Seed of the upstream gradient drawn when the namespace has none of the output's shape.
+UPSTREAM_SEED = 0
+
+
+def lookup(namespace: dict, dotted: str, flag: str = ""):
+    """The value of ``name`` or ``obj.attr.attr``; the error names the missing part."""
+    head, *attrs = dotted.split(".")
+    prefix = f"{flag} {dotted}: " if flag else ""
+    if head not in namespace:
+        raise GradCheckError(f"{prefix}no variable named {head!r} in the namespace")
+    value, path = namespace[head], head
+    for attr in attrs:
+        if not hasattr(value, attr):
+            raise GradCheckError(f"{prefix}{path} ({type(value).__name__}) has no attribute {attr!r}")
+        value, path = getattr(value, attr), f"{path}.{attr}"
+    return value
+
+
+def is_model(value) -> bool:
+    """A cs231n model or a from-scratch network: a dict ``.params`` of arrays and a ``.loss`` method."""
+    return (
+        not isinstance(value, type)
+        and looks_like_parameters(getattr(value, "params", None))
+        and callable(getattr(value, "loss", None))
+    )
+
+
+def layer_params(obj) -> list:
+    """Attribute names of a layer object's parameter arrays (``weights``, or any ``a`` with a ``da``)."""
+    attrs = vars(obj) if hasattr(obj, "__dict__") else {}
+    return [
+        k
+        for k, v in attrs.items()
+        if isinstance(v, np.ndarray)
+        and v.dtype.kind in "biuf"
+        and v.size
+        and (k in PARAM_ATTRS or (f"d{k}" in attrs and not k.startswith("d")))
+    ]
+
+
+def is_layer(value) -> bool:
+    return (
+        not isinstance(value, type)
+        and callable(getattr(value, "forward", None))
+        and callable(getattr(value, "backward", None))
+        and bool(layer_params(value))
+    )
+
+
+def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = None):
+    """Positional arguments of ``fn`` from the namespace by name (``fallback`` second, the default
+    last); the error names what is missing."""
+    args = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        if p.name in namespace:
+            args.append((p.name, namespace[p.name]))
+        elif fallback and p.name in fallback:
+            args.append((p.name, fallback[p.name]))
+        elif p.default is not p.empty:
+            break
+        else:
+            raise GradCheckError(f"{label} needs `{p.name}`, which is not defined in the namespace")
+    return args
+
+
+def _in_place(label: str, arr, owner: str) -> np.ndarray:
+    """An array the methods read must be float64 and contiguous to be perturbed where it lies."""
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "f":
+        kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise GradCheckError(
+            f"{label} is {kind}: {owner}'s methods read it in place, so only float arrays "
+            "can be checked (make it float64)"
+        )
+    if arr.dtype != np.float64:
+        raise GradCheckError(
+            f"{label} is {arr.dtype}: {owner}'s methods read it in place and a {arr.dtype} "
+            "array cannot resolve the steps of a float64 check; build the object with "
+            "float64 arrays to check it"
+        )
+    if not (arr.flags.c_contiguous and arr.flags.writeable):
+        raise GradCheckError(
+            f"{label} is not a contiguous writeable array: it cannot be perturbed in place "
+            "(store np.ascontiguousarray(...) in the object)"
+        )
+    return arr
+
+
+def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None):
+    """A model/network/layer-object convention for this line, or None."""
+    dotted = [x for x in (forward, backward, params) if isinstance(x, str) and "." in x]
+    if target:
+        owner_name, owner = target, lookup(namespace, target, "OBJECT")
+    elif dotted:
+        owner_name = dotted[0].split(".")[0]
+        owner = lookup(namespace, owner_name)
+    elif not (forward or backward or cost or params):
+        found = sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
+        if len(found) > 1:
+            raise GradCheckError(
+                f"several models in the namespace ({', '.join(found)}): name one, e.g. %gradcheck {found[0]}"
+            )
+        if not found:
+            return _unflagged_functions_over_layers(namespace)
+        owner_name, owner = found[0], namespace[found[0]]
+    elif forward and backward and not (cost or params):
+        return _functions_over_layers(namespace, forward, backward)
+    else:
+        return None
+    if not (target or hasattr(owner, "params") or is_layer(owner) or (params and "." in params)):
+        return None  # dotted functions of a module or helper object: the course discovery looks them up
+    flags = {"-f/--forward": forward, "-b/--backward": backward, "-p/--params": params}
+    for flag, name in flags.items():
+        if name and not name.startswith(owner_name + "."):
+            raise GradCheckError(
+                f"{flag} {name}: with the object {owner_name} give its own attribute "
+                f"({owner_name}.…), or leave the flag out"
+            )
+    if hasattr(owner, "params") or (params and "." in params):
+        return _model(namespace, owner_name, owner, forward, backward, params)
+    if is_layer(owner):
+        return _layer(namespace, owner_name, owner)
+    missing = "params" if hasattr(owner, "loss") else "loss" if hasattr(owner, "params") else "params"
+    raise GradCheckError(
+        f"{owner_name} ({type(owner).__name__}) has no attribute {missing!r}: expected a "
+        "model (.params dict and .loss method) or a layer object (.weights/.W with "
+        ".forward and .backward)"
+    )
+
+
+def _model(namespace, owner_name, owner, forward, backward, params) -> Convention:
+    params_label = params or f"{owner_name}.params"
+    weights = lookup(namespace, params_label, "-p/--params")
+    if not looks_like_parameters(weights):
+        raise GradCheckError(f"{params_label} is not a dict of numpy arrays (keys W1, b1, ...)")
+    loss_label = forward or f"{owner_name}.loss"
+    loss = lookup(namespace, loss_label, "-f/--forward")
+    gradient_label = backward or (
+        f"{owner_name}.gradient" if callable(getattr(owner, "gradient", None)) else None
+    )
+    gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
+    args = bind_by_name(loss, namespace, loss_label)
+    grad_args = bind_by_name(gradient, namespace, gradient_label) if gradient else args
+    roots = {owner_name: owner, **{n: v for n, v in args + grad_args}}
+    snapshot = ObjectSnapshot(roots)
+    for k, v in weights.items():
+        snapshot.watch(f"{params_label}[{k!r}]", v)
+    for n, v in args + grad_args:
+        snapshot.watch(n, v)
+    work = {k: _in_place(f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
+    loss_call = marked(loss, f"{loss_label}({', '.join(n for n, _ in args)})")
+    values = [v for _, v in args]
+
+    def evaluate():
+        __tracebackhide__ = True  # noqa: F841
+        out = loss_call(*values)
+        return out[0] if isinstance(out, tuple) else out
+
+    def gradients():
+        __tracebackhide__ = True  # noqa: F841
+        if gradient is not None:
+            grads = marked(gradient, f"{gradient_label}(...)")(*[v for _, v in grad_args])
+            if isinstance(grads, tuple) and len(grads) == 2 and isinstance(grads[1], dict):
+                grads = grads[1]  # -b model.loss: the (loss, grads) a cs231n model returns
+        else:
+            out = loss_call(*values)
+            if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+                raise GradCheckError(
+                    f"{loss_label} returned {type(out).__name__}; expected (loss, grads) "
+                    "with grads a dict keyed like the params (or pass -b NAME)"
+                )
+            grads = out[1]
+        if not isinstance(grads, dict):
+            raise GradCheckError(
+                f"{gradient_label} returned {type(grads).__name__}; expected a dict of "
+                "gradients keyed like the params"
+            )
+        return {k: ((grads[k], k) if k in grads else (grads.get(f"d{k}"), f"d{k}")) for k in work}
+
+    def unread(names):
+        k = names[0]
+        return (
+            f"{loss_label} did not change when {params_label}[{k!r}] was perturbed in place: the arrays "
+            f"your methods read are not the ones in {params_label} (does a layer object keep a copy, or "
+            f"was {params_label}[{k!r}] replaced after the layers were built?)"
+            + (f" (also {', '.join(names[1:])})" if len(names) > 1 else "")
+        )
+
+    arg_text = ", ".join(n for n, _ in args)
+    description = (
+        f"{loss_label}({arg_text}), {gradient_label}(...)"
+        if gradient
+        else f"{loss_label}({arg_text}) → (loss, grads)"
+    ) + f"; {params_label} perturbed in place"
+    x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
+    plan = ConventionPlan(
+        description,
+        Step(loss_label),
+        params_label,
+        dict(weights),
+        values={n: v for n, v in args} | {"lambd": getattr(owner, "reg", None)},
+        m=int(x.shape[0]) if x is not None else None,
+    )
+    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    return Convention(snapshot, plan, problem)
+
+
+def _upstream(namespace: dict, shape: tuple, label: str):
+    """(dvalues, how it was chosen): the namespace's when it has the output's shape, else seeded."""
+    for name in UPSTREAM_NAMES:
+        value = namespace.get(name)
+        if isinstance(value, np.ndarray) and value.shape == shape:
+            return np.array(value, dtype=np.float64), f"upstream gradient {name} from the namespace"
+    drawn = np.random.default_rng(UPSTREAM_SEED).standard_normal(shape)
+    return drawn, f"upstream gradient: seeded random {shape} (no dvalues/dout of {label}'s output shape)"
+
+
+def _layer(namespace, owner_name, layer) -> Convention:
+    """One layer object against an upstream gradient: cost = Σ output·dvalues."""
+    fallback = {k: v for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
+    if "inputs" not in namespace and "inputs" not in fallback and isinstance(namespace.get("X"), np.ndarray):
+        fallback["inputs"] = namespace["X"]
+    args = bind_by_name(layer.forward, namespace, f"{owner_name}.forward", fallback)
+    snapshot = ObjectSnapshot({owner_name: layer, **dict(args)})
+    attrs = layer_params(layer)
+    for a in attrs:
+        snapshot.watch(f"{owner_name}.{a}", getattr(layer, a))
+    work = {f"{owner_name}.{a}": _in_place(f"{owner_name}.{a}", getattr(layer, a), owner_name) for a in attrs}
+    inputs = {
+        n: np.array(v, dtype=np.float64) for n, v in args if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+    }
+    work.update(inputs)
+    call_args = [inputs.get(n, v) for n, v in args]
+    forward = marked(layer.forward, f"{owner_name}.forward({', '.join(n for n, _ in args)})")
+    backward = marked(layer.backward, f"{owner_name}.backward(dvalues)")
+
+    def output():
+        __tracebackhide__ = True  # noqa: F841
+        returned = forward(*call_args)
+        return np.asarray(getattr(layer, "output", returned) if returned is None else returned)
+
+    try:
+        first = output()
+    except BaseException:
+        snapshot.restore()
+        raise
+    snapshot.restore()  # the dry run's attributes and draws are not the check's
+    dvalues, how = _upstream(namespace, first.shape, f"{owner_name}")
+
+    def evaluate():
+        return float(np.sum(output() * dvalues))
+
+    def gradients():
+        __tracebackhide__ = True  # noqa: F841
+        output()
+        backward(dvalues.copy())
+        found = {f"{owner_name}.{a}": (getattr(layer, f"d{a}", None), f"{owner_name}.d{a}") for a in attrs}
+        for n in inputs:
+            found[n] = (getattr(layer, "dinputs", None), f"{owner_name}.dinputs")
+        return found
+
+    def unread(names):
+        return (
+            f"{owner_name}.forward did not change its output when {names[0]} was perturbed in place: "
+            "the arrays it reads are not the attributes the check perturbs"
+        )
+
+    description = f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}"
+    plan = ConventionPlan(
+        description,
+        Step(f"{owner_name}.forward"),
+        owner_name,
+        {**{f"{owner_name}.{a}": getattr(layer, a) for a in attrs}, **dict(args)},
+    )
+    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    return Convention(snapshot, plan, problem)
+
+
+def _calls_layers(namespace: dict, fn) -> bool:
+    code = getattr(fn, "__code__", None)
+    return code is not None and any(is_layer(namespace.get(n)) for n in code.co_names)
+
+
+def _unflagged_functions_over_layers(namespace: dict) -> Optional[Convention]:
+    """Without flags: the one forward function that calls layer objects, with its mirrored backward."""
+    pairs = [
+        (name, name.replace("forward", "backward"))
+        for name, fn in user_functions(namespace, "forward").items()
+        if _calls_layers(namespace, fn) and callable(namespace.get(name.replace("forward", "backward")))
+    ]
+    if len(pairs) > 1:
+        raise GradCheckError(
+            f"ambiguous: several forward functions call layer objects "
+            f"({', '.join(sorted(f for f, _ in pairs))}); choose with -f/--forward NAME"
+        )
+    return _functions_over_layers(namespace, *pairs[0]) if pairs else None
+
+
+def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]:
+    """Plain ``forward``/``backward`` functions that call layer objects of the namespace: the blocks
+    are those objects' parameters (``dense1.weights``, ...), paired with ``dense1.dweights``."""
+    if "." in forward or "." in backward:
+        return None
+    fwd, bwd = namespace.get(forward), namespace.get(backward)
+    if not (callable(fwd) and callable(bwd) and hasattr(fwd, "__code__")):
+        return None
+    layers = [n for n in dict.fromkeys(fwd.__code__.co_names) if is_layer(namespace.get(n))]
+    if not layers:
+        return None
+    args = bind_by_name(fwd, namespace, forward)
+    back_args = bind_by_name(bwd, namespace, backward)
+    snapshot = ObjectSnapshot({**{n: namespace[n] for n in layers}, **dict(args + back_args)})
+    work, originals, grad_keys = {}, {}, {}
+    for n in layers:
+        for a in layer_params(namespace[n]):
+            label = f"{n}.{a}"
+            snapshot.watch(label, getattr(namespace[n], a))
+            work[label] = _in_place(label, getattr(namespace[n], a), n)
+            originals[label] = getattr(namespace[n], a)
+            grad_keys[label] = (namespace[n], f"d{a}")
+    for n, v in args + back_args:
+        snapshot.watch(n, v)
+    fwd_call = marked(fwd, f"{forward}({', '.join(n for n, _ in args)})")
+    bwd_call = marked(bwd, f"{backward}({', '.join(n for n, _ in back_args)})")
+    values, back_values = [v for _, v in args], [v for _, v in back_args]
+
+    def evaluate():
+        __tracebackhide__ = True  # noqa: F841
+        out = fwd_call(*values)
+        return out[0] if isinstance(out, tuple) else out
+
+    def gradients():
+        __tracebackhide__ = True  # noqa: F841
+        for obj, key in grad_keys.values():
+            if key in vars(obj):
+                delattr(obj, key)  # a gradient left from an earlier call must not pass for this one
+        fwd_call(*values)
+        bwd_call(*back_values)
+        return {
+            label: (getattr(obj, key, None), label.split(".")[0] + "." + key)
+            for label, (obj, key) in grad_keys.items()
+        }
+
+    def unread(names):
+        return (
+            f"{forward} did not change when {names[0]} was perturbed in place: it does not read that "
+            "layer's arrays (a copy, or another object?)"
+        )
+
+    plan = ConventionPlan(
+        f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
+        f"{backward}(...); layer arrays perturbed in place",
+        Step(forward),
+        ", ".join(layers),
+        originals,
+    )
+    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    return Convention(snapshot, plan, problem)
+
+
+__all__ = ["is_layer", "is_model", "layer_params", "lookup", "resolve"]

@@ -1,0 +1,405 @@
+"""Models, networks and layer objects whose methods read their own arrays: perturbed in place,
+put back bit for bit; correct code passes, a planted bug fails exactly its blocks."""
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+from conftest import check, load, run
+
+MODEL_CELL = """
+rng = np.random.default_rng({seed})
+model = TwoLayerNet(input_dim={d}, hidden_dim={h}, num_classes=3, seed={seed})
+X = rng.standard_normal(({n}, {d}))
+y = rng.integers(3, size={n})
+"""
+
+NETWORK_CELL = """
+rng = np.random.default_rng({seed})
+network = TwoLayerNetwork(input_size={d}, hidden_size={h}, output_size=3, seed={seed})
+x = rng.standard_normal(({n}, {d}))
+t = np.eye(3)[rng.integers(3, size={n})]
+"""
+
+
+def state(obj):
+    """Every array reachable from an object, with its dtype and bits."""
+    out = {}
+
+    def walk(label, value, depth=0):
+        if isinstance(value, np.ndarray):
+            out[label] = (value.dtype, value.shape, value.tobytes())
+        elif isinstance(value, dict) and depth < 4:
+            for k, v in value.items():
+                walk(f"{label}[{k!r}]", v, depth + 1)
+        elif hasattr(value, "__dict__") and depth < 4:
+            for k, v in vars(value).items():
+                walk(f"{label}.{k}", v, depth + 1)
+
+    walk("", obj)
+    return out
+
+
+@pytest.mark.parametrize("seed,n,d,h", [(0, 4, 5, 7), (1, 9, 3, 4), (2, 2, 6, 10)])
+@pytest.mark.parametrize(
+    "line", ["model", "", "-f model.loss -p model.params", "-f model.loss -b model.loss -p model.params"]
+)
+def test_cs231n_model_passes_every_params_entry(ip, seed, n, d, h, line):
+    load(ip, "cs231n_layers")
+    run(ip, MODEL_CELL.format(seed=seed, n=n, d=d, h=h))
+    before = state(ip.user_ns["model"])
+    result = check(ip, line)
+    assert result.passed and not result.warned, result
+    assert list(result.table.index) == ["W1", "b1", "W2", "b2"]
+    assert state(ip.user_ns["model"]) == before
+
+
+@pytest.mark.parametrize("line", ["model", ""])
+def test_wrong_dw_in_affine_backward_fails_W1_W2_of_the_model(ip, line):
+    load(ip, "cs231n_layers", replace=[("dw = flat.T @ dout", "dw = flat.T @ dout * 1.01")])
+    run(ip, MODEL_CELL.format(seed=0, n=5, d=4, h=6))
+    assert sorted(check(ip, line).failed) == ["W1", "W2"]
+
+
+def test_missing_regularization_gradient_fails_W2_only(ip):
+    load(ip, "cs231n_layers", replace=[('grads["W2"] += self.reg * self.params["W2"]', "")])
+    run(ip, MODEL_CELL.format(seed=1, n=5, d=4, h=6))
+    assert check(ip, "model").failed == ["W2"]
+
+
+def test_two_models_in_the_namespace_are_refused_with_the_way_to_name_one(ip):
+    load(ip, "cs231n_layers")
+    run(ip, MODEL_CELL.format(seed=0, n=4, d=3, h=5) + "other = TwoLayerNet(3, 5)")
+    with pytest.raises(UsageError, match="several models in the namespace .model, other.*%gradcheck model"):
+        check(ip)
+
+
+def test_model_whose_layers_hold_copies_gets_a_precise_message(ip):
+    load(
+        ip,
+        "cs231n_layers",
+        replace=[
+            (
+                'hidden, cache1 = affine_relu_forward(X, self.params["W1"]',
+                "hidden, cache1 = affine_relu_forward(X, self.frozen",
+            )
+        ],
+    )
+    run(
+        ip,
+        MODEL_CELL.format(seed=0, n=4, d=3, h=5)
+        + "model.frozen = model.params['W1'].copy()\nmodel.reg = 0.0",
+    )
+    with pytest.raises(
+        UsageError,
+        match=r"model.loss did not change when model.params\['W1'\] was perturbed "
+        "in place: the arrays your methods read are not the ones",
+    ):
+        check(ip, "model")
+
+
+def test_missing_attribute_is_named(ip):
+    load(ip, "cs231n_layers")
+    run(ip, MODEL_CELL.format(seed=0, n=4, d=3, h=5))
+    with pytest.raises(UsageError, match=r"model \(TwoLayerNet\) has no attribute 'weights'"):
+        check(ip, "-p model.weights")
+    with pytest.raises(UsageError, match="no variable named 'modle'"):
+        check(ip, "modle")
+
+
+def test_float32_model_is_refused_clearly_and_left_as_it_was(ip):
+    load(ip, "cs231n_layers")
+    run(
+        ip,
+        MODEL_CELL.format(seed=0, n=4, d=3, h=5)
+        + "model.params['W2'] = model.params['W2'].astype(np.float32)",
+    )
+    before = state(ip.user_ns["model"])
+    with pytest.raises(UsageError, match=r"model.params\['W2'\] is float32"):
+        check(ip, "model")
+    assert state(ip.user_ns["model"]) == before
+
+
+@pytest.mark.parametrize("seed,n,d,h", [(0, 4, 5, 7), (3, 8, 2, 3)])
+@pytest.mark.parametrize("line", ["network", "", "-f network.loss -b network.gradient -p network.params"])
+def test_scratch_network_passes_and_never_calls_numerical_gradient(ip, seed, n, d, h, line):
+    load(ip, "scratch_net")
+    run(ip, NETWORK_CELL.format(seed=seed, n=n, d=d, h=h))
+    before = state(ip.user_ns["network"])
+    result = check(ip, line)
+    assert result.passed and not result.warned, result
+    assert list(result.table.index) == ["W1", "b1", "W2", "b2"]
+    assert state(ip.user_ns["network"]) == before
+
+
+@pytest.mark.parametrize("line", ["network", "-f network.loss -b network.gradient -p network.params"])
+def test_scratch_affine_with_wrong_db_fails_b1_b2(ip, line):
+    load(ip, "scratch_net", replace=[("self.db = dout.sum(axis=0)", "self.db = dout.mean(axis=0)")])
+    run(ip, NETWORK_CELL.format(seed=0, n=5, d=4, h=6))
+    assert sorted(check(ip, line).failed) == ["b1", "b2"]
+
+
+def test_scratch_network_whose_params_were_replaced_after_building_the_layers(ip):
+    load(ip, "scratch_net")
+    run(ip, NETWORK_CELL.format(seed=0, n=5, d=4, h=6) + "network.params['W1'] = network.params['W1'].copy()")
+    with pytest.raises(
+        UsageError,
+        match=r"network.params\['W1'\] was perturbed in place.*replaced after the "
+        "layers were built",
+    ):
+        check(ip, "network")
+
+
+DENSE_CELL = """
+rng = np.random.default_rng({seed})
+X = rng.standard_normal(({n}, 2))
+y_true = rng.standard_normal(({n}, 3))
+dense1 = Layer_Dense(2, {h}, seed={seed})
+activation1 = Activation_Tanh()
+dense2 = Layer_Dense({h}, 3, seed={seed} + 1)
+loss_function = Loss_MeanSquared()
+
+def forward(X, y_true):
+    dense1.forward(X)
+    activation1.forward(dense1.output)
+    dense2.forward(activation1.output)
+    return loss_function.forward(dense2.output, y_true)
+
+def backward():
+    loss_function.backward()
+    dense2.backward(loss_function.dinputs)
+    activation1.backward(dense2.dinputs)
+    dense1.backward(activation1.dinputs)
+"""
+
+
+@pytest.mark.parametrize("seed,n,h", [(0, 5, 4), (1, 3, 8)])
+def test_single_dense_layer_against_an_upstream_gradient(ip, seed, n, h):
+    load(ip, "nnfs_layers")
+    run(ip, DENSE_CELL.format(seed=seed, n=n, h=h) + "dense1.forward(X)")
+    before = state(ip.user_ns["dense1"])
+    result = check(ip, "dense1")
+    assert result.passed and not result.warned, result
+    assert list(result.table.index) == ["dense1.weights", "dense1.biases", "inputs"]
+    assert "seeded random" in result.functions
+    assert state(ip.user_ns["dense1"]) == before
+
+
+def test_wrong_dweights_fails_dense1_weights_only(ip):
+    load(
+        ip,
+        "nnfs_layers",
+        replace=[
+            (
+                "self.dweights = self.inputs.T @ dvalues",
+                "self.dweights = self.inputs.T @ dvalues / len(dvalues)",
+            )
+        ],
+    )
+    run(ip, DENSE_CELL.format(seed=0, n=5, h=4) + "dense1.forward(X)\ndvalues = np.ones((5, 4))")
+    result = check(ip, "dense1")
+    assert result.failed == ["dense1.weights"]
+    assert "dvalues from the namespace" in result.functions
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plain_functions_over_layer_objects_name_blocks_by_object(ip, seed):
+    load(ip, "nnfs_layers")
+    run(ip, DENSE_CELL.format(seed=seed, n=6, h=5))
+    result = check(ip, "-f forward -b backward")
+    assert result.passed and not result.warned, result
+    assert list(result.table.index) == ["dense1.weights", "dense1.biases", "dense2.weights", "dense2.biases"]
+
+
+def test_plain_functions_with_wrong_dbiases_fail_both_biases(ip):
+    load(
+        ip,
+        "nnfs_layers",
+        replace=[
+            (
+                "self.dbiases = np.sum(dvalues, axis=0, keepdims=True)",
+                "self.dbiases = np.mean(dvalues, axis=0, keepdims=True)",
+            )
+        ],
+    )
+    run(ip, DENSE_CELL.format(seed=0, n=6, h=5))
+    assert sorted(check(ip, "-f forward -b backward").failed) == ["dense1.biases", "dense2.biases"]
+
+
+def test_missing_dbiases_is_a_missing_gradient(ip):
+    load(ip, "nnfs_layers", replace=[("self.dbiases = np.sum(dvalues, axis=0, keepdims=True)", "pass")])
+    run(ip, DENSE_CELL.format(seed=0, n=6, h=5))
+    result = check(ip, "-f forward -b backward")
+    assert sorted(result.failed) == ["dense1.biases", "dense2.biases"]
+    assert "missing gradient dense1.dbiases" in result.table.loc["dense1.biases", "note"]
+
+
+FAULTY_MODEL = """
+calls = 0
+class Faulty(TwoLayerNet):
+    def loss(self, X, y=None):
+        global calls
+        calls += 1
+        if calls == at:
+            if fault == "raise":
+                raise ValueError("planted failure")
+            if fault == "interrupt":
+                raise KeyboardInterrupt
+            if fault == "nan":
+                return float("nan"), {{k: np.zeros_like(v) for k, v in self.params.items()}}
+        if draw:
+            np.random.rand(3)
+        return super().loss(X, y)
+model = Faulty(input_dim={d}, hidden_dim={h}, num_classes=3, seed={seed})
+"""
+
+
+@pytest.mark.parametrize("trial", range(60))
+def test_fault_injection_leaves_the_model_and_rng_identical(ip, trial):
+    rng = np.random.default_rng(trial)
+    fault = ("raise", "interrupt", "nan")[trial % 3]
+    d, h, n = (int(v) for v in rng.integers(1, 4, size=3))
+    load(ip, "cs231n_layers")
+    ip.user_ns.update(
+        fault=fault,
+        draw=bool(rng.integers(2)),
+        at=int(rng.integers(1, 2 + 2 * (d * h + h + 3 * h + 3))),
+        X=rng.standard_normal((n, d)),
+        y=rng.integers(3, size=n),
+    )
+    run(ip, FAULTY_MODEL.format(d=d, h=h, seed=trial))
+    np.random.seed(trial)
+    before, rng_before = state(ip.user_ns["model"]), np.random.get_state()[1].tobytes()
+    try:
+        result = check(ip, f"model --mode {('full', 'fast')[trial % 2]}")
+    except ValueError as exc:
+        assert fault == "raise" and "planted failure" in str(exc)
+    except KeyboardInterrupt:
+        assert fault == "interrupt"
+    except UsageError as exc:
+        assert fault == "nan" and (
+            "nothing can be verified" in str(exc)
+            or "not deterministic" in str(exc)
+            or "did not change" in str(exc)
+        ), exc
+    else:
+        if fault == "interrupt" and ip.user_ns["calls"] >= ip.user_ns["at"]:
+            assert not result.complete
+    assert state(ip.user_ns["model"]) == before
+    assert np.random.get_state()[1].tobytes() == rng_before
+
+
+def test_dotted_function_names_of_a_helper_object_reach_the_course_discovery(ip):
+    load(ip, "seed_net")
+    run(
+        ip,
+        "import types\nX, Y, parameters = gradient_check_n_test_case()\n"
+        "net = types.SimpleNamespace(fwd=forward_propagation_n, bwd=backward_propagation_n)",
+    )
+    result = check(ip, "-f net.fwd -b net.bwd")
+    assert result.passed, result
+    assert "net.fwd(" in result.functions
+    with pytest.raises(UsageError, match=r"net \(SimpleNamespace\) has no attribute 'bwdd'"):
+        check(ip, "-f net.fwd -b net.bwdd")
+
+
+FAULTY_OBJECTS = {
+    "network": (
+        "scratch_net",
+        """
+calls = 0
+class Faulty(TwoLayerNetwork):
+    def loss(self, x, t):
+        global calls
+        calls += 1
+        if calls == at:
+            if fault == "raise":
+                raise ValueError("planted failure")
+            if fault == "interrupt":
+                raise KeyboardInterrupt
+            if fault == "nan":
+                return float("nan")
+        if draw:
+            np.random.rand(3)
+        return super().loss(x, t)
+obj = Faulty({d}, {h}, 3, seed={seed})
+x = np.random.default_rng({seed}).standard_normal(({n}, {d}))
+t = np.eye(3)[np.arange({n}) % 3]
+""",
+    ),
+    "dense": (
+        "nnfs_layers",
+        """
+calls = 0
+class Faulty(Layer_Dense):
+    def forward(self, inputs):
+        global calls
+        calls += 1
+        super().forward(inputs)
+        if calls == at:
+            if fault == "raise":
+                raise ValueError("planted failure")
+            if fault == "interrupt":
+                raise KeyboardInterrupt
+            if fault == "nan":
+                self.output = self.output * np.nan
+        if draw:
+            np.random.rand(3)
+obj = Faulty({d}, {h}, seed={seed})
+X = np.random.default_rng({seed}).standard_normal(({n}, {d}))
+obj.forward(X)
+calls = 0
+""",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAULTY_OBJECTS))
+@pytest.mark.parametrize("trial", range(30))
+def test_fault_injection_leaves_networks_and_layer_objects_identical(ip, kind, trial):
+    rng = np.random.default_rng(trial)
+    fault = ("raise", "interrupt", "nan")[trial % 3]
+    d, h, n = (int(v) for v in rng.integers(1, 4, size=3))
+    homework, code = FAULTY_OBJECTS[kind]
+    load(ip, homework)
+    ip.user_ns.update(
+        fault=fault, draw=bool(rng.integers(2)), at=int(rng.integers(1, 3 + 2 * (d * h + 4 * h + 3)))
+    )
+    run(ip, code.format(d=d, h=h, n=n, seed=trial))
+    np.random.seed(trial)
+    before, rng_before = state(ip.user_ns["obj"]), np.random.get_state()[1].tobytes()
+    try:
+        result = check(ip, f"obj --mode {('full', 'fast')[trial % 2]}")
+    except ValueError as exc:
+        assert fault == "raise" and "planted failure" in str(exc)
+    except KeyboardInterrupt:
+        assert fault == "interrupt"
+    except UsageError as exc:
+        assert fault == "nan" and (
+            "nothing can be verified" in str(exc)
+            or "not deterministic" in str(exc)
+            or "did not change" in str(exc)
+            or "not a single number" in str(exc)
+        ), exc
+    else:
+        if fault == "interrupt" and ip.user_ns["calls"] >= ip.user_ns["at"]:
+            assert not result.complete
+    assert state(ip.user_ns["obj"]) == before
+    assert np.random.get_state()[1].tobytes() == rng_before
+
+
+def test_bare_line_finds_the_forward_that_calls_layer_objects(ip):
+    load(
+        ip,
+        "nnfs_layers",
+        replace=[
+            ("self.dinputs = dvalues * (1 - self.output**2)", "self.dinputs = dvalues * (1 - self.output)")
+        ],
+    )
+    run(ip, DENSE_CELL.format(seed=2, n=6, h=5))
+    result = check(ip)
+    assert list(result.table.index) == ["dense1.weights", "dense1.biases", "dense2.weights", "dense2.biases"]
+    assert sorted(result.failed) == [
+        "dense1.biases",
+        "dense1.weights",
+    ]  # the tanh derivative sits below dense2
