@@ -149,6 +149,10 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
 def _suspects(plan, outcomes, ctx) -> Optional[Finding]:
     """Which lines to suspect; a failure of the analysis only means no line is singled out."""
     try:
+        if not hasattr(plan, "backward"):  # a layer / object convention
+            if plan.backward_fn is None:
+                return None
+            return find_suspects(plan.backward_fn, outcomes, ctx, plan.cost_fns, {}, plan.positions)
         scalars = {arg: float(v) for arg, src, v, _ in plan.backward.args
                    if src == discovery.VALUE and discovery.is_numeric_scalar(v) and float(v) not in (0.0, 1.0)}
         costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost

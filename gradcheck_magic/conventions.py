@@ -43,6 +43,11 @@ class ConventionPlan:
     params: dict  # block name -> the user's original array (for the dtype notes)
     values: dict = field(default_factory=dict)
     m: Optional[int] = None
+    #: for the suspect lines: the user's backward (function or bound method), the functions whose
+    #: value is the cost, and each block's place in a tuple the backward returns
+    backward_fn: Optional[Callable] = None
+    cost_fns: tuple = ()
+    positions: Optional[dict] = None
 
     def describe(self) -> str:
         return self.description

@@ -205,6 +205,8 @@ def layer_problem(namespace, forward, fwd, backward, bwd) -> Convention:
         ", ".join(blocks),
         {n: v for n, v in args if n in blocks},
         values=dict(args),
+        backward_fn=bwd,
+        positions={n: i for i, n in enumerate(blocks)},
     )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)

@@ -230,6 +230,8 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         dict(weights),
         values={n: v for n, v in args} | {"lambd": getattr(owner, "reg", None)},
         m=int(x.shape[0]) if x is not None else None,
+        backward_fn=gradient or loss,
+        cost_fns=(loss,) if gradient is not None else (),
     )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
@@ -301,6 +303,7 @@ def _layer(namespace, owner_name, layer) -> Convention:
         Step(f"{owner_name}.forward"),
         owner_name,
         {**{f"{owner_name}.{a}": getattr(layer, a) for a in attrs}, **dict(args)},
+        backward_fn=layer.backward,
     )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
@@ -324,6 +327,14 @@ def _unflagged_functions_over_layers(namespace: dict) -> Optional[Convention]:
             f"({', '.join(sorted(f for f, _ in pairs))}); choose with -f/--forward NAME"
         )
     return _functions_over_layers(namespace, *pairs[0]) if pairs else None
+
+
+def _shared_backward(layers: list):
+    """The gradients of layer objects are computed in their class's ``backward``: when every layer
+    is of one class, that method is where a wrong ``self.dweights`` line is."""
+    classes = {type(layer) for layer in layers}
+    method = getattr(layers[0], "backward", None) if len(classes) == 1 else None
+    return method if callable(method) else None
 
 
 def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]:
@@ -383,6 +394,7 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
         Step(forward),
         ", ".join(layers),
         originals,
+        backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd,
     )
     problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)

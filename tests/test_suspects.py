@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import check, load_convention, run, source
+from conftest import check, load, load_convention, run, source
 from test_planted_bugs import SEED_FIX
 
 from gradcheck_magic import widgets as gw
@@ -585,3 +585,45 @@ def test_builtins_have_no_source_to_follow():
     finding = find_suspects(np.add, [outcome("W", [1.0, 2.0], [2.0, 4.0])])
     assert finding.top("W") == "" and finding.note("W").startswith(NOTHING)
     assert source_html(finding, "W").startswith("<p>" + NOTHING)
+
+
+def test_wrong_dw_line_of_a_cs231n_affine_backward_is_the_top_suspect(ip):
+    load(ip, "cs231n_layers", replace=[("dw = flat.T @ dout", "dw = flat.T @ dout * 2")])
+    run(
+        ip,
+        "rng = np.random.default_rng(0)\nx = rng.standard_normal((3, 2, 3))\n"
+        "w = rng.standard_normal((6, 4))\nb = rng.standard_normal(4)\ndout = rng.standard_normal((3, 4))",
+    )
+    result = check(ip, "-f affine_forward -b affine_backward")
+    assert result.failed == ["w"]
+    top = result.suspects("w")[0]
+    assert (top.function, top.line) == ("affine_backward", "dw = flat.T @ dout * 2")
+    assert result.table.loc["x", "suspect"] == result.table.loc["b", "suspect"] == ""
+
+
+def test_wrong_self_dweights_line_of_a_layer_object_is_the_top_suspect(ip):
+    wrong = "self.dweights = self.inputs.T @ dvalues * 2"
+    load(ip, "nnfs_layers", replace=[("self.dweights = self.inputs.T @ dvalues", wrong)])
+    run(
+        ip,
+        "rng = np.random.default_rng(0)\ndense1 = Layer_Dense(3, 4)\nX = rng.standard_normal((5, 3))\n"
+        "dense1.forward(X)\ndvalues = rng.standard_normal((5, 4))",
+    )
+    result = check(ip, "dense1")
+    assert result.failed == ["dense1.weights"]
+    top = result.suspects("dense1.weights")[0]
+    assert top.function.endswith("backward") and top.line == wrong
+    assert result.table.loc["dense1.biases", "suspect"] == ""
+
+
+def test_correct_layer_function_and_layer_object_show_no_suspect(ip):
+    load(ip, "cs231n_layers", "nnfs_layers")
+    run(
+        ip,
+        "rng = np.random.default_rng(1)\nx = rng.standard_normal((3, 6))\nw = rng.standard_normal((6, 4))\n"
+        "b = rng.standard_normal(4)\ndout = rng.standard_normal((3, 4))\ndense1 = Layer_Dense(3, 4)\n"
+        "X = rng.standard_normal((5, 3))\ndvalues = rng.standard_normal((5, 4))",
+    )
+    for line in ("-f affine_forward -b affine_backward", "dense1"):
+        result = check(ip, line)
+        assert result.passed and set(result.table["suspect"]) == {""}, result
