@@ -130,7 +130,8 @@ class Plan:
 
 
 def is_numeric_array(value) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+    """Real or complex numbers (complex and masked arrays are found, then refused by name)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "biufc"
 
 
 def is_numeric_scalar(value) -> bool:
@@ -309,13 +310,15 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
 
 
 def validate_parameters(name: str, value) -> None:
-    """Parameters are a dict of numeric arrays, or one numeric scalar/array."""
+    """Parameters are a dict of real numeric arrays (numbers may sit beside them), or one real
+    number or array; what cannot be checked is refused by name, with the fix."""
     if isinstance(value, dict):
         if not value:
             raise GradCheckError(f"{name!r} is an empty dict: there is no parameter to check")
         for key, arr in value.items():
             if not isinstance(key, str):
                 raise GradCheckError(f"{name!r} has a key {key!r} that is not a string")
+            _refuse_unusual(f"{name}[{key!r}]", arr)
             if is_numeric_scalar(arr):
                 continue
             if not isinstance(arr, np.ndarray):
@@ -326,10 +329,21 @@ def validate_parameters(name: str, value) -> None:
             if arr.size == 0:
                 raise GradCheckError(f"{name}[{key!r}] is empty (shape {arr.shape})")
         return
+    _refuse_unusual(name, value)
     if is_numeric_scalar(value) or (is_numeric_array(value) and value.size):
         return
     raise GradCheckError(f"{name!r} is a {type(value).__name__}: parameters must be a dict of numpy "
                          "arrays (W1, b1, ...) or a single number or numpy array")
+
+
+def _refuse_unusual(label: str, value) -> None:
+    """Complex and masked parameters: refused with the reason and the fix, never checked wrongly."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise GradCheckError(f"{label} is a masked array: the check cannot know what the mask means for the "
+                             "gradient; pass plain data (np.ma.getdata(...) or .filled(value))")
+    if np.iscomplexobj(value):
+        raise GradCheckError(f"{label} is complex: central differences check real parameters; check the real "
+                             "and imaginary parts as two real arrays")
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,7 @@ class GradCheckResult:
         styler = (df.style
                   .apply(lambda row: [ROW_STYLE[status[row.name]]] * len(row), axis=1)
                   .apply_index(lambda names: [ROW_STYLE[status[n]] for n in names], axis=0)
+                  .format(escape="html").format_index(escape="html", axis=0)  # block names, notes: user text
                   .format({"rel_error": _sci, "max_abs_error": _sci})
                   .set_caption(html.escape(self.summary()))
                   .set_table_attributes('class="gradcheck-table"')
