@@ -80,12 +80,19 @@ class Snapshot:
 
     def changes(self) -> list:
         """Names of what differs from the snapshot (for reporting mutation)."""
-        found = [f"{name} (rebound)" for name, value in self.bindings.items() if self.namespace.get(name) is not value]
+        found = [
+            f"{name} (rebound)"
+            for name, value in self.bindings.items()
+            if self.namespace.get(name) is not value
+        ]
         for saved in self.dicts:
             if list(saved.value) != [k for k, _ in saved.items]:
                 found.append(f"{saved.label} (keys changed)")
-            found += [f"{saved.label}[{k!r}] (replaced)" for k, v in saved.items if k in saved.value and
-                      saved.value[k] is not v]
+            found += [
+                f"{saved.label}[{k!r}] (replaced)"
+                for k, v in saved.items
+                if k in saved.value and saved.value[k] is not v
+            ]
         found += [s.label for s in self.arrays if not _same_bits(s.array, s.copy)]
         return found
 
@@ -128,5 +135,7 @@ def _restore_array(saved: Saved) -> Optional[str]:
             saved.owner[saved.key] = copy
         except Exception as exc:  # noqa: BLE001
             return f"{saved.label} could not be restored ({type(exc).__name__}: {exc})"
-        return (f"{saved.label} was reshaped or retyped in place and could not be written back: "
-                "it is rebound to a copy of the original (other references still see the change)")
+        return (
+            f"{saved.label} was reshaped or retyped in place and could not be written back: "
+            "it is rebound to a copy of the original (other references still see the change)"
+        )

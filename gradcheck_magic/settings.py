@@ -63,8 +63,10 @@ def _positive(key: str, value) -> float:
 
 
 def _whole(key: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (
-        isinstance(value, (float, np.floating)) and float(value).is_integer()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        and not (isinstance(value, (float, np.floating)) and float(value).is_integer())
     ):
         raise GradCheckError(f"{key} must be a whole number, not {value!r}")
     if int(value) < minimum:
@@ -128,17 +130,22 @@ def step_problem(epsilon: Optional[float], fail_threshold: float, j0: float, blo
         if stuck.any():
             where = np.unravel_index(int(np.argmax(stuck)), values.shape) if values.ndim else ()
             value = float(values[where])
-            return (f"epsilon {epsilon:g} does not move {block.name}{list(where) if where else ''} (value {value:.3g}, "
-                    f"float64 spacing {float(np.spacing(abs(value))):.2g}): the step cannot be seen; "
-                    f"{_STEP_FIX}")
+            return (
+                f"epsilon {epsilon:g} does not move {block.name}{list(where) if where else ''} "
+                f"(value {value:.3g}, "
+                f"float64 spacing {float(np.spacing(abs(value))):.2g}): the step cannot be seen; "
+                f"{_STEP_FIX}"
+            )
     analytic = [b.comparable.reshape(-1) for b in blocks if b.comparable is not None]
     if not analytic:
         return None
     slope = float(np.sqrt(np.mean(np.concatenate(analytic) ** 2)))
     noise = EPS * abs(j0) / (2.0 * epsilon)
     if noise > STEP_NOISE_SHARE * fail_threshold * slope:
-        return (f"epsilon {epsilon:g} is too small for this cost: its round-off over the step ({noise:.2g}) "
-                f"hides errors in gradients of size {slope:.2g}; {_STEP_FIX}")
+        return (
+            f"epsilon {epsilon:g} is too small for this cost: its round-off over the step ({noise:.2g}) "
+            f"hides errors in gradients of size {slope:.2g}; {_STEP_FIX}"
+        )
     return None
 
 

@@ -1,11 +1,11 @@
 """Accept what users write (their containers, callables, matrices, numbers beside arrays) and refuse
 by name, with the fix, what cannot be checked.  Each case runs through the real magic; correct code
 must pass and a planted bug must fail in exactly its block."""
+
 import numpy as np
 import pytest
-from IPython.core.error import UsageError
-
 from conftest import check, run
+from IPython.core.error import UsageError
 
 NET = """
 rng = np.random.default_rng(0)
@@ -31,10 +31,14 @@ def net(ip, bug=False, extra=""):
 
 @pytest.mark.parametrize("bug, failed", [(False, []), (True, ["b"])])
 def test_a_float_beside_the_arrays_is_a_block_when_it_has_a_gradient(ip, bug, failed):
-    net(ip, bug, extra="""
+    net(
+        ip,
+        bug,
+        extra="""
 parameters["b"] = float(parameters["b"][0, 0])
 parameters["scale"] = np.float32(1.0)   # a constant the forward reads; no gradient
-""")
+""",
+    )
     result = check(ip)
     assert list(result.table.index) == ["W", "b"]
     assert result.failed == failed
@@ -44,7 +48,10 @@ parameters["scale"] = np.float32(1.0)   # a constant the forward reads; no gradi
 
 @pytest.mark.parametrize("bug, failed", [(False, []), (True, ["decoder"])])
 def test_keys_starting_with_d_are_parameters_not_gradients(ip, bug, failed):
-    net(ip, bug, extra="""
+    net(
+        ip,
+        bug,
+        extra="""
 parameters = {"dense": parameters["W"], "decoder": parameters["b"]}
 _fwd, _bwd = forward_propagation, backward_propagation
 def forward_propagation(X, Y, parameters):
@@ -52,18 +59,22 @@ def forward_propagation(X, Y, parameters):
 def backward_propagation(X, Y, cache):
     grads = _bwd(X, Y, cache)
     return {"ddense": grads["dW"], "ddecoder": grads["db"]}
-""")
+""",
+    )
     assert check(ip).failed == failed
 
 
-@pytest.mark.parametrize("wrapper", [
-    "def forward_propagation(X, Y, parameters, *args, **kwargs):\n    return _fwd(X, Y, parameters)",
-    "import functools\nforward_propagation = functools.partial(_fwd, Y=Y)",
-    "class Net:\n    def forward(self, X, Y, parameters):\n        return _fwd(X, Y, parameters)\n"
-    "forward_propagation = Net().forward",
-    "class Forward:\n    def __call__(self, X, Y, parameters):\n        return _fwd(X, Y, parameters)\n"
-    "forward_propagation = Forward()",
-])
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        "def forward_propagation(X, Y, parameters, *args, **kwargs):\n    return _fwd(X, Y, parameters)",
+        "import functools\nforward_propagation = functools.partial(_fwd, Y=Y)",
+        "class Net:\n    def forward(self, X, Y, parameters):\n        return _fwd(X, Y, parameters)\n"
+        "forward_propagation = Net().forward",
+        "class Forward:\n    def __call__(self, X, Y, parameters):\n        return _fwd(X, Y, parameters)\n"
+        "forward_propagation = Forward()",
+    ],
+)
 @pytest.mark.parametrize("bug, failed", [(False, []), (True, ["b"])])
 def test_star_args_partial_bound_method_and_callable_object_forwards(ip, wrapper, bug, failed):
     net(ip, bug, extra="_fwd = forward_propagation\n" + wrapper)
@@ -73,7 +84,10 @@ def test_star_args_partial_bound_method_and_callable_object_forwards(ip, wrapper
 
 @pytest.mark.parametrize("container", ["OrderedDict", "Params"])
 def test_the_users_own_dict_type_reaches_the_users_code(ip, container):
-    net(ip, True, extra="""
+    net(
+        ip,
+        True,
+        extra="""
 from collections import OrderedDict
 class Params(dict):
     def weights(self):
@@ -84,7 +98,8 @@ def forward_propagation(X, Y, parameters):
     parameters.move_to_end("W") if CONTAINER == "OrderedDict" else parameters.weights()
     return _fwd(X, Y, parameters)
 parameters = CONTAINER_TYPE(parameters)
-""".replace("CONTAINER_TYPE", container).replace("CONTAINER", repr(container)))
+""".replace("CONTAINER_TYPE", container).replace("CONTAINER", repr(container)),
+    )
     result = check(ip)
     assert result.failed == ["b"]
     assert type(ip.user_ns["parameters"]).__name__ == container
@@ -92,13 +107,17 @@ parameters = CONTAINER_TYPE(parameters)
 
 @pytest.mark.parametrize("bug, failed", [(False, []), (True, ["b"])])
 def test_matrix_parameters_reach_the_forward_as_matrices(ip, bug, failed):
-    net(ip, bug, extra="""
+    net(
+        ip,
+        bug,
+        extra="""
 parameters = {k: np.matrix(v) for k, v in parameters.items()}
 _fwd, _bwd = forward_propagation, backward_propagation
 def forward_propagation(X, Y, parameters):
     assert isinstance(parameters["W"], np.matrix)
     return _fwd(X, Y, {k: np.asarray(v) for k, v in parameters.items()})
-""")
+""",
+    )
     result = check(ip)
     assert result.failed == failed
     assert isinstance(ip.user_ns["parameters"]["W"], np.matrix)
@@ -117,43 +136,54 @@ def test_masked_parameters_are_refused_by_name(ip):
 
 
 def test_a_complex_gradient_fails_its_block_never_passes(ip):
-    net(ip, extra="""
+    net(
+        ip,
+        extra="""
 _bwd = backward_propagation
 def backward_propagation(X, Y, cache):
     grads = _bwd(X, Y, cache)
     grads["dW"] = grads["dW"] + 1j * grads["dW"]
     return grads
-""")
+""",
+    )
     result = check(ip)
     assert result.failed == ["W"]
     assert "complex" in result.table.loc["W", "note"]
 
 
 def test_a_float32_cost_is_refused_as_a_precision_matter_not_a_kink(ip):
-    net(ip, extra="""
+    net(
+        ip,
+        extra="""
 _fwd = forward_propagation
 def forward_propagation(X, Y, parameters):
     cost, cache = _fwd(X, Y, parameters)
     return np.float32(cost), cache
-""")
+""",
+    )
     with pytest.raises(UsageError, match="float32 cost: its precision") as info:
         check(ip)
     assert "kink" not in str(info.value) and "non-differentiable" not in str(info.value)
 
 
 def test_an_integer_cost_is_refused_as_an_integer(ip):
-    net(ip, extra="""
+    net(
+        ip,
+        extra="""
 _fwd = forward_propagation
 def forward_propagation(X, Y, parameters):
     cost, cache = _fwd(X, Y, parameters)
     return int(cost * 1000), cache
-""")
+""",
+    )
     with pytest.raises(UsageError, match="integer cost"):
         check(ip)
 
 
 def test_a_cost_nan_on_the_second_evaluation_is_not_finite_not_nondeterministic(ip):
-    net(ip, extra="""
+    net(
+        ip,
+        extra="""
 calls = 0
 _fwd = forward_propagation
 def forward_propagation(X, Y, parameters):
@@ -161,14 +191,18 @@ def forward_propagation(X, Y, parameters):
     calls += 1
     cost, cache = _fwd(X, Y, parameters)
     return (float("nan") if calls == 3 else cost), cache
-""")
+""",
+    )
     with pytest.raises(UsageError, match="not finite") as info:
         check(ip)
     assert "not deterministic" not in str(info.value)
 
 
 def test_block_names_are_html_escaped_in_the_table(ip):
-    net(ip, True, extra="""
+    net(
+        ip,
+        True,
+        extra="""
 parameters = {"<b>W</b>": parameters["W"], "b": parameters["b"]}
 _fwd, _bwd = forward_propagation, backward_propagation
 def forward_propagation(X, Y, parameters):
@@ -176,6 +210,7 @@ def forward_propagation(X, Y, parameters):
 def backward_propagation(X, Y, cache):
     grads = _bwd(X, Y, cache)
     return {"d<b>W</b>": grads["dW"], "db": grads["db"]}
-""")
+""",
+    )
     html = check(ip)._repr_html_()
     assert "<b>W</b>" not in html and "&lt;b&gt;W&lt;/b&gt;" in html

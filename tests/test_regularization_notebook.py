@@ -1,12 +1,11 @@
 """A regularization notebook holding the plain, L2 and dropout families: the %%gradcheck cell decides,
 whatever ran before, and a wrong gradient never passes."""
+
 import itertools
 
-import numpy as np
 import pytest
-from IPython.core.error import UsageError
-
 from conftest import check, run, source
+from IPython.core.error import UsageError
 
 L2_BUG = [(" + (lambd / m) * W2", "")]  # dW2 misses its L2 term
 DROPOUT_BUG = [("    dA1 = dA1 / keep_prob\n", "")]  # dA1 is not rescaled: W1, b1 wrong
@@ -59,7 +58,9 @@ def test_unchosen_candidate_with_a_typo_never_aborts_the_l2_check(ip):
 
 def test_helpers_named_like_a_forward_do_not_compete(ip):
     notebook(ip)
-    run(ip, """
+    run(
+        ip,
+        """
 calls = []
 def forward_fill(X, parameters):
     calls.append("fill")
@@ -67,7 +68,8 @@ def forward_fill(X, parameters):
 def compute_cost_test_case():
     calls.append("test_case")
     return np.ones((1, 3)), np.ones((1, 3))
-""")
+""",
+    )
     result = ip.run_cell_magic("gradcheck", "-o", "lambd = 0.7")
     assert "forward_propagation(X, parameters)" in result.functions and result.passed
     assert ip.user_ns["calls"] == []
@@ -75,26 +77,35 @@ def compute_cost_test_case():
 
 def test_a_candidate_that_is_not_chosen_is_never_run(ip):
     notebook(ip)
-    run(ip, """
+    run(
+        ip,
+        """
 ran = []
 def forward_propagation_with_dropout(X, parameters, keep_prob=0.5):
     ran.append(keep_prob)
     return np.zeros((1, X.shape[1])), ()
-""")
+""",
+    )
     ip.run_cell_magic("gradcheck", "-o", "lambd = 0.7")
     assert ip.user_ns["ran"] == []
 
 
-@pytest.mark.parametrize("seed", [1, 3, 4])  # seed 2 kills layer 1: W1, b1 gradients are 0, a bug there is invisible
-@pytest.mark.parametrize("family, cell, bug, failed", [
-    ("l2", "lambd = 0.7", L2_BUG, ["W2"]),
-    ("l2", "lambd = 0.7", (), []),
-    ("dropout", "keep_prob = 0.86", DROPOUT_BUG, ["W1", "b1"]),
-    ("dropout", "keep_prob = 0.86", (), []),
-])
+@pytest.mark.parametrize(
+    "seed", [1, 3, 4]
+)  # seed 2 kills layer 1: W1, b1 gradients are 0, a bug there is invisible
+@pytest.mark.parametrize(
+    "family, cell, bug, failed",
+    [
+        ("l2", "lambd = 0.7", L2_BUG, ["W2"]),
+        ("l2", "lambd = 0.7", (), []),
+        ("dropout", "keep_prob = 0.86", DROPOUT_BUG, ["W1", "b1"]),
+        ("dropout", "keep_prob = 0.86", (), []),
+    ],
+)
 def test_correct_code_passes_and_planted_bugs_fail_at_several_seeds(ip, seed, family, cell, bug, failed):
     notebook(ip, l2_bug=bug if family == "l2" else (), dropout_bug=bug if family == "dropout" else ())
-    run(ip, f"np.random.seed({seed}); parameters = {{k: np.random.randn(*v.shape) for k, v in parameters.items()}}")
+    run(ip, f"np.random.seed({seed})")
+    run(ip, "parameters = {k: np.random.randn(*v.shape) for k, v in parameters.items()}")
     result = ip.run_cell_magic("gradcheck", "-o", cell)
     assert result.failed == failed, result
     assert (not failed) == result.passed

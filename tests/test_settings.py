@@ -1,27 +1,30 @@
 """The one settings validation, through every way of setting a value: flags, %gradcheck_config,
 %config / ipython_config.py and the script API."""
-import numpy as np
+
 import pytest
+from conftest import check, load_convention
 from IPython.core.error import UsageError
+from test_planted_bugs import SEED_FIX
 
 import gradcheck_magic
-from conftest import SETUPS, check, load_convention, run, source
-from test_planted_bugs import SEED_FIX
 
 
 def magics(ip):
     return ip.magics_manager.registry["GradCheck"]
 
 
-@pytest.mark.parametrize("line, message", [
-    ("--seed -1", "seed must be at least 0"),
-    ("--probes -2", "probes must be at least 1"),
-    ("--probes 0", "probes must be at least 1"),
-    ("-t inf", "threshold must be a positive number"),
-    ("-t nan", "threshold must be a positive number"),
-    ("-e inf", "epsilon must be a positive number"),
-    ("-t 1e-3", r"threshold \(0.001\) must not exceed fail_threshold"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("--seed -1", "seed must be at least 0"),
+        ("--probes -2", "probes must be at least 1"),
+        ("--probes 0", "probes must be at least 1"),
+        ("-t inf", "threshold must be a positive number"),
+        ("-t nan", "threshold must be a positive number"),
+        ("-e inf", "epsilon must be a positive number"),
+        ("-t 1e-3", r"threshold \(0.001\) must not exceed fail_threshold"),
+    ],
+)
 def test_bad_setting_flags_are_one_line_usage_errors(ip, line, message):
     load_convention(ip, "seed_net")
     with pytest.raises(UsageError, match=message) as info:
@@ -29,8 +32,10 @@ def test_bad_setting_flags_are_one_line_usage_errors(ip, line, message):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("line", ["threshold=inf fail_threshold=inf", "seed=-1", "probes=0",
-                                  "threshold=1e-3", "fail_threshold=nan"])
+@pytest.mark.parametrize(
+    "line",
+    ["threshold=inf fail_threshold=inf", "seed=-1", "probes=0", "threshold=1e-3", "fail_threshold=nan"],
+)
 def test_config_refuses_the_same_values_and_changes_nothing(ip, line):
     before = {k: getattr(magics(ip), k) for k in ("threshold", "fail_threshold", "seed", "probes")}
     with pytest.raises(UsageError):
@@ -82,7 +87,10 @@ def test_bad_saved_setting_is_reported_and_reload_still_registers_the_magics(she
     try:
         shell.run_line_magic("reload_ext", "gradcheck_magic")
         assert "gradcheck" in shell.magics_manager.magics["cell"]
-        assert "ignored a saved setting (epsilon=-1.0: epsilon must be a positive number" in capsys.readouterr().err
+        assert (
+            "ignored a saved setting (epsilon=-1.0: epsilon must be a positive number"
+            in capsys.readouterr().err
+        )
         assert shell.magics_manager.registry["GradCheck"].epsilon is None
     finally:
         shell.config.GradCheck.pop("epsilon", None)
