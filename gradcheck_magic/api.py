@@ -97,9 +97,9 @@ def preflight(plan, snapshot: Snapshot, settings: Settings) -> tuple:
     """Evaluate once at θ and refuse, with a one-line reason, what cannot be checked."""
     __tracebackhide__ = True  # noqa: F841
     for binding in (plan.forward, plan.backward, plan.cost):
-        for arg, src, value, _ in (binding.args if binding else ()):
-            if src == discovery.VALUE:
-                snapshot.watch(arg, value)
+        for arg in binding.args if binding else ():
+            if arg.source == discovery.VALUE:
+                snapshot.watch(arg.name, arg.value)
     problem = Problem(plan, snapshot.rng)
     j0, first, cache = problem.baseline()
     changed = snapshot.changes()

@@ -13,7 +13,7 @@ import inspect
 import re
 import types
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -35,13 +35,22 @@ ROLE_WORDS = {
 PARAMS, OUTPUT, CACHE, VALUE = "params", "output", "cache", "value"
 
 
+class Arg(NamedTuple):
+    """One argument of a user function: its name, where its value comes from, and how it is passed."""
+
+    name: str
+    source: str  # PARAMS, OUTPUT, CACHE or VALUE
+    value: object  # the namespace value when source is VALUE
+    keyword_only: bool
+
+
 @dataclass
 class Binding:
     """How to call one user function: each argument's source, in signature order."""
 
     name: str
     fn: Callable
-    args: list  # (argname, source, value, keyword_only)
+    args: list  # of Arg, in signature order
     missing: list = field(default_factory=list)
 
     @property
@@ -215,14 +224,14 @@ def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forwa
         kw = p.kind == p.KEYWORD_ONLY
         arg = p.name
         if arg == params_name or (arg in PARAM_ALIASES and arg not in namespace):
-            args.append((arg, PARAMS, None, kw))
+            args.append(Arg(arg, PARAMS, None, kw))
         elif after_forward and arg in CACHE_NAMES:
-            args.append((arg, CACHE, None, kw))
+            args.append(Arg(arg, CACHE, None, kw))
         elif after_forward and OUTPUT_NAME.match(arg) and not (
                 arg in ("cost", "J") and forward_returns_cost is False):
-            args.append((arg, OUTPUT, None, kw))
+            args.append(Arg(arg, OUTPUT, None, kw))
         elif arg in namespace:
-            args.append((arg, VALUE, namespace[arg], kw))
+            args.append(Arg(arg, VALUE, namespace[arg], kw))
         elif p.default is not p.empty:
             continue
         else:
@@ -366,7 +375,7 @@ class Family:
     @property
     def inputs(self) -> frozenset:
         """The namespace variables it consumes (X, Y, lambd, keep_prob, ...)."""
-        return frozenset(arg for b in self.bindings for arg, src, _, _ in b.args if src == VALUE)
+        return frozenset(a.name for b in self.bindings for a in b.args if a.source == VALUE)
 
     def cell_hits(self, written: set) -> int:
         """How many of its inputs and functions the %%gradcheck cell itself assigned or defined."""

@@ -104,6 +104,25 @@ def refuse_cost_kind(value, where: str) -> None:
                              "gradients; compute the cost in float64 (drop the astype/float32 inputs)")
 
 
+#: A float64 cost that is exactly a float32 value with more significant bits than this was computed in
+#: float32 (a float64 result lands on a float32 value with probability 2**-29; short values such as
+#: 8.0 or 0.75 are exact in both and say nothing).
+FLOAT32_EVIDENCE_BITS = 12
+
+
+def carries_float32_precision(j0: float) -> bool:
+    """Was this float64 cost computed in float32 (and widened by ``float()``)?"""
+    if j0 == 0 or not np.isfinite(j0) or float(np.float32(j0)) != j0:
+        return False
+    mantissa, _ = np.frexp(abs(j0))
+    bits = 53
+    scaled = int(mantissa * 2.0**53)
+    while bits > 0 and scaled % 2 == 0:
+        scaled //= 2
+        bits -= 1
+    return bits > FLOAT32_EVIDENCE_BITS
+
+
 def to_float_for(value):
     """A fast converter to float for this kind of cost value."""
     return float if np.ndim(value) == 0 else (lambda v: float(np.asarray(v).reshape(-1)[0]))
@@ -219,6 +238,10 @@ class Problem:
         refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
         j0 = self.to_float(value)
+        if carries_float32_precision(j0):
+            raise GradCheckError(f"{where} returned a cost with float32 precision ({j0!r} is exactly a float32 "
+                                 "value): the forward computes in float32, too coarse for central differences "
+                                 "(it would be mistaken for wrong gradients); compute it in float64")
         self.eval_seconds = time.perf_counter() - start
         return j0, first, cache
 

@@ -214,3 +214,16 @@ def backward_propagation(X, Y, cache):
     )
     html = check(ip)._repr_html_()
     assert "<b>W</b>" not in html and "&lt;b&gt;W&lt;/b&gt;" in html
+
+
+def test_a_float32_forward_widened_by_float_is_refused_as_precision(ip):
+    net(ip, extra="""
+_fwd = forward_propagation
+def forward_propagation(X, Y, parameters):
+    small = {k: v.astype(np.float32) for k, v in parameters.items()}
+    cost, cache = _fwd(X.astype(np.float32), Y.astype(np.float32), small)
+    return float(cost), cache
+""")
+    with pytest.raises(UsageError, match="float32 precision") as info:
+        check(ip)
+    assert "kink" not in str(info.value)
