@@ -1,7 +1,15 @@
-"""``gradcheck()``: the one implementation behind the magic and behind scripts.
+"""``gradcheck()``: the one implementation behind the magic and behind scripts, as named stages.
 
-It discovers (or takes) the functions and parameters, snapshots everything the
-user owns, runs the engine and always restores, whatever happens.
+    settings.validated  every setting, one validation                     (settings.py)
+    Snapshot            every reachable array + np.random, before any user call (safety.py)
+    plan                which functions/parameters, and why; probes under the snapshot (discovery.py)
+    preflight           baseline at θ; refuses what cannot be checked, by name     (here, problem.py)
+    sweep (run)         central differences, RNG replayed per evaluation   (engine.py, problem.py)
+    judge               the verdict rule                                   (engine.py)
+    diagnosed           hints for failing blocks                           (diagnosis.py)
+    result              GradCheckResult, built once, after the restore     (result.py)
+
+The restore runs in a ``finally``; what it could only rebind is reported in the result's warnings.
 """
 from __future__ import annotations
 
