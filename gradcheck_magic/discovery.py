@@ -300,6 +300,11 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
         looks_like_parameters(namespace[k]) or
         (k in PARAM_ALIASES and (is_numeric_array(namespace[k]) or is_numeric_scalar(namespace[k])))))
     if not candidates:
+        starred = [k for k, fn in forwards.items() if _only_star_args(fn)]
+        if starred:
+            raise GradCheckError(f"{starred[0]}(*args, **kwargs) does not name its arguments (a decorator without "
+                                 "functools.wraps?): define it with named arguments, e.g. (X, parameters), or "
+                                 "pass -f/--forward NAME of the function it wraps")
         dicts = [k for k, v in namespace.items() if looks_like_parameters(v) and not k.startswith("_")]
         hint = f" (dicts of arrays in the namespace: {', '.join(sorted(dicts))})" if dicts else ""
         raise GradCheckError("no parameters found: define a dict of arrays such as "
@@ -464,7 +469,10 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
     rejected, families, callable_forwards = [], [], 0
     for name, fn in forwards.items():
         fb = bind(name, fn, namespace, params_name, after_forward=False)
-        if not fb.uses(PARAMS):
+        if not fb.uses(PARAMS) and _only_star_args(fn):
+            rejected.append(f"{name}(*args, **kwargs) does not name its arguments (a decorator without "
+                            "functools.wraps?): define it with named arguments, e.g. (X, parameters)")
+        elif not fb.uses(PARAMS):
             rejected.append(f"{fb.signature()}: takes no parameters argument ({params_name!r})")
         elif not fb.ok:
             rejected.append(f"{name}: {_missing(fb)}")
@@ -504,6 +512,14 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
             "variable only one of them uses (lambd, keep_prob, ...) in the %%gradcheck cell")
     chosen = top[0]
     return Plan(params_name, params_value, chosen.forward, chosen.backward, chosen.cost, namespace)
+
+
+def _only_star_args(fn) -> bool:
+    try:
+        kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+    except (TypeError, ValueError):
+        return False
+    return bool(kinds) and kinds <= {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
 
 
 def _probe(fb: Binding, params_name: str, params_value, returns_cost):

@@ -217,13 +217,32 @@ def backward_propagation(X, Y, cache):
 
 
 def test_a_float32_forward_widened_by_float_is_refused_as_precision(ip):
-    net(ip, extra="""
+    net(
+        ip,
+        extra="""
 _fwd = forward_propagation
 def forward_propagation(X, Y, parameters):
     small = {k: v.astype(np.float32) for k, v in parameters.items()}
     cost, cache = _fwd(X.astype(np.float32), Y.astype(np.float32), small)
     return float(cost), cache
-""")
+""",
+    )
     with pytest.raises(UsageError, match="float32 precision") as info:
         check(ip)
     assert "kink" not in str(info.value)
+
+
+def test_a_forward_taking_only_star_args_is_refused_by_name_with_the_fix(ip):
+    net(
+        ip,
+        extra="""
+_fwd = forward_propagation
+def forward_propagation(*args, **kwargs):
+    return _fwd(*args, **kwargs)
+""",
+    )
+    with pytest.raises(
+        UsageError, match=r"forward_propagation\(\*args, \*\*kwargs\) does not name its arguments"
+    ):
+        check(ip)
+    assert check(ip, "-f _fwd").passed  # named arguments: checked
