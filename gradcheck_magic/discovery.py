@@ -305,6 +305,12 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
             raise GradCheckError(f"{starred[0]}(*args, **kwargs) does not name its arguments (a decorator without "
                                  "functools.wraps?): define it with named arguments, e.g. (X, parameters), or "
                                  "pass -f/--forward NAME of the function it wraps")
+        for k in sorted(arg_names):  # a dict the forward takes by name, unusable: say which entry and why
+            if isinstance(namespace.get(k), dict) and namespace[k]:
+                try:
+                    validate_parameters(k, namespace[k])
+                except GradCheckError as exc:
+                    raise GradCheckError(f"no parameters found: {exc}") from None
         dicts = [k for k, v in namespace.items() if looks_like_parameters(v) and not k.startswith("_")]
         hint = f" (dicts of arrays in the namespace: {', '.join(sorted(dicts))})" if dicts else ""
         raise GradCheckError("no parameters found: define a dict of arrays such as "
@@ -498,9 +504,12 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
         families = [f for f in families if probed.get(f.forward.name, f.forward_returns_cost) is
                     f.forward_returns_cost]
     if not families:
-        raised = [v for v in probed.values() if isinstance(v, Exception)]
+        raised = [v for v in probed.values() if isinstance(v, Exception) and not isinstance(v, GradCheckError)]
         if raised:  # nothing usable remains: the best candidate's own error, as the user's traceback
             raise raised[0].with_traceback(raised[0].__traceback__)
+        refusals = [v for v in probed.values() if isinstance(v, GradCheckError)]
+        if refusals:  # nothing usable remains: why the best candidate's output cannot be used
+            raise GradCheckError(str(refusals[0]))
         notes = [v for v in probed.values() if isinstance(v, str)]
         raise GradCheckError(_nothing_fits(rejected + notes, probed))
     top = rank(families, written)
@@ -529,7 +538,7 @@ def _probe(fb: Binding, params_name: str, params_value, returns_cost):
     try:
         return bool(returns_cost(fb, params_name, params_value))
     except GradCheckError as exc:
-        return f"{fb.name}: {exc}"
+        return exc
     except Exception as exc:  # noqa: BLE001 - a candidate's own bug drops that candidate only
         return exc
 

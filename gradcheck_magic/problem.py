@@ -139,7 +139,15 @@ def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
     finally:
         np.random.set_state(state)
     first, _ = split_output(out, binding.name)
+    refuse_complex_cost(first, binding.name)
     return is_scalar_like(first)
+
+
+def refuse_complex_cost(value, where: str) -> None:
+    """A complex cost has no ordering to descend: refused by name, not taken for an activation."""
+    if np.iscomplexobj(value) and np.size(value) == 1:
+        raise GradCheckError(f"{where} returned a complex cost ({complex(np.asarray(value).reshape(-1)[0]):.4g}): "
+                             "the cost must be a real number (take .real or abs(...) if that is what you mean)")
 
 
 def _marked(call, signature: str):
@@ -235,6 +243,7 @@ class Problem:
             raise GradCheckError(f"{where} returned {type(value).__name__} of shape {shape}, not a "
                                  "single number: the cost must be a scalar (pass -c/--cost NAME if "
                                  "the forward returns an activation)")
+        refuse_complex_cost(value, where)
         refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
         j0 = self.to_float(value)

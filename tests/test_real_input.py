@@ -246,3 +246,26 @@ def forward_propagation(*args, **kwargs):
     ):
         check(ip)
     assert check(ip, "-f _fwd").passed  # named arguments: checked
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('parameters["c"] = None', r"parameters\['c'\] is a NoneType, not a numpy array"),
+        ('parameters["W"] = parameters["W"].astype(object)', r"parameters\['W'\] has dtype object"),
+        (
+            "_f = forward_propagation\ndef forward_propagation(X, Y, parameters):\n    _f(X, Y, parameters)",
+            "forward_propagation returned None; expected the cost",
+        ),
+        (
+            "_f = forward_propagation\ndef forward_propagation(X, Y, parameters):\n"
+            "    cost, cache = _f(X, Y, parameters)\n    return complex(cost), cache",
+            "returned a complex cost",
+        ),
+    ],
+)
+def test_unusable_input_is_refused_naming_the_entry_or_the_output(ip, extra, message):
+    net(ip, extra=extra)
+    with pytest.raises(UsageError, match=message) as info:
+        check(ip)
+    assert "no backward function can be called" not in str(info.value)
