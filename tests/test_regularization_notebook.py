@@ -107,5 +107,8 @@ def test_correct_code_passes_and_planted_bugs_fail_at_several_seeds(ip, seed, fa
     run(ip, f"np.random.seed({seed})")
     run(ip, "parameters = {k: np.random.randn(*v.shape) for k, v in parameters.items()}")
     result = ip.run_cell_magic("gradcheck", "-o", cell)
+    assert (
+        f"backward_propagation_with_{'regularization' if family == 'l2' else 'dropout'}" in result.functions
+    )
     assert result.failed == failed, result
     assert (not failed) == result.passed
