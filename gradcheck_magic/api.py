@@ -125,9 +125,9 @@ def preflight(plan, snapshot: Snapshot, settings: Settings) -> tuple:
     with silenced():
         again = cost_fn()
     if not np.isfinite(again):
-        raise GradCheckError(f"the cost is not finite ({again}) on a second evaluation at the same parameters "
-                             f"(it was {j0!r} the first time): nothing can be verified; does {plan.forward.name} "
-                             "change a global or its inputs between calls?")
+        raise GradCheckError(f"the cost is not finite ({again}) on a second evaluation at the same "
+                             f"parameters (it was {j0!r} the first time): nothing can be verified; does "
+                             f"{plan.forward.name} change a global or its inputs between calls?")
     if not abs(again - j0) <= REPEAT_ULPS * np.finfo(float).eps * max(abs(j0), 1e-300):
         raise GradCheckError(
             f"the cost changed between two evaluations at the same parameters ({j0!r} then "

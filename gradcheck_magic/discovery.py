@@ -111,6 +111,7 @@ class Plan:
     backward: Binding
     cost: Optional[Binding]
     namespace: dict
+    reason: str = ""  # why this set won over the other complete ones ("" when it was the only one)
 
     def describe(self) -> str:
         parts = [self.forward.signature()]
@@ -157,7 +158,8 @@ def looks_like_parameters(value) -> bool:
     names (dW1, ...)."""
     if not isinstance(value, dict) or not value:
         return False
-    if not all(isinstance(k, str) and (is_numeric_array(v) or is_numeric_scalar(v)) for k, v in value.items()):
+    numeric = (is_numeric_array(v) or is_numeric_scalar(v) for v in value.values())
+    if not all(isinstance(k, str) for k in value) or not all(numeric):
         return False
     if not any(is_numeric_array(v) for v in value.values()):
         return False
@@ -242,7 +244,8 @@ def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forwa
 def _lookup(namespace: dict, name: str, what: str, flag: str, found: dict):
     if name not in namespace:
         listing = ", ".join(sorted(found)) or "none"
-        raise GradCheckError(f"{flag} {name}: no {what} named {name!r} in the namespace{suggest(name, found)} "
+        raise GradCheckError(f"{flag} {name}: no {what} named {name!r} in the namespace"
+                             f"{suggest(name, found)} "
                              f"(found {what if what.endswith('s') else what + 's'}: {listing})")
     value = namespace[name]
     if what != "parameters" and not callable(value):
@@ -302,8 +305,9 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
     if not candidates:
         starred = [k for k, fn in forwards.items() if _only_star_args(fn)]
         if starred:
-            raise GradCheckError(f"{starred[0]}(*args, **kwargs) does not name its arguments (a decorator without "
-                                 "functools.wraps?): define it with named arguments, e.g. (X, parameters), or "
+            raise GradCheckError(f"{starred[0]}(*args, **kwargs) does not name its arguments (a decorator "
+                                 "without functools.wraps?): define it with named arguments, e.g. "
+                                 "(X, parameters), or "
                                  "pass -f/--forward NAME of the function it wraps")
         for k in sorted(arg_names):  # a dict the forward takes by name, unusable: say which entry and why
             if isinstance(namespace.get(k), dict) and namespace[k]:
@@ -398,7 +402,8 @@ class Family:
         tokens = [qualifiers(b.name) for b in self.bindings]
         if len(tokens) < 2:
             return True
-        return all(t <= set().union(*(o for j, o in enumerate(tokens) if j != i)) for i, t in enumerate(tokens))
+        others = [set().union(*(o for j, o in enumerate(tokens) if j != i)) for i in range(len(tokens))]
+        return all(t <= rest for t, rest in zip(tokens, others))
 
     def tie_break(self) -> tuple:
         """Among families consuming the same inputs: more bound inputs, written in the notebook, mirrored."""
@@ -504,7 +509,8 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
         families = [f for f in families if probed.get(f.forward.name, f.forward_returns_cost) is
                     f.forward_returns_cost]
     if not families:
-        raised = [v for v in probed.values() if isinstance(v, Exception) and not isinstance(v, GradCheckError)]
+        raised = [v for v in probed.values()
+                  if isinstance(v, Exception) and not isinstance(v, GradCheckError)]
         if raised:  # nothing usable remains: the best candidate's own error, as the user's traceback
             raise raised[0].with_traceback(raised[0].__traceback__)
         refusals = [v for v in probed.values() if isinstance(v, GradCheckError)]
@@ -520,7 +526,23 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
             "choose with -f/--forward NAME, -b/--backward NAME (and -c/--cost NAME), or assign the "
             "variable only one of them uses (lambd, keep_prob, ...) in the %%gradcheck cell")
     chosen = top[0]
-    return Plan(params_name, params_value, chosen.forward, chosen.backward, chosen.cost, namespace)
+    return Plan(params_name, params_value, chosen.forward, chosen.backward, chosen.cost, namespace,
+                reason=_why(chosen, families, written))
+
+
+def _why(chosen: Family, families: list, written: set) -> str:
+    """One line: which other complete sets there were, and the rule that set them aside."""
+    others = list(dict.fromkeys(f.label for f in families if f.label != chosen.label))
+    if not others:
+        return ""
+    if chosen.cell_hits(written):
+        mine = (chosen.inputs | {b.name for b in chosen.bindings}) & written
+        rule = f"the cell assigns or defines {', '.join(sorted(mine))}"
+    elif any(f.inputs < chosen.inputs for f in families):
+        rule = f"it uses more of what you defined ({', '.join(sorted(chosen.inputs))})"
+    else:
+        rule = "its names agree and it is written in this notebook"
+    return f"chose {chosen.label} over {'; '.join(others)}: {rule}"
 
 
 def _only_star_args(fn) -> bool:
@@ -532,7 +554,8 @@ def _only_star_args(fn) -> bool:
 
 
 def _probe(fb: Binding, params_name: str, params_value, returns_cost):
-    """Does ``fb`` return the cost?  A one-line note when its output is unusable, or the exception it raised."""
+    """Does ``fb`` return the cost?  Else the GradCheckError saying why its output is unusable, or the
+    exception it raised."""
     if returns_cost is None:
         return True
     try:
@@ -550,7 +573,8 @@ def _nothing_fits(rejected: list, probed=None) -> str:
     if outputs:
         return (f"{', '.join(outputs)} returns an output, not a cost, and no cost function can be applied "
                 f"to it; pass -c/--cost NAME" + (f" ({reasons})" if reasons else ""))
-    return f"no backward function can be called: {reasons}. Define the missing names or pass -b/--backward NAME"
+    return (f"no backward function can be called: {reasons}. "
+            "Define the missing names or pass -b/--backward NAME")
 
 
 def _missing(b: Binding) -> str:

@@ -32,7 +32,8 @@ FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
 
 def assigned_names(tree: ast.AST) -> set:
     """Names a cell binds: assignments, loop targets, imports, function and class definitions."""
-    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    names = {node.id for node in ast.walk(tree)
+             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)

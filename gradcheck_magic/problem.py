@@ -95,13 +95,14 @@ def refuse_cost_kind(value, where: str) -> None:
     """A cost central differences cannot read: integer (no small changes) or below float64 precision."""
     dtype = np.asarray(value).dtype
     if dtype.kind in "biu":
-        raise GradCheckError(f"{where} returned an integer cost ({dtype}): a whole-number cost cannot show the "
-                             "small changes central differences measure; return a float (no int(), round() or "
-                             "astype(int) on the cost)")
+        raise GradCheckError(f"{where} returned an integer cost ({dtype}): a whole-number cost cannot "
+                             "show the small changes central differences measure; return a float (no int(), "
+                             "round() or astype(int) on the cost)")
     if dtype.kind == "f" and dtype.itemsize < 8:
-        raise GradCheckError(f"{where} returned a {dtype} cost: its precision (about {np.finfo(dtype).eps:.0e} "
-                             "relative) is too coarse for central differences and would be mistaken for wrong "
-                             "gradients; compute the cost in float64 (drop the astype/float32 inputs)")
+        raise GradCheckError(f"{where} returned a {dtype} cost: its precision (about "
+                             f"{np.finfo(dtype).eps:.0e} relative) is too coarse for central differences and "
+                             "would be mistaken for wrong gradients; compute the cost in float64 (drop the "
+                             "astype/float32 inputs)")
 
 
 #: A float64 cost that is exactly a float32 value with more significant bits than this was computed in
@@ -146,8 +147,9 @@ def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
 def refuse_complex_cost(value, where: str) -> None:
     """A complex cost has no ordering to descend: refused by name, not taken for an activation."""
     if np.iscomplexobj(value) and np.size(value) == 1:
-        raise GradCheckError(f"{where} returned a complex cost ({complex(np.asarray(value).reshape(-1)[0]):.4g}): "
-                             "the cost must be a real number (take .real or abs(...) if that is what you mean)")
+        shown = complex(np.asarray(value).reshape(-1)[0])
+        raise GradCheckError(f"{where} returned a complex cost ({shown:.4g}): the cost must be a real "
+                             "number (take .real or abs(...) if that is what you mean)")
 
 
 def _marked(call, signature: str):
@@ -206,7 +208,8 @@ class Problem:
         """Blocks whose working array was modified, or replaced in the dict the functions get."""
         changed = [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
         if isinstance(self.params_obj, dict):
-            changed += [k for k, v in self.given.items() if self.params_obj.get(k) is not v and k not in changed]
+            changed += [k for k, v in self.given.items()
+                        if self.params_obj.get(k) is not v and k not in changed]
             changed += [f"{k} (added)" for k in self.params_obj if k not in self.work]
         return changed
 
@@ -248,9 +251,9 @@ class Problem:
         self.to_float = to_float_for(value)
         j0 = self.to_float(value)
         if carries_float32_precision(j0):
-            raise GradCheckError(f"{where} returned a cost with float32 precision ({j0!r} is exactly a float32 "
-                                 "value): the forward computes in float32, too coarse for central differences "
-                                 "(it would be mistaken for wrong gradients); compute it in float64")
+            raise GradCheckError(f"{where} returned a cost with float32 precision ({j0!r} is exactly a "
+                                 "float32 value): the forward computes in float32, too coarse for central "
+                                 "differences (it would be mistaken for wrong gradients); compute it in float64")
         self.eval_seconds = time.perf_counter() - start
         return j0, first, cache
 
@@ -361,8 +364,8 @@ class Problem:
         if np.iscomplexobj(grad):
             imaginary = float(np.max(np.abs(np.imag(grad)))) if np.size(grad) else 0.0
             if imaginary > 0:
-                block.fatal = (f"gradient {key} is complex (imaginary part up to {imaginary:.3g}); the parameter "
-                               "is real, so its gradient must be real")
+                block.fatal = (f"gradient {key} is complex (imaginary part up to {imaginary:.3g}); the "
+                               "parameter is real, so its gradient must be real")
                 return block
             grad = np.real(grad)
         try:
