@@ -4,7 +4,7 @@
 Scripts call :func:`gradcheck` directly.
 """
 from .api import gradcheck
-from .engine import Settings
+from .settings import Settings
 from .errors import GradCheckError
 from .result import GradCheckResult
 

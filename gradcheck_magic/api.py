@@ -1,23 +1,34 @@
-"""``gradcheck()``: the one implementation behind the magic and behind scripts.
+"""``gradcheck()``: the one implementation behind the magic and behind scripts, as named stages.
 
-It discovers (or takes) the functions and parameters, snapshots everything the
-user owns, runs the engine and always restores, whatever happens.
+    settings.validated  every setting, one validation                     (settings.py)
+    Snapshot            every reachable array + np.random, before any user call (safety.py)
+    plan                which functions/parameters, and why; probes under the snapshot (discovery.py);
+                        layer functions, models and layer objects plan in conventions.py
+    preflight           baseline at θ; refuses what cannot be checked, by name     (here, problem.py)
+    sweep (run)         central differences, RNG replayed per evaluation   (engine.py, problem.py)
+    judge               the verdict rule                                   (engine.py)
+    diagnosed           hints for failing blocks, suspect lines      (diagnosis.py, suspects.py)
+    result              GradCheckResult, built once, after the restore     (result.py);
+                        recorded for the headless checker                 (grading.py)
+
+The restore runs in a ``finally``; what it could only rebind is reported in the result's warnings.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
 from . import conventions, discovery, grading
 from .diagnosis import Context, diagnose
-from .engine import Engine, EvaluationError, Settings, fmt_index, overall_difference
+from .engine import Engine, EvaluationError, fmt_index, overall_difference
 from .errors import GradCheckError
 from .problem import Problem, arrays_in, dry_run_returns_cost, silenced
 from .result import GradCheckResult
 from .safety import Snapshot
+from .settings import Settings, step_problem, validated
 from .suspects import Finding, find_suspects
 
 
@@ -45,11 +56,7 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
     ``target`` names a model or layer object to check (``%gradcheck model``), dotted names allowed.
     """
     namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})
-    unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
-    if unknown:
-        raise GradCheckError(f"unknown setting(s) {', '.join(sorted(unknown))}")
-    settings = dataclasses.replace(settings or Settings(), **overrides)
-    settings = grading.in_force(settings)  # a grading run's imposed settings win
+    settings = grading.in_force(validated(settings, **overrides))  # a grading run's settings win
     if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params, target)):
         namespace = dict(namespace)
         target = _as_name(namespace, target, "model")
@@ -60,90 +67,145 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
 
     __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
     started = time.perf_counter()
-    rng_before = np.random.get_state()
-    snapshot = None
-    tick_closer = None
+    snapshots = []  # each taken before the first user call it guards; all restored in the finally
     try:
-        # issue 11: layer functions, models, layer objects and flat vectors have their own planners
+        # layer functions, models and layer objects: their planner snapshots the objects it reaches
         convention = conventions.resolve(namespace, forward, backward, cost, params, target, prefer)
         if convention is not None:
-            snapshot, plan, problem = convention.snapshot, convention.plan, convention.problem
+            snapshots.append(convention.snapshot)
+            plan, problem = convention.plan, convention.problem
         else:
-            # find the parameters first so that they are snapshotted before any user code runs
-            pname, _ = discovery.find_parameters(namespace, params,
-                                                 discovery.candidates(namespace, "forward", forward), prefer)
-            snapshot = Snapshot(namespace, pname)
-            plan = discovery.plan(namespace, forward, backward, cost, pname, returns_cost=dry_run_returns_cost)
-            for b in (plan.forward, plan.backward, plan.cost):
-                for arg, src, value, _ in (b.args if b else ()):
-                    if src == discovery.VALUE:
-                        snapshot.watch(arg, value)
+            snapshot = Snapshot(namespace, *discovery.reachable(namespace, forward, backward, cost, params,
+                                                                prefer))
+            snapshots.append(snapshot)
+            plan = discovery.plan(namespace, forward, backward, cost, params,
+                                  returns_cost=dry_run_returns_cost, prefer=prefer)
             problem = Problem(plan, snapshot.rng)
-        j0, first, cache = problem.baseline()
-        changed = snapshot.changes()
+        checked = preflight(plan, problem, snapshots, settings)
+        run = sweep(problem, checked, settings, progress)
+        outcomes, finding = diagnosed(plan, problem, checked, run, settings)
+        changed = _changes(snapshots)
         if changed:
-            raise GradCheckError(f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
-                                 "pass must not change its inputs (your arrays are restored)")
-        if not np.isfinite(j0):
-            raise GradCheckError(f"the cost at the current parameters is {j0}: nothing can be verified "
-                                 "(log(0) or an overflow in the forward or the cost?)")
-        blocks = problem.blocks(first, cache)
-        cost_fn = problem.cost_function()
-        with silenced():
-            again = cost_fn()
-        if not abs(again - j0) <= 16 * np.finfo(float).eps * max(abs(j0), 1e-300):
-            raise GradCheckError(
-                f"the cost changed between two evaluations at the same parameters ({j0!r} then "
-                f"{again!r}): {plan.forward.name} is not deterministic. Random draws must come from "
-                "np.random's global state (replayed before every evaluation), not from an unseeded "
-                "np.random.default_rng() or another source")
-        gradient_is_nonzero = any(b.comparable is not None and np.any(b.comparable) for b in blocks)
-        with silenced():
-            sensitive = not gradient_is_nonzero or problem.sensitivity(j0, cost_fn)
-        if not sensitive:
-            raise GradCheckError(
-                f"the cost did not change when the parameters were perturbed: {plan.forward.name} "
-                f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
-                "instead?)")
-        engine = Engine(blocks, cost_fn, settings, j0=j0)
-        mode = engine.choose_mode(max(problem.eval_seconds, 1e-7))
-        if progress is not None:
-            planned = engine.planned_evaluations(mode)
-            tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7))
-            engine.progress = tick_closer
-        sweep_started = time.perf_counter()
-        with np.errstate(all="ignore"), silenced():  # overflow at θ±ε is reported per block
-            outcomes, interrupted = engine.run(mode)
-        sweep_seconds = time.perf_counter() - sweep_started
-        ctx = Context(m=plan.m, lambd=_number(plan.value_of("lambd")),
-                      values={k: v for k, v in problem.pristine.items()},
-                      activations=[a for _, a in arrays_in((first, cache), "out")])
-        diagnose(blocks, outcomes, ctx, settings.threshold, settings.fail_threshold)
-        for o in outcomes:
-            if o.status == "fail" and o.analytic is not None and o.worst_index is not None:
-                o.hints.append(_worst(o))
-        finding = _suspects(plan, outcomes, ctx)
-        warnings = list(problem.warnings)
-        changed = snapshot.changes()
-        if changed:
-            warnings.append(f"your code modified {', '.join(changed)} during the check; restored")
-        result = GradCheckResult(outcomes, overall_difference(outcomes), settings, mode,
-                                 engine.evaluations, plan.describe(), warnings, interrupted,
-                                 time.perf_counter() - started, finding=finding)
-        result.sweep_seconds = sweep_seconds
-        grading.record(result)  # the headless checker grades only checks recorded here
-        return result
+            run.mutations.append(f"your code modified {', '.join(changed)} during the check; restored")
     except EvaluationError as err:
         exc = err.original
         exc._gradcheck_where = err.where
         raise exc.with_traceback(exc.__traceback__) from None
     finally:
+        restored = [note for s in snapshots for note in (s.restore() or [])]
+    warnings = list(problem.warnings) + run.mutations + restored
+    result = GradCheckResult(outcomes, overall_difference(outcomes), settings, run.mode, run.evaluations,
+                             plan.describe(), warnings, run.interrupted, time.perf_counter() - started,
+                             finding=finding)
+    result.sweep_seconds = run.seconds
+    grading.record(result)  # the headless checker grades only checks recorded here
+    return result
+
+
+def _changes(snapshots) -> list:
+    return list(dict.fromkeys(change for s in snapshots for change in s.changes()))
+
+
+#: Two evaluations at the same θ may differ by this many ulps of |J| and still count as the same cost.
+REPEAT_ULPS = 16
+
+
+@dataclass
+class Checked:
+    """What preflight established: the baseline cost, the blocks and the cost function the engine calls."""
+
+    j0: float
+    blocks: list
+    cost: Callable[[], float]
+    first: object
+    cache: object
+
+
+def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Checked:
+    """Evaluate once at θ and refuse, with a one-line reason, what cannot be checked."""
+    __tracebackhide__ = True  # noqa: F841
+    for binding in (plan.forward, getattr(plan, "backward", None), getattr(plan, "cost", None)):
+        for arg in getattr(binding, "args", ()):
+            if arg.source == discovery.VALUE:
+                snapshots[-1].watch(arg.name, arg.value)
+    j0, first, cache = problem.baseline()
+    changed = _changes(snapshots)
+    if changed:
+        raise GradCheckError(f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
+                             "pass must not change its inputs (your arrays are restored)")
+    if not np.isfinite(j0):
+        raise GradCheckError(f"the cost at the current parameters is {j0}: nothing can be verified "
+                             "(log(0) or an overflow in the forward or the cost?)")
+    blocks = problem.blocks(first, cache)
+    refusal = step_problem(settings.epsilon, settings.fail_threshold, j0, blocks)
+    if refusal:
+        raise GradCheckError(refusal)
+    cost_fn = problem.cost_function()
+    with silenced():
+        again = cost_fn()
+    if not np.isfinite(again):
+        raise GradCheckError(f"the cost is not finite ({again}) on a second evaluation at the same "
+                             f"parameters (it was {j0!r} the first time): nothing can be verified; does "
+                             f"{plan.forward.name} change a global or its inputs between calls?")
+    if not abs(again - j0) <= REPEAT_ULPS * np.finfo(float).eps * max(abs(j0), 1e-300):
+        raise GradCheckError(
+            f"the cost changed between two evaluations at the same parameters ({j0!r} then "
+            f"{again!r}): {plan.forward.name} is not deterministic. Random draws must come from "
+            "np.random's global state (replayed before every evaluation), not from an unseeded "
+            "np.random.default_rng() or another source")
+    gradient_is_nonzero = any(b.comparable is not None and np.any(b.comparable) for b in blocks)
+    with silenced():
+        sensitive = not gradient_is_nonzero or problem.sensitivity(j0, cost_fn)
+    if not sensitive:
+        raise GradCheckError(
+            f"the cost did not change when the parameters were perturbed: {plan.forward.name} "
+            f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
+            "instead?)")
+    return Checked(j0, blocks, cost_fn, first, cache)
+
+
+@dataclass
+class Run:
+    """What the sweep produced."""
+
+    outcomes: list
+    mode: str
+    evaluations: int
+    interrupted: bool
+    seconds: float
+    mutations: list = field(default_factory=list)
+
+
+def sweep(problem: Problem, checked: Checked, settings: Settings, progress) -> Run:
+    """Central differences over every block, in the mode the engine chooses."""
+    __tracebackhide__ = True  # noqa: F841
+    engine = Engine(checked.blocks, checked.cost, settings, j0=checked.j0)
+    mode = engine.choose_mode(max(problem.eval_seconds, 1e-7))
+    tick_closer = None
+    if progress is not None:
+        planned = engine.planned_evaluations(mode)
+        tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7))
+        engine.progress = tick_closer
+    started = time.perf_counter()
+    try:
+        with np.errstate(all="ignore"), silenced():  # overflow at θ±ε is reported per block
+            outcomes, interrupted = engine.run(mode)
+    finally:
         if tick_closer is not None and hasattr(tick_closer, "close"):
             tick_closer.close()
-        if snapshot is not None:
-            snapshot.restore()
-        else:
-            np.random.set_state(rng_before)
+    return Run(outcomes, mode, engine.evaluations, interrupted, time.perf_counter() - started)
+
+
+def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Settings) -> tuple:
+    """Hints for the failing blocks, and the lines to suspect for them."""
+    ctx = Context(m=plan.m, lambd=_number(plan.value_of("lambd")),
+                  values={k: v for k, v in problem.pristine.items()},
+                  activations=[a for _, a in arrays_in((checked.first, checked.cache), "out")])
+    diagnose(checked.blocks, run.outcomes, ctx, settings.threshold, settings.fail_threshold)
+    for o in run.outcomes:
+        if o.status == "fail" and o.analytic is not None and o.worst_index is not None:
+            o.hints.append(_worst(o))
+    return run.outcomes, _suspects(plan, run.outcomes, ctx)
 
 
 def _suspects(plan, outcomes, ctx) -> Optional[Finding]:
@@ -153,8 +215,9 @@ def _suspects(plan, outcomes, ctx) -> Optional[Finding]:
             if plan.backward_fn is None:
                 return None
             return find_suspects(plan.backward_fn, outcomes, ctx, plan.cost_fns, {}, plan.positions)
-        scalars = {arg: float(v) for arg, src, v, _ in plan.backward.args
-                   if src == discovery.VALUE and discovery.is_numeric_scalar(v) and float(v) not in (0.0, 1.0)}
+        scalars = {arg.name: float(arg.value) for arg in plan.backward.args
+                   if arg.source == discovery.VALUE and discovery.is_numeric_scalar(arg.value)
+                   and float(arg.value) not in (0.0, 1.0)}
         costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
         return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
     except Exception:  # noqa: BLE001 - the check's verdicts stand without suspects

@@ -8,15 +8,17 @@ or activation) is learned by the caller's dry run and handed back in
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import types
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
 from .errors import GradCheckError
+from .settings import suggest
 
 PARAM_ALIASES = ("parameters", "params", "theta", "weights")
 CACHE_NAMES = ("cache", "caches")
@@ -33,13 +35,22 @@ ROLE_WORDS = {
 PARAMS, OUTPUT, CACHE, VALUE = "params", "output", "cache", "value"
 
 
+class Arg(NamedTuple):
+    """One argument of a user function: its name, where its value comes from, and how it is passed."""
+
+    name: str
+    source: str  # PARAMS, OUTPUT, CACHE or VALUE
+    value: object  # the namespace value when source is VALUE
+    keyword_only: bool
+
+
 @dataclass
 class Binding:
     """How to call one user function: each argument's source, in signature order."""
 
     name: str
     fn: Callable
-    args: list  # (argname, source, value, keyword_only)
+    args: list  # of Arg, in signature order
     missing: list = field(default_factory=list)
 
     @property
@@ -100,6 +111,7 @@ class Plan:
     backward: Binding
     cost: Optional[Binding]
     namespace: dict
+    reason: str = ""  # why this set won over the other complete ones ("" when it was the only one)
 
     def describe(self) -> str:
         parts = [self.forward.signature()]
@@ -128,36 +140,71 @@ class Plan:
 
 
 def is_numeric_array(value) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+    """Real or complex numbers (complex and masked arrays are found, then refused by name)."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "biufc"
 
 
 def is_numeric_scalar(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+#: Gradient names: ``d`` and a capital (dW1, dA2), a single letter and digits (db1, dw) or a parameter alias
+#: (dtheta, dweights).  ``dense`` or ``decoder`` are model keys, not gradients.
+GRADIENT_KEY = re.compile(r"^d(?:[A-Z]|[a-z]\d*$|(?:theta|weights|biases|gamma|beta)$)")
+
+
 def looks_like_parameters(value) -> bool:
-    """A non-empty dict of numeric arrays whose keys are not gradient names (dW1, ...)."""
+    """A non-empty dict of numeric arrays (numbers may sit beside them) whose keys are not all gradient
+    names (dW1, ...)."""
     if not isinstance(value, dict) or not value:
         return False
-    if not all(isinstance(k, str) and is_numeric_array(v) for k, v in value.items()):
+    numeric = (is_numeric_array(v) or is_numeric_scalar(v) for v in value.values())
+    if not all(isinstance(k, str) for k in value) or not all(numeric):
         return False
-    return not all(re.match(r"^d[A-Za-z]", k) for k in value)
+    if not any(is_numeric_array(v) for v in value.values()):
+        return False
+    return not all(GRADIENT_KEY.match(k) for k in value)
+
+
+#: Names that say a function is a helper, not the model: test-case generators, fills, initializers, plots.
+HELPER_NAME = re.compile(
+    r"(^|_)(test_?case|tests?|fill|ffill|bfill|init|initiali[sz]e|plot|print|load|example|demo|check)(_|$)"
+)
+
+
+def is_candidate_callable(value) -> bool:
+    """Plain functions, ``functools.partial``, bound methods and callable objects; not classes."""
+    if isinstance(value, type) or isinstance(value, types.ModuleType) or not callable(value):
+        return False
+    return not defined_in(value).startswith("gradcheck_magic")
+
+
+def defined_in(fn) -> str:
+    """The module that wrote ``fn`` (through partials, bound methods and callable objects)."""
+    target = fn
+    for _ in range(4):
+        if isinstance(target, functools.partial):
+            target = target.func
+        elif isinstance(target, types.MethodType):
+            target = target.__func__
+        else:
+            break
+    if not isinstance(target, (types.FunctionType, types.BuiltinFunctionType)):
+        target = type(target)
+    return getattr(target, "__module__", None) or ""
 
 
 def user_functions(namespace: dict, role: str) -> dict:
-    """Functions in the namespace whose name says they play ``role``."""
+    """Callables in the namespace whose name says they play ``role`` (helpers excluded)."""
     words = ROLE_WORDS[role]
     others = [w for r, ws in ROLE_WORDS.items() if r != role for w in ws]
     found = {}
     for name, value in namespace.items():
-        if name.startswith("_") or not isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
-            continue
-        if getattr(value, "__module__", "") and value.__module__.startswith("gradcheck_magic"):
+        if name.startswith("_") or not is_candidate_callable(value):
             continue
         low = name.lower()
-        if any(w in low for w in words) and not any(w in low for w in others):
-            if role == "backward" or "check" not in low:
-                found[name] = value
+        if any(w in low for w in words) and not any(w in low for w in others) and not HELPER_NAME.search(low):
+            found[name] = value
     return found
 
 
@@ -179,14 +226,14 @@ def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forwa
         kw = p.kind == p.KEYWORD_ONLY
         arg = p.name
         if arg == params_name or (arg in PARAM_ALIASES and arg not in namespace):
-            args.append((arg, PARAMS, None, kw))
+            args.append(Arg(arg, PARAMS, None, kw))
         elif after_forward and arg in CACHE_NAMES:
-            args.append((arg, CACHE, None, kw))
+            args.append(Arg(arg, CACHE, None, kw))
         elif after_forward and OUTPUT_NAME.match(arg) and not (
                 arg in ("cost", "J") and forward_returns_cost is False):
-            args.append((arg, OUTPUT, None, kw))
+            args.append(Arg(arg, OUTPUT, None, kw))
         elif arg in namespace:
-            args.append((arg, VALUE, namespace[arg], kw))
+            args.append(Arg(arg, VALUE, namespace[arg], kw))
         elif p.default is not p.empty:
             continue
         else:
@@ -200,8 +247,9 @@ def _lookup(namespace: dict, name: str, what: str, flag: str, found: dict):
         namespace = {name: lookup(namespace, name, flag)}
     if name not in namespace:
         listing = ", ".join(sorted(found)) or "none"
-        raise GradCheckError(f"{flag} {name}: no {what} named {name!r} in the namespace "
-                             f"(found {what}s: {listing})")
+        raise GradCheckError(f"{flag} {name}: no {what} named {name!r} in the namespace"
+                             f"{suggest(name, found)} "
+                             f"(found {what if what.endswith('s') else what + 's'}: {listing})")
     value = namespace[name]
     if what != "parameters" and not callable(value):
         raise GradCheckError(f"{flag} {name}: {name!r} is a {type(value).__name__}, not a function")
@@ -217,6 +265,24 @@ def candidates(namespace: dict, role: str, flagged: Optional[str]) -> dict:
     if not flagged:
         return found
     return {flagged: _lookup(namespace, flagged, f"{role} function", FLAGS[role], found)}
+
+
+def reachable(namespace: dict, forward=None, backward=None, cost=None, params=None, prefer=()) -> tuple:
+    """(parameters' name, namespace variables any candidate function could be given): what the
+    snapshot records before the first user call.  Reads names and signatures only."""
+    found = {role: candidates(namespace, role, flagged)
+             for role, flagged in (("forward", forward), ("backward", backward), ("cost", cost))}
+    params_name = None
+    if found["forward"] or params:
+        params_name, _ = find_parameters(namespace, params, found["forward"], prefer)
+    watched = []
+    for fns in found.values():
+        for fn in fns.values():
+            try:
+                watched += [arg for arg in inspect.signature(fn).parameters if arg in namespace]
+            except (TypeError, ValueError):
+                continue
+    return params_name, list(dict.fromkeys(watched))
 
 
 def find_parameters(namespace: dict, params: Optional[str], forwards: dict, prefer=()):
@@ -240,6 +306,18 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
         looks_like_parameters(namespace[k]) or
         (k in PARAM_ALIASES and (is_numeric_array(namespace[k]) or is_numeric_scalar(namespace[k])))))
     if not candidates:
+        starred = [k for k, fn in forwards.items() if _only_star_args(fn)]
+        if starred:
+            raise GradCheckError(f"{starred[0]}(*args, **kwargs) does not name its arguments (a decorator "
+                                 "without functools.wraps?): define it with named arguments, e.g. "
+                                 "(X, parameters), or "
+                                 "pass -f/--forward NAME of the function it wraps")
+        for k in sorted(arg_names):  # a dict the forward takes by name, unusable: say which entry and why
+            if isinstance(namespace.get(k), dict) and namespace[k]:
+                try:
+                    validate_parameters(k, namespace[k])
+                except GradCheckError as exc:
+                    raise GradCheckError(f"no parameters found: {exc}") from None
         dicts = [k for k, v in namespace.items() if looks_like_parameters(v) and not k.startswith("_")]
         hint = f" (dicts of arrays in the namespace: {', '.join(sorted(dicts))})" if dicts else ""
         raise GradCheckError("no parameters found: define a dict of arrays such as "
@@ -259,13 +337,15 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
 
 
 def validate_parameters(name: str, value) -> None:
-    """Parameters are a dict of numeric arrays, or one numeric scalar/array."""
+    """Parameters are a dict of real numeric arrays (numbers may sit beside them), or one real
+    number or array; what cannot be checked is refused by name, with the fix."""
     if isinstance(value, dict):
         if not value:
             raise GradCheckError(f"{name!r} is an empty dict: there is no parameter to check")
         for key, arr in value.items():
             if not isinstance(key, str):
                 raise GradCheckError(f"{name!r} has a key {key!r} that is not a string")
+            _refuse_unusual(f"{name}[{key!r}]", arr)
             if is_numeric_scalar(arr):
                 continue
             if not isinstance(arr, np.ndarray):
@@ -276,31 +356,119 @@ def validate_parameters(name: str, value) -> None:
             if arr.size == 0:
                 raise GradCheckError(f"{name}[{key!r}] is empty (shape {arr.shape})")
         return
+    _refuse_unusual(name, value)
     if is_numeric_scalar(value) or (is_numeric_array(value) and value.size):
         return
     raise GradCheckError(f"{name!r} is a {type(value).__name__}: parameters must be a dict of numpy "
                          "arrays (W1, b1, ...) or a single number or numpy array")
 
 
-def _score(combo) -> tuple:
-    """Higher is better: consistent names, more specific, written in the notebook, mirrored."""
-    f, b, c = combo
-    bindings = [x for x in combo if x is not None]
-    tokens = [qualifiers(x.name) for x in bindings]
-    consistent = all(t <= set().union(*(o for j, o in enumerate(tokens) if j != i))
-                     for i, t in enumerate(tokens)) if len(tokens) > 1 else True
-    specific = sum(x.namespace_args for x in bindings)
-    local = sum(getattr(x.fn, "__module__", None) == "__main__" for x in bindings)
-    mirrored = b.name.lower() == f.name.lower().replace("forward", "backward")
-    return (consistent, specific, local, mirrored)
+def _refuse_unusual(label: str, value) -> None:
+    """Complex and masked parameters: refused with the reason and the fix, never checked wrongly."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise GradCheckError(f"{label} is a masked array: the check cannot know what the mask means for the "
+                             "gradient; pass plain data (np.ma.getdata(...) or .filled(value))")
+    if np.iscomplexobj(value):
+        raise GradCheckError(f"{label} is complex: central differences check real parameters; check the real "
+                             "and imaginary parts as two real arrays")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One candidate set of functions, under one assumption about what its forward returns."""
+
+    forward: Binding
+    backward: Binding
+    cost: Optional[Binding]
+    forward_returns_cost: bool
+
+    @property
+    def bindings(self) -> list:
+        return [b for b in (self.forward, self.cost, self.backward) if b is not None]
+
+    @property
+    def label(self) -> str:
+        return " / ".join(b.name for b in self.bindings)
+
+    @property
+    def inputs(self) -> frozenset:
+        """The namespace variables it consumes (X, Y, lambd, keep_prob, ...)."""
+        return frozenset(a.name for b in self.bindings for a in b.args if a.source == VALUE)
+
+    def cell_hits(self, written: set) -> int:
+        """How many of its inputs and functions the %%gradcheck cell itself assigned or defined."""
+        return len(self.inputs & written) + sum(b.name in written for b in self.bindings)
+
+    @property
+    def consistent(self) -> bool:
+        """Each function's qualifiers (``with_dropout``) also appear in another of the family."""
+        tokens = [qualifiers(b.name) for b in self.bindings]
+        if len(tokens) < 2:
+            return True
+        others = [set().union(*(o for j, o in enumerate(tokens) if j != i)) for i in range(len(tokens))]
+        return all(t <= rest for t, rest in zip(tokens, others))
+
+    def tie_break(self) -> tuple:
+        """Among families consuming the same inputs: more bound inputs, written in the notebook, mirrored."""
+        specific = sum(b.namespace_args for b in self.bindings)
+        local = sum(defined_in(b.fn) == "__main__" for b in self.bindings)
+        mirrored = self.backward.name.lower() == self.forward.name.lower().replace("forward", "backward")
+        return (specific, local, mirrored)
+
+
+def rank(families: list, written: set) -> list:
+    """The families that nothing the user wrote separates, best first (a list of ties).
+
+    In order: consistent names; the most inputs/functions the cell itself wrote (the cell outranks
+    leftovers of other cells); families whose inputs are a strict subset of another's lose (a defined
+    ``lambd`` means the L2 family); then the tie-breakers of :meth:`Family.tie_break`."""
+    pool = [f for f in families if f.consistent] or list(families)
+    best = max(f.cell_hits(written) for f in pool)
+    pool = [f for f in pool if f.cell_hits(written) == best]
+    pool = [f for f in pool if not any(f.inputs < other.inputs for other in pool)]
+    by_inputs = {}
+    for f in pool:
+        by_inputs.setdefault(f.inputs, []).append(f)
+    if len(by_inputs) > 1:
+        return pool  # different inputs and nothing separates them: the caller refuses
+    pool.sort(key=Family.tie_break, reverse=True)
+    return [f for f in pool if f.tie_break() == pool[0].tie_break()]
+
+
+def _families(fb: Binding, gives_cost: bool, costs: dict, backwards: dict, namespace: dict,
+              params_name: str, cost_flagged: bool, rejected: list) -> list:
+    """Every (forward, cost, backward) that binds completely, if ``fb`` returns the cost or not."""
+    cost_choices = [None] if gives_cost and not cost_flagged else []
+    if not cost_choices:
+        for cname, cfn in costs.items():
+            cb = bind(cname, cfn, namespace, params_name, after_forward=True, forward_returns_cost=False)
+            if cb.ok and cb.uses(OUTPUT):
+                cost_choices.append(cb)
+            else:
+                rejected.append(f"{cname}: " + (_missing(cb) if not cb.ok else
+                                                 "takes no argument for the forward's output (AL, A3, ...)"))
+    found = []
+    for bname, bfn in backwards.items():
+        bb = bind(bname, bfn, namespace, params_name, after_forward=True, forward_returns_cost=gives_cost)
+        if not bb.ok:
+            rejected.append(f"{bname}: {_missing(bb)}")
+        elif not (bb.uses(PARAMS) or bb.uses(CACHE) or bb.uses(OUTPUT)):
+            rejected.append(f"{bname}: takes neither the parameters nor the forward's cache/output")
+        else:
+            found.extend(Family(fb, bb, cb, gives_cost) for cb in cost_choices)
+    return found
 
 
 def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str] = None,
          cost: Optional[str] = None, params: Optional[str] = None,
-         returns_cost: Optional[Callable[[Binding, str, object], bool]] = None) -> Plan:
-    """Choose functions and bindings.  ``returns_cost(binding, params_name, params)`` is the
-    caller's dry run: does this forward return the cost itself (rather than an activation)?"""
+         returns_cost: Optional[Callable[[Binding, str, object], bool]] = None, prefer=()) -> Plan:
+    """Choose functions and bindings; what the ``%%gradcheck`` cell wrote (``prefer``) ranks first.
+
+    ``returns_cost(binding, params_name, params)`` is the caller's probe (a dry run under the check's
+    snapshot): does this forward return the cost itself?  It is called only for the forwards of the
+    best-ranked families; a forward that raises in it is dropped, never the check's error."""
     __tracebackhide__ = True  # noqa: F841
+    written = set(prefer)
     forwards = candidates(namespace, "forward", forward)
     backwards = candidates(namespace, "backward", backward)
     costs = candidates(namespace, "cost", cost)
@@ -310,59 +478,106 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
     if not backwards:
         raise GradCheckError("no backward function found (looked for functions named *backward* or "
                              "*backprop*): define one or pass -b/--backward NAME")
-    params_name, params_value = find_parameters(namespace, params, forwards)
+    params_name, params_value = find_parameters(namespace, params, forwards, prefer)
 
-    rejected = []
-    fbinds = []
+    rejected, families, callable_forwards = [], [], 0
     for name, fn in forwards.items():
         fb = bind(name, fn, namespace, params_name, after_forward=False)
-        if not fb.uses(PARAMS):
+        if not fb.uses(PARAMS) and _only_star_args(fn):
+            rejected.append(f"{name}(*args, **kwargs) does not name its arguments (a decorator without "
+                            "functools.wraps?): define it with named arguments, e.g. (X, parameters)")
+        elif not fb.uses(PARAMS):
             rejected.append(f"{fb.signature()}: takes no parameters argument ({params_name!r})")
         elif not fb.ok:
             rejected.append(f"{name}: {_missing(fb)}")
         else:
-            fbinds.append(fb)
-    if not fbinds:
+            callable_forwards += 1
+            for gives_cost in (True, False):
+                families += _families(fb, gives_cost, costs, backwards, namespace, params_name, bool(cost),
+                                      rejected)
+    if not callable_forwards:
         raise GradCheckError("no forward function can be called: " + "; ".join(rejected) +
                              ". Define the missing names or pass -f/--forward NAME")
+    if not families:
+        raise GradCheckError(_nothing_fits(rejected))
 
-    combos = []
-    for fb in fbinds:
-        gives_cost = returns_cost(fb, params_name, params_value) if returns_cost else True
-        cost_choices = [None] if gives_cost and not cost else []
-        for cname, cfn in costs.items():
-            if gives_cost and not cost:
-                break
-            cb = bind(cname, cfn, namespace, params_name, after_forward=True, forward_returns_cost=False)
-            if cb.ok and cb.uses(OUTPUT):
-                cost_choices.append(cb)
-            else:
-                rejected.append(f"{cname}: " + (_missing(cb) if not cb.ok else
-                                                 "takes no argument for the forward's output (AL, A3, ...)"))
-        if not cost_choices:
-            listing = ", ".join(sorted(costs)) or "none found"
-            raise GradCheckError(f"{fb.name} returns an output, not a cost, and no cost function can "
-                                 f"be applied to it (cost functions: {listing}); pass -c/--cost NAME")
-        for bname, bfn in backwards.items():
-            bb = bind(bname, bfn, namespace, params_name, after_forward=True, forward_returns_cost=gives_cost)
-            if not bb.ok:
-                rejected.append(f"{bname}: {_missing(bb)}")
-                continue
-            if not (bb.uses(PARAMS) or bb.uses(CACHE) or bb.uses(OUTPUT)):
-                rejected.append(f"{bname}: takes neither the parameters nor the forward's cache/output")
-                continue
-            combos.extend((fb, bb, cb) for cb in cost_choices)
-    if not combos:
-        raise GradCheckError("no backward function can be called: " + "; ".join(dict.fromkeys(rejected)) +
-                             ". Define the missing names or pass -b/--backward NAME")
-    combos.sort(key=_score, reverse=True)
-    if len(combos) > 1 and _score(combos[0]) == _score(combos[1]):
-        tied = [c for c in combos if _score(c) == _score(combos[0])]
-        listing = "; ".join(" / ".join(x.name for x in c if x is not None) for c in tied)
-        raise GradCheckError(f"ambiguous: several function sets fit ({listing}); choose with "
-                             "-f/--forward NAME, -b/--backward NAME (and -c/--cost NAME)")
-    f, b, c = combos[0]
-    return Plan(params_name, params_value, f, b, c, namespace)
+    probed = {}  # forward name -> returns the cost (True/False), or the note of why it was dropped
+    while families:
+        top = rank(families, written)
+        unprobed = [f for f in top if f.forward.name not in probed]
+        if not unprobed:
+            break
+        for f in unprobed:
+            probed[f.forward.name] = _probe(f.forward, params_name, params_value, returns_cost)
+        families = [f for f in families if probed.get(f.forward.name, f.forward_returns_cost) is
+                    f.forward_returns_cost]
+    if not families:
+        raised = [v for v in probed.values()
+                  if isinstance(v, Exception) and not isinstance(v, GradCheckError)]
+        if raised:  # nothing usable remains: the best candidate's own error, as the user's traceback
+            raise raised[0].with_traceback(raised[0].__traceback__)
+        refusals = [v for v in probed.values() if isinstance(v, GradCheckError)]
+        if refusals:  # nothing usable remains: why the best candidate's output cannot be used
+            raise GradCheckError(str(refusals[0]))
+        notes = [v for v in probed.values() if isinstance(v, str)]
+        raise GradCheckError(_nothing_fits(rejected + notes, probed))
+    top = rank(families, written)
+    if len(top) > 1:
+        listing = "; ".join(f.label for f in top)
+        raise GradCheckError(
+            f"ambiguous: several function sets fit ({listing}) and nothing in the cell separates them; "
+            "choose with -f/--forward NAME, -b/--backward NAME (and -c/--cost NAME), or assign the "
+            "variable only one of them uses (lambd, keep_prob, ...) in the %%gradcheck cell")
+    chosen = top[0]
+    return Plan(params_name, params_value, chosen.forward, chosen.backward, chosen.cost, namespace,
+                reason=_why(chosen, families, written))
+
+
+def _why(chosen: Family, families: list, written: set) -> str:
+    """One line: which other complete sets there were, and the rule that set them aside."""
+    others = list(dict.fromkeys(f.label for f in families if f.label != chosen.label))
+    if not others:
+        return ""
+    if chosen.cell_hits(written):
+        mine = (chosen.inputs | {b.name for b in chosen.bindings}) & written
+        rule = f"the cell assigns or defines {', '.join(sorted(mine))}"
+    elif any(f.inputs < chosen.inputs for f in families):
+        rule = f"it uses more of what you defined ({', '.join(sorted(chosen.inputs))})"
+    else:
+        rule = "its names agree and it is written in this notebook"
+    return f"chose {chosen.label} over {'; '.join(others)}: {rule}"
+
+
+def _only_star_args(fn) -> bool:
+    try:
+        kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+    except (TypeError, ValueError):
+        return False
+    return bool(kinds) and kinds <= {inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD}
+
+
+def _probe(fb: Binding, params_name: str, params_value, returns_cost):
+    """Does ``fb`` return the cost?  Else the GradCheckError saying why its output is unusable, or the
+    exception it raised."""
+    if returns_cost is None:
+        return True
+    try:
+        return bool(returns_cost(fb, params_name, params_value))
+    except GradCheckError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a candidate's own bug drops that candidate only
+        return exc
+
+
+def _nothing_fits(rejected: list, probed=None) -> str:
+    """One message for 'no family binds or survives its probe': what each candidate lacked, and the flags."""
+    outputs = [name for name, gives in (probed or {}).items() if gives is False]
+    reasons = "; ".join(dict.fromkeys(rejected))
+    if outputs:
+        return (f"{', '.join(outputs)} returns an output, not a cost, and no cost function can be applied "
+                f"to it; pass -c/--cost NAME" + (f" ({reasons})" if reasons else ""))
+    return (f"no backward function can be called: {reasons}. "
+            "Define the missing names or pass -b/--backward NAME")
 
 
 def _missing(b: Binding) -> str:

@@ -16,6 +16,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .settings import MODES, Settings  # noqa: F401 - one validated settings object
+
 EPS = np.finfo(np.float64).eps
 TINY = np.finfo(np.float64).tiny
 #: The automatic step is ``AUTO_STEP * max(|theta_i|, 1)``: the cube root of the
@@ -34,22 +36,6 @@ KINK_SPLIT = 1e-2
 SHRINKS = 2
 #: Entries differenced when kinks may explain a fast-mode probe's error.
 KINK_SAMPLE = 256
-MODES = ("auto", "full", "fast")
-
-
-@dataclass
-class Settings:
-    """Knobs of one check; the magic fills it from its config and flags."""
-
-    epsilon: Optional[float] = None  # None: step chosen per entry
-    threshold: float = 1e-7  # largest relative error that passes
-    fail_threshold: float = 1e-5  # above it a block fails
-    mode: str = "auto"
-    sample: Optional[int] = None  # K random entries per block (full differences)
-    probes: int = 4  # random directions per block in fast mode
-    localize: int = 32  # entries sampled to localize a fast-mode failure
-    seed: int = 0
-    time_budget: float = 1.0  # auto: full mode when it should finish within this
 
 
 @dataclass

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 
-from .engine import Settings
+from .settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,11 @@ def start(registry: str, nonce: str, imposed: dict | None = None) -> None:
     """Called by the checker's hidden setup cell, before any of the notebook's code."""
     global _session
     _session = Session(registry, nonce, Settings(**imposed) if imposed is not None else None)
+
+
+def imposes_settings() -> bool:
+    """Whether a grading run imposes its own settings (flags and the notebook's config then yield)."""
+    return _session is not None and _session.imposed is not None
 
 
 def in_force(settings: Settings) -> Settings:

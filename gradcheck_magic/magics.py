@@ -8,20 +8,39 @@ traitlets on the ``GradCheck`` class, so ``%config GradCheck.epsilon = 1e-6`` an
 from __future__ import annotations
 
 import ast
+import shlex
 import sys
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, validate
+from traitlets.config import Config
 
+from . import grading
 from .api import gradcheck
-from .engine import MODES, Settings
 from .errors import GradCheckError, describe_failure
 from .progress import progress_factory
+from .settings import MODES, Settings, check_pair, check_value, suggest, validated
 
 CONFIG_KEYS = ("epsilon", "threshold", "fail_threshold", "mode", "sample", "probes", "seed",
                "time_budget", "widgets", "progress", "raise_on_fail")
+#: The traits that are fields of Settings (checked by the settings validation); the rest are display switches.
+SETTING_TRAITS = ("epsilon", "threshold", "fail_threshold", "mode", "sample", "probes", "seed", "time_budget")
+#: The settings a flag of the magic line can override for one run.
+FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
+
+
+def assigned_names(tree: ast.AST) -> set:
+    """Names a cell binds: assignments, loop targets, imports, function and class definitions."""
+    names = {node.id for node in ast.walk(tree)
+             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
 
 
 class GradCheckFailed(AssertionError):
@@ -48,45 +67,66 @@ class GradCheck(Magics):
     progress = Bool(True, help="Show a progress bar for checks expected to take over a second.").tag(config=True)
     raise_on_fail = Bool(False, help="Raise GradCheckFailed when a block fails (for CI).").tag(config=True)
 
-    @validate("epsilon")
-    def _check_epsilon(self, proposal):
-        value = proposal["value"]
-        if value is not None and not value > 0:
-            raise TraitError(f"epsilon must be a positive number (or auto), not {value}")
-        return value
+    @validate(*SETTING_TRAITS)
+    def _check_setting(self, proposal):
+        """Every trait value, however it is set, goes through the one settings validation."""
+        key, value = proposal["trait"].name, proposal["value"]
+        try:
+            value = check_value(key, value)
+            if key in ("threshold", "fail_threshold"):
+                other = "fail_threshold" if key == "threshold" else "threshold"
+                pair = {key: value, other: getattr(self, other)}
+                check_pair(pair["threshold"], pair["fail_threshold"])
+        except GradCheckError as exc:
+            raise TraitError(str(exc)) from None
+        return 0 if key == "sample" and value is None else value
 
-    @validate("threshold", "fail_threshold", "time_budget")
-    def _check_positive(self, proposal):
-        value = proposal["value"]
-        if not value > 0:
-            raise TraitError(f"{proposal['trait'].name} must be a positive number, not {value}")
-        return value
+    def _load_config(self, cfg, section_names=None, traits=None):
+        """Apply config values one key at a time.  At load (``%reload_ext``, ``ipython_config.py``)
+        a bad saved value is reported and its default kept, so the magics always register; from
+        ``%config`` a bad value is a one-line UsageError."""
+        section = cfg.get(type(self).__name__) if hasattr(cfg, "get") else None
+        if not section or not hasattr(section, "items"):
+            return super()._load_config(cfg, section_names=section_names, traits=traits)
+        pending, problems = list(section.items()), {}
+        for _ in range(2):  # a second pass settles threshold/fail_threshold raised together
+            retry = []
+            for key, value in pending:
+                try:
+                    super()._load_config(Config({type(self).__name__: {key: value}}),
+                                         section_names=section_names, traits=traits)
+                    problems.pop(key, None)
+                except TraitError as exc:
+                    retry.append((key, value))
+                    problems[key] = f"{key}={value!r}: {exc}"
+            pending = retry
+        if problems:
+            message = "; ".join(problems.values())
+            if self._loaded:
+                raise UsageError(f"GradCheck: {message}")
+            print(f"gradcheck_magic: ignored a saved setting ({message}); using the default",
+                  file=sys.stderr)
 
-    @validate("sample", "probes")
-    def _check_count(self, proposal):
-        value = proposal["value"]
-        if value < 0 or (proposal["trait"].name == "probes" and value == 0):
-            raise TraitError(f"{proposal['trait'].name} must be a positive whole number, not {value}")
-        return value
+    def __init__(self, shell=None, **kwargs):
+        self._loaded = False
+        super().__init__(shell=shell, **kwargs)
+        self._loaded = True
 
     # ---- %%gradcheck ---------------------------------------------------------------
     def settings(self, args=None) -> Settings:
-        s = Settings(epsilon=self.epsilon, threshold=self.threshold, fail_threshold=self.fail_threshold,
-                     mode=self.mode, sample=self.sample or None, probes=self.probes, seed=self.seed,
-                     time_budget=self.time_budget)
+        """The configured defaults with this line's flags, validated once."""
+        base = Settings(epsilon=self.epsilon, threshold=self.threshold, fail_threshold=self.fail_threshold,
+                        mode=self.mode, sample=self.sample or None, probes=self.probes, seed=self.seed,
+                        time_budget=self.time_budget)
+        if grading.imposes_settings():  # a grading run: the grader's settings beat any flag
+            return grading.in_force(base)
+        flags = {}
         if args is not None:
-            for key in ("epsilon", "threshold", "mode", "sample", "probes", "seed"):
-                value = getattr(args, key)
-                if value is not None:
-                    setattr(s, key, value)
-            if s.epsilon is not None and not s.epsilon > 0:
-                raise UsageError(f"-e/--epsilon must be positive, not {s.epsilon}")
-            if not s.threshold > 0:
-                raise UsageError(f"-t/--threshold must be positive, not {s.threshold}")
-            if s.sample is not None and s.sample <= 0:
-                raise UsageError(f"-s/--sample must be a positive whole number, not {s.sample}")
-            s.fail_threshold = max(s.fail_threshold, s.threshold)
-        return s
+            flags = {key: getattr(args, key) for key in FLAG_SETTINGS if getattr(args, key) is not None}
+        try:
+            return validated(base, **flags)
+        except GradCheckError as exc:
+            raise UsageError(str(exc)) from None
 
     @magic_arguments()
     @argument("-f", "--forward", metavar="NAME", help="forward function: returns the cost, or (output, cache) / (cost, cache)")
@@ -113,9 +153,11 @@ class GradCheck(Magics):
         cost and parameters are found in the namespace.
         """
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
-        args = parse_argstring(self.gradcheck, line)
+        args = self._parse_line(line)
         settings = self.settings(args)
         assigned = self._run_cell(cell) if cell is not None and cell.strip() else set()
+        if assigned is None:  # the body did not compile: the user's SyntaxError is already shown
+            return None
         progress = progress_factory(self.progress and not args.no_progress, settings=settings)
         try:
             result = gradcheck(self.shell.user_ns, forward=args.forward, backward=args.backward,
@@ -138,16 +180,33 @@ class GradCheck(Magics):
             raise GradCheckFailed(f"gradient check failed: {', '.join(result.failed)}")
         return result if args.output else None
 
-    def _run_cell(self, cell: str) -> set:
+    def _parse_line(self, line: str):
+        """The magic line's options; a bad line (unclosed quote included) is one UsageError.
+        Names may be quoted: ``-f "forward_propagation_n"``."""
+        try:
+            args = parse_argstring(self.gradcheck, line)
+        except ValueError as exc:  # shlex: "No closing quotation"
+            raise UsageError(f"%gradcheck: {exc} in {line!r}") from None
+        for key in ("forward", "backward", "cost", "params"):
+            value = getattr(args, key)
+            if value and len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                setattr(args, key, value[1:-1])
+        return args
+
+    def _run_cell(self, cell: str):
         """Run the body like a normal cell (magics inside work); its errors propagate.
-        Returns the names it assigns: discovery prefers them as the parameters."""
+        Returns the names it assigns or defines (discovery ranks what the cell wrote first),
+        or None when the body has a syntax error (shown as the user's own, as IPython does)."""
         __tracebackhide__ = True  # noqa: F841
         source = self.shell.transform_cell(cell)
         filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
-        tree = self.shell.compile.ast_parse(source, filename=filename)
+        try:
+            tree = self.shell.compile.ast_parse(source, filename=filename)
+        except (SyntaxError, OverflowError, ValueError):
+            self.shell.showsyntaxerror(filename)
+            return None
         exec(self.shell.compile(tree, filename, "exec"), self.shell.user_ns)
-        return {node.id for node in ast.walk(tree)
-                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        return assigned_names(tree)
 
     # ---- %gradcheck_config -----------------------------------------------------------------
     @line_magic
@@ -159,33 +218,33 @@ class GradCheck(Magics):
         sample, probes, seed, time_budget, widgets, progress, raise_on_fail.
         Also settable as ``%config GradCheck.<key> = value``.
         """
-        tokens = line.split()
-        if tokens and tokens[0] == "--reset":
-            for key in CONFIG_KEYS:
-                setattr(self, key, self.traits()[key].default())
-            tokens = tokens[1:]
-        if not tokens:
+        try:
+            tokens = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%gradcheck_config: {exc} in {line!r}") from None
+        reset = bool(tokens) and tokens[0] == "--reset"
+        tokens = tokens[1:] if reset else tokens
+        if not tokens and not reset:
             print(self.describe())
             return
-        updates = {}
-        for token in tokens:
+        updates = {key: self.traits()[key].default() for key in CONFIG_KEYS} if reset else {}
+        for token in tokens:  # the whole line is checked before anything changes
             key, sep, raw = token.partition("=")
             if not sep:
-                raise UsageError(f"expected key=value, got {token!r} (keys: {', '.join(CONFIG_KEYS)})")
+                raise UsageError(f"%gradcheck_config: expected key=value, got {token!r} "
+                                 f"(keys: {', '.join(CONFIG_KEYS)})")
             if key not in CONFIG_KEYS:
-                raise UsageError(f"unknown key {key!r}; keys: {', '.join(CONFIG_KEYS)}")
+                raise UsageError(f"%gradcheck_config: unknown key {key!r}{suggest(key, CONFIG_KEYS)}; "
+                                 f"keys: {', '.join(CONFIG_KEYS)}")
             updates[key] = self._parse(key, raw)
-        before = {k: getattr(self, k) for k in updates}
         try:
-            for key, value in updates.items():
-                setattr(self, key, value)
-            if self.threshold > self.fail_threshold:
-                raise TraitError(f"threshold ({self.threshold:g}) must not exceed fail_threshold "
-                                 f"({self.fail_threshold:g})")
+            with self.hold_trait_notifications():  # cross-checks run once, on the final values
+                for key, value in updates.items():
+                    setattr(self, key, value)
         except TraitError as exc:
-            for key, value in before.items():
-                setattr(self, key, value)
             raise UsageError(f"%gradcheck_config: {exc}") from None
+        if not tokens:
+            print(self.describe())
 
     def _parse(self, key: str, raw: str):
         trait = self.traits()[key]

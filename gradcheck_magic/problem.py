@@ -8,6 +8,7 @@ replayed before every evaluation so that dropout masks are the same each time.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import time
 import warnings
@@ -30,15 +31,43 @@ def silenced():
 
 
 def working_copy(params):
-    """(object the functions receive, {block: float64 array}, params_value callable)."""
+    """(object the functions receive, {block: float64 array} or None, params_value callable).
+
+    The functions get the user's own kinds back: their dict subclass or OrderedDict, ``np.matrix``
+    entries (views of the float64 working arrays, so a perturbation is seen through them)."""
     if isinstance(params, dict):
         work = {k: np.array(v, dtype=np.float64, copy=True, order="C") for k, v in params.items()}
-        return work, dict(work), (lambda: work)
+        given = _same_container(params, {k: _as_given(params[k], w) for k, w in work.items()})
+        return given, work, (lambda: given)
     if isinstance(params, np.ndarray):
         arr = np.array(params, dtype=np.float64, copy=True, order="C")
-        return arr, None, (lambda: arr)
+        given = _as_given(params, arr)
+        return given, None, (lambda: given)
     arr = np.array(float(params))
     return arr, None, (lambda: float(arr))
+
+
+def _as_given(original, work: np.ndarray):
+    """What the user's code receives for one working array: an ``np.matrix`` stays a matrix."""
+    if isinstance(original, np.matrix):
+        return work.view(np.matrix)
+    return work
+
+
+def _same_container(original: dict, items: dict) -> dict:
+    """A dict of the user's own type (OrderedDict, a subclass) holding ``items``; a plain dict if that
+    type cannot be copied."""
+    if type(original) is dict:
+        return dict(items)
+    try:
+        container = copy.copy(original)
+        for key, value in items.items():
+            container[key] = value
+        if type(container) is type(original) and all(container[k] is v for k, v in items.items()):
+            return container
+    except Exception:  # noqa: BLE001 - an unusual subclass: the functions get a plain dict
+        pass
+    return dict(items)
 
 
 def split_output(out, fn_name: str):
@@ -62,6 +91,39 @@ def is_scalar_like(value) -> bool:
     return arr.dtype.kind in "biuf" and arr.size == 1
 
 
+def refuse_cost_kind(value, where: str) -> None:
+    """A cost central differences cannot read: integer (no small changes) or below float64 precision."""
+    dtype = np.asarray(value).dtype
+    if dtype.kind in "biu":
+        raise GradCheckError(f"{where} returned an integer cost ({dtype}): a whole-number cost cannot "
+                             "show the small changes central differences measure; return a float (no int(), "
+                             "round() or astype(int) on the cost)")
+    if dtype.kind == "f" and dtype.itemsize < 8:
+        raise GradCheckError(f"{where} returned a {dtype} cost: its precision (about "
+                             f"{np.finfo(dtype).eps:.0e} relative) is too coarse for central differences and "
+                             "would be mistaken for wrong gradients; compute the cost in float64 (drop the "
+                             "astype/float32 inputs)")
+
+
+#: A float64 cost that is exactly a float32 value with more significant bits than this was computed in
+#: float32 (a float64 result lands on a float32 value with probability 2**-29; short values such as
+#: 8.0 or 0.75 are exact in both and say nothing).
+FLOAT32_EVIDENCE_BITS = 12
+
+
+def carries_float32_precision(j0: float) -> bool:
+    """Was this float64 cost computed in float32 (and widened by ``float()``)?"""
+    if j0 == 0 or not np.isfinite(j0) or float(np.float32(j0)) != j0:
+        return False
+    mantissa, _ = np.frexp(abs(j0))
+    bits = 53
+    scaled = int(mantissa * 2.0**53)
+    while bits > 0 and scaled % 2 == 0:
+        scaled //= 2
+        bits -= 1
+    return bits > FLOAT32_EVIDENCE_BITS
+
+
 def to_float_for(value):
     """A fast converter to float for this kind of cost value."""
     return float if np.ndim(value) == 0 else (lambda v: float(np.asarray(v).reshape(-1)[0]))
@@ -78,7 +140,16 @@ def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
     finally:
         np.random.set_state(state)
     first, _ = split_output(out, binding.name)
+    refuse_complex_cost(first, binding.name)
     return is_scalar_like(first)
+
+
+def refuse_complex_cost(value, where: str) -> None:
+    """A complex cost has no ordering to descend: refused by name, not taken for an activation."""
+    if np.iscomplexobj(value) and np.size(value) == 1:
+        shown = complex(np.asarray(value).reshape(-1)[0])
+        raise GradCheckError(f"{where} returned a complex cost ({shown:.4g}): the cost must be a real "
+                             "number (take .real or abs(...) if that is what you mean)")
 
 
 def _marked(call, signature: str):
@@ -118,9 +189,11 @@ class Problem:
         self.rng = rng_state
         self.params_obj, work_dict, self.params_value = working_copy(plan.params)
         if work_dict is None:
-            self.work = {plan.params_name: self.params_obj}
+            self.work = {plan.params_name: np.asarray(self.params_obj)}
+            self.given = {}
         else:
             self.work = work_dict
+            self.given = dict(self.params_obj.items())
         self.pristine = {k: v.copy() for k, v in self.work.items()}
         self.replay = True
         self.warnings = []
@@ -135,7 +208,8 @@ class Problem:
         """Blocks whose working array was modified, or replaced in the dict the functions get."""
         changed = [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
         if isinstance(self.params_obj, dict):
-            changed += [k for k, v in self.work.items() if self.params_obj.get(k) is not v and k not in changed]
+            changed += [k for k, v in self.given.items()
+                        if self.params_obj.get(k) is not v and k not in changed]
             changed += [f"{k} (added)" for k in self.params_obj if k not in self.work]
         return changed
 
@@ -144,7 +218,7 @@ class Problem:
             v[...] = self.pristine[k]
         if isinstance(self.params_obj, dict):
             self.params_obj.clear()
-            self.params_obj.update(self.work)
+            self.params_obj.update(self.given)
 
     def baseline(self):
         """Evaluate once at θ: the cost J0, the forward's (first output, cache)."""
@@ -172,8 +246,14 @@ class Problem:
             raise GradCheckError(f"{where} returned {type(value).__name__} of shape {shape}, not a "
                                  "single number: the cost must be a scalar (pass -c/--cost NAME if "
                                  "the forward returns an activation)")
+        refuse_complex_cost(value, where)
+        refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
         j0 = self.to_float(value)
+        if carries_float32_precision(j0):
+            raise GradCheckError(f"{where} returned a cost with float32 precision ({j0!r} is exactly a "
+                                 "float32 value): the forward computes in float32, too coarse for central "
+                                 "differences (it would be mistaken for wrong gradients); compute it in float64")
         self.eval_seconds = time.perf_counter() - start
         return j0, first, cache
 
@@ -261,9 +341,13 @@ class Problem:
         if not matched:
             raise GradCheckError(f"the gradient keys returned by {name} ({', '.join(map(str, grads))}) match "
                                  f"no parameter ({', '.join(self.work)}): name the gradient of W1 'dW1' (or 'W1')")
+        held = [k for k in self.work if k not in matched and not isinstance(self.plan.params[k], np.ndarray)]
+        if held:  # a number beside the arrays (a rate, lambd) with no gradient is a constant, not a block
+            self.warnings.append(f"{', '.join(held)}: number(s) in {self.plan.params_name} with no gradient, "
+                                 "held fixed and not checked")
         return [self._block(k, w, grads.get(matched[k]) if k in matched else None,
                             matched.get(k, f"d{k}"))
-                for k, w in self.work.items()]
+                for k, w in self.work.items() if k not in held]
 
     def _block(self, pname: str, work: np.ndarray, grad, key: str) -> Block:
         original = self.plan.params[pname] if isinstance(self.plan.params, dict) else self.plan.params
@@ -277,6 +361,13 @@ class Problem:
         if grad is None:
             block.fatal = f"missing gradient {key}"
             return block
+        if np.iscomplexobj(grad):
+            imaginary = float(np.max(np.abs(np.imag(grad)))) if np.size(grad) else 0.0
+            if imaginary > 0:
+                block.fatal = (f"gradient {key} is complex (imaginary part up to {imaginary:.3g}); the "
+                               "parameter is real, so its gradient must be real")
+                return block
+            grad = np.real(grad)
         try:
             g = np.array(grad, dtype=np.float64)
         except (TypeError, ValueError):

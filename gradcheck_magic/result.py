@@ -169,6 +169,7 @@ class GradCheckResult:
         styler = (df.style
                   .apply(lambda row: [row_style(status[row.name])] * len(row), axis=1)
                   .apply_index(lambda names: [row_style(status[n]) for n in names], axis=0)
+                  .format(escape="html").format_index(escape="html", axis=0)  # block names, notes: user text
                   .format({"rel_error": _sci, "max_abs_error": _sci})
                   .format_index(lambda name: html.escape(str(name)).replace("_", "_<wbr>"), axis=1)
                   .set_caption(_unbroken_numbers(html.escape(self.summary())))

@@ -84,3 +84,10 @@ def test_ambiguity_lists_the_candidates_and_the_flags():
 def test_gradient_dicts_are_not_taken_for_parameters():
     ns = namespace(grads={"dW1": np.ones((2, 2))})
     assert plan(ns, returns_cost=activation).params_name == "parameters"
+
+
+def test_the_plan_says_why_it_chose_the_cells_family():
+    ns = namespace(lambd=0.7, keep_prob=0.5)
+    chosen = plan(ns, returns_cost=activation, prefer={"lambd"})
+    assert chosen.backward.name == "backward_propagation_with_regularization"
+    assert "the cell assigns or defines lambd" in chosen.reason and "backward_propagation" in chosen.reason

@@ -106,7 +106,7 @@ def test_raise_on_fail_makes_the_cell_fail(ip):
     ("-b nope", "no backward function named 'nope'"),
     ("-c nope", "no cost function named 'nope'"),
     ("-p nope", "no parameters named 'nope'.*parameters"),
-    ("-e -1", "epsilon must be positive"),
+    ("-e -1", "epsilon must be a positive number"),
     ("--mode warp", "invalid choice"),
 ])
 def test_bad_flags_are_usage_errors_that_name_the_fix(ip, line, message):

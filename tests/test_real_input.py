@@ -1,0 +1,271 @@
+"""Accept what users write (their containers, callables, matrices, numbers beside arrays) and refuse
+by name, with the fix, what cannot be checked.  Each case runs through the real magic; correct code
+must pass and a planted bug must fail in exactly its block."""
+
+import numpy as np
+import pytest
+from conftest import check, run
+from IPython.core.error import UsageError
+
+NET = """
+rng = np.random.default_rng(0)
+X = rng.normal(size=(3, 5))
+Y = (rng.random((1, 5)) > 0.5).astype(float)
+parameters = {"W": rng.normal(size=(1, 3)), "b": rng.normal(size=(1, 1))}
+
+def forward_propagation(X, Y, parameters):
+    A = 1 / (1 + np.exp(-(parameters["W"] @ X + parameters["b"])))
+    cost = -np.mean(Y * np.log(A) + (1 - Y) * np.log(1 - A))
+    return cost, (A,)
+
+def backward_propagation(X, Y, cache):
+    (A,) = cache
+    dZ = (A - Y) / X.shape[1]
+    return {"dW": dZ @ X.T, "db": BUG * np.sum(dZ, axis=1, keepdims=True)}
+"""
+
+
+def net(ip, bug=False, extra=""):
+    run(ip, NET.replace("BUG", "2.0" if bug else "1.0") + extra)
+
+
+@pytest.mark.parametrize("bug, failed", [(False, []), (True, ["b"])])
+def test_a_float_beside_the_arrays_is_a_block_when_it_has_a_gradient(ip, bug, failed):
+    net(
+        ip,
+        bug,
+        extra="""
+parameters["b"] = float(parameters["b"][0, 0])
+parameters["scale"] = np.float32(1.0)   # a constant the forward reads; no gradient
+""",
+    )
+    result = check(ip)
+    assert list(result.table.index) == ["W", "b"]
+    assert result.failed == failed
+    assert any("scale" in w and "not checked" in w for w in result.warnings)
+    assert type(ip.user_ns["parameters"]["b"]) is float
+
+
+@pytest.mark.parametrize("bug, failed", [(False, []), (True, ["decoder"])])
+def test_keys_starting_with_d_are_parameters_not_gradients(ip, bug, failed):
+    net(
+        ip,
+        bug,
+        extra="""
+parameters = {"dense": parameters["W"], "decoder": parameters["b"]}
+_fwd, _bwd = forward_propagation, backward_propagation
+def forward_propagation(X, Y, parameters):
+    return _fwd(X, Y, {"W": parameters["dense"], "b": parameters["decoder"]})
+def backward_propagation(X, Y, cache):
+    grads = _bwd(X, Y, cache)
+    return {"ddense": grads["dW"], "ddecoder": grads["db"]}
+""",
+    )
+    assert check(ip).failed == failed
+
+
+@pytest.mark.parametrize(
+    "wrapper",
+    [
+        "def forward_propagation(X, Y, parameters, *args, **kwargs):\n    return _fwd(X, Y, parameters)",
+        "import functools\nforward_propagation = functools.partial(_fwd, Y=Y)",
+        "class Net:\n    def forward(self, X, Y, parameters):\n        return _fwd(X, Y, parameters)\n"
+        "forward_propagation = Net().forward",
+        "class Forward:\n    def __call__(self, X, Y, parameters):\n        return _fwd(X, Y, parameters)\n"
+        "forward_propagation = Forward()",
+    ],
+)
+@pytest.mark.parametrize("bug, failed", [(False, []), (True, ["b"])])
+def test_star_args_partial_bound_method_and_callable_object_forwards(ip, wrapper, bug, failed):
+    net(ip, bug, extra="_fwd = forward_propagation\n" + wrapper)
+    result = check(ip)
+    assert result.failed == failed
+
+
+@pytest.mark.parametrize("container", ["OrderedDict", "Params"])
+def test_the_users_own_dict_type_reaches_the_users_code(ip, container):
+    net(
+        ip,
+        True,
+        extra="""
+from collections import OrderedDict
+class Params(dict):
+    def weights(self):
+        return self["W"]
+_fwd = forward_propagation
+def forward_propagation(X, Y, parameters):
+    assert type(parameters).__name__ == CONTAINER, type(parameters)
+    parameters.move_to_end("W") if CONTAINER == "OrderedDict" else parameters.weights()
+    return _fwd(X, Y, parameters)
+parameters = CONTAINER_TYPE(parameters)
+""".replace("CONTAINER_TYPE", container).replace("CONTAINER", repr(container)),
+    )
+    result = check(ip)
+    assert result.failed == ["b"]
+    assert type(ip.user_ns["parameters"]).__name__ == container
+
+
+@pytest.mark.parametrize("bug, failed", [(False, []), (True, ["b"])])
+def test_matrix_parameters_reach_the_forward_as_matrices(ip, bug, failed):
+    net(
+        ip,
+        bug,
+        extra="""
+parameters = {k: np.matrix(v) for k, v in parameters.items()}
+_fwd, _bwd = forward_propagation, backward_propagation
+def forward_propagation(X, Y, parameters):
+    assert isinstance(parameters["W"], np.matrix)
+    return _fwd(X, Y, {k: np.asarray(v) for k, v in parameters.items()})
+""",
+    )
+    result = check(ip)
+    assert result.failed == failed
+    assert isinstance(ip.user_ns["parameters"]["W"], np.matrix)
+
+
+def test_complex_parameters_are_refused_by_name(ip):
+    net(ip, extra='parameters["W"] = parameters["W"] + 0j')
+    with pytest.raises(UsageError, match=r"parameters\['W'\] is complex"):
+        check(ip)
+
+
+def test_masked_parameters_are_refused_by_name(ip):
+    net(ip, extra='parameters["W"] = np.ma.masked_less(parameters["W"], 0)')
+    with pytest.raises(UsageError, match=r"parameters\['W'\] is a masked array"):
+        check(ip)
+
+
+def test_a_complex_gradient_fails_its_block_never_passes(ip):
+    net(
+        ip,
+        extra="""
+_bwd = backward_propagation
+def backward_propagation(X, Y, cache):
+    grads = _bwd(X, Y, cache)
+    grads["dW"] = grads["dW"] + 1j * grads["dW"]
+    return grads
+""",
+    )
+    result = check(ip)
+    assert result.failed == ["W"]
+    assert "complex" in result.table.loc["W", "note"]
+
+
+def test_a_float32_cost_is_refused_as_a_precision_matter_not_a_kink(ip):
+    net(
+        ip,
+        extra="""
+_fwd = forward_propagation
+def forward_propagation(X, Y, parameters):
+    cost, cache = _fwd(X, Y, parameters)
+    return np.float32(cost), cache
+""",
+    )
+    with pytest.raises(UsageError, match="float32 cost: its precision") as info:
+        check(ip)
+    assert "kink" not in str(info.value) and "non-differentiable" not in str(info.value)
+
+
+def test_an_integer_cost_is_refused_as_an_integer(ip):
+    net(
+        ip,
+        extra="""
+_fwd = forward_propagation
+def forward_propagation(X, Y, parameters):
+    cost, cache = _fwd(X, Y, parameters)
+    return int(cost * 1000), cache
+""",
+    )
+    with pytest.raises(UsageError, match="integer cost"):
+        check(ip)
+
+
+def test_a_cost_nan_on_the_second_evaluation_is_not_finite_not_nondeterministic(ip):
+    net(
+        ip,
+        extra="""
+calls = 0
+_fwd = forward_propagation
+def forward_propagation(X, Y, parameters):
+    global calls
+    calls += 1
+    cost, cache = _fwd(X, Y, parameters)
+    return (float("nan") if calls == 3 else cost), cache
+""",
+    )
+    with pytest.raises(UsageError, match="not finite") as info:
+        check(ip)
+    assert "not deterministic" not in str(info.value)
+
+
+def test_block_names_are_html_escaped_in_the_table(ip):
+    net(
+        ip,
+        True,
+        extra="""
+parameters = {"<b>W</b>": parameters["W"], "b": parameters["b"]}
+_fwd, _bwd = forward_propagation, backward_propagation
+def forward_propagation(X, Y, parameters):
+    return _fwd(X, Y, {"W": parameters["<b>W</b>"], "b": parameters["b"]})
+def backward_propagation(X, Y, cache):
+    grads = _bwd(X, Y, cache)
+    return {"d<b>W</b>": grads["dW"], "db": grads["db"]}
+""",
+    )
+    html = check(ip)._repr_html_()
+    assert "<b>W</b>" not in html and "&lt;b&gt;W&lt;/b&gt;" in html
+
+
+def test_a_float32_forward_widened_by_float_is_refused_as_precision(ip):
+    net(
+        ip,
+        extra="""
+_fwd = forward_propagation
+def forward_propagation(X, Y, parameters):
+    small = {k: v.astype(np.float32) for k, v in parameters.items()}
+    cost, cache = _fwd(X.astype(np.float32), Y.astype(np.float32), small)
+    return float(cost), cache
+""",
+    )
+    with pytest.raises(UsageError, match="float32 precision") as info:
+        check(ip)
+    assert "kink" not in str(info.value)
+
+
+def test_a_forward_taking_only_star_args_is_refused_by_name_with_the_fix(ip):
+    net(
+        ip,
+        extra="""
+_fwd = forward_propagation
+def forward_propagation(*args, **kwargs):
+    return _fwd(*args, **kwargs)
+""",
+    )
+    with pytest.raises(
+        UsageError, match=r"forward_propagation\(\*args, \*\*kwargs\) does not name its arguments"
+    ):
+        check(ip)
+    assert check(ip, "-f _fwd").passed  # named arguments: checked
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('parameters["c"] = None', r"parameters\['c'\] is a NoneType, not a numpy array"),
+        ('parameters["W"] = parameters["W"].astype(object)', r"parameters\['W'\] has dtype object"),
+        (
+            "_f = forward_propagation\ndef forward_propagation(X, Y, parameters):\n    _f(X, Y, parameters)",
+            "forward_propagation returned None; expected the cost",
+        ),
+        (
+            "_f = forward_propagation\ndef forward_propagation(X, Y, parameters):\n"
+            "    cost, cache = _f(X, Y, parameters)\n    return complex(cost), cache",
+            "returned a complex cost",
+        ),
+    ],
+)
+def test_unusable_input_is_refused_naming_the_entry_or_the_output(ip, extra, message):
+    net(ip, extra=extra)
+    with pytest.raises(UsageError, match=message) as info:
+        check(ip)
+    assert "no backward function can be called" not in str(info.value)
