@@ -687,11 +687,14 @@ class Engine:
             out.notes.append("cost not finite along a probe direction: cannot be verified")
         ev = Evidence(rel_error=float("nan"), judged=int(use.sum()), unverifiable=int((~finite).sum()),
                       localized=True)
+        # probes too small for the round-off (a near-zero floor) prove nothing: the entries decide
+        resolved = use.any() and (_norm(probes.analytic[use]) + _norm(probes.numeric[use])
+                                  >= ZERO_NOISE_MULTIPLE * _norm(probes.noise[use]))
         if use.any():
             ev.rel_error, ev.resolution = relative_error(probes.analytic[use], probes.numeric[use],
-                                                         probes.noise[use], out.notes)
+                                                         probes.noise[use], out.notes if resolved else None)
         out.rel_error = ev.rel_error
-        if verdict(ev, self.settings) == "pass":
+        if resolved and verdict(ev, self.settings) == "pass":
             self._judge(out, ev)
             return
         indices = self._localize_indices(block, rng)
