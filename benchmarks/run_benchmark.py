@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import nets  # noqa: E402
+import variants  # noqa: E402
 
 LIMIT = 60.0  # seconds; longer runs are estimated, not run
 SEEDS = 20  # nets per size and case in the reliability table
@@ -145,7 +146,7 @@ def reliability(sizes, seeds=SEEDS):
             n = nets.n_params(parameters)
             for case, (act, keep_prob, bug) in CASES.items():
                 namespace = {"X": X, "Y": Y, "parameters": parameters, "act": act, "keep_prob": keep_prob,
-                             "bug": bug, "forward_net": nets.forward_net, "backward_net": nets.backward_net}
+                             "bug": bug, "forward_net": variants.forward_net, "backward_net": variants.backward_net}
                 np.random.seed(seed)
                 for mode, overrides in RELIABILITY_MODES.items():
                     if mode == "full" and n > FULL_UP_TO:
@@ -161,7 +162,7 @@ def reliability(sizes, seeds=SEEDS):
                         cell["warn"] += bool(result.warned)
                         cell["right"] += not result.failed
                     else:
-                        cell["right"] += set(result.failed) == nets.BUGS[bug]
+                        cell["right"] += set(result.failed) == variants.BUGS[bug]
             print(f"  reliability {size}: seed {seed} done", flush=True)
     return table, seconds
 

@@ -42,8 +42,10 @@ RESTEPS = (1 / 16, 4.0)
 #: its disagreement (plus STEADY_NOISE times the round-off of both steps): a wrong analytic value.
 STEADY_FRACTION = 0.25
 STEADY_NOISE = 3.0
-#: Suspects re-stepped per block sweep, the worst first (4 evaluations each).
+#: Suspects re-stepped per block sweep, the worst first (4 evaluations each); fast mode stops at
+#: FAST_WRONG_ENOUGH wrong entries, which already decide its verdict.
 CONFIRM_LIMIT = 32
+FAST_WRONG_ENOUGH = 3
 #: One-sided differences that disagree by more than this fraction of the slope (and by more than
 #: KINK_NOISE_MULTIPLE times the round-off) mark a kink; smooth curvature over a step of ~1e-5
 #: changes the slope by far less.
@@ -313,7 +315,7 @@ class Engine:
         return NOISE_ULPS * EPS * max(abs(self.j0), TINY) / divisor
 
     # ---- sweeps ---------------------------------------------------------------
-    def _sweep(self, block: Block, indices: np.ndarray, out: Outcome):
+    def _sweep(self, block: Block, indices: np.ndarray, out: Outcome, enough: int = CONFIRM_LIMIT):
         """Central differences at ``indices``, perturbing the working array in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         flat = block.work.reshape(-1)  # a view: the working arrays are C-contiguous
@@ -352,10 +354,10 @@ class Engine:
             raise EvaluationError(exc, where) from exc
         self.evaluations += 2 * len(indices)
         out.evaluations += 2 * len(indices)
-        self._finish_entries(block, indices, jp, jm, plus, minus, divisor, out)
+        self._finish_entries(block, indices, jp, jm, plus, minus, divisor, out, enough=enough)
 
     def _finish_entries(self, block, indices, jp, jm, plus, minus, divisor, out: Outcome,
-                        confirm: bool = True):
+                        confirm: bool = True, enough: int = CONFIRM_LIMIT):
         """Numeric gradient and non-finite costs for the entries just swept; suspects re-stepped."""
         num = out.numeric.reshape(-1)
         finite = np.isfinite(jp) & np.isfinite(jm)
@@ -383,7 +385,7 @@ class Engine:
         order = order[np.argsort(-error[order] / size[order], kind="stable")][:CONFIRM_LIMIT]
         x = block.work.reshape(-1)[indices[order]]
         self._examine(block, indices[order], analytic[order], numeric[order], jp[order], jm[order],
-                      plus[order] - x, x - minus[order], out)
+                      plus[order] - x, x - minus[order], out, enough)
 
     def _one_sided(self, jp, jm, step_plus, step_minus):
         """(central difference, split of the one-sided differences, larger one-sided slope, noise)."""
@@ -393,7 +395,7 @@ class Engine:
         return ((jp - jm) / (step_plus + step_minus), split, max(abs(forward), abs(backward)),
                 self._noise(step_plus + step_minus))
 
-    def _examine(self, block, indices, analytic, numeric, jp, jm, step_plus, step_minus, out):
+    def _examine(self, block, indices, analytic, numeric, jp, jm, step_plus, step_minus, out, enough):
         """Re-step each suspect (RESTEPS) and keep as wrong only a disagreement that survives them all.
 
         wrong: the numeric value is steady at every step (curvature's error grows 16-fold at 4h; a
@@ -401,10 +403,12 @@ class Engine:
         kink: the one-sided differences still disagree at h/16 as much as at h (a non-differentiable
         point: any subgradient is right, so the entry is not judged).  near-kink: a kink was crossed
         at some step but the value moved with the step (reported, not counted).  Otherwise the value
-        moved with the step alone: curvature, not an error."""
+        moved with the step alone: curvature, not an error.  Stops after ``enough`` wrong entries."""
         flat = block.work.reshape(-1)
         threshold = self.settings.fail_threshold
         for k, i in enumerate(indices.tolist()):
+            if out.wrong is not None and out.wrong.sum() >= enough:
+                break
             x = float(flat[i])
             gap = abs(analytic[k] - numeric[k])
             central, split, slope, noise = self._one_sided(jp[k], jm[k], step_plus[k], step_minus[k])
@@ -456,7 +460,7 @@ class Engine:
         probe whose second difference shrinks like the step rather than its square crosses a
         kink along its direction: it is marked and left out of the verdict."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        g = block.comparable
+        analytic_gradient = block.comparable
         work = block.work
         orig = work.copy()
         k = min(self.settings.probes, work.size)
@@ -473,7 +477,7 @@ class Engine:
                 previous, previous_second, crossed = None, None, False
                 for shrink in range(SHRINKS + 1):
                     step = base / PROBE_SHRINK ** shrink
-                    a, n, second = self._probe(g, orig, work, step, out)
+                    a, n, second = self._probe(analytic_gradient, orig, work, step, out)
                     rel, _ = relative_error(np.array([a]), np.array([n]), np.array([noise]))
                     if previous_second is not None and abs(second) > KINK_NOISE_MULTIPLE * noise:
                         crossed |= second / previous_second > PROBE_KINK_RATIO
@@ -502,23 +506,26 @@ class Engine:
                            unsettled, worst_step)
 
     def _bisect(self, block: Block, out: Outcome, delta: np.ndarray, rng: np.random.Generator) -> int:
-        """The entry carrying most of a probe's discrepancy: probe each half of the entries along
-        the same step and follow the half whose analytic and numeric disagree more.  About
+        """The entry carrying most of a probe's discrepancy: probe one half of the entries along the
+        same step (the other half's analytic and numeric are the rest of the whole's: both are
+        linear in the step) and follow the half whose analytic and numeric disagree more.  About
         2·log2(n) evaluations, and never a full sweep."""
-        g, work = block.comparable, block.work
+        analytic, work = block.comparable, block.work
         orig = work.copy()
         flat_delta = delta.reshape(-1)
         idx = rng.permutation(np.flatnonzero(flat_delta))
         try:
+            whole_analytic, whole_numeric, _ = self._probe(analytic, orig, work, delta, out)
             while idx.size > 1:
-                halves = (idx[: idx.size // 2], idx[idx.size // 2:])
-                gaps = []
-                for half in halves:
-                    part = np.zeros(work.size)
-                    part[half] = flat_delta[half]
-                    a, n, _ = self._probe(g, orig, work, part.reshape(work.shape), out)
-                    gaps.append(abs(a - n))
-                idx = halves[int(np.argmax(gaps))]
+                first, second = idx[: idx.size // 2], idx[idx.size // 2:]
+                part = np.zeros(work.size)
+                part[first] = flat_delta[first]
+                first_analytic, first_numeric, _ = self._probe(analytic, orig, work, part.reshape(work.shape), out)
+                second_analytic, second_numeric = whole_analytic - first_analytic, whole_numeric - first_numeric
+                if abs(first_analytic - first_numeric) >= abs(second_analytic - second_numeric):
+                    idx, whole_analytic, whole_numeric = first, first_analytic, first_numeric
+                else:
+                    idx, whole_analytic, whole_numeric = second, second_analytic, second_numeric
         except KeyboardInterrupt:
             out.complete = False
             raise Interrupted() from None
@@ -526,8 +533,9 @@ class Engine:
             work[...] = orig
         return int(idx[0])
 
-    def _probe(self, g, orig, work, delta, out):
-        """(g·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) with the steps actually representable."""
+    def _probe(self, analytic, orig, work, delta, out):
+        """(analytic·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) with the steps actually
+        representable."""
         np.add(orig, delta, out=work)
         step_plus = work - orig
         jp = self.cost()
@@ -536,7 +544,8 @@ class Engine:
         jm = self.cost()
         work[...] = orig
         self._counted(out, 2)
-        return float(np.sum(g * (step_plus + step_minus))) / 2.0, (jp - jm) / 2.0, jp - 2.0 * self.j0 + jm
+        return (float(np.sum(analytic * (step_plus + step_minus))) / 2.0, (jp - jm) / 2.0,
+                jp - 2.0 * self.j0 + jm)
 
     # ---- per block --------------------------------------------------------
     def _entry_evidence(self, block: Block, out: Outcome, localized: bool = False) -> Evidence:
@@ -574,8 +583,9 @@ class Engine:
         if ev.fatal:
             return
         if ev.wrong:
-            out.notes.insert(0, f"{_count(ev.wrong, 'entry disagrees', 'entries disagree')} at every step "
-                                f"(worst {fmt_index(out.name, out.worst_index)}), far beyond round-off")
+            counted = "at least " if ev.localized and ev.wrong >= FAST_WRONG_ENOUGH else ""
+            out.notes.insert(0, f"{counted}{_count(ev.wrong, 'entry disagrees', 'entries disagree')} at every "
+                                f"step (worst {fmt_index(out.name, out.worst_index)}), far beyond round-off")
         if out.near_kinks is not None and out.near_kinks.any():
             n = int(out.near_kinks.sum())
             first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.near_kinks.reshape(-1)))))
@@ -701,11 +711,12 @@ class Engine:
         with self._interruptible(block, out):
             if indices.size < n and probes.worst_step is not None and finite.all():
                 indices = np.union1d(indices, [self._bisect(block, out, probes.worst_step, rng)])
-            self._sweep(block, indices, out)
+            enough = CONFIRM_LIMIT if indices.size == n else FAST_WRONG_ENOUGH
+            self._sweep(block, indices, out, enough)
             if indices.size < n and out.wrong is None:
                 wider = np.setdiff1d(np.arange(n), indices)
                 wider = np.sort(rng.choice(wider, min(KINK_SAMPLE, wider.size), replace=False))
-                self._sweep(block, wider, out)
+                self._sweep(block, wider, out, FAST_WRONG_ENOUGH)
                 indices = np.union1d(indices, wider)
         if indices.size == n:
             out.notes.append(f"fast mode: {len(probes.analytic)} random directions did not pass, so every "
@@ -731,8 +742,8 @@ class Engine:
         """Entries to difference in full: the largest analytic gradients and random ones."""
         n = block.work.size
         k = min(self.settings.localize, n)
-        g = block.comparable.reshape(-1)
-        top = np.argsort(-np.abs(g), kind="stable")[: k // 2]
+        analytic = block.comparable.reshape(-1)
+        top = np.argsort(-np.abs(analytic), kind="stable")[: k // 2]
         rest = np.setdiff1d(np.arange(n), top)
         extra = rng.choice(rest, min(k - top.size, rest.size), replace=False) if rest.size else rest
         return np.sort(np.concatenate([top, extra]).astype(np.intp))

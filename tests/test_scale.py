@@ -1,6 +1,7 @@
 """Verdicts at scale (issue 10): no false alarm on correct code, no bug diluted away, round-off
 never hides a bug, and the same answer every run.  Fixed seeds; nothing here reads a clock."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +11,13 @@ from test_modes import load_big
 from test_planted_bugs import SEED_FIX
 
 CHECK = "-f forward_net -b backward_net -p parameters"
+VARIANTS = Path(__file__).resolve().parent.parent / "benchmarks" / "variants.py"
 
 
 def load_variant(ip, size, seed=0, act="relu", keep_prob=1.0, bug=None):
-    """The benchmark's net (benchmarks/nets.py) with a hidden activation, dropout and a planted bug."""
+    """The benchmark's net (benchmarks/variants.py) with a hidden activation, dropout and a planted bug."""
     load_big(ip, size)
+    run(ip, VARIANTS.read_text())
     ip.user_ns["X"], ip.user_ns["Y"], ip.user_ns["parameters"] = ip.user_ns["make_net"](size, seed=seed)
     ip.user_ns.update(act=act, keep_prob=keep_prob, bug=bug)
     run(ip, f"np.random.seed({seed})")
