@@ -3,6 +3,7 @@
     python benchmarks/run_benchmark.py            # all sizes; writes benchmarks/results.md
     python benchmarks/run_benchmark.py 50 5k      # some sizes (timings and reliability), printed only
     python benchmarks/run_benchmark.py --quick    # smoke run: 3 seeds, sizes 50 and 5k, printed only
+    python benchmarks/run_benchmark.py 500k --no-timing --modes=fast --seeds=20   # one reliability row set
 
 For each seed-style net (~50, 5k, 50k, 500k parameters, m=32) it reports wall time and
 forward evaluations of: the homework's gradient_check_n loop, a bare in-place loop (the
@@ -230,16 +231,25 @@ def report(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse(args):
+    """Sizes, plus options: --quick (3 seeds of 50 and 5k), --seeds=N, --modes=fast,auto (reliability
+    modes), --no-timing (the reliability table alone)."""
+    options = {a.split("=")[0]: a.partition("=")[2] for a in args if a.startswith("--")}
+    sizes = [a for a in args if not a.startswith("--")]
+    quick = "--quick" in options
+    sizes = sizes or (["50", "5k"] if quick else list(nets.SIZES))
+    seeds = int(options.get("--seeds") or (3 if quick else SEEDS))
+    modes = options.get("--modes")
+    return sizes, seeds, modes.split(",") if modes else list(RELIABILITY_MODES), "--no-timing" in options
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    quick = "--quick" in args
-    chosen = [a for a in args if a != "--quick"] or (["50", "5k"] if quick else list(nets.SIZES))
-    seeds = 3 if quick else SEEDS
-    text = main(chosen)
+    chosen, seeds, modes, no_timing = parse(args)
+    RELIABILITY_MODES = {k: v for k, v in RELIABILITY_MODES.items() if k.lstrip("-").split()[0] in modes}
+    text = "" if no_timing else main(chosen)
     table, seconds = reliability(chosen, seeds)
     text += reliability_report(chosen, table, seconds, seeds)
-    text += ("\nCommand: `python benchmarks/run_benchmark.py` (from the repository root; about "
-             "half an hour on 2 cores).\n")
     print()
     print(text)
     if not args:
