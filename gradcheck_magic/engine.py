@@ -591,12 +591,13 @@ class Engine:
             first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.near_kinks.reshape(-1)))))
             out.notes.append(f"near-kink at {first}{f' (+{n - 1} more)' if n > 1 else ''}: the step crossed a "
                              "kink, a smaller one does not; not counted as an error")
-        if ev.kinks:
+        kinks = 0 if out.kinks is None else int(out.kinks.sum())
+        if kinks:
             first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.kinks.reshape(-1)))))
             out.notes.insert(0, f"non-differentiable point at {first}"
-                                f"{f' (+{ev.kinks - 1} more)' if ev.kinks > 1 else ''}: the central difference "
+                                f"{f' (+{kinks - 1} more)' if kinks > 1 else ''}: the central difference "
                                 "straddles a kink (the one-sided differences disagree), so "
-                                f"{'that entry is' if ev.kinks == 1 else 'those entries are'} not judged")
+                                f"{'that entry is' if kinks == 1 else 'those entries are'} not judged")
         coarse = ev.resolution > s.fail_threshold or (
             not ev.localized and np.isfinite(ev.rel_error) and ev.rel_error > s.threshold and not ev.beyond_noise)
         if coarse and out.status != "fail":
@@ -730,10 +731,14 @@ class Engine:
             entries.rel_error = ev.rel_error
         out.rel_error = entries.rel_error
         entries.unverifiable += ev.unverifiable
-        if out.wrong is None:
+        if crossed and not use.any():  # every probe crossed a kink: a sample alone cannot pass the block
+            entries.kinks += crossed
+            out.notes.append("every probe crossed a kink, so the block is only sampled: check it in full "
+                             "(--mode full) or move the parameters off the kink")
+        if out.wrong is None and use.any():
             out.notes.append(f"fast mode: the directional error ({ev.rel_error:.1e}) was not found in "
                              f"{indices.size} sampled entries, which all agree")
-        else:
+        elif out.wrong is not None:
             out.notes.append(f"fast mode: {len(probes.analytic)} random directions; {indices.size} sampled "
                              "entries localize the error")
         self._judge(out, entries)
