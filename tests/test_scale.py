@@ -133,3 +133,11 @@ def test_auto_mode_picks_the_same_mode_and_table_every_run(ip):
     assert first.mode == second.mode == "full"
     assert first.table.equals(second.table)
     assert np.array_equal(first.failed, ["b1", "W2"])
+
+
+def test_a_block_whose_every_probe_crosses_a_kink_is_never_passed_on_a_sample(ip):
+    load_variant(ip, "50k", bug="one_entry")
+    # Z1[5, 0] = 1e-9: every random direction through W1 crosses this kink, at every step tried
+    run(ip, "parameters['b1'][5, 0] -= float(parameters['W1'][5] @ X[:, 0] + parameters['b1'][5, 0]) - 1e-9")
+    result = check(ip, f"{CHECK} --mode fast")
+    assert result.table.loc["W1", "status"] != "pass", result
