@@ -536,7 +536,7 @@ class Engine:
     def _probe(self, analytic, orig, work, delta, out):
         """(analytic·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) with the steps actually
         representable: analytic·((θ+Δ) − (θ−Δ))/2 as stored, not analytic·Δ."""
-        plus = orig + delta
+        plus = np.add(orig, delta, out=np.empty_like(orig))  # an array even for a 0-d block
         work[...] = plus
         jp = self.cost()
         np.subtract(orig, delta, out=work)
