@@ -42,9 +42,12 @@ RESTEPS = (1 / 16, 4.0)
 #: its disagreement (plus STEADY_NOISE times the round-off of both steps): a wrong analytic value.
 STEADY_FRACTION = 0.25
 STEADY_NOISE = 3.0
-#: Suspects re-stepped per block sweep, the worst first (4 evaluations each); fast mode stops at
+#: Suspects re-stepped per block sweep, the worst first (4 evaluations each): at most the larger of
+#: CONFIRM_LIMIT and CONFIRM_FRACTION of the swept entries (near-kinks of a large block must not
+#: crowd out its one wrong entry), stopping at CONFIRM_LIMIT wrong ones; fast mode stops at
 #: FAST_WRONG_ENOUGH wrong entries, which already decide its verdict.
 CONFIRM_LIMIT = 32
+CONFIRM_FRACTION = 0.01
 FAST_WRONG_ENOUGH = 3
 #: One-sided differences that disagree by more than this fraction of the slope (and by more than
 #: KINK_NOISE_MULTIPLE times the round-off) mark a kink; smooth curvature over a step of ~1e-5
@@ -382,7 +385,8 @@ class Engine:
         if not suspect.any():
             return
         order = np.flatnonzero(suspect)
-        order = order[np.argsort(-error[order] / size[order], kind="stable")][:CONFIRM_LIMIT]
+        limit = max(CONFIRM_LIMIT, int(CONFIRM_FRACTION * indices.size))
+        order = order[np.argsort(-error[order] / size[order], kind="stable")][:limit]
         x = block.work.reshape(-1)[indices[order]]
         self._examine(block, indices[order], analytic[order], numeric[order], jp[order], jm[order],
                       plus[order] - x, x - minus[order], out, enough)
