@@ -240,7 +240,8 @@ def parse(args):
     sizes = sizes or (["50", "5k"] if quick else list(nets.SIZES))
     seeds = int(options.get("--seeds") or (3 if quick else SEEDS))
     modes = options.get("--modes")
-    return sizes, seeds, modes.split(",") if modes else list(RELIABILITY_MODES), "--no-timing" in options
+    names = [k.lstrip("-").split()[0] for k in RELIABILITY_MODES]
+    return sizes, seeds, modes.split(",") if modes else names, "--no-timing" in options
 
 
 if __name__ == "__main__":
