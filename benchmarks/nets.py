@@ -120,3 +120,4 @@ def bare_loop(parameters, X, Y, epsilon=1e-7, limit=None):
             count += 1
         approx[k] = a.reshape(w.shape)
     return approx
+

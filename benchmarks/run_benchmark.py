@@ -1,7 +1,9 @@
-"""Speed of gradcheck_magic against the loops people write by hand.
+"""Speed of gradcheck_magic against the loops people write by hand, and how often it is right.
 
     python benchmarks/run_benchmark.py            # all sizes; writes benchmarks/results.md
-    python benchmarks/run_benchmark.py 50 5k      # some sizes
+    python benchmarks/run_benchmark.py 50 5k      # some sizes (timings and reliability), printed only
+    python benchmarks/run_benchmark.py --quick    # smoke run: 3 seeds, sizes 50 and 5k, printed only
+    python benchmarks/run_benchmark.py 500k --no-timing --modes=fast --seeds=20   # one reliability row set
 
 For each seed-style net (~50, 5k, 50k, 500k parameters, m=32) it reports wall time and
 forward evaluations of: the homework's gradient_check_n loop, a bare in-place loop (the
@@ -22,8 +24,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import nets  # noqa: E402
+import variants  # noqa: E402
 
 LIMIT = 60.0  # seconds; longer runs are estimated, not run
+SEEDS = 20  # nets per size and case in the reliability table
+CASES = {  # name -> (hidden activation, keep_prob, planted bug)
+    "correct ReLU": ("relu", 1.0, None),
+    "correct tanh": ("tanh", 1.0, None),
+    "correct dropout": ("relu", 0.8, None),
+    "two-block bug": ("relu", 1.0, "two_block"),
+    "one-entry bug": ("relu", 1.0, "one_entry"),
+    "one-unit mask bug": ("relu", 1.0, "one_unit_mask"),
+}
+RELIABILITY_MODES = {"full": {"mode": "full"}, "fast": {"mode": "fast"}, "--sample 100": {"sample": 100},
+                     "auto": {}}
+FULL_UP_TO = 10_000  # full mode only on nets up to this many parameters (50k: 6 s a check)
 
 
 def seconds_per_forward(X, Y, parameters, repeat=30) -> float:
@@ -119,6 +134,69 @@ def main(sizes) -> str:
     return report(rows)
 
 
+def reliability(sizes, seeds=SEEDS):
+    """Per case, mode and size: how many of ``seeds`` nets got the right verdict.  Correct nets:
+    failures (false alarms) and warnings; buggy ones: checks whose failed blocks are exactly the
+    planted ones.  Each check goes through gradcheck() (the magic's one implementation)."""
+    from gradcheck_magic import gradcheck
+
+    table, seconds = {}, {}
+    for size in sizes:
+        for seed in range(seeds):
+            X, Y, parameters = nets.make_net(size, seed=seed)
+            n = nets.n_params(parameters)
+            for case, (act, keep_prob, bug) in CASES.items():
+                namespace = {"X": X, "Y": Y, "parameters": parameters, "act": act, "keep_prob": keep_prob,
+                             "bug": bug, "forward_net": variants.forward_net, "backward_net": variants.backward_net}
+                np.random.seed(seed)
+                for mode, overrides in RELIABILITY_MODES.items():
+                    if mode == "full" and n > FULL_UP_TO:
+                        continue
+                    start = time.perf_counter()
+                    result = gradcheck(namespace, forward="forward_net", backward="backward_net",
+                                       params="parameters", **overrides)
+                    seconds.setdefault((case, mode, size), []).append(time.perf_counter() - start)
+                    cell = table.setdefault((case, mode, size), {"right": 0, "fail": 0, "warn": 0, "n": 0})
+                    cell["n"] += 1
+                    if bug is None:
+                        cell["fail"] += bool(result.failed)
+                        cell["warn"] += bool(result.warned)
+                        cell["right"] += not result.failed
+                    else:
+                        cell["right"] += set(result.failed) == variants.BUGS[bug]
+            print(f"  reliability {size}: seed {seed} done", flush=True)
+    return table, seconds
+
+
+def reliability_report(sizes, table, seconds, seeds=SEEDS) -> str:
+    lines = [
+        "",
+        "## Reliability",
+        "",
+        f"{seeds} nets per size (seeds 0–{seeds - 1}; the seed draws the net, X, Y and the dropout masks), "
+        "checked through `gradcheck()` with default settings. Correct nets: `fails / warns` (a fail is a "
+        "false alarm). Buggy nets: checks whose failed blocks are exactly the planted ones. "
+        f"Full mode (and auto's full) is run up to {FULL_UP_TO:,} parameters; `—` = not run. "
+        "Median seconds per check in brackets.",
+        "",
+        "| case | mode | " + " | ".join(sizes) + " |",
+        "|---|---|" + "---:|" * len(sizes),
+    ]
+    for case, (_, _, bug) in CASES.items():
+        for mode in RELIABILITY_MODES:
+            cells = []
+            for size in sizes:
+                cell = table.get((case, mode, size))
+                if cell is None:
+                    cells.append("—")
+                    continue
+                t = float(np.median(seconds[(case, mode, size)]))
+                text = (f"{cell['fail']} / {cell['warn']}" if bug is None else f"{cell['right']}/{cell['n']}")
+                cells.append(f"{text} ({t:.2g} s)")
+            lines.append(f"| {case} | {mode} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def report(rows) -> str:
     lines = [
         "# Benchmark results",
@@ -153,10 +231,27 @@ def report(rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse(args):
+    """Sizes, plus options: --quick (3 seeds of 50 and 5k), --seeds=N, --modes=fast,auto (reliability
+    modes), --no-timing (the reliability table alone)."""
+    options = {a.split("=")[0]: a.partition("=")[2] for a in args if a.startswith("--")}
+    sizes = [a for a in args if not a.startswith("--")]
+    quick = "--quick" in options
+    sizes = sizes or (["50", "5k"] if quick else list(nets.SIZES))
+    seeds = int(options.get("--seeds") or (3 if quick else SEEDS))
+    modes = options.get("--modes")
+    names = [k.lstrip("-").split()[0] for k in RELIABILITY_MODES]
+    return sizes, seeds, modes.split(",") if modes else names, "--no-timing" in options
+
+
 if __name__ == "__main__":
-    chosen = sys.argv[1:] or list(nets.SIZES)
-    text = main(chosen)
+    args = sys.argv[1:]
+    chosen, seeds, modes, no_timing = parse(args)
+    RELIABILITY_MODES = {k: v for k, v in RELIABILITY_MODES.items() if k.lstrip("-").split()[0] in modes}
+    text = "" if no_timing else main(chosen)
+    table, seconds = reliability(chosen, seeds)
+    text += reliability_report(chosen, table, seconds, seeds)
     print()
     print(text)
-    if not sys.argv[1:]:
+    if not args:
         (HERE / "results.md").write_text(text, encoding="utf-8")

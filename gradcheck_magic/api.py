@@ -184,7 +184,7 @@ def sweep(problem: Problem, checked: Checked, settings: Settings, progress) -> R
     tick_closer = None
     if progress is not None:
         planned = engine.planned_evaluations(mode)
-        tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7))
+        tick_closer = progress(planned, planned * max(problem.eval_seconds, 1e-7), mode)
         engine.progress = tick_closer
     started = time.perf_counter()
     try:

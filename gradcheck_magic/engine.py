@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -25,17 +26,52 @@ TINY = np.finfo(np.float64).tiny
 AUTO_STEP = float(np.cbrt(EPS))
 #: Round-off of one cost evaluation is taken as ``NOISE_ULPS * eps * |J|``.
 NOISE_ULPS = 8.0
-#: Errors are measured against a floor: the round-off noise of the numeric
-#: gradient divided by this reference (the course's "fine" bound), so that two
-#: near-zero gradients never raise a false alarm.
+#: A gradient whose norm is below this many times the round-off of its numeric estimate is zero
+#: as far as float64 can tell: only then is its error measured against the floor below.
+ZERO_NOISE_MULTIPLE = 10.0
+#: The floor for such near-zero gradients: their round-off divided by this reference (the course's
+#: "fine" bound), so that two near-zero gradients never raise a false alarm.
 FLOOR_REFERENCE = 1e-7
-#: One-sided differences that disagree by more than this fraction of the slope mark a kink;
-#: smooth curvature over a step of ~1e-5 changes the slope by far less.
+#: A block's difference counts as a disagreement only beyond this many times its round-off.
+BLOCK_NOISE_MULTIPLE = 10.0
+#: An entry is a suspect when |analytic - numeric| exceeds this many times its own round-off
+#: (and the pass threshold relative to its size); suspects are then re-stepped.
+ENTRY_NOISE_MULTIPLE = 16.0
+#: Re-steps of a suspect, as factors of its step: a smaller one stops crossing a nearby kink, a
+#: larger one multiplies curvature's error by 16 at a quarter of the round-off.
+RESTEPS = (1 / 16, 4.0)
+#: A suspect is steady when its numeric value at every re-step moves by at most this fraction of
+#: its disagreement (plus STEADY_NOISE times the round-off of both steps): a wrong analytic value.
+STEADY_FRACTION = 0.25
+STEADY_NOISE = 3.0
+#: Suspects re-stepped per block sweep, the worst first (4 evaluations each): at most the larger of
+#: CONFIRM_LIMIT and CONFIRM_FRACTION of the swept entries (near-kinks of a large block must not
+#: crowd out its one wrong entry), stopping at CONFIRM_LIMIT wrong ones; fast mode stops at
+#: FAST_WRONG_ENOUGH wrong entries, which already decide its verdict.
+CONFIRM_LIMIT = 32
+CONFIRM_FRACTION = 0.01
+FAST_WRONG_ENOUGH = 3
+#: One-sided differences that disagree by more than this fraction of the slope (and by more than
+#: KINK_NOISE_MULTIPLE times the round-off) mark a kink; smooth curvature over a step of ~1e-5
+#: changes the slope by far less.
 KINK_SPLIT = 1e-2
-#: Fast mode retries a failing probe with its step divided by 8, at most this many times.
+KINK_NOISE_MULTIPLE = 100.0
+#: At a kink the split keeps its size as the step shrinks 16-fold; a smooth split shrinks with it.
+KINK_PERSIST = 0.25
+#: Fast mode retries a failing probe with its step divided by PROBE_SHRINK, at most SHRINKS times.
+PROBE_SHRINK = 8.0
 SHRINKS = 2
-#: Entries differenced when kinks may explain a fast-mode probe's error.
+#: A probe's relative error that stays within this ratio band after a shrink is steady (real).
+STEADY_RATIO = (0.5, 2.0)
+#: Along a smooth direction the second difference shrinks as the step squared (1/64 per shrink),
+#: across a kink as the step (1/8): a ratio above this marks a probe that crosses a kink.
+PROBE_KINK_RATIO = 1 / 24
+#: Entries differenced when a fast-mode error has not been localized by the first sample.
 KINK_SAMPLE = 256
+#: auto mode: a problem of at most this many evaluations is always checked in full, and one of at
+#: most time_budget * NOMINAL_EVALUATIONS_PER_SECOND too (a count, never a clock, decides)
+AUTO_FULL_EVALUATIONS = 2_000
+NOMINAL_EVALUATIONS_PER_SECOND = 20_000
 
 
 @dataclass
@@ -54,6 +90,18 @@ class Block:
         if self.analytic is not None and self.fatal is None:
             return self.analytic
         return None
+
+
+class Directional(NamedTuple):
+    """Fast mode's probes: per random direction, the analytic and numeric directional derivative,
+    the round-off of the numeric one, and whether it crossed a kink (then it is left out)."""
+
+    analytic: np.ndarray
+    numeric: np.ndarray
+    noise: np.ndarray
+    kinked: np.ndarray
+    unsettled: bool  # some probe's error moved with the step and never steadied
+    worst_step: Optional[np.ndarray]  # the step of the probe that disagreed most (bisection starts there)
 
 
 @dataclass
@@ -76,6 +124,9 @@ class Outcome:
     directional: Optional[tuple] = None  # fast mode: (analytic, numeric) per probe
     noise: Optional[np.ndarray] = None  # estimated round-off of each numeric entry
     complete: bool = True
+    wrong: Optional[np.ndarray] = None  # bool mask: disagreement survived every re-step
+    near_kinks: Optional[np.ndarray] = None  # bool mask: a smaller step no longer crossed the kink
+    disagreeing: int = 0  # entries whose disagreement survived every re-step
 
     @property
     def error(self) -> np.ndarray:
@@ -83,6 +134,87 @@ class Outcome:
         if self.analytic is None or self.analytic.shape != self.numeric.shape:
             return np.full(self.shape, np.nan)
         return np.abs(self.analytic - self.numeric)
+
+    @property
+    def unverifiable(self) -> np.ndarray:
+        """Entries differenced whose cost was not finite at θ±ε."""
+        return self.checked & ~np.isfinite(self.numeric)
+
+    def mark(self, attribute: str, flat_indices: np.ndarray) -> None:
+        """Set entries of one of the bool masks, creating it on first use."""
+        if getattr(self, attribute) is None:
+            setattr(self, attribute, np.zeros(self.shape, dtype=bool))
+        getattr(self, attribute).reshape(-1)[flat_indices] = True
+
+
+@dataclass
+class Evidence:
+    """Everything a block's verdict is decided from; every mode fills one and calls ``verdict``."""
+
+    rel_error: float  # the block's figure over the judged entries (or probes)
+    wrong: int = 0  # entries whose disagreement survived every re-step
+    beyond_noise: bool = True  # the block's difference exceeds BLOCK_NOISE_MULTIPLE x its round-off
+    resolution: float = 0.0  # round-off relative to the gradient: the smallest error it can show
+    unverifiable: int = 0  # entries or probes whose cost was not finite
+    judged: int = 0  # entries or probes compared
+    kinks: int = 0
+    localized: bool = False  # fast mode: only sampled entries were differenced, so they decide
+    complete: bool = True
+    fatal: bool = False
+
+
+def verdict(ev: Evidence, settings: Settings) -> str:
+    """The one verdict rule.
+
+    fail: the gradient cannot be compared, or an entry's disagreement survived every re-step, or
+    (when the whole block was differenced) the block's error is above the fail line and beyond its
+    round-off.  A localized block (fast mode) fails only through its entries.  pass: the error is
+    within the threshold and nothing was left unverified (kinks, non-finite costs, round-off too
+    coarse to resolve the fail line, an interruption).  Everything else warns."""
+    if ev.fatal or ev.wrong:
+        return "fail"
+    if not np.isfinite(ev.rel_error):
+        return "warn" if ev.unverifiable or ev.kinks or ev.localized or not ev.complete else "fail"
+    if not ev.localized and ev.rel_error > settings.fail_threshold and ev.beyond_noise:
+        return "fail"
+    unsure = (ev.rel_error > settings.threshold or ev.resolution > settings.fail_threshold
+              or 2 * ev.unverifiable > max(ev.judged, 1) or ev.unverifiable or ev.kinks or not ev.complete)
+    return "warn" if unsure else "pass"
+
+
+def _norm(v: np.ndarray) -> float:
+    """The 2-norm; cheaper than np.linalg.norm on the small blocks of homework nets."""
+    flat = v.reshape(-1)
+    return math.sqrt(float(flat @ flat))
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, notes=None):
+    """The homework's ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖), and the round-off relative to
+    the gradient.  Only a gradient that float64 cannot tell from zero (below ZERO_NOISE_MULTIPLE
+    times its round-off) is measured against a floor instead; nothing else is."""
+    size = _norm(analytic) + _norm(numeric)
+    round_off = _norm(noise)
+    if size < ZERO_NOISE_MULTIPLE * round_off:
+        floor = round_off / FLOOR_REFERENCE
+        if notes is not None:
+            notes.append(f"near-zero gradient (‖grad‖+‖approx‖ = {size:.1e}): "
+                         f"error measured against the round-off floor {floor:.1e}")
+        return _norm(analytic - numeric) / floor, 0.0
+    if size == 0:
+        return 0.0, 0.0
+    return _norm(analytic - numeric) / size, round_off / size
+
+
+def index_of(shape: tuple, flat: int) -> tuple:
+    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
+
+
+def fmt_index(name: str, index: tuple) -> str:
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 class Interrupted(Exception):
@@ -96,28 +228,6 @@ class EvaluationError(Exception):
         super().__init__(where)
         self.original = original
         self.where = where
-
-
-def _norm(v: np.ndarray) -> float:
-    """The 2-norm; cheaper than np.linalg.norm on the small blocks of homework nets."""
-    flat = v.reshape(-1)
-    return math.sqrt(float(flat @ flat))
-
-
-def verdict(rel: float, settings: Settings) -> str:
-    if not np.isfinite(rel):
-        return "fail"
-    if rel <= settings.threshold:
-        return "pass"
-    return "warn" if rel <= settings.fail_threshold else "fail"
-
-
-def index_of(shape: tuple, flat: int) -> tuple:
-    return tuple(int(i) for i in np.unravel_index(flat, shape)) if shape else ()
-
-
-def fmt_index(name: str, index: tuple) -> str:
-    return f"{name}[{', '.join(map(str, index))}]" if index else name
 
 
 class Engine:
@@ -146,14 +256,21 @@ class Engine:
                 total += 2 * n
         return total
 
-    def choose_mode(self, seconds_per_evaluation: float) -> str:
-        """auto: full when the sweep should finish within the time budget, else fast."""
+    def choose_mode(self, seconds_per_evaluation: float = 0.0) -> str:
+        """auto: full for a problem small enough by count (the homework nets always), else fast.
+
+        Only a count decides, never a clock, so the same problem gets the same mode on any machine
+        under any load (a slow forward in full mode is slow, not wrong: the progress bar then
+        suggests -m fast).  ``seconds_per_evaluation`` is accepted for callers and ignored."""
         s = self.settings
         if s.mode != "auto":
             return s.mode
         if s.sample:
             return "full"
-        return "full" if seconds_per_evaluation * self.planned_evaluations("full") <= s.time_budget else "fast"
+        planned = self.planned_evaluations("full")
+        if planned <= AUTO_FULL_EVALUATIONS:
+            return "full"
+        return "full" if planned <= s.time_budget * NOMINAL_EVALUATIONS_PER_SECOND else "fast"
 
     def _counted(self, out: Outcome, n: int) -> None:
         """Book n evaluations to the check and the block, and advance the progress bar."""
@@ -176,7 +293,7 @@ class Engine:
         return NOISE_ULPS * EPS * max(abs(self.j0), TINY) / divisor
 
     # ---- sweeps ---------------------------------------------------------------
-    def _sweep(self, block: Block, indices: np.ndarray, out: Outcome):
+    def _sweep(self, block: Block, indices: np.ndarray, out: Outcome, enough: int = CONFIRM_LIMIT):
         """Central differences at ``indices``, perturbing the working array in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         flat = block.work.reshape(-1)  # a view: the working arrays are C-contiguous
@@ -215,113 +332,147 @@ class Engine:
             raise EvaluationError(exc, where) from exc
         self.evaluations += 2 * len(indices)
         out.evaluations += 2 * len(indices)
-        self._finish_entries(block, indices, jp, jm, plus, minus, divisor, out)
+        self._finish_entries(block, indices, jp, jm, plus, minus, divisor, out, enough=enough)
 
     def _finish_entries(self, block, indices, jp, jm, plus, minus, divisor, out: Outcome,
-                        confirm: bool = True):
-        """Numeric gradient, non-finite costs and kinks for the entries just swept."""
+                        confirm: bool = True, enough: int = CONFIRM_LIMIT):
+        """Numeric gradient and non-finite costs for the entries just swept; suspects re-stepped."""
         num = out.numeric.reshape(-1)
-        checked = out.checked.reshape(-1)
         finite = np.isfinite(jp) & np.isfinite(jm)
         num[indices] = np.where(finite, (jp - jm) / divisor, np.nan)
         out.noise.reshape(-1)[indices] = self._noise(divisor)
-        checked[indices] = True
+        out.checked.reshape(-1)[indices] = True
         bad = indices[~finite]
         if bad.size:
             first = fmt_index(block.name, index_of(block.work.shape, int(bad[0])))
-            out.notes.append(f"cost not finite at θ±ε for {bad.size} entr{'y' if bad.size == 1 else 'ies'} "
+            out.notes.append(f"cost not finite at θ±ε for {_count(bad.size, 'entry', 'entries')} "
                              f"(first {first}): those cannot be verified")
-        g = block.comparable
-        if g is None or not indices.size:
+        analytic = block.comparable
+        if analytic is None or not indices.size or not confirm:
             return
-        gi = g.reshape(-1)[indices]
-        err = np.abs(gi - num[indices])
-        significant = err > self.settings.threshold * (np.abs(gi) + np.abs(num[indices]))
-        if not significant.any():
+        analytic = analytic.reshape(-1)[indices]
+        numeric = num[indices]
+        error = np.abs(analytic - numeric)
+        size = np.abs(analytic) + np.abs(numeric)
+        with np.errstate(invalid="ignore"):
+            suspect = ((error > self.settings.threshold * size)
+                       & (error > ENTRY_NOISE_MULTIPLE * out.noise.reshape(-1)[indices]))
+        if not suspect.any():
             return
-        x = block.work.reshape(-1)[indices]
-        kink = self._kinks(jp, jm, x - minus, plus - x, err, out.noise.reshape(-1)[indices]) & significant
-        if kink.any() and confirm:
-            kink[kink] = self._confirm_kinks(block, indices[kink], x[kink], plus[kink] - x[kink],
-                                             jp[kink] - 2 * self.j0 + jm[kink], out)
-        if kink.any():
-            if out.kinks is None:
-                out.kinks = np.zeros(out.shape, dtype=bool)
-            out.kinks.reshape(-1)[indices[kink]] = True
+        order = np.flatnonzero(suspect)
+        limit = max(CONFIRM_LIMIT, int(CONFIRM_FRACTION * indices.size))
+        order = order[np.argsort(-error[order] / size[order], kind="stable")][:limit]
+        x = block.work.reshape(-1)[indices[order]]
+        self._examine(block, indices[order], analytic[order], numeric[order], jp[order], jm[order],
+                      plus[order] - x, x - minus[order], out, enough)
 
-    def _confirm_kinks(self, block, indices, x, h, second, out) -> np.ndarray:
-        """Halve the step: where J is smooth the second difference drops fourfold, at a kink it
-        halves (or vanishes, when the kink leaves the interval)."""
-        flat = block.work.reshape(-1)
-        keep = np.zeros(len(indices), dtype=bool)
-        for k, i in enumerate(indices.tolist()):
-            try:
-                flat[i] = x[k] + h[k] / 2
-                jp = self.cost()
-                flat[i] = x[k] - h[k] / 2
-                jm = self.cost()
-            finally:
-                flat[i] = x[k]
-            self._counted(out, 2)
-            # second differences scale as h^2 where J is smooth (ratio 1/4), as h at a kink
-            ratio = (jp - 2 * self.j0 + jm) / second[k] if second[k] else np.inf
-            keep[k] = not 0.2 < ratio < 0.3
-        return keep
-
-    def _kinks(self, jp, jm, step_minus, step_plus, err, noise):
-        """Non-differentiable points: the two one-sided differences disagree by far more than
-        curvature over one step explains.  There the central difference says nothing about the
-        analytic gradient (any subgradient is right), so such entries warn and never fail."""
+    def _one_sided(self, jp, jm, step_plus, step_minus):
+        """(central difference, split of the one-sided differences, larger one-sided slope, noise)."""
         forward = (jp - self.j0) / step_plus
         backward = (self.j0 - jm) / step_minus
-        split = np.abs(forward - backward)
-        slope = np.maximum(np.abs(forward), np.abs(backward))
-        with np.errstate(invalid="ignore"):
-            return (np.isfinite(split) & (err > 100 * noise) & (split > 100 * noise)
-                    & (split > KINK_SPLIT * slope))
+        split = abs(forward - backward)
+        return ((jp - jm) / (step_plus + step_minus), split, max(abs(forward), abs(backward)),
+                self._noise(step_plus + step_minus))
 
-    def _directional(self, block: Block, out: Outcome, rng: np.random.Generator, exclude=None):
+    def _examine(self, block, indices, analytic, numeric, jp, jm, step_plus, step_minus, out, enough):
+        """Re-step each suspect (RESTEPS) and keep as wrong only a disagreement that survives them all.
+
+        wrong: the numeric value is steady at every step (curvature's error grows 16-fold at 4h; a
+        kink nearer than h stops being crossed at h/16) and no kink persists at the smallest step.
+        kink: the one-sided differences still disagree at h/16 as much as at h (a non-differentiable
+        point: any subgradient is right, so the entry is not judged).  near-kink: a kink was crossed
+        at some step but the value moved with the step (reported, not counted).  Otherwise the value
+        moved with the step alone: curvature, not an error.  Stops after ``enough`` wrong entries."""
+        flat = block.work.reshape(-1)
+        threshold = self.settings.fail_threshold
+        for k, i in enumerate(indices.tolist()):
+            if out.wrong is not None and out.wrong.sum() >= enough:
+                break
+            x = float(flat[i])
+            gap = abs(analytic[k] - numeric[k])
+            central, split, slope, noise = self._one_sided(jp[k], jm[k], step_plus[k], step_minus[k])
+            kinked = [split > KINK_NOISE_MULTIPLE * noise and split > KINK_SPLIT * slope]
+            splits, steady, last = [split], True, numeric[k]
+            for factor in RESTEPS:
+                try:
+                    flat[i] = x + step_plus[k] * factor
+                    plus = float(flat[i])
+                    jp_k = self.cost()
+                    flat[i] = x - step_minus[k] * factor
+                    minus = float(flat[i])
+                    jm_k = self.cost()
+                except KeyboardInterrupt:
+                    out.complete = False
+                    raise
+                except Exception as exc:
+                    where = (f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed "
+                             f"by ±{step_plus[k] * factor:.3g}")
+                    raise EvaluationError(exc, where) from exc
+                finally:
+                    flat[i] = x
+                self._counted(out, 2)
+                value, split_k, slope_k, noise_k = self._one_sided(jp_k, jm_k, plus - x, x - minus)
+                steady &= bool(np.isfinite(value))
+                splits.append(split_k)
+                kinked.append(split_k > KINK_NOISE_MULTIPLE * noise_k and split_k > KINK_SPLIT * slope_k)
+                steady &= abs(value - numeric[k]) <= STEADY_FRACTION * gap + STEADY_NOISE * (noise + noise_k)
+                if factor < 1:
+                    last = value
+            smallest = 1 + RESTEPS.index(min(RESTEPS))
+            kink_persists = (len(splits) > smallest and kinked[smallest]
+                             and splits[smallest] > KINK_PERSIST * splits[0])
+            if kink_persists:
+                out.mark("kinks", i)
+            elif steady and abs(analytic[k] - last) > threshold * (abs(analytic[k]) + abs(last)):
+                out.mark("wrong", i)
+            elif any(kinked):
+                out.mark("near_kinks", i)
+
+    def _directional(self, block: Block, out: Outcome, rng: np.random.Generator) -> Directional:
         """Fast mode: compare J(θ±Δ) with the analytic gradient along random ±1 directions Δ
         (scaled like the per-entry step).
 
         A real gradient error is the same fraction of the signal at any step; kinks crossed
         and curvature shrink with the step.  So a failing probe is repeated with the step
-        divided by 8: a steady relative error is kept as a finding, one that moves is
-        retried smaller (up to SHRINKS times) and flagged as unsettled if it never steadies.
-        Returns per probe analytic, numeric and noise; whether any probe stayed unsettled; and
-        the step of the probe that disagreed most (where bisection starts)."""
+        divided by PROBE_SHRINK: a steady relative error is kept as a finding, one that moves is
+        retried smaller (up to SHRINKS times) and flagged as unsettled if it never steadies.  A
+        probe whose second difference shrinks like the step rather than its square crosses a
+        kink along its direction: it is marked and left out of the verdict."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        g = block.comparable
+        analytic_gradient = block.comparable
         work = block.work
         orig = work.copy()
         k = min(self.settings.probes, work.size)
         noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
-        floor = noise / FLOOR_REFERENCE
-        ana, num, unsettled, worst_step, worst_gap = [], [], False, None, -1.0
+        analytic, numeric, kinked = [], [], []
+        unsettled, worst_step, worst_gap = False, None, -1.0
         try:
             for _ in range(k):
                 v = rng.choice((-1.0, 1.0), size=work.shape)
-                if exclude is not None:
-                    v[exclude] = 0.0
                 if self.settings.epsilon is not None:
                     base = self.settings.epsilon * v
                 else:
                     base = AUTO_STEP * np.maximum(np.abs(orig), 1.0) * v
-                previous = None
+                previous, previous_second, crossed = None, None, False
                 for shrink in range(SHRINKS + 1):
-                    a, n = self._probe(g, orig, work, base / 8.0 ** shrink, out)
-                    rel = abs(a - n) / max(abs(a) + abs(n), floor)
+                    step = base / PROBE_SHRINK ** shrink
+                    a, n, second = self._probe(analytic_gradient, orig, work, step, out)
+                    rel, _ = relative_error(np.array([a]), np.array([n]), np.array([noise]))
+                    if previous_second is not None and abs(second) > KINK_NOISE_MULTIPLE * noise:
+                        crossed |= second / previous_second > PROBE_KINK_RATIO
                     if not np.isfinite(n) or rel <= self.settings.threshold or self.settings.epsilon is not None:
+                        crossed = False
                         break
-                    if previous is not None and 0.5 < rel / previous < 2.0:
-                        break  # the same fraction at a smaller step: a real discrepancy
-                    previous = rel
+                    if previous is not None and STEADY_RATIO[0] < rel / previous < STEADY_RATIO[1]:
+                        break  # the same fraction at a smaller step: a real discrepancy or a kink
+                    previous, previous_second = rel, second
                 else:
-                    unsettled = True
-                if worst_step is None or abs(a - n) > worst_gap:
-                    worst_step, worst_gap = base / 8.0 ** shrink, abs(a - n)
-                ana.append(a)
-                num.append(n)
+                    unsettled |= not crossed
+                if not crossed and (worst_step is None or abs(a - n) > worst_gap):
+                    worst_step, worst_gap = step, abs(a - n)
+                analytic.append(a)
+                numeric.append(n)
+                kinked.append(crossed)
         except KeyboardInterrupt:
             out.complete = False
             raise Interrupted() from None
@@ -329,27 +480,31 @@ class Engine:
             raise EvaluationError(exc, f"while {block.name} was perturbed along a random direction") from exc
         finally:
             work[...] = orig
-        out.directional = (np.array(ana), np.array(num))
-        return np.array(ana), np.array(num), np.full(k, noise), unsettled, worst_step
+        out.directional = (np.array(analytic), np.array(numeric))
+        return Directional(np.array(analytic), np.array(numeric), np.full(k, noise), np.array(kinked, bool),
+                           unsettled, worst_step)
 
     def _bisect(self, block: Block, out: Outcome, delta: np.ndarray, rng: np.random.Generator) -> int:
-        """The entry carrying most of a probe's discrepancy: probe each half of the entries along
-        the same step and follow the half whose analytic and numeric disagree more.  About
+        """The entry carrying most of a probe's discrepancy: probe one half of the entries along the
+        same step (the other half's analytic and numeric are the rest of the whole's: both are
+        linear in the step) and follow the half whose analytic and numeric disagree more.  About
         2·log2(n) evaluations, and never a full sweep."""
-        g, work = block.comparable, block.work
+        analytic, work = block.comparable, block.work
         orig = work.copy()
         flat_delta = delta.reshape(-1)
         idx = rng.permutation(np.flatnonzero(flat_delta))
         try:
+            whole_analytic, whole_numeric, _ = self._probe(analytic, orig, work, delta, out)
             while idx.size > 1:
-                halves = (idx[: idx.size // 2], idx[idx.size // 2:])
-                gaps = []
-                for half in halves:
-                    part = np.zeros(work.size)
-                    part[half] = flat_delta[half]
-                    a, n = self._probe(g, orig, work, part.reshape(work.shape), out)
-                    gaps.append(abs(a - n))
-                idx = halves[int(np.argmax(gaps))]
+                first, second = idx[: idx.size // 2], idx[idx.size // 2:]
+                part = np.zeros(work.size)
+                part[first] = flat_delta[first]
+                first_analytic, first_numeric, _ = self._probe(analytic, orig, work, part.reshape(work.shape), out)
+                second_analytic, second_numeric = whole_analytic - first_analytic, whole_numeric - first_numeric
+                if abs(first_analytic - first_numeric) >= abs(second_analytic - second_numeric):
+                    idx, whole_analytic, whole_numeric = first, first_analytic, first_numeric
+                else:
+                    idx, whole_analytic, whole_numeric = second, second_analytic, second_numeric
         except KeyboardInterrupt:
             out.complete = False
             raise Interrupted() from None
@@ -357,70 +512,88 @@ class Engine:
             work[...] = orig
         return int(idx[0])
 
-    def _probe(self, g, orig, work, delta, out):
-        """(g·Δ, (J(θ+Δ) − J(θ−Δ))/2) with the steps actually representable."""
-        np.add(orig, delta, out=work)
-        step_plus = work - orig
+    def _probe(self, analytic, orig, work, delta, out):
+        """(analytic·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) with the steps actually
+        representable: analytic·((θ+Δ) − (θ−Δ))/2 as stored, not analytic·Δ."""
+        plus = np.add(orig, delta, out=np.empty_like(orig))  # an array even for a 0-d block
+        work[...] = plus
         jp = self.cost()
         np.subtract(orig, delta, out=work)
-        step_minus = orig - work
         jm = self.cost()
+        np.subtract(plus, work, out=plus)
         work[...] = orig
         self._counted(out, 2)
-        return float(np.sum(g * (step_plus + step_minus))) / 2.0, (jp - jm) / 2.0
+        return (float(np.dot(analytic.reshape(-1), plus.reshape(-1))) / 2.0, (jp - jm) / 2.0,
+                jp - 2.0 * self.j0 + jm)
 
     # ---- per block --------------------------------------------------------
-    def _stats(self, out: Outcome, g: np.ndarray, a: np.ndarray, noise: np.ndarray):
-        """Relative error (with its noise floor), max abs error and worst entry."""
-        mask = np.isfinite(a)
-        if not mask.any():
-            return
-        diff = np.where(mask, g - a, 0.0)
-        ng, na = _norm(g[mask]), _norm(a[mask])
-        floor = _norm(noise[mask]) / FLOOR_REFERENCE
-        denom = ng + na
-        if denom < floor:
-            out.notes.append(f"near-zero gradient (‖grad‖+‖approx‖ = {denom:.1e}): "
-                             f"error measured against the round-off floor {floor:.1e}")
-            denom = floor
-        num = _norm(diff)
-        out.rel_error = float(num / denom) if denom > 0 else 0.0
-        absdiff = np.abs(diff)
-        out.max_abs_error = float(absdiff.max())
-        out.worst_index = index_of(out.shape, int(np.argmax(absdiff.reshape(-1))))
-
-    def _finish_block(self, block: Block, out: Outcome):
+    def _entry_evidence(self, block: Block, out: Outcome, localized: bool = False) -> Evidence:
+        """The block's figures over the judged entries (kinks and near-kinks left out), its worst
+        entry (a wrong one first) and the evidence for ``verdict``."""
         g = block.comparable
-        if g is not None and out.checked.any():
-            use = out.checked if out.kinks is None else out.checked & ~out.kinks
-            a = np.where(use, out.numeric, np.nan)
-            self._stats(out, np.where(use, g, 0.0), a, out.noise)
-        self._grade(block, out)
+        use = out.checked & np.isfinite(out.numeric)
+        for mask in (out.kinks, out.near_kinks):
+            if mask is not None:
+                use &= ~mask
+        wrong = out.wrong if out.wrong is not None else np.zeros(out.shape, dtype=bool)
+        out.disagreeing = int(wrong.sum())
+        ev = Evidence(rel_error=out.rel_error, wrong=out.disagreeing, judged=int(use.sum()),
+                      unverifiable=int(out.unverifiable.sum()), localized=localized,
+                      kinks=0 if out.kinks is None else int(out.kinks.sum()),
+                      complete=out.complete, fatal=bool(block.fatal))
+        if g is None or not use.any():
+            return ev
+        analytic, numeric, noise = g[use], out.numeric[use], out.noise[use]
+        rel, ev.resolution = relative_error(analytic, numeric, noise, out.notes)
+        ev.beyond_noise = _norm(analytic - numeric) > BLOCK_NOISE_MULTIPLE * _norm(noise)
+        ev.rel_error = float(rel)
+        if not localized:
+            out.rel_error = ev.rel_error
+        error = np.where(use, np.abs(g - np.where(use, out.numeric, 0.0)), -1.0)
+        out.max_abs_error = float(error.max())
+        worst = np.where(wrong, error, -1.0) if wrong.any() else error
+        out.worst_index = index_of(out.shape, int(np.argmax(worst.reshape(-1))))
+        return ev
 
-    def _grade(self, block: Block, out: Outcome):
+    def _judge(self, out: Outcome, ev: Evidence):
+        """Apply the verdict rule and say why in the notes."""
         s = self.settings
-        if block.fatal:
-            out.status = "fail"
+        out.status = verdict(ev, s)
+        if ev.fatal:
             return
-        out.status = verdict(out.rel_error, s)
-        unverifiable = out.checked & ~np.isfinite(out.numeric)
-        if unverifiable.any() and out.status == "pass":
-            out.status = "warn"
-        if np.isnan(out.rel_error) and unverifiable.any():
-            out.status = "warn"  # nothing could be verified: not a pass, not a proven bug
-        if out.kinks is not None and out.kinks.any():
-            n = int(out.kinks.sum())
+        if ev.wrong:
+            counted = "at least " if ev.localized and ev.wrong >= FAST_WRONG_ENOUGH else ""
+            out.notes.insert(0, f"{counted}{_count(ev.wrong, 'entry disagrees', 'entries disagree')} at every "
+                                f"step (worst {fmt_index(out.name, out.worst_index)}), far beyond round-off")
+        if out.near_kinks is not None and out.near_kinks.any():
+            n = int(out.near_kinks.sum())
+            first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.near_kinks.reshape(-1)))))
+            out.notes.append(f"near-kink at {first}{f' (+{n - 1} more)' if n > 1 else ''}: the step crossed a "
+                             "kink, a smaller one does not; not counted as an error")
+        kinks = 0 if out.kinks is None else int(out.kinks.sum())
+        if kinks:
             first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.kinks.reshape(-1)))))
-            if out.status == "pass" or np.isnan(out.rel_error):
-                out.status = "warn"
             out.notes.insert(0, f"non-differentiable point at {first}"
-                                f"{f' (+{n - 1} more)' if n > 1 else ''}: the central difference "
+                                f"{f' (+{kinks - 1} more)' if kinks > 1 else ''}: the central difference "
                                 "straddles a kink (the one-sided differences disagree), so "
-                                f"{'that entry is' if n == 1 else 'those entries are'} not judged")
+                                f"{'that entry is' if kinks == 1 else 'those entries are'} not judged")
+        coarse = ev.resolution > s.fail_threshold or (
+            not ev.localized and np.isfinite(ev.rel_error) and ev.rel_error > s.threshold and not ev.beyond_noise)
+        if coarse and out.status != "fail":
+            out.notes.append(f"unverifiable: round-off of the cost (|J| = {abs(self.j0):.3g}) is "
+                             f"{max(ev.resolution, ev.rel_error):.1e} of the gradient, too coarse to verify it: "
+                             "use a larger step (-e), float64, or remove a constant offset from the cost")
+            out.status = "warn"
         if not out.complete:
             out.notes.insert(0, "incomplete: interrupted")
-            if out.status == "pass":
-                out.status = "warn"
+
+    def _finish_block(self, block: Block, out: Outcome):
+        self._judge(out, self._entry_evidence(block, out))
+
+    def _grade(self, block: Block, out: Outcome):
+        """A block with nothing numeric to compare: a missing or wrong-shaped gradient, or an interruption."""
+        self._judge(out, Evidence(rel_error=out.rel_error, unverifiable=int(out.unverifiable.sum()),
+                                  complete=out.complete, fatal=bool(block.fatal)))
 
     def _new_outcome(self, block: Block) -> Outcome:
         shape = block.work.shape
@@ -473,96 +646,99 @@ class Engine:
         """On Ctrl-C, grade what was measured and hand the partial outcome up."""
         try:
             yield
-        except Interrupted as stop:
+        except (Interrupted, KeyboardInterrupt) as caught:
+            out.complete = False
+            stop = caught if isinstance(caught, Interrupted) else Interrupted()
             self._grade(block, out)
             stop.outcome = out
-            raise
-
-    def _probe_error(self, ana, num, noise, notes=None) -> float:
-        probe = Outcome(name="", shape=ana.shape, numeric=num, analytic=ana, checked=np.ones(ana.shape, bool))
-        self._stats(probe, ana, np.where(np.isfinite(num), num, np.nan), noise)
-        if notes is not None:
-            notes.extend(probe.notes)
-        return probe.rel_error
+            raise stop from None
 
     def _fast_block(self, block: Block, out: Outcome):
-        """Directional probes decide; a failing block is then localized, never fully swept.
+        """Directional probes decide a pass; a block they do not pass is localized, never fully swept.
 
-        Localizing: sampled entries plus the entry that bisection finds carrying the probe's
-        discrepancy.  Then: a small block has been differenced in full, which decides.  If
-        kinks were found and the probes agree once they are left out, the kinks explain it
-        (warn).  If kinks remain possible (found, or an error that moved with the step), a
-        wider sample decides, at best a warning.  Otherwise the steady directional error is a
-        real one and the block fails."""
+        Probes that cross a kink are left out.  If the others agree, the block passes.  Otherwise
+        sampled entries plus the entry that bisection finds carrying the discrepancy are
+        differenced (and their suspects re-stepped); if none is wrong, a wider sample is.  A wrong
+        entry fails the block; a block whose localized entries all agree never fails (it warns:
+        the directional error is unexplained).  A small block is differenced in full, which decides
+        as in full mode."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         rng = self._rng(block)
         n = block.work.size
         with self._interruptible(block, out):
-            ana, num, noise, unsettled, worst_step = self._directional(block, out, rng)
-        finite = np.isfinite(num)
-        out.rel_error = self._probe_error(ana, num, noise, out.notes)
+            probes = self._directional(block, out, rng)
+        finite = np.isfinite(probes.numeric)
+        use = finite & ~probes.kinked
+        crossed = int(probes.kinked.sum())
+        if crossed:
+            out.notes.append(f"fast mode: {_count(crossed, 'probe', 'probes')} crossed a kink and "
+                             f"{'was' if crossed == 1 else 'were'} left out")
         if not finite.all():
             out.notes.append("cost not finite along a probe direction: cannot be verified")
-        if verdict(out.rel_error, self.settings) == "pass" and finite.all():
-            self._grade(block, out)
+        ev = Evidence(rel_error=float("nan"), judged=int(use.sum()), unverifiable=int((~finite).sum()),
+                      localized=True)
+        # probes too small for the round-off (a near-zero floor) prove nothing: the entries decide
+        resolved = use.any() and (_norm(probes.analytic[use]) + _norm(probes.numeric[use])
+                                  >= ZERO_NOISE_MULTIPLE * _norm(probes.noise[use]))
+        if use.any():
+            ev.rel_error, ev.resolution = relative_error(probes.analytic[use], probes.numeric[use],
+                                                         probes.noise[use], out.notes if resolved else None)
+        out.rel_error = ev.rel_error
+        if resolved and verdict(ev, self.settings) == "pass":
+            self._judge(out, ev)
             return
         indices = self._localize_indices(block, rng)
-        case = "directional"
         with self._interruptible(block, out):
-            if indices.size < n and finite.all() and not unsettled:
-                indices = np.union1d(indices, [self._bisect(block, out, worst_step, rng)])
-            self._sweep(block, indices, out)
-            kinks = out.kinks is not None and out.kinks.any()
-            if indices.size == n:
-                case = "full"
-            elif kinks or unsettled:
-                if kinks:
-                    ana2, num2, noise2, _, _ = self._directional(block, out, rng, exclude=out.kinks)
-                    without = self._probe_error(ana2, num2, noise2)
-                    out.notes.append(f"probes without the kinks found: relative error {without:.1e}")
-                    if verdict(without, self.settings) == "pass":
-                        case, out.rel_error = "kinks", without
-                if case == "directional":
-                    wider = np.setdiff1d(np.arange(n), indices)
-                    wider = np.sort(rng.choice(wider, min(KINK_SAMPLE, wider.size), replace=False))
-                    self._sweep(block, wider, out)
-                    indices = np.union1d(indices, wider)
-                    case = "sampled"
-        use = out.checked & np.isfinite(out.numeric)
-        if out.kinks is not None:
-            use &= ~out.kinks
-        g = block.comparable
-        if use.any():
-            err = np.where(use, np.abs(g - np.where(use, out.numeric, 0.0)), -1.0)
-            out.max_abs_error = float(err.max())
-            out.worst_index = index_of(out.shape, int(np.argmax(err.reshape(-1))))
-        sampled = Outcome(name=block.name, shape=out.shape, numeric=out.numeric, analytic=g, checked=use)
-        self._stats(sampled, np.where(use, g, 0.0), np.where(use, out.numeric, np.nan), out.noise)
-        if case == "full":
-            out.notes.append(f"fast mode: {len(ana)} random directions failed, so every entry was checked")
-            out.rel_error = sampled.rel_error
-        elif case == "kinks":
-            out.notes.append("fast mode: the directional error comes from the kinks")
-        elif case == "sampled":
-            out.notes.append(f"fast mode: the directional error ({out.rel_error:.1e}) may come from kinks; "
-                             f"{indices.size} sampled entries decide")
-            out.rel_error = sampled.rel_error
-        else:
-            out.notes.append(f"fast mode: {len(ana)} random directions; worst of {indices.size} sampled "
-                             "entries shown")
-        self._grade(block, out)
-        if out.status == "pass" and (case in ("kinks", "sampled") or not finite.all()):
-            out.status = "warn"
+            if indices.size < n and probes.worst_step is not None and finite.all():
+                indices = np.union1d(indices, [self._bisect(block, out, probes.worst_step, rng)])
+            enough = CONFIRM_LIMIT if indices.size == n else FAST_WRONG_ENOUGH
+            self._sweep(block, indices, out, enough)
+            if indices.size < n and out.wrong is None:
+                wider = self._others(n, indices, KINK_SAMPLE, rng)
+                self._sweep(block, wider, out, FAST_WRONG_ENOUGH)
+                indices = np.union1d(indices, wider)
+        if indices.size == n:
+            out.notes.append(f"fast mode: {len(probes.analytic)} random directions did not pass, so every "
+                             "entry was checked")
+            entries = self._entry_evidence(block, out)
+            entries.unverifiable += ev.unverifiable
+            self._judge(out, entries)
+            return
+        entries = self._entry_evidence(block, out, localized=True)
+        if np.isfinite(ev.rel_error):  # the block's figure is the directional one; else the sample's
+            entries.rel_error = ev.rel_error
+        out.rel_error = entries.rel_error
+        entries.unverifiable += ev.unverifiable
+        if crossed and not use.any():  # every probe crossed a kink: a sample alone cannot pass the block
+            entries.kinks += crossed
+            out.notes.append("every probe crossed a kink, so the block is only sampled: check it in full "
+                             "(--mode full) or move the parameters off the kink")
+        if out.wrong is None and use.any():
+            out.notes.append(f"fast mode: the directional error ({ev.rel_error:.1e}) was not found in "
+                             f"{indices.size} sampled entries, which all agree")
+        elif out.wrong is not None:
+            out.notes.append(f"fast mode: {len(probes.analytic)} random directions; {indices.size} sampled "
+                             "entries localize the error")
+        self._judge(out, entries)
 
     def _localize_indices(self, block: Block, rng: np.random.Generator) -> np.ndarray:
         """Entries to difference in full: the largest analytic gradients and random ones."""
         n = block.work.size
         k = min(self.settings.localize, n)
-        g = block.comparable.reshape(-1)
-        top = np.argsort(-np.abs(g), kind="stable")[: k // 2]
-        rest = np.setdiff1d(np.arange(n), top)
-        extra = rng.choice(rest, min(k - top.size, rest.size), replace=False) if rest.size else rest
-        return np.sort(np.concatenate([top, extra]).astype(np.intp))
+        magnitude = -np.abs(block.comparable.reshape(-1))
+        top = np.argpartition(magnitude, k // 2 - 1)[: k // 2] if k >= 2 else np.empty(0, np.intp)
+        top = top[np.argsort(magnitude[top], kind="stable")]
+        return np.union1d(top, self._others(n, top, k - top.size, rng)).astype(np.intp)
+
+    @staticmethod
+    def _others(n: int, taken: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        """Up to k random entries of 0..n-1 not in ``taken``, without an O(n log n) set difference."""
+        free = np.ones(n, dtype=bool)
+        free[taken] = False
+        rest = np.flatnonzero(free)
+        if k >= rest.size:
+            return rest
+        return np.sort(rest[rng.choice(rest.size, k, replace=False)])
 
     # ---- the whole check ------------------------------------------------------
     def run(self, mode: str):

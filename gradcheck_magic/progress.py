@@ -16,14 +16,9 @@ SUGGEST_FAST = "over the time budget: try -m fast"
 REESTIMATE_EVERY = 0.01
 
 
-def fast_would_help(settings, estimated_seconds: float) -> bool:
-    """True unless the check already runs in fast mode.  In auto mode the engine picks full only
-    when its estimate fits the budget, so an estimate over the budget means fast was chosen."""
-    if settings is None:
-        return True
-    if settings.mode == "auto":
-        return bool(settings.sample) or estimated_seconds <= settings.time_budget
-    return settings.mode != "fast"
+def fast_would_help(mode: str | None) -> bool:
+    """Suggesting ``-m fast`` helps unless the check already runs in fast mode."""
+    return mode != "fast"
 
 
 class Bar:
@@ -70,10 +65,12 @@ def progress_factory(enabled: bool = True, min_seconds: float = MIN_SECONDS, set
     """For ``gradcheck(progress=...)``: a bar only when the estimate exceeds ``min_seconds``;
     with ``settings``, the bar suggests fast mode when the check will overrun its time budget."""
 
-    def start(total: int, estimated_seconds: float):
+    def start(total: int, estimated_seconds: float, mode: str | None = None):
+        """``mode``: the one the engine chose (auto resolved), so the hint never contradicts it."""
         if not enabled or estimated_seconds < min_seconds or total <= 0:
             return None
         budget = settings.time_budget if settings is not None else None
-        return Bar(total, estimated_seconds, budget, fast_would_help(settings, estimated_seconds))
+        chosen = mode or (settings.mode if settings is not None else None)
+        return Bar(total, estimated_seconds, budget, fast_would_help(chosen))
 
     return start

@@ -47,3 +47,31 @@ def test_fast_mode_uses_a_few_probes_and_catches_a_scale_error():
     assert good[0].status == "pass" and good[0].evaluations == 6
     bad, _ = Engine([Block("W", w, analytic=right * 1.01)], cost, Settings(probes=3)).run("fast")
     assert bad[0].status == "fail" and bad[0].worst_index is not None
+
+
+def test_auto_mode_is_decided_by_count_not_by_a_clock(monkeypatch):
+    from gradcheck_magic import engine as engine_module
+
+    def no_clock():
+        raise AssertionError("auto mode read the clock")
+    monkeypatch.setattr(engine_module.time, "perf_counter", no_clock)
+    small = Engine([Block("W", np.ones((5, 4)), analytic=np.ones((5, 4)))], lambda: 1.0,
+                   Settings(time_budget=1e-9), j0=1.0)
+    assert small.choose_mode(1.0) == "full"  # a second per evaluation would once have meant fast
+    large = Engine([Block("W", np.ones((200, 200)), analytic=np.ones((200, 200)))], lambda: 1.0,
+                   Settings(), j0=1.0)
+    assert large.choose_mode(1e-9) == "fast"  # 80,000 evaluations: past the budget by count alone
+
+
+def test_one_steady_wrong_entry_fails_and_is_counted():
+    w = np.array([0.5, 1.0, 1.5])
+
+    def cost():
+        return float(np.sum(np.exp(3 * w)))
+    right = 3 * np.exp(3 * w)
+    wrong = right.copy()
+    wrong[1] *= 1.01
+    (good,), _ = Engine([Block("w", w, analytic=right)], cost, Settings()).run("full")
+    (bad,), _ = Engine([Block("w", w, analytic=wrong)], cost, Settings()).run("full")
+    assert good.status == "pass" and good.disagreeing == 0
+    assert bad.status == "fail" and bad.worst_index == (1,) and bad.disagreeing == 1

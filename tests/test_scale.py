@@ -1,0 +1,143 @@
+"""Verdicts at scale (issue 10): no false alarm on correct code, no bug diluted away, round-off
+never hides a bug, and the same answer every run.  Fixed seeds; nothing here reads a clock."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import check, load_convention, run
+from test_modes import load_big
+from test_planted_bugs import SEED_FIX
+
+CHECK = "-f forward_net -b backward_net -p parameters"
+VARIANTS = Path(__file__).resolve().parent.parent / "benchmarks" / "variants.py"
+
+
+def load_variant(ip, size, seed=0, act="relu", keep_prob=1.0, bug=None):
+    """The benchmark's net (benchmarks/variants.py) with a hidden activation, dropout and a planted bug."""
+    load_big(ip, size)
+    run(ip, VARIANTS.read_text())
+    ip.user_ns["X"], ip.user_ns["Y"], ip.user_ns["parameters"] = ip.user_ns["make_net"](size, seed=seed)
+    ip.user_ns.update(act=act, keep_prob=keep_prob, bug=bug)
+    run(ip, f"np.random.seed({seed})")
+
+
+@pytest.mark.parametrize("act, keep_prob", [("relu", 1.0), ("tanh", 1.0), ("relu", 0.8)])
+@pytest.mark.parametrize("seed", range(3))
+def test_correct_50k_nets_never_fail_in_fast_mode(ip, act, keep_prob, seed):
+    load_variant(ip, "50k", seed, act, keep_prob)
+    result = check(ip, f"{CHECK} --mode fast")
+    assert not result.failed, result
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_correct_5k_nets_never_fail_in_full_or_sampled_mode(ip, seed):
+    for act, keep_prob in [("relu", 1.0), ("relu", 0.8)]:
+        load_variant(ip, "5k", seed, act, keep_prob)
+        assert not check(ip, f"{CHECK} --sample 100").failed
+    load_variant(ip, "5k", seed)
+    result = check(ip, f"{CHECK} --mode full")
+    assert result.passed and not result.warned, result
+
+
+@pytest.mark.parametrize("size, mode", [("5k", "full"), ("5k", "fast"), ("50k", "fast")])
+def test_one_wrong_entry_fails_W1_and_is_named(ip, size, mode):
+    load_variant(ip, size, bug="one_entry")
+    result = check(ip, f"{CHECK} --mode {mode}")
+    assert result.failed == ["W1"], result
+    assert result.table.loc["W1", "worst_index"] == (3, 7)
+    assert "1 entry disagrees at every step (worst W1[3, 7])" in result.table.loc["W1", "note"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_one_unit_without_its_relu_mask_fails_W1_and_b1(ip, seed):
+    load_variant(ip, "50k", seed, bug="one_unit_mask")
+    assert check(ip, f"{CHECK} --mode fast").failed == ["W1", "b1"]
+    load_variant(ip, "5k", seed, bug="one_unit_mask")
+    assert check(ip, f"{CHECK} --mode full").failed == ["W1", "b1"]
+
+
+DILUTED = """
+def forward_quad(parameters):
+    return 0.5 * float(np.sum(A * parameters["W"] ** 2))
+
+def backward_quad(parameters):
+    dW = A * parameters["W"]
+    dW[3, 7] += 1e-4 * np.abs(dW).max()
+    return {"dW": dW}
+rng = np.random.default_rng(0)
+A = rng.uniform(1, 2, size=(40, 50))
+parameters = {"W": rng.uniform(1, 2, size=(40, 50))}
+"""
+
+
+def test_one_wrong_entry_is_not_diluted_by_the_block_norm(ip):
+    run(ip, DILUTED)
+    result = check(ip, "--mode full")
+    assert result.table.loc["W", "rel_error"] < 1e-5  # the block's figure alone would only warn
+    assert result.failed == ["W"] and result.table.loc["W", "worst_index"] == (3, 7)
+    assert "1 entry disagrees" in result.table.loc["W", "note"]
+
+
+OFFSET = """
+def forward_offset(parameters):
+    return 1e8 + 0.5 * np.sum(parameters["W"] ** 2)
+
+def backward_offset(parameters):
+    return {"dW": FACTOR * parameters["W"]}
+parameters = {"W": np.random.default_rng(0).normal(size=(30, 40))}
+"""
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_a_2x_bug_under_a_large_constant_offset_fails(ip, mode):
+    run(ip, OFFSET + "FACTOR = 2.0")
+    result = check(ip, f"--mode {mode}")
+    assert result.failed == ["W"], result
+
+
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_a_right_gradient_under_a_large_offset_is_unverifiable_not_a_pass(ip, mode):
+    run(ip, OFFSET + "FACTOR = 1.0")
+    result = check(ip, f"--mode {mode}")
+    assert result.warned == ["W"] and not result.failed, result
+    note = result.table.loc["W", "note"]
+    assert "unverifiable" in note and "larger step" in note and "constant offset" in note
+
+
+NEAR_KINK = "parameters['b1'][0, 0] -= float(parameters['W1'][0] @ X[:, 0] + parameters['b1'][0, 0]) - 2e-6"
+
+
+def test_near_kink_is_reported_and_not_counted(ip):
+    load_convention(ip, "seed_net")
+    run(ip, NEAR_KINK)  # Z1[0, 0] = 2e-6: inside the automatic step of b1, outside a 16 times smaller one
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert "near-kink at b1[0, 0]" in result.table.loc["b1", "note"]
+
+
+def test_homework_epsilon_gives_the_homework_figure_whatever_the_time_budget(ip):
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    for budget in (1.0, 1e-9):
+        run(ip, f"%gradcheck_config time_budget={budget}")
+        result = check(ip, "-e 1e-7")
+        assert result.mode == "full"
+        assert math.isclose(result.difference, 0.2850931567761624, rel_tol=1e-12)
+        assert result.failed == ["b1", "W2"]
+
+
+def test_auto_mode_picks_the_same_mode_and_table_every_run(ip):
+    load_variant(ip, "5k", bug="two_block")
+    first, second = check(ip, CHECK), check(ip, CHECK)
+    assert first.mode == second.mode == "full"
+    assert first.table.equals(second.table)
+    assert np.array_equal(first.failed, ["b1", "W2"])
+
+
+def test_a_block_whose_every_probe_crosses_a_kink_is_never_passed_on_a_sample(ip):
+    load_variant(ip, "50k", bug="one_entry")
+    # Z1[5, 0] = 1e-9: every random direction through W1 crosses this kink, at every step tried
+    run(ip, "parameters['b1'][5, 0] -= float(parameters['W1'][5] @ X[:, 0] + parameters['b1'][5, 0]) - 1e-9")
+    result = check(ip, f"{CHECK} --mode fast")
+    assert result.table.loc["W1", "status"] != "pass", result
