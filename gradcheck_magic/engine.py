@@ -177,8 +177,9 @@ def verdict(ev: Evidence, settings: Settings) -> str:
         return "warn" if ev.unverifiable or ev.kinks or ev.localized or not ev.complete else "fail"
     if not ev.localized and ev.rel_error > settings.fail_threshold and ev.beyond_noise:
         return "fail"
+    # any unverifiable entry already rules out a pass, so a mostly unverifiable block never passes
     unsure = (ev.rel_error > settings.threshold or ev.resolution > settings.fail_threshold
-              or 2 * ev.unverifiable > max(ev.judged, 1) or ev.unverifiable or ev.kinks or not ev.complete)
+              or ev.unverifiable or ev.kinks or not ev.complete)
     return "warn" if unsure else "pass"
 
 
