@@ -97,8 +97,9 @@ class GradCheckResult:
         return list(self.finding.ranked.get(block, []))
 
     def _note(self, o: Outcome) -> str:
-        """The hints, then why the top suspect line is suspected (or why no line can be)."""
-        return "; ".join(o.notes + o.hints + [n for n in [self.finding.note(o.name)] if n])
+        """What kind of bug (the hints) first, as a student reads it, then the engine's notes, then why
+        the top suspect line is suspected (or why no line can be)."""
+        return "; ".join(o.hints + o.notes + [n for n in [self.finding.note(o.name)] if n])
 
     @property
     def blocks(self) -> dict:

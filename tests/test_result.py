@@ -39,7 +39,7 @@ def test_missing_gradient_has_nan_error_and_a_note(ip):
 def test_wrong_shape_note_gives_both_shapes(ip):
     load_convention(ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 1. / m * np.dot(X, dZ1.T)")])
     note = check(ip).table.loc["W1", "note"]
-    assert note.startswith("shape (4, 5) != (5, 4)")
+    assert note.startswith("dW1 is transposed") and "shape (4, 5) != (5, 4)" in note
 
 
 def test_html_is_a_styler_table_with_red_failing_rows(ip):
