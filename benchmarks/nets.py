@@ -1,6 +1,7 @@
 """Hand-written numpy nets for the benchmark: the seed homework's 3-layer
 LINEAR->RELU->LINEAR->RELU->LINEAR->SIGMOID at growing sizes, plus the homework's own
 gradient_check_n loop (copy the vector, rebuild the dict, per entry)."""
+
 import numpy as np
 
 SIZES = {  # layer sizes (n_x, n_1, n_2, 1) for about 50, 5k, 50k and 500k parameters
@@ -19,9 +20,10 @@ def make_net(name, m=M, seed=0):
     Y = (rng.random((1, m)) > 0.5).astype(float)
     dims = [n_x, n1, n2, 1]
     parameters = {}
-    for l in range(1, 4):
-        parameters[f"W{l}"] = rng.normal(size=(dims[l], dims[l - 1])) * np.sqrt(2.0 / dims[l - 1])
-        parameters[f"b{l}"] = rng.normal(size=(dims[l], 1)) * 0.1
+    for layer in range(1, 4):
+        fan_in = dims[layer - 1]
+        parameters[f"W{layer}"] = rng.normal(size=(dims[layer], fan_in)) * np.sqrt(2.0 / fan_in)
+        parameters[f"b{layer}"] = rng.normal(size=(dims[layer], 1)) * 0.1
     return X, Y, parameters
 
 
@@ -45,7 +47,7 @@ def forward_propagation_n(X, Y, parameters):
     A2 = relu(Z2)
     Z3 = np.dot(parameters["W3"], A2) + parameters["b3"]
     A3 = sigmoid(Z3)
-    cost = 1. / m * np.sum(-np.log(A3) * Y - np.log(1 - A3) * (1 - Y))
+    cost = 1.0 / m * np.sum(-np.log(A3) * Y - np.log(1 - A3) * (1 - Y))
     return cost, (Z1, A1, Z2, A2, Z3, A3, parameters["W2"], parameters["W3"])
 
 
@@ -55,9 +57,14 @@ def backward_propagation_n(X, Y, cache):
     dZ3 = A3 - Y
     dZ2 = np.dot(W3.T, dZ3) * (A2 > 0)
     dZ1 = np.dot(W2.T, dZ2) * (A1 > 0)
-    return {"dW3": dZ3 @ A2.T / m, "db3": dZ3.sum(axis=1, keepdims=True) / m,
-            "dW2": dZ2 @ A1.T / m, "db2": dZ2.sum(axis=1, keepdims=True) / m,
-            "dW1": dZ1 @ X.T / m, "db1": dZ1.sum(axis=1, keepdims=True) / m}
+    return {
+        "dW3": dZ3 @ A2.T / m,
+        "db3": dZ3.sum(axis=1, keepdims=True) / m,
+        "dW2": dZ2 @ A1.T / m,
+        "db2": dZ2.sum(axis=1, keepdims=True) / m,
+        "dW1": dZ1 @ X.T / m,
+        "db1": dZ1.sum(axis=1, keepdims=True) / m,
+    }
 
 
 # ---- the homework's own loop --------------------------------------------------------------
@@ -72,7 +79,7 @@ def vector_to_dictionary(theta, shapes):
     out, start = {}, 0
     for k in KEYS:
         size = int(np.prod(shapes[k]))
-        out[k] = theta[start:start + size].reshape(shapes[k])
+        out[k] = theta[start : start + size].reshape(shapes[k])
         start += size
     return out
 
@@ -120,4 +127,3 @@ def bare_loop(parameters, X, Y, epsilon=1e-7, limit=None):
             count += 1
         approx[k] = a.reshape(w.shape)
     return approx
-

@@ -11,6 +11,7 @@ floor for full mode), and %gradcheck --mode full / --mode fast / --sample 20 thr
 real magic in a real IPython shell.  A run estimated past LIMIT seconds is skipped and
 its estimate printed instead.
 """
+
 from __future__ import annotations
 
 import platform
@@ -36,8 +37,12 @@ CASES = {  # name -> (hidden activation, keep_prob, planted bug)
     "one-entry bug": ("relu", 1.0, "one_entry"),
     "one-unit mask bug": ("relu", 1.0, "one_unit_mask"),
 }
-RELIABILITY_MODES = {"full": {"mode": "full"}, "fast": {"mode": "fast"}, "--sample 100": {"sample": 100},
-                     "auto": {}}
+RELIABILITY_MODES = {
+    "full": {"mode": "full"},
+    "fast": {"mode": "fast"},
+    "--sample 100": {"sample": 100},
+    "auto": {},
+}
 FULL_UP_TO = 10_000  # full mode only on nets up to this many parameters (50k: 6 s a check)
 
 
@@ -87,11 +92,17 @@ def magic(shell, line, n=None, per_forward=None):
     if n is not None and 2 * n * per_forward > LIMIT:
         return {"seconds": 2 * n * per_forward, "evaluations": 2 * n, "estimated": True}
     runs = []
-    t, _ = timed(lambda: runs.append(shell.run_line_magic("gradcheck", f"{line} -q -o --no-progress --no-widgets")))
+    t, _ = timed(
+        lambda: runs.append(shell.run_line_magic("gradcheck", f"{line} -q -o --no-progress --no-widgets"))
+    )
     result = runs[-1]
     assert result.passed and not result.warned, result
-    return {"seconds": t, "sweep": min(r.sweep_seconds for r in runs), "evaluations": result.evaluations,
-            "estimated": False}
+    return {
+        "seconds": t,
+        "sweep": min(r.sweep_seconds for r in runs),
+        "evaluations": result.evaluations,
+        "estimated": False,
+    }
 
 
 def fmt(run) -> str:
@@ -113,8 +124,9 @@ def main(sizes) -> str:
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "gradcheck_magic")
-    shell.user_ns.update(forward_propagation_n=nets.forward_propagation_n,
-                         backward_propagation_n=nets.backward_propagation_n)
+    shell.user_ns.update(
+        forward_propagation_n=nets.forward_propagation_n, backward_propagation_n=nets.backward_propagation_n
+    )
     rows = []
     for size in sizes:
         X, Y, parameters = nets.make_net(size)
@@ -122,12 +134,16 @@ def main(sizes) -> str:
         shell.user_ns.update(X=X, Y=Y, parameters=parameters)
         per_forward = seconds_per_forward(X, Y, parameters)
         print(f"{size}: {n:,} parameters, {per_forward * 1e6:.0f} µs per forward", flush=True)
-        row = {"size": size, "n": n, "per_forward": per_forward,
-               "homework": homework_loop(X, Y, parameters, n),
-               "bare": bare(X, Y, parameters, n, per_forward),
-               "full": magic(shell, "--mode full", n, per_forward),
-               "fast": magic(shell, "--mode fast"),
-               "sample": magic(shell, "--sample 20")}
+        row = {
+            "size": size,
+            "n": n,
+            "per_forward": per_forward,
+            "homework": homework_loop(X, Y, parameters, n),
+            "bare": bare(X, Y, parameters, n, per_forward),
+            "full": magic(shell, "--mode full", n, per_forward),
+            "fast": magic(shell, "--mode fast"),
+            "sample": magic(shell, "--sample 20"),
+        }
         rows.append(row)
         for key in ("homework", "bare", "full", "fast", "sample"):
             print(f"  {key:<9}{fmt(row[key])}", flush=True)
@@ -146,15 +162,28 @@ def reliability(sizes, seeds=SEEDS):
             X, Y, parameters = nets.make_net(size, seed=seed)
             n = nets.n_params(parameters)
             for case, (act, keep_prob, bug) in CASES.items():
-                namespace = {"X": X, "Y": Y, "parameters": parameters, "act": act, "keep_prob": keep_prob,
-                             "bug": bug, "forward_net": variants.forward_net, "backward_net": variants.backward_net}
+                namespace = {
+                    "X": X,
+                    "Y": Y,
+                    "parameters": parameters,
+                    "act": act,
+                    "keep_prob": keep_prob,
+                    "bug": bug,
+                    "forward_net": variants.forward_net,
+                    "backward_net": variants.backward_net,
+                }
                 np.random.seed(seed)
                 for mode, overrides in RELIABILITY_MODES.items():
                     if mode == "full" and n > FULL_UP_TO:
                         continue
                     start = time.perf_counter()
-                    result = gradcheck(namespace, forward="forward_net", backward="backward_net",
-                                       params="parameters", **overrides)
+                    result = gradcheck(
+                        namespace,
+                        forward="forward_net",
+                        backward="backward_net",
+                        params="parameters",
+                        **overrides,
+                    )
                     seconds.setdefault((case, mode, size), []).append(time.perf_counter() - start)
                     cell = table.setdefault((case, mode, size), {"right": 0, "fail": 0, "warn": 0, "n": 0})
                     cell["n"] += 1
@@ -191,7 +220,7 @@ def reliability_report(sizes, table, seconds, seeds=SEEDS) -> str:
                     cells.append("—")
                     continue
                 t = float(np.median(seconds[(case, mode, size)]))
-                text = (f"{cell['fail']} / {cell['warn']}" if bug is None else f"{cell['right']}/{cell['n']}")
+                text = f"{cell['fail']} / {cell['warn']}" if bug is None else f"{cell['right']}/{cell['n']}"
                 cells.append(f"{text} ({t:.2g} s)")
             lines.append(f"| {case} | {mode} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -210,8 +239,10 @@ def report(rows) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['size']} | {r['n']:,} | {r['per_forward'] * 1e6:.0f} | {fmt(r['homework'])} | "
-                     f"{fmt(r['bare'])} | {fmt(r['full'])} | {fmt(r['fast'])} | {fmt(r['sample'])} |")
+        lines.append(
+            f"| {r['size']} | {r['n']:,} | {r['per_forward'] * 1e6:.0f} | {fmt(r['homework'])} | "
+            f"{fmt(r['bare'])} | {fmt(r['full'])} | {fmt(r['fast'])} | {fmt(r['sample'])} |"
+        )
     lines += [
         "",
         "Ratios (time): full ÷ bare loop is the magic's overhead, end to end and for the engine's "
@@ -222,12 +253,13 @@ def report(rows) -> str:
     ]
     for r in rows:
         full, bare_, fast = r["full"], r["bare"], r["fast"]
-        sweep = ("—" if full["estimated"] or bare_["estimated"]
-                 else f"{full['sweep'] / bare_['seconds']:.3g}×")
+        sweep = "—" if full["estimated"] or bare_["estimated"] else f"{full['sweep'] / bare_['seconds']:.3g}×"
         # both estimated as 2N forward passes: their ratio would say nothing
         end_to_end = "—" if full["estimated"] and bare_["estimated"] else ratio(full, bare_)
-        lines.append(f"| {r['size']} | {end_to_end} | {sweep} | {ratio(full, r['homework'])} | "
-                     f"1/{full['evaluations'] / fast['evaluations']:,.0f} | {ratio(fast, full)} |")
+        lines.append(
+            f"| {r['size']} | {end_to_end} | {sweep} | {ratio(full, r['homework'])} | "
+            f"1/{full['evaluations'] / fast['evaluations']:,.0f} | {ratio(fast, full)} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
 """Variants of the benchmark net for the reliability table: the same 3-layer net with a chosen
 hidden activation and optional inverted dropout; the backward can carry one of the planted bugs
 below.  Extra arguments (act, keep_prob, bug) are bound by name from the namespace."""
+
 import numpy as np
 
 BUGS = {  # name -> blocks that must fail
@@ -15,7 +16,7 @@ def hidden(z, act):
 
 
 def hidden_slope(z, a, act):
-    return 1 - a ** 2 if act == "tanh" else (z > 0).astype(float)
+    return 1 - a**2 if act == "tanh" else (z > 0).astype(float)
 
 
 def forward_net(X, Y, parameters, act="relu", keep_prob=1.0):
@@ -30,7 +31,7 @@ def forward_net(X, Y, parameters, act="relu", keep_prob=1.0):
     A2d = A2 * D2
     Z3 = parameters["W3"] @ A2d + parameters["b3"]
     A3 = 1 / (1 + np.exp(-Z3))
-    cost = 1. / m * np.sum(-np.log(A3) * Y - np.log(1 - A3) * (1 - Y))
+    cost = 1.0 / m * np.sum(-np.log(A3) * Y - np.log(1 - A3) * (1 - Y))
     return cost, (Z1, A1, D1, A1d, Z2, A2, D2, A2d, A3, parameters["W2"], parameters["W3"])
 
 
@@ -44,9 +45,14 @@ def backward_net(X, Y, cache, act="relu", bug=None):
     if bug == "one_unit_mask":
         unit = int(np.argmin((Z1 > 0).sum(axis=1)))
         dZ1[unit] = dA1[unit]
-    grads = {"dW3": dZ3 @ A2d.T / m, "db3": dZ3.sum(axis=1, keepdims=True) / m,
-             "dW2": dZ2 @ A1d.T / m, "db2": dZ2.sum(axis=1, keepdims=True) / m,
-             "dW1": dZ1 @ X.T / m, "db1": dZ1.sum(axis=1, keepdims=True) / m}
+    grads = {
+        "dW3": dZ3 @ A2d.T / m,
+        "db3": dZ3.sum(axis=1, keepdims=True) / m,
+        "dW2": dZ2 @ A1d.T / m,
+        "db2": dZ2.sum(axis=1, keepdims=True) / m,
+        "dW1": dZ1 @ X.T / m,
+        "db1": dZ1.sum(axis=1, keepdims=True) / m,
+    }
     if bug == "two_block":
         grads["dW2"] = grads["dW2"] * 2
         grads["db1"] = grads["db1"] * 4

@@ -3,13 +3,20 @@
 ``%load_ext gradcheck_magic`` registers ``%%gradcheck`` and ``%gradcheck_config``.
 Scripts call :func:`gradcheck` directly.
 """
+
 from .api import gradcheck
-from .settings import Settings
 from .errors import GradCheckError
 from .result import GradCheckResult
+from .settings import Settings
 
-__all__ = ["gradcheck", "GradCheckResult", "GradCheckError", "Settings",
-           "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "gradcheck",
+    "GradCheckResult",
+    "GradCheckError",
+    "Settings",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 __version__ = "0.1.0"
 
 

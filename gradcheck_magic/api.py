@@ -13,6 +13,7 @@
 
 The restore runs in a ``finally``; what it could only rebind is reported in the result's warnings.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,10 +43,19 @@ def _as_name(namespace: dict, value, default: str) -> Optional[str]:
     return name
 
 
-def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, cost=None,
-              params=None, settings: Optional[Settings] = None,
-              progress: Optional[Callable[[int, float], Callable[[int], None]]] = None,
-              prefer=(), target=None, **overrides) -> GradCheckResult:
+def gradcheck(
+    namespace: Optional[dict] = None,
+    *,
+    forward=None,
+    backward=None,
+    cost=None,
+    params=None,
+    settings: Optional[Settings] = None,
+    progress: Optional[Callable[[int, float], Callable[[int], None]]] = None,
+    prefer=(),
+    target=None,
+    **overrides,
+) -> GradCheckResult:
     """Check a hand-written backward against central differences.
 
     ``namespace`` is where names are looked up and arguments bound (a notebook's
@@ -75,11 +85,13 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
             snapshots.append(convention.snapshot)
             plan, problem = convention.plan, convention.problem
         else:
-            snapshot = Snapshot(namespace, *discovery.reachable(namespace, forward, backward, cost, params,
-                                                                prefer))
+            snapshot = Snapshot(
+                namespace, *discovery.reachable(namespace, forward, backward, cost, params, prefer)
+            )
             snapshots.append(snapshot)
-            plan = discovery.plan(namespace, forward, backward, cost, params,
-                                  returns_cost=dry_run_returns_cost, prefer=prefer)
+            plan = discovery.plan(
+                namespace, forward, backward, cost, params, returns_cost=dry_run_returns_cost, prefer=prefer
+            )
             problem = Problem(plan, snapshot.rng)
         checked = preflight(plan, problem, snapshots, settings)
         run = sweep(problem, checked, settings, progress)
@@ -94,9 +106,18 @@ def gradcheck(namespace: Optional[dict] = None, *, forward=None, backward=None, 
     finally:
         restored = [note for s in snapshots for note in (s.restore() or [])]
     warnings = list(problem.warnings) + run.mutations + restored
-    result = GradCheckResult(outcomes, overall_difference(outcomes), settings, run.mode, run.evaluations,
-                             plan.describe(), warnings, run.interrupted, time.perf_counter() - started,
-                             finding=finding)
+    result = GradCheckResult(
+        outcomes,
+        overall_difference(outcomes),
+        settings,
+        run.mode,
+        run.evaluations,
+        plan.describe(),
+        warnings,
+        run.interrupted,
+        time.perf_counter() - started,
+        finding=finding,
+    )
     result.sweep_seconds = run.seconds
     grading.record(result)  # the headless checker grades only checks recorded here
     return result
@@ -131,11 +152,15 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
     j0, first, cache = problem.baseline()
     changed = _changes(snapshots)
     if changed:
-        raise GradCheckError(f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
-                             "pass must not change its inputs (your arrays are restored)")
+        raise GradCheckError(
+            f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
+            "pass must not change its inputs (your arrays are restored)"
+        )
     if not np.isfinite(j0):
-        raise GradCheckError(f"the cost at the current parameters is {j0}: nothing can be verified "
-                             "(log(0) or an overflow in the forward or the cost?)")
+        raise GradCheckError(
+            f"the cost at the current parameters is {j0}: nothing can be verified "
+            "(log(0) or an overflow in the forward or the cost?)"
+        )
     blocks = problem.blocks(first, cache)
     refusal = step_problem(settings.epsilon, settings.fail_threshold, j0, blocks)
     if refusal:
@@ -144,15 +169,18 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
     with silenced():
         again = cost_fn()
     if not np.isfinite(again):
-        raise GradCheckError(f"the cost is not finite ({again}) on a second evaluation at the same "
-                             f"parameters (it was {j0!r} the first time): nothing can be verified; does "
-                             f"{plan.forward.name} change a global or its inputs between calls?")
+        raise GradCheckError(
+            f"the cost is not finite ({again}) on a second evaluation at the same "
+            f"parameters (it was {j0!r} the first time): nothing can be verified; does "
+            f"{plan.forward.name} change a global or its inputs between calls?"
+        )
     if not abs(again - j0) <= REPEAT_ULPS * np.finfo(float).eps * max(abs(j0), 1e-300):
         raise GradCheckError(
             f"the cost changed between two evaluations at the same parameters ({j0!r} then "
             f"{again!r}): {plan.forward.name} is not deterministic. Random draws must come from "
             "np.random's global state (replayed before every evaluation), not from an unseeded "
-            "np.random.default_rng() or another source")
+            "np.random.default_rng() or another source"
+        )
     gradient_is_nonzero = any(b.comparable is not None and np.any(b.comparable) for b in blocks)
     with silenced():
         sensitive = not gradient_is_nonzero or problem.sensitivity(j0, cost_fn)
@@ -160,7 +188,8 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
         raise GradCheckError(
             f"the cost did not change when the parameters were perturbed: {plan.forward.name} "
             f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
-            "instead?)")
+            "instead?)"
+        )
     return Checked(j0, blocks, cost_fn, first, cache)
 
 
@@ -198,9 +227,12 @@ def sweep(problem: Problem, checked: Checked, settings: Settings, progress) -> R
 
 def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Settings) -> tuple:
     """Hints for the failing blocks, and the lines to suspect for them."""
-    ctx = Context(m=plan.m, lambd=_number(plan.value_of("lambd")),
-                  values={k: v for k, v in problem.pristine.items()},
-                  activations=[a for _, a in arrays_in((checked.first, checked.cache), "out")])
+    ctx = Context(
+        m=plan.m,
+        lambd=_number(plan.value_of("lambd")),
+        values={k: v for k, v in problem.pristine.items()},
+        activations=[a for _, a in arrays_in((checked.first, checked.cache), "out")],
+    )
     diagnose(checked.blocks, run.outcomes, ctx, settings.threshold, settings.fail_threshold)
     for o in run.outcomes:
         if o.status == "fail" and o.analytic is not None and o.worst_index is not None:
@@ -215,9 +247,13 @@ def _suspects(plan, outcomes, ctx) -> Optional[Finding]:
             if plan.backward_fn is None:
                 return None
             return find_suspects(plan.backward_fn, outcomes, ctx, plan.cost_fns, {}, plan.positions)
-        scalars = {arg.name: float(arg.value) for arg in plan.backward.args
-                   if arg.source == discovery.VALUE and discovery.is_numeric_scalar(arg.value)
-                   and float(arg.value) not in (0.0, 1.0)}
+        scalars = {
+            arg.name: float(arg.value)
+            for arg in plan.backward.args
+            if arg.source == discovery.VALUE
+            and discovery.is_numeric_scalar(arg.value)
+            and float(arg.value) not in (0.0, 1.0)
+        }
         costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
         return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
     except Exception:  # noqa: BLE001 - the check's verdicts stand without suspects

@@ -3,6 +3,7 @@
 Each rule claims a pattern only when the data fit it closely (a least-squares fit
 with a small residual); otherwise it says nothing.
 """
+
 from __future__ import annotations
 
 import re
@@ -77,7 +78,9 @@ def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, sel: np.ndarray, ctx: Cont
     return text + " (check the L2 regularization term)"
 
 
-def _rows_hint(name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Context, fail: float) -> Optional[str]:
+def _rows_hint(
+    name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Context, fail: float
+) -> Optional[str]:
     """Errors confined to some units (rows), or present where the cost is flat: a missing mask."""
     if len(shape) != 2 or shape[0] < 2:
         return None
@@ -87,16 +90,20 @@ def _rows_hint(name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Con
     if not bad.any():
         return None
     dead = bad & (np.abs(a2).max(axis=1) == 0)
-    mask = ("a missing ReLU or dropout mask, or a wrong activation derivative?")
+    mask = "a missing ReLU or dropout mask, or a wrong activation derivative?"
     if dead.any():
-        return (f"the analytic gradient is nonzero in {_listing(dead)} where the numeric gradient is "
-                f"exactly 0 (those units are inactive for every example): {mask}")
+        return (
+            f"the analytic gradient is nonzero in {_listing(dead)} where the numeric gradient is "
+            f"exactly 0 (those units are inactive for every example): {mask}"
+        )
     for act in ctx.activations:
         if act.ndim == 2 and act.shape[0] == shape[0] and (ctx.m is None or act.shape[1] == ctx.m):
             flat = (act == 0).any(axis=1)
             if flat.any() and not flat.all() and np.array_equal(bad, flat):
-                return (f"errors only in {_listing(bad)}: exactly units whose output is 0 for some "
-                        f"examples (inactive ReLU or dropped-out units), the others match: {mask}")
+                return (
+                    f"errors only in {_listing(bad)}: exactly units whose output is 0 for some "
+                    f"examples (inactive ReLU or dropped-out units), the others match: {mask}"
+                )
     if not bad.all():
         return f"errors only in {_listing(bad)} of {shape[0]} (units of this layer); the other rows match"
     return None
@@ -104,10 +111,16 @@ def _rows_hint(name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Con
 
 def _listing(rows: np.ndarray) -> str:
     idx = np.flatnonzero(rows)
-    return ("row " if idx.size == 1 else "rows ") + ", ".join(map(str, idx[:8])) + (", ..." if idx.size > 8 else "")
+    return (
+        ("row " if idx.size == 1 else "rows ")
+        + ", ".join(map(str, idx[:8]))
+        + (", ..." if idx.size > 8 else "")
+    )
 
 
-def _shape_hint(name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, threshold: float) -> Optional[str]:
+def _shape_hint(
+    name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, threshold: float
+) -> Optional[str]:
     def matches(candidate):
         ok = np.isfinite(numeric)
         if not ok.any():
@@ -118,12 +131,18 @@ def _shape_hint(name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, t
 
     if raw.ndim == 2 and len(shape) == 2 and raw.shape == shape[::-1]:
         fit = matches(raw.T)
-        return (f"d{name} is transposed" + (" (its transpose matches the numeric gradient)" if fit else
-                                             " and its transpose does not match either"))
-    if raw.size == int(np.prod(shape)) and tuple(s for s in raw.shape if s != 1) == tuple(s for s in shape if s != 1):
+        return f"d{name} is transposed" + (
+            " (its transpose matches the numeric gradient)"
+            if fit
+            else " and its transpose does not match either"
+        )
+    if raw.size == int(np.prod(shape)) and tuple(s for s in raw.shape if s != 1) == tuple(
+        s for s in shape if s != 1
+    ):
         fit = matches(raw.reshape(shape))
-        return ("missing keepdims=True in the sum" + (" (the values match)" if fit else
-                                                     "; the values differ too"))
+        return "missing keepdims=True in the sum" + (
+            " (the values match)" if fit else "; the values differ too"
+        )
     return None
 
 
@@ -135,8 +154,12 @@ def _layer(name: str) -> str:
 def _sibling_ratio(name, g, a, ratios) -> Optional[str]:
     """Too few entries for a ratio of its own, but the layer's other block has one that fits."""
     for other, c in ratios.items():
-        if other != name and _layer(other) == _layer(name) and np.any(a) \
-                and np.linalg.norm(g - c * a) <= FIT * np.linalg.norm(g):
+        if (
+            other != name
+            and _layer(other) == _layer(name)
+            and np.any(a)
+            and np.linalg.norm(g - c * a) <= FIT * np.linalg.norm(g)
+        ):
             return f"analytic ≈ {c:.2f} × numeric, as in {other}"
     return None
 
@@ -160,8 +183,10 @@ def diagnose(blocks, outcomes, ctx: Context, threshold: float, fail: float) -> N
             continue
         g, a = out.analytic[sel], out.numeric[sel]
         if not np.any(a) and np.any(g):
-            out.hints.append(f"the cost does not change when {out.name} is perturbed: does the forward "
-                             f"use {out.name} from its parameters argument?")
+            out.hints.append(
+                f"the cost does not change when {out.name} is perturbed: does the forward "
+                f"use {out.name} from its parameters argument?"
+            )
             continue
         ratio = _ratio_hint(g, a, ctx)
         if ratio:

@@ -6,6 +6,7 @@ scores the combinations that bind completely.  A forward's kind of output (cost
 or activation) is learned by the caller's dry run and handed back in
 ``forward_returns_cost``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,8 +24,23 @@ from .settings import suggest
 PARAM_ALIASES = ("parameters", "params", "theta", "weights")
 CACHE_NAMES = ("cache", "caches")
 OUTPUT_NAME = re.compile(r"^([Aa]\d*|AL|A_?L|A_last|Yhat|Y_hat|yhat|y_hat|output|out|probs?|probas|cost|J)$")
-NAME_TOKENS = {"forward", "backward", "propagation", "prop", "compute", "cost", "loss", "model",
-               "pass", "backprop", "fwd", "bwd", "function", "fn", "func"}
+NAME_TOKENS = {
+    "forward",
+    "backward",
+    "propagation",
+    "prop",
+    "compute",
+    "cost",
+    "loss",
+    "model",
+    "pass",
+    "backprop",
+    "fwd",
+    "bwd",
+    "function",
+    "fn",
+    "func",
+}
 ROLE_WORDS = {
     "forward": ("forward",),
     "backward": ("backward", "backprop"),
@@ -212,8 +228,14 @@ def qualifiers(name: str) -> set:
     return {t for t in name.lower().split("_") if t and t not in NAME_TOKENS}
 
 
-def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forward: bool,
-         forward_returns_cost: Optional[bool] = None) -> Binding:
+def bind(
+    name: str,
+    fn: Callable,
+    namespace: dict,
+    params_name: str,
+    after_forward: bool,
+    forward_returns_cost: Optional[bool] = None,
+) -> Binding:
     """Bind each argument by name: parameters, forward outputs, namespace, default."""
     try:
         sig = inspect.signature(fn)
@@ -229,8 +251,11 @@ def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forwa
             args.append(Arg(arg, PARAMS, None, kw))
         elif after_forward and arg in CACHE_NAMES:
             args.append(Arg(arg, CACHE, None, kw))
-        elif after_forward and OUTPUT_NAME.match(arg) and not (
-                arg in ("cost", "J") and forward_returns_cost is False):
+        elif (
+            after_forward
+            and OUTPUT_NAME.match(arg)
+            and not (arg in ("cost", "J") and forward_returns_cost is False)
+        ):
             args.append(Arg(arg, OUTPUT, None, kw))
         elif arg in namespace:
             args.append(Arg(arg, VALUE, namespace[arg], kw))
@@ -244,12 +269,15 @@ def bind(name: str, fn: Callable, namespace: dict, params_name: str, after_forwa
 def _lookup(namespace: dict, name: str, what: str, flag: str, found: dict):
     if name not in namespace and "." in name and what != "parameters":  # issue 11: dotted function names
         from .objects import lookup
+
         namespace = {name: lookup(namespace, name, flag)}
     if name not in namespace:
         listing = ", ".join(sorted(found)) or "none"
-        raise GradCheckError(f"{flag} {name}: no {what} named {name!r} in the namespace"
-                             f"{suggest(name, found)} "
-                             f"(found {what if what.endswith('s') else what + 's'}: {listing})")
+        raise GradCheckError(
+            f"{flag} {name}: no {what} named {name!r} in the namespace"
+            f"{suggest(name, found)} "
+            f"(found {what if what.endswith('s') else what + 's'}: {listing})"
+        )
     value = namespace[name]
     if what != "parameters" and not callable(value):
         raise GradCheckError(f"{flag} {name}: {name!r} is a {type(value).__name__}, not a function")
@@ -270,8 +298,10 @@ def candidates(namespace: dict, role: str, flagged: Optional[str]) -> dict:
 def reachable(namespace: dict, forward=None, backward=None, cost=None, params=None, prefer=()) -> tuple:
     """(parameters' name, namespace variables any candidate function could be given): what the
     snapshot records before the first user call.  Reads names and signatures only."""
-    found = {role: candidates(namespace, role, flagged)
-             for role, flagged in (("forward", forward), ("backward", backward), ("cost", cost))}
+    found = {
+        role: candidates(namespace, role, flagged)
+        for role, flagged in (("forward", forward), ("backward", backward), ("cost", cost))
+    }
     params_name = None
     if found["forward"] or params:
         params_name, _ = find_parameters(namespace, params, found["forward"], prefer)
@@ -292,8 +322,13 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
     ``parameters``), those the %%gradcheck cell itself assigned (``prefer``) win, then a dict
     of arrays over a lone scalar or array."""
     if params:
-        value = _lookup(namespace, params, "parameters", "-p/--params",
-                        {k: v for k, v in namespace.items() if looks_like_parameters(v)})
+        value = _lookup(
+            namespace,
+            params,
+            "parameters",
+            "-p/--params",
+            {k: v for k, v in namespace.items() if looks_like_parameters(v)},
+        )
         validate_parameters(params, value)
         return params, value
     arg_names = set()
@@ -302,16 +337,24 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
             arg_names.update(inspect.signature(fn).parameters)
         except (TypeError, ValueError):
             continue
-    candidates = sorted(k for k in arg_names if k in namespace and (
-        looks_like_parameters(namespace[k]) or
-        (k in PARAM_ALIASES and (is_numeric_array(namespace[k]) or is_numeric_scalar(namespace[k])))))
+    candidates = sorted(
+        k
+        for k in arg_names
+        if k in namespace
+        and (
+            looks_like_parameters(namespace[k])
+            or (k in PARAM_ALIASES and (is_numeric_array(namespace[k]) or is_numeric_scalar(namespace[k])))
+        )
+    )
     if not candidates:
         starred = [k for k, fn in forwards.items() if _only_star_args(fn)]
         if starred:
-            raise GradCheckError(f"{starred[0]}(*args, **kwargs) does not name its arguments (a decorator "
-                                 "without functools.wraps?): define it with named arguments, e.g. "
-                                 "(X, parameters), or "
-                                 "pass -f/--forward NAME of the function it wraps")
+            raise GradCheckError(
+                f"{starred[0]}(*args, **kwargs) does not name its arguments (a decorator "
+                "without functools.wraps?): define it with named arguments, e.g. "
+                "(X, parameters), or "
+                "pass -f/--forward NAME of the function it wraps"
+            )
         for k in sorted(arg_names):  # a dict the forward takes by name, unusable: say which entry and why
             if isinstance(namespace.get(k), dict) and namespace[k]:
                 try:
@@ -320,17 +363,22 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
                     raise GradCheckError(f"no parameters found: {exc}") from None
         dicts = [k for k, v in namespace.items() if looks_like_parameters(v) and not k.startswith("_")]
         hint = f" (dicts of arrays in the namespace: {', '.join(sorted(dicts))})" if dicts else ""
-        raise GradCheckError("no parameters found: define a dict of arrays such as "
-                             "`parameters = {'W1': ..., 'b1': ...}` that your forward takes as an "
-                             f"argument, or pass -p/--params NAME{hint}")
-    for narrower in ([k for k in candidates if k in prefer],
-                     [k for k in candidates if looks_like_parameters(namespace[k])],
-                     [k for k in candidates if k in PARAM_ALIASES]):
+        raise GradCheckError(
+            "no parameters found: define a dict of arrays such as "
+            "`parameters = {'W1': ..., 'b1': ...}` that your forward takes as an "
+            f"argument, or pass -p/--params NAME{hint}"
+        )
+    for narrower in (
+        [k for k in candidates if k in prefer],
+        [k for k in candidates if looks_like_parameters(namespace[k])],
+        [k for k in candidates if k in PARAM_ALIASES],
+    ):
         if len(candidates) > 1 and narrower:
             candidates = narrower
     if len(candidates) > 1:
-        raise GradCheckError(f"several parameter candidates: {', '.join(candidates)}; "
-                             "choose one with -p/--params NAME")
+        raise GradCheckError(
+            f"several parameter candidates: {', '.join(candidates)}; choose one with -p/--params NAME"
+        )
     name = candidates[0]
     validate_parameters(name, namespace[name])
     return name, namespace[name]
@@ -349,28 +397,38 @@ def validate_parameters(name: str, value) -> None:
             if is_numeric_scalar(arr):
                 continue
             if not isinstance(arr, np.ndarray):
-                raise GradCheckError(f"{name}[{key!r}] is a {type(arr).__name__}, not a numpy array: "
-                                     "parameters must be a dict of numpy arrays")
+                raise GradCheckError(
+                    f"{name}[{key!r}] is a {type(arr).__name__}, not a numpy array: "
+                    "parameters must be a dict of numpy arrays"
+                )
             if arr.dtype.kind not in "biuf":
-                raise GradCheckError(f"{name}[{key!r}] has dtype {arr.dtype}: parameters must be real numbers")
+                raise GradCheckError(
+                    f"{name}[{key!r}] has dtype {arr.dtype}: parameters must be real numbers"
+                )
             if arr.size == 0:
                 raise GradCheckError(f"{name}[{key!r}] is empty (shape {arr.shape})")
         return
     _refuse_unusual(name, value)
     if is_numeric_scalar(value) or (is_numeric_array(value) and value.size):
         return
-    raise GradCheckError(f"{name!r} is a {type(value).__name__}: parameters must be a dict of numpy "
-                         "arrays (W1, b1, ...) or a single number or numpy array")
+    raise GradCheckError(
+        f"{name!r} is a {type(value).__name__}: parameters must be a dict of numpy "
+        "arrays (W1, b1, ...) or a single number or numpy array"
+    )
 
 
 def _refuse_unusual(label: str, value) -> None:
     """Complex and masked parameters: refused with the reason and the fix, never checked wrongly."""
     if isinstance(value, np.ma.MaskedArray):
-        raise GradCheckError(f"{label} is a masked array: the check cannot know what the mask means for the "
-                             "gradient; pass plain data (np.ma.getdata(...) or .filled(value))")
+        raise GradCheckError(
+            f"{label} is a masked array: the check cannot know what the mask means for the "
+            "gradient; pass plain data (np.ma.getdata(...) or .filled(value))"
+        )
     if np.iscomplexobj(value):
-        raise GradCheckError(f"{label} is complex: central differences check real parameters; check the real "
-                             "and imaginary parts as two real arrays")
+        raise GradCheckError(
+            f"{label} is complex: central differences check real parameters; check the real "
+            "and imaginary parts as two real arrays"
+        )
 
 
 @dataclass(frozen=True)
@@ -435,8 +493,16 @@ def rank(families: list, written: set) -> list:
     return [f for f in pool if f.tie_break() == pool[0].tie_break()]
 
 
-def _families(fb: Binding, gives_cost: bool, costs: dict, backwards: dict, namespace: dict,
-              params_name: str, cost_flagged: bool, rejected: list) -> list:
+def _families(
+    fb: Binding,
+    gives_cost: bool,
+    costs: dict,
+    backwards: dict,
+    namespace: dict,
+    params_name: str,
+    cost_flagged: bool,
+    rejected: list,
+) -> list:
     """Every (forward, cost, backward) that binds completely, if ``fb`` returns the cost or not."""
     cost_choices = [None] if gives_cost and not cost_flagged else []
     if not cost_choices:
@@ -445,8 +511,14 @@ def _families(fb: Binding, gives_cost: bool, costs: dict, backwards: dict, names
             if cb.ok and cb.uses(OUTPUT):
                 cost_choices.append(cb)
             else:
-                rejected.append(f"{cname}: " + (_missing(cb) if not cb.ok else
-                                                 "takes no argument for the forward's output (AL, A3, ...)"))
+                rejected.append(
+                    f"{cname}: "
+                    + (
+                        _missing(cb)
+                        if not cb.ok
+                        else "takes no argument for the forward's output (AL, A3, ...)"
+                    )
+                )
     found = []
     for bname, bfn in backwards.items():
         bb = bind(bname, bfn, namespace, params_name, after_forward=True, forward_returns_cost=gives_cost)
@@ -459,9 +531,15 @@ def _families(fb: Binding, gives_cost: bool, costs: dict, backwards: dict, names
     return found
 
 
-def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str] = None,
-         cost: Optional[str] = None, params: Optional[str] = None,
-         returns_cost: Optional[Callable[[Binding, str, object], bool]] = None, prefer=()) -> Plan:
+def plan(
+    namespace: dict,
+    forward: Optional[str] = None,
+    backward: Optional[str] = None,
+    cost: Optional[str] = None,
+    params: Optional[str] = None,
+    returns_cost: Optional[Callable[[Binding, str, object], bool]] = None,
+    prefer=(),
+) -> Plan:
     """Choose functions and bindings; what the ``%%gradcheck`` cell wrote (``prefer``) ranks first.
 
     ``returns_cost(binding, params_name, params)`` is the caller's probe (a dry run under the check's
@@ -473,19 +551,25 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
     backwards = candidates(namespace, "backward", backward)
     costs = candidates(namespace, "cost", cost)
     if not forwards:
-        raise GradCheckError("no forward function found (looked for functions named *forward*): "
-                             "define one or pass -f/--forward NAME")
+        raise GradCheckError(
+            "no forward function found (looked for functions named *forward*): "
+            "define one or pass -f/--forward NAME"
+        )
     if not backwards:
-        raise GradCheckError("no backward function found (looked for functions named *backward* or "
-                             "*backprop*): define one or pass -b/--backward NAME")
+        raise GradCheckError(
+            "no backward function found (looked for functions named *backward* or "
+            "*backprop*): define one or pass -b/--backward NAME"
+        )
     params_name, params_value = find_parameters(namespace, params, forwards, prefer)
 
     rejected, families, callable_forwards = [], [], 0
     for name, fn in forwards.items():
         fb = bind(name, fn, namespace, params_name, after_forward=False)
         if not fb.uses(PARAMS) and _only_star_args(fn):
-            rejected.append(f"{name}(*args, **kwargs) does not name its arguments (a decorator without "
-                            "functools.wraps?): define it with named arguments, e.g. (X, parameters)")
+            rejected.append(
+                f"{name}(*args, **kwargs) does not name its arguments (a decorator without "
+                "functools.wraps?): define it with named arguments, e.g. (X, parameters)"
+            )
         elif not fb.uses(PARAMS):
             rejected.append(f"{fb.signature()}: takes no parameters argument ({params_name!r})")
         elif not fb.ok:
@@ -493,11 +577,15 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
         else:
             callable_forwards += 1
             for gives_cost in (True, False):
-                families += _families(fb, gives_cost, costs, backwards, namespace, params_name, bool(cost),
-                                      rejected)
+                families += _families(
+                    fb, gives_cost, costs, backwards, namespace, params_name, bool(cost), rejected
+                )
     if not callable_forwards:
-        raise GradCheckError("no forward function can be called: " + "; ".join(rejected) +
-                             ". Define the missing names or pass -f/--forward NAME")
+        raise GradCheckError(
+            "no forward function can be called: "
+            + "; ".join(rejected)
+            + ". Define the missing names or pass -f/--forward NAME"
+        )
     if not families:
         raise GradCheckError(_nothing_fits(rejected))
 
@@ -509,11 +597,15 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
             break
         for f in unprobed:
             probed[f.forward.name] = _probe(f.forward, params_name, params_value, returns_cost)
-        families = [f for f in families if probed.get(f.forward.name, f.forward_returns_cost) is
-                    f.forward_returns_cost]
+        families = [
+            f
+            for f in families
+            if probed.get(f.forward.name, f.forward_returns_cost) is f.forward_returns_cost
+        ]
     if not families:
-        raised = [v for v in probed.values()
-                  if isinstance(v, Exception) and not isinstance(v, GradCheckError)]
+        raised = [
+            v for v in probed.values() if isinstance(v, Exception) and not isinstance(v, GradCheckError)
+        ]
         if raised:  # nothing usable remains: the best candidate's own error, as the user's traceback
             raise raised[0].with_traceback(raised[0].__traceback__)
         refusals = [v for v in probed.values() if isinstance(v, GradCheckError)]
@@ -527,10 +619,18 @@ def plan(namespace: dict, forward: Optional[str] = None, backward: Optional[str]
         raise GradCheckError(
             f"ambiguous: several function sets fit ({listing}) and nothing in the cell separates them; "
             "choose with -f/--forward NAME, -b/--backward NAME (and -c/--cost NAME), or assign the "
-            "variable only one of them uses (lambd, keep_prob, ...) in the %%gradcheck cell")
+            "variable only one of them uses (lambd, keep_prob, ...) in the %%gradcheck cell"
+        )
     chosen = top[0]
-    return Plan(params_name, params_value, chosen.forward, chosen.backward, chosen.cost, namespace,
-                reason=_why(chosen, families, written))
+    return Plan(
+        params_name,
+        params_value,
+        chosen.forward,
+        chosen.backward,
+        chosen.cost,
+        namespace,
+        reason=_why(chosen, families, written),
+    )
 
 
 def _why(chosen: Family, families: list, written: set) -> str:
@@ -574,14 +674,15 @@ def _nothing_fits(rejected: list, probed=None) -> str:
     outputs = [name for name, gives in (probed or {}).items() if gives is False]
     reasons = "; ".join(dict.fromkeys(rejected))
     if outputs:
-        return (f"{', '.join(outputs)} returns an output, not a cost, and no cost function can be applied "
-                f"to it; pass -c/--cost NAME" + (f" ({reasons})" if reasons else ""))
-    return (f"no backward function can be called: {reasons}. "
-            "Define the missing names or pass -b/--backward NAME")
+        return (
+            f"{', '.join(outputs)} returns an output, not a cost, and no cost function can be applied "
+            f"to it; pass -c/--cost NAME" + (f" ({reasons})" if reasons else "")
+        )
+    return (
+        f"no backward function can be called: {reasons}. Define the missing names or pass -b/--backward NAME"
+    )
 
 
 def _missing(b: Binding) -> str:
     names = ", ".join(f"`{m}`" for m in b.missing)
     return f"needs {names}, which {'is' if len(b.missing) == 1 else 'are'} not defined"
-
-

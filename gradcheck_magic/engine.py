@@ -6,11 +6,11 @@ gradient it is handed.  One copy of a block is made for the fast mode; the full
 sweep copies nothing per entry, which is what makes it linear where the homework
 loop (copy the vector, rebuild the dict, per entry) is quadratic.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
-import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
@@ -178,8 +178,13 @@ def verdict(ev: Evidence, settings: Settings) -> str:
     if not ev.localized and ev.rel_error > settings.fail_threshold and ev.beyond_noise:
         return "fail"
     # any unverifiable entry already rules out a pass, so a mostly unverifiable block never passes
-    unsure = (ev.rel_error > settings.threshold or ev.resolution > settings.fail_threshold
-              or ev.unverifiable or ev.kinks or not ev.complete)
+    unsure = (
+        ev.rel_error > settings.threshold
+        or ev.resolution > settings.fail_threshold
+        or ev.unverifiable
+        or ev.kinks
+        or not ev.complete
+    )
     return "warn" if unsure else "pass"
 
 
@@ -198,8 +203,10 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray,
     if size < ZERO_NOISE_MULTIPLE * round_off:
         floor = round_off / FLOOR_REFERENCE
         if notes is not None:
-            notes.append(f"near-zero gradient (‖grad‖+‖approx‖ = {size:.1e}): "
-                         f"error measured against the round-off floor {floor:.1e}")
+            notes.append(
+                f"near-zero gradient (‖grad‖+‖approx‖ = {size:.1e}): "
+                f"error measured against the round-off floor {floor:.1e}"
+            )
         return _norm(analytic - numeric) / floor, 0.0
     if size == 0:
         return 0.0, 0.0
@@ -234,8 +241,9 @@ class EvaluationError(Exception):
 class Engine:
     """Runs the check over blocks; ``cost()`` evaluates J at the current working arrays."""
 
-    def __init__(self, blocks, cost: Callable[[], float], settings: Settings, progress=None,
-                 j0: Optional[float] = None):
+    def __init__(
+        self, blocks, cost: Callable[[], float], settings: Settings, progress=None, j0: Optional[float] = None
+    ):
         self.blocks = blocks
         self.cost = cost
         self.settings = settings
@@ -319,8 +327,17 @@ class Engine:
                     self.progress(2)
         except KeyboardInterrupt:
             done = max(k, 0)
-            self._finish_entries(block, indices[:done], jp[:done], jm[:done], plus[:done],
-                                 minus[:done], divisor[:done], out, confirm=False)
+            self._finish_entries(
+                block,
+                indices[:done],
+                jp[:done],
+                jm[:done],
+                plus[:done],
+                minus[:done],
+                divisor[:done],
+                out,
+                confirm=False,
+            )
             out.complete = False
             self.evaluations += 2 * done  # the bar already advanced entry by entry
             out.evaluations += 2 * done
@@ -328,15 +345,27 @@ class Engine:
         except Exception as exc:  # the user's code raised: say where
             i = idx_l[k]
             step = plus_l[k] - float(x[k])
-            where = (f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed "
-                     f"by ±{step:.3g}")
+            where = (
+                f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed by ±{step:.3g}"
+            )
             raise EvaluationError(exc, where) from exc
         self.evaluations += 2 * len(indices)
         out.evaluations += 2 * len(indices)
         self._finish_entries(block, indices, jp, jm, plus, minus, divisor, out, enough=enough)
 
-    def _finish_entries(self, block, indices, jp, jm, plus, minus, divisor, out: Outcome,
-                        confirm: bool = True, enough: int = CONFIRM_LIMIT):
+    def _finish_entries(
+        self,
+        block,
+        indices,
+        jp,
+        jm,
+        plus,
+        minus,
+        divisor,
+        out: Outcome,
+        confirm: bool = True,
+        enough: int = CONFIRM_LIMIT,
+    ):
         """Numeric gradient and non-finite costs for the entries just swept; suspects re-stepped."""
         num = out.numeric.reshape(-1)
         finite = np.isfinite(jp) & np.isfinite(jm)
@@ -346,8 +375,10 @@ class Engine:
         bad = indices[~finite]
         if bad.size:
             first = fmt_index(block.name, index_of(block.work.shape, int(bad[0])))
-            out.notes.append(f"cost not finite at θ±ε for {_count(bad.size, 'entry', 'entries')} "
-                             f"(first {first}): those cannot be verified")
+            out.notes.append(
+                f"cost not finite at θ±ε for {_count(bad.size, 'entry', 'entries')} "
+                f"(first {first}): those cannot be verified"
+            )
         analytic = block.comparable
         if analytic is None or not indices.size or not confirm:
             return
@@ -356,24 +387,39 @@ class Engine:
         error = np.abs(analytic - numeric)
         size = np.abs(analytic) + np.abs(numeric)
         with np.errstate(invalid="ignore"):
-            suspect = ((error > self.settings.threshold * size)
-                       & (error > ENTRY_NOISE_MULTIPLE * out.noise.reshape(-1)[indices]))
+            suspect = (error > self.settings.threshold * size) & (
+                error > ENTRY_NOISE_MULTIPLE * out.noise.reshape(-1)[indices]
+            )
         if not suspect.any():
             return
         order = np.flatnonzero(suspect)
         limit = max(CONFIRM_LIMIT, int(CONFIRM_FRACTION * indices.size))
         order = order[np.argsort(-error[order] / size[order], kind="stable")][:limit]
         x = block.work.reshape(-1)[indices[order]]
-        self._examine(block, indices[order], analytic[order], numeric[order], jp[order], jm[order],
-                      plus[order] - x, x - minus[order], out, enough)
+        self._examine(
+            block,
+            indices[order],
+            analytic[order],
+            numeric[order],
+            jp[order],
+            jm[order],
+            plus[order] - x,
+            x - minus[order],
+            out,
+            enough,
+        )
 
     def _one_sided(self, jp, jm, step_plus, step_minus):
         """(central difference, split of the one-sided differences, larger one-sided slope, noise)."""
         forward = (jp - self.j0) / step_plus
         backward = (self.j0 - jm) / step_minus
         split = abs(forward - backward)
-        return ((jp - jm) / (step_plus + step_minus), split, max(abs(forward), abs(backward)),
-                self._noise(step_plus + step_minus))
+        return (
+            (jp - jm) / (step_plus + step_minus),
+            split,
+            max(abs(forward), abs(backward)),
+            self._noise(step_plus + step_minus),
+        )
 
     def _examine(self, block, indices, analytic, numeric, jp, jm, step_plus, step_minus, out, enough):
         """Re-step each suspect (RESTEPS) and keep as wrong only a disagreement that survives them all.
@@ -406,8 +452,10 @@ class Engine:
                     out.complete = False
                     raise
                 except Exception as exc:
-                    where = (f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed "
-                             f"by ±{step_plus[k] * factor:.3g}")
+                    where = (
+                        f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed "
+                        f"by ±{step_plus[k] * factor:.3g}"
+                    )
                     raise EvaluationError(exc, where) from exc
                 finally:
                     flat[i] = x
@@ -420,8 +468,9 @@ class Engine:
                 if factor < 1:
                     last = value
             smallest = 1 + RESTEPS.index(min(RESTEPS))
-            kink_persists = (len(splits) > smallest and kinked[smallest]
-                             and splits[smallest] > KINK_PERSIST * splits[0])
+            kink_persists = (
+                len(splits) > smallest and kinked[smallest] and splits[smallest] > KINK_PERSIST * splits[0]
+            )
             if kink_persists:
                 out.mark("kinks", i)
             elif steady and abs(analytic[k] - last) > threshold * (abs(analytic[k]) + abs(last)):
@@ -456,12 +505,16 @@ class Engine:
                     base = AUTO_STEP * np.maximum(np.abs(orig), 1.0) * v
                 previous, previous_second, crossed = None, None, False
                 for shrink in range(SHRINKS + 1):
-                    step = base / PROBE_SHRINK ** shrink
+                    step = base / PROBE_SHRINK**shrink
                     a, n, second = self._probe(analytic_gradient, orig, work, step, out)
                     rel, _ = relative_error(np.array([a]), np.array([n]), np.array([noise]))
                     if previous_second is not None and abs(second) > KINK_NOISE_MULTIPLE * noise:
                         crossed |= second / previous_second > PROBE_KINK_RATIO
-                    if not np.isfinite(n) or rel <= self.settings.threshold or self.settings.epsilon is not None:
+                    if (
+                        not np.isfinite(n)
+                        or rel <= self.settings.threshold
+                        or self.settings.epsilon is not None
+                    ):
                         crossed = False
                         break
                     if previous is not None and STEADY_RATIO[0] < rel / previous < STEADY_RATIO[1]:
@@ -482,8 +535,14 @@ class Engine:
         finally:
             work[...] = orig
         out.directional = (np.array(analytic), np.array(numeric))
-        return Directional(np.array(analytic), np.array(numeric), np.full(k, noise), np.array(kinked, bool),
-                           unsettled, worst_step)
+        return Directional(
+            np.array(analytic),
+            np.array(numeric),
+            np.full(k, noise),
+            np.array(kinked, bool),
+            unsettled,
+            worst_step,
+        )
 
     def _bisect(self, block: Block, out: Outcome, delta: np.ndarray, rng: np.random.Generator) -> int:
         """The entry carrying most of a probe's discrepancy: probe one half of the entries along the
@@ -497,11 +556,16 @@ class Engine:
         try:
             whole_analytic, whole_numeric, _ = self._probe(analytic, orig, work, delta, out)
             while idx.size > 1:
-                first, second = idx[: idx.size // 2], idx[idx.size // 2:]
+                first, second = idx[: idx.size // 2], idx[idx.size // 2 :]
                 part = np.zeros(work.size)
                 part[first] = flat_delta[first]
-                first_analytic, first_numeric, _ = self._probe(analytic, orig, work, part.reshape(work.shape), out)
-                second_analytic, second_numeric = whole_analytic - first_analytic, whole_numeric - first_numeric
+                first_analytic, first_numeric, _ = self._probe(
+                    analytic, orig, work, part.reshape(work.shape), out
+                )
+                second_analytic, second_numeric = (
+                    whole_analytic - first_analytic,
+                    whole_numeric - first_numeric,
+                )
                 if abs(first_analytic - first_numeric) >= abs(second_analytic - second_numeric):
                     idx, whole_analytic, whole_numeric = first, first_analytic, first_numeric
                 else:
@@ -524,8 +588,11 @@ class Engine:
         np.subtract(plus, work, out=plus)
         work[...] = orig
         self._counted(out, 2)
-        return (float(np.dot(analytic.reshape(-1), plus.reshape(-1))) / 2.0, (jp - jm) / 2.0,
-                jp - 2.0 * self.j0 + jm)
+        return (
+            float(np.dot(analytic.reshape(-1), plus.reshape(-1))) / 2.0,
+            (jp - jm) / 2.0,
+            jp - 2.0 * self.j0 + jm,
+        )
 
     # ---- per block --------------------------------------------------------
     def _entry_evidence(self, block: Block, out: Outcome, localized: bool = False) -> Evidence:
@@ -538,10 +605,16 @@ class Engine:
                 use &= ~mask
         wrong = out.wrong if out.wrong is not None else np.zeros(out.shape, dtype=bool)
         out.disagreeing = int(wrong.sum())
-        ev = Evidence(rel_error=out.rel_error, wrong=out.disagreeing, judged=int(use.sum()),
-                      unverifiable=int(out.unverifiable.sum()), localized=localized,
-                      kinks=0 if out.kinks is None else int(out.kinks.sum()),
-                      complete=out.complete, fatal=bool(block.fatal))
+        ev = Evidence(
+            rel_error=out.rel_error,
+            wrong=out.disagreeing,
+            judged=int(use.sum()),
+            unverifiable=int(out.unverifiable.sum()),
+            localized=localized,
+            kinks=0 if out.kinks is None else int(out.kinks.sum()),
+            complete=out.complete,
+            fatal=bool(block.fatal),
+        )
         if g is None or not use.any():
             return ev
         analytic, numeric, noise = g[use], out.numeric[use], out.noise[use]
@@ -564,26 +637,40 @@ class Engine:
             return
         if ev.wrong:
             counted = "at least " if ev.localized and ev.wrong >= FAST_WRONG_ENOUGH else ""
-            out.notes.insert(0, f"{counted}{_count(ev.wrong, 'entry disagrees', 'entries disagree')} at every "
-                                f"step (worst {fmt_index(out.name, out.worst_index)}), far beyond round-off")
+            out.notes.insert(
+                0,
+                f"{counted}{_count(ev.wrong, 'entry disagrees', 'entries disagree')} at every "
+                f"step (worst {fmt_index(out.name, out.worst_index)}), far beyond round-off",
+            )
         if out.near_kinks is not None and out.near_kinks.any():
             n = int(out.near_kinks.sum())
             first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.near_kinks.reshape(-1)))))
-            out.notes.append(f"near-kink at {first}{f' (+{n - 1} more)' if n > 1 else ''}: the step crossed a "
-                             "kink, a smaller one does not; not counted as an error")
+            out.notes.append(
+                f"near-kink at {first}{f' (+{n - 1} more)' if n > 1 else ''}: the step crossed a "
+                "kink, a smaller one does not; not counted as an error"
+            )
         kinks = 0 if out.kinks is None else int(out.kinks.sum())
         if kinks:
             first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.kinks.reshape(-1)))))
-            out.notes.insert(0, f"non-differentiable point at {first}"
-                                f"{f' (+{kinks - 1} more)' if kinks > 1 else ''}: the central difference "
-                                "straddles a kink (the one-sided differences disagree), so "
-                                f"{'that entry is' if kinks == 1 else 'those entries are'} not judged")
+            out.notes.insert(
+                0,
+                f"non-differentiable point at {first}"
+                f"{f' (+{kinks - 1} more)' if kinks > 1 else ''}: the central difference "
+                "straddles a kink (the one-sided differences disagree), so "
+                f"{'that entry is' if kinks == 1 else 'those entries are'} not judged",
+            )
         coarse = ev.resolution > s.fail_threshold or (
-            not ev.localized and np.isfinite(ev.rel_error) and ev.rel_error > s.threshold and not ev.beyond_noise)
+            not ev.localized
+            and np.isfinite(ev.rel_error)
+            and ev.rel_error > s.threshold
+            and not ev.beyond_noise
+        )
         if coarse and out.status != "fail":
-            out.notes.append(f"unverifiable: round-off of the cost (|J| = {abs(self.j0):.3g}) is "
-                             f"{max(ev.resolution, ev.rel_error):.1e} of the gradient, too coarse to verify it: "
-                             "use a larger step (-e), float64, or remove a constant offset from the cost")
+            out.notes.append(
+                f"unverifiable: round-off of the cost (|J| = {abs(self.j0):.3g}) is "
+                f"{max(ev.resolution, ev.rel_error):.1e} of the gradient, too coarse to verify it: "
+                "use a larger step (-e), float64, or remove a constant offset from the cost"
+            )
             out.status = "warn"
         if not out.complete:
             out.notes.insert(0, "incomplete: interrupted")
@@ -593,14 +680,27 @@ class Engine:
 
     def _grade(self, block: Block, out: Outcome):
         """A block with nothing numeric to compare: a missing or wrong-shaped gradient, or an interruption."""
-        self._judge(out, Evidence(rel_error=out.rel_error, unverifiable=int(out.unverifiable.sum()),
-                                  complete=out.complete, fatal=bool(block.fatal)))
+        self._judge(
+            out,
+            Evidence(
+                rel_error=out.rel_error,
+                unverifiable=int(out.unverifiable.sum()),
+                complete=out.complete,
+                fatal=bool(block.fatal),
+            ),
+        )
 
     def _new_outcome(self, block: Block) -> Outcome:
         shape = block.work.shape
-        return Outcome(name=block.name, shape=shape, numeric=np.full(shape, np.nan), noise=np.full(shape, np.nan),
-                       analytic=block.comparable, checked=np.zeros(shape, dtype=bool),
-                       notes=list(block.notes) + ([block.fatal] if block.fatal else []))
+        return Outcome(
+            name=block.name,
+            shape=shape,
+            numeric=np.full(shape, np.nan),
+            noise=np.full(shape, np.nan),
+            analytic=block.comparable,
+            checked=np.zeros(shape, dtype=bool),
+            notes=list(block.notes) + ([block.fatal] if block.fatal else []),
+        )
 
     def _rng(self, block: Block) -> np.random.Generator:
         return np.random.default_rng([self.settings.seed, zlib.crc32(block.name.encode())])
@@ -672,18 +772,24 @@ class Engine:
         use = finite & ~probes.kinked
         crossed = int(probes.kinked.sum())
         if crossed:
-            out.notes.append(f"fast mode: {_count(crossed, 'probe', 'probes')} crossed a kink and "
-                             f"{'was' if crossed == 1 else 'were'} left out")
+            out.notes.append(
+                f"fast mode: {_count(crossed, 'probe', 'probes')} crossed a kink and "
+                f"{'was' if crossed == 1 else 'were'} left out"
+            )
         if not finite.all():
             out.notes.append("cost not finite along a probe direction: cannot be verified")
-        ev = Evidence(rel_error=float("nan"), judged=int(use.sum()), unverifiable=int((~finite).sum()),
-                      localized=True)
+        ev = Evidence(
+            rel_error=float("nan"), judged=int(use.sum()), unverifiable=int((~finite).sum()), localized=True
+        )
         # probes too small for the round-off (a near-zero floor) prove nothing: the entries decide
-        resolved = use.any() and (_norm(probes.analytic[use]) + _norm(probes.numeric[use])
-                                  >= ZERO_NOISE_MULTIPLE * _norm(probes.noise[use]))
+        resolved = use.any() and (
+            _norm(probes.analytic[use]) + _norm(probes.numeric[use])
+            >= ZERO_NOISE_MULTIPLE * _norm(probes.noise[use])
+        )
         if use.any():
-            ev.rel_error, ev.resolution = relative_error(probes.analytic[use], probes.numeric[use],
-                                                         probes.noise[use], out.notes if resolved else None)
+            ev.rel_error, ev.resolution = relative_error(
+                probes.analytic[use], probes.numeric[use], probes.noise[use], out.notes if resolved else None
+            )
         out.rel_error = ev.rel_error
         if resolved and verdict(ev, self.settings) == "pass":
             self._judge(out, ev)
@@ -699,8 +805,10 @@ class Engine:
                 self._sweep(block, wider, out, FAST_WRONG_ENOUGH)
                 indices = np.union1d(indices, wider)
         if indices.size == n:
-            out.notes.append(f"fast mode: {len(probes.analytic)} random directions did not pass, so every "
-                             "entry was checked")
+            out.notes.append(
+                f"fast mode: {len(probes.analytic)} random directions did not pass, so every "
+                "entry was checked"
+            )
             entries = self._entry_evidence(block, out)
             entries.unverifiable += ev.unverifiable
             self._judge(out, entries)
@@ -712,14 +820,20 @@ class Engine:
         entries.unverifiable += ev.unverifiable
         if crossed and not use.any():  # every probe crossed a kink: a sample alone cannot pass the block
             entries.kinks += crossed
-            out.notes.append("every probe crossed a kink, so the block is only sampled: check it in full "
-                             "(--mode full) or move the parameters off the kink")
+            out.notes.append(
+                "every probe crossed a kink, so the block is only sampled: check it in full "
+                "(--mode full) or move the parameters off the kink"
+            )
         if out.wrong is None and use.any():
-            out.notes.append(f"fast mode: the directional error ({ev.rel_error:.1e}) was not found in "
-                             f"{indices.size} sampled entries, which all agree")
+            out.notes.append(
+                f"fast mode: the directional error ({ev.rel_error:.1e}) was not found in "
+                f"{indices.size} sampled entries, which all agree"
+            )
         elif out.wrong is not None:
-            out.notes.append(f"fast mode: {len(probes.analytic)} random directions; {indices.size} sampled "
-                             "entries localize the error")
+            out.notes.append(
+                f"fast mode: {len(probes.analytic)} random directions; {indices.size} sampled "
+                "entries localize the error"
+            )
         self._judge(out, entries)
 
     def _localize_indices(self, block: Block, rng: np.random.Generator) -> np.ndarray:

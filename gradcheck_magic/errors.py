@@ -1,4 +1,5 @@
 """Errors a user can act on, and the note that says which of the user's calls raised."""
+
 from __future__ import annotations
 
 

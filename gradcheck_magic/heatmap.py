@@ -13,8 +13,8 @@ encoded by Pillow (deterministic, no plotting import).
 from __future__ import annotations
 
 import base64
-import math
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np

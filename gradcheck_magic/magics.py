@@ -5,6 +5,7 @@ Thin by design: parse options (``magic_arguments``), run the cell, call
 traitlets on the ``GradCheck`` class, so ``%config GradCheck.epsilon = 1e-6`` and
 ``ipython_config.py`` work as they do for storemagic.
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,8 +24,19 @@ from .errors import GradCheckError, describe_failure
 from .progress import progress_factory
 from .settings import MODES, Settings, check_pair, check_value, suggest, validated
 
-CONFIG_KEYS = ("epsilon", "threshold", "fail_threshold", "mode", "sample", "probes", "seed",
-               "time_budget", "widgets", "progress", "raise_on_fail")
+CONFIG_KEYS = (
+    "epsilon",
+    "threshold",
+    "fail_threshold",
+    "mode",
+    "sample",
+    "probes",
+    "seed",
+    "time_budget",
+    "widgets",
+    "progress",
+    "raise_on_fail",
+)
 #: The traits that are fields of Settings (checked by the settings validation); the rest are display switches.
 SETTING_TRAITS = ("epsilon", "threshold", "fail_threshold", "mode", "sample", "probes", "seed", "time_budget")
 #: The settings a flag of the magic line can override for one run.
@@ -33,8 +45,9 @@ FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
 
 def assigned_names(tree: ast.AST) -> set:
     """Names a cell binds: assignments, loop targets, imports, function and class definitions."""
-    names = {node.id for node in ast.walk(tree)
-             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    names = {
+        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
@@ -51,20 +64,36 @@ class GradCheckFailed(AssertionError):
 class GradCheck(Magics):
     """Gradient checking for hand-written backpropagation."""
 
-    epsilon = Float(None, allow_none=True, help=(
-        "Absolute step θ±ε of the central difference.  None (the default) chooses the step per "
-        "entry: cbrt(machine eps)·max(|θ|, 1).")).tag(config=True)
-    threshold = Float(1e-7, help="Largest relative error that passes; above it a block warns.").tag(config=True)
+    epsilon = Float(
+        None,
+        allow_none=True,
+        help=(
+            "Absolute step θ±ε of the central difference.  None (the default) chooses the step per "
+            "entry: cbrt(machine eps)·max(|θ|, 1)."
+        ),
+    ).tag(config=True)
+    threshold = Float(1e-7, help="Largest relative error that passes; above it a block warns.").tag(
+        config=True
+    )
     fail_threshold = Float(1e-5, help="Above this relative error a block fails.").tag(config=True)
-    mode = CaselessStrEnum(MODES, default_value="auto", help=(
-        "full: every entry; fast: random directional derivatives per block; auto: full when it "
-        "should finish within time_budget, else fast.")).tag(config=True)
+    mode = CaselessStrEnum(
+        MODES,
+        default_value="auto",
+        help=(
+            "full: every entry; fast: random directional derivatives per block; auto: full when it "
+            "should finish within time_budget, else fast."
+        ),
+    ).tag(config=True)
     sample = Int(0, help="When > 0, full differences on this many random entries per block.").tag(config=True)
     probes = Int(4, help="Random directions per block in fast mode.").tag(config=True)
     seed = Int(0, help="Seed of the directions and samples, so that runs repeat.").tag(config=True)
-    time_budget = Float(1.0, help="Seconds a full check may take before auto picks fast mode.").tag(config=True)
+    time_budget = Float(1.0, help="Seconds a full check may take before auto picks fast mode.").tag(
+        config=True
+    )
     widgets = Bool(True, help="Show the ipywidgets drill-down under the table in notebooks.").tag(config=True)
-    progress = Bool(True, help="Show a progress bar for checks expected to take over a second.").tag(config=True)
+    progress = Bool(True, help="Show a progress bar for checks expected to take over a second.").tag(
+        config=True
+    )
     raise_on_fail = Bool(False, help="Raise GradCheckFailed when a block fails (for CI).").tag(config=True)
 
     @validate(*SETTING_TRAITS)
@@ -93,8 +122,11 @@ class GradCheck(Magics):
             retry = []
             for key, value in pending:
                 try:
-                    super()._load_config(Config({type(self).__name__: {key: value}}),
-                                         section_names=section_names, traits=traits)
+                    super()._load_config(
+                        Config({type(self).__name__: {key: value}}),
+                        section_names=section_names,
+                        traits=traits,
+                    )
                     problems.pop(key, None)
                 except TraitError as exc:
                     retry.append((key, value))
@@ -104,8 +136,7 @@ class GradCheck(Magics):
             message = "; ".join(problems.values())
             if self._loaded:
                 raise UsageError(f"GradCheck: {message}")
-            print(f"gradcheck_magic: ignored a saved setting ({message}); using the default",
-                  file=sys.stderr)
+            print(f"gradcheck_magic: ignored a saved setting ({message}); using the default", file=sys.stderr)
 
     def __init__(self, shell=None, **kwargs):
         self._loaded = False
@@ -115,9 +146,16 @@ class GradCheck(Magics):
     # ---- %%gradcheck ---------------------------------------------------------------
     def settings(self, args=None) -> Settings:
         """The configured defaults with this line's flags, validated once."""
-        base = Settings(epsilon=self.epsilon, threshold=self.threshold, fail_threshold=self.fail_threshold,
-                        mode=self.mode, sample=self.sample or None, probes=self.probes, seed=self.seed,
-                        time_budget=self.time_budget)
+        base = Settings(
+            epsilon=self.epsilon,
+            threshold=self.threshold,
+            fail_threshold=self.fail_threshold,
+            mode=self.mode,
+            sample=self.sample or None,
+            probes=self.probes,
+            seed=self.seed,
+            time_budget=self.time_budget,
+        )
         if grading.imposes_settings():  # a grading run: the grader's settings beat any flag
             return grading.in_force(base)
         flags = {}
@@ -129,22 +167,72 @@ class GradCheck(Magics):
             raise UsageError(str(exc)) from None
 
     @magic_arguments()
-    @argument("-f", "--forward", metavar="NAME", help="forward function: returns the cost, or (output, cache) / (cost, cache)")
-    @argument("-b", "--backward", metavar="NAME", help="backward function: returns a dict of gradients (dW1 for W1), or the gradient of a single parameter")
-    @argument("-c", "--cost", metavar="NAME", help="cost function applied to the forward's first output, when the forward does not return the cost")
-    @argument("-p", "--params", metavar="NAME", help="the parameters: a dict of arrays (each key a block) or a single scalar/array variable")
-    @argument("-e", "--epsilon", type=float, metavar="FLOAT", help="exact absolute step θ±ε for this run (default: the configured value; auto per entry)")
-    @argument("-t", "--threshold", type=float, metavar="FLOAT", help="largest relative error that passes, for this run")
-    @argument("-m", "--mode", choices=MODES, help="full: every entry; fast: random directions per block; auto: full if quick, else fast")
+    @argument(
+        "-f",
+        "--forward",
+        metavar="NAME",
+        help="forward function: returns the cost, or (output, cache) / (cost, cache)",
+    )
+    @argument(
+        "-b",
+        "--backward",
+        metavar="NAME",
+        help="backward function: returns a dict of gradients (dW1 for W1), "
+        "or the gradient of a single parameter",
+    )
+    @argument(
+        "-c",
+        "--cost",
+        metavar="NAME",
+        help="cost function applied to the forward's first output, when the forward does not return the cost",
+    )
+    @argument(
+        "-p",
+        "--params",
+        metavar="NAME",
+        help="the parameters: a dict of arrays (each key a block) or a single scalar/array variable",
+    )
+    @argument(
+        "-e",
+        "--epsilon",
+        type=float,
+        metavar="FLOAT",
+        help="exact absolute step θ±ε for this run (default: the configured value; auto per entry)",
+    )
+    @argument(
+        "-t",
+        "--threshold",
+        type=float,
+        metavar="FLOAT",
+        help="largest relative error that passes, for this run",
+    )
+    @argument(
+        "-m",
+        "--mode",
+        choices=MODES,
+        help="full: every entry; fast: random directions per block; auto: full if quick, else fast",
+    )
     @argument("-s", "--sample", type=int, metavar="K", help="full differences on K random entries per block")
     @argument("--probes", type=int, metavar="N", help="random directions per block in fast mode")
     @argument("--seed", type=int, help="seed of the directions and samples")
-    @argument("-o", "--output", action="store_true", help="return the GradCheckResult (Out shows it; it is not displayed twice)")
+    @argument(
+        "-o",
+        "--output",
+        action="store_true",
+        help="return the GradCheckResult (Out shows it; it is not displayed twice)",
+    )
     @argument("-q", "--quiet", action="store_true", help="do not display the result (use with -o)")
     @argument("--no-widgets", action="store_true", help="no ipywidgets drill-down under the table")
     @argument("--no-progress", action="store_true", help="no progress bar")
-    @argument("--raise-on-fail", action="store_true", help="raise GradCheckFailed when a block fails (for CI)")
-    @argument("object", nargs="?", metavar="OBJECT", help="a model or layer object to check: %%gradcheck model, %%gradcheck dense1")
+    @argument(
+        "--raise-on-fail", action="store_true", help="raise GradCheckFailed when a block fails (for CI)"
+    )
+    @argument(
+        "object",
+        nargs="?",
+        metavar="OBJECT",
+        help="a model or layer object to check: %%gradcheck model, %%gradcheck dense1",
+    )
     @line_cell_magic
     def gradcheck(self, line: str = "", cell: str = None):
         """Check the backward pass against central differences, per parameter block.
@@ -160,9 +248,17 @@ class GradCheck(Magics):
             return None
         progress = progress_factory(self.progress and not args.no_progress, settings=settings)
         try:
-            result = gradcheck(self.shell.user_ns, forward=args.forward, backward=args.backward,
-                               cost=args.cost, params=args.params, settings=settings, progress=progress,
-                               prefer=assigned, target=args.object)
+            result = gradcheck(
+                self.shell.user_ns,
+                forward=args.forward,
+                backward=args.backward,
+                cost=args.cost,
+                params=args.params,
+                settings=settings,
+                progress=progress,
+                prefer=assigned,
+                target=args.object,
+            )
         except GradCheckError as exc:
             raise UsageError(str(exc)) from None
         except BaseException as exc:
@@ -171,10 +267,12 @@ class GradCheck(Magics):
             raise
         if not args.quiet and not args.output:
             from IPython.display import display
+
             display(result)
         if self.widgets and not args.no_widgets and not args.quiet and not args.output:
             # with -o the caller owns the result: result.drilldown() gives the widget
             from .widgets import show_drilldown
+
             show_drilldown(result, self.shell)
         if (self.raise_on_fail or args.raise_on_fail) and not result.passed:
             raise GradCheckFailed(f"gradient check failed: {', '.join(result.failed)}")
@@ -231,11 +329,14 @@ class GradCheck(Magics):
         for token in tokens:  # the whole line is checked before anything changes
             key, sep, raw = token.partition("=")
             if not sep:
-                raise UsageError(f"%gradcheck_config: expected key=value, got {token!r} "
-                                 f"(keys: {', '.join(CONFIG_KEYS)})")
+                raise UsageError(
+                    f"%gradcheck_config: expected key=value, got {token!r} (keys: {', '.join(CONFIG_KEYS)})"
+                )
             if key not in CONFIG_KEYS:
-                raise UsageError(f"%gradcheck_config: unknown key {key!r}{suggest(key, CONFIG_KEYS)}; "
-                                 f"keys: {', '.join(CONFIG_KEYS)}")
+                raise UsageError(
+                    f"%gradcheck_config: unknown key {key!r}{suggest(key, CONFIG_KEYS)}; "
+                    f"keys: {', '.join(CONFIG_KEYS)}"
+                )
             updates[key] = self._parse(key, raw)
         try:
             with self.hold_trait_notifications():  # cross-checks run once, on the final values
@@ -264,8 +365,9 @@ class GradCheck(Magics):
                 return float(raw)
             return low
         except ValueError:
-            raise UsageError(f"%gradcheck_config: {key}={raw!r} is not a valid "
-                             f"{type(trait).__name__.lower()}") from None
+            raise UsageError(
+                f"%gradcheck_config: {key}={raw!r} is not a valid {type(trait).__name__.lower()}"
+            ) from None
 
     def describe(self) -> str:
         lines = ["gradcheck settings (%gradcheck_config key=value; --reset for defaults):"]

@@ -5,6 +5,7 @@ The forward always sees a float64 *working copy* (the user's arrays and their
 dtype are never touched).  If the forward draws from ``np.random``, the state is
 replayed before every evaluation so that dropout masks are the same each time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,12 +75,15 @@ def split_output(out, fn_name: str):
     """(first output, cache) of a forward: the cost, or (output, cache) / (cost, cache)."""
     if isinstance(out, (tuple, list)):
         if not out:
-            raise GradCheckError(f"{fn_name} returned an empty {type(out).__name__}; "
-                                 "expected the cost or (output, cache)")
+            raise GradCheckError(
+                f"{fn_name} returned an empty {type(out).__name__}; expected the cost or (output, cache)"
+            )
         return out[0], (out[1] if len(out) > 1 else None)
     if out is None or isinstance(out, (dict, str)):
-        raise GradCheckError(f"{fn_name} returned {type(out).__name__ if out is not None else 'None'}; "
-                             "expected the cost, or (output, cache), or (cost, cache)")
+        raise GradCheckError(
+            f"{fn_name} returned {type(out).__name__ if out is not None else 'None'}; "
+            "expected the cost, or (output, cache), or (cost, cache)"
+        )
     return out, None
 
 
@@ -95,14 +99,18 @@ def refuse_cost_kind(value, where: str) -> None:
     """A cost central differences cannot read: integer (no small changes) or below float64 precision."""
     dtype = np.asarray(value).dtype
     if dtype.kind in "biu":
-        raise GradCheckError(f"{where} returned an integer cost ({dtype}): a whole-number cost cannot "
-                             "show the small changes central differences measure; return a float (no int(), "
-                             "round() or astype(int) on the cost)")
+        raise GradCheckError(
+            f"{where} returned an integer cost ({dtype}): a whole-number cost cannot "
+            "show the small changes central differences measure; return a float (no int(), "
+            "round() or astype(int) on the cost)"
+        )
     if dtype.kind == "f" and dtype.itemsize < 8:
-        raise GradCheckError(f"{where} returned a {dtype} cost: its precision (about "
-                             f"{np.finfo(dtype).eps:.0e} relative) is too coarse for central differences and "
-                             "would be mistaken for wrong gradients; compute the cost in float64 (drop the "
-                             "astype/float32 inputs)")
+        raise GradCheckError(
+            f"{where} returned a {dtype} cost: its precision (about "
+            f"{np.finfo(dtype).eps:.0e} relative) is too coarse for central differences and "
+            "would be mistaken for wrong gradients; compute the cost in float64 (drop the "
+            "astype/float32 inputs)"
+        )
 
 
 #: A float64 cost that is exactly a float32 value with more significant bits than this was computed in
@@ -148,8 +156,10 @@ def refuse_complex_cost(value, where: str) -> None:
     """A complex cost has no ordering to descend: refused by name, not taken for an activation."""
     if np.iscomplexobj(value) and np.size(value) == 1:
         shown = complex(np.asarray(value).reshape(-1)[0])
-        raise GradCheckError(f"{where} returned a complex cost ({shown:.4g}): the cost must be a real "
-                             "number (take .real or abs(...) if that is what you mean)")
+        raise GradCheckError(
+            f"{where} returned a complex cost ({shown:.4g}): the cost must be a real "
+            "number (take .real or abs(...) if that is what you mean)"
+        )
 
 
 def _marked(call, signature: str):
@@ -160,6 +170,7 @@ def _marked(call, signature: str):
         except BaseException as exc:
             mark_call(exc, signature)
             raise
+
     return run
 
 
@@ -199,8 +210,9 @@ class Problem:
         self.warnings = []
         self.eval_seconds = 0.0
         self._forward = _marked(plan.forward.caller(self.params_value), plan.forward.signature())
-        self._cost = (_marked(plan.cost.caller(self.params_value), plan.cost.signature())
-                      if plan.cost else None)
+        self._cost = (
+            _marked(plan.cost.caller(self.params_value), plan.cost.signature()) if plan.cost else None
+        )
         self._backward = _marked(plan.backward.caller(self.params_value), plan.backward.signature())
 
     # ---- the baseline -------------------------------------------------------
@@ -208,8 +220,9 @@ class Problem:
         """Blocks whose working array was modified, or replaced in the dict the functions get."""
         changed = [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
         if isinstance(self.params_obj, dict):
-            changed += [k for k, v in self.given.items()
-                        if self.params_obj.get(k) is not v and k not in changed]
+            changed += [
+                k for k, v in self.given.items() if self.params_obj.get(k) is not v and k not in changed
+            ]
             changed += [f"{k} (added)" for k in self.params_obj if k not in self.work]
         return changed
 
@@ -233,7 +246,8 @@ class Problem:
             raise GradCheckError(
                 f"{self.plan.forward.name} changed its parameters argument in place "
                 f"({', '.join(changed)}): a forward pass must not modify its inputs "
-                "(your arrays are restored)")
+                "(your arrays are restored)"
+            )
         first, cache = split_output(out, self.plan.forward.name)
         if self._cost is not None:
             value = self._cost(first, cache)
@@ -243,17 +257,21 @@ class Problem:
             where = self.plan.forward.name
         if not is_scalar_like(value):
             shape = getattr(np.asarray(value, dtype=object), "shape", "?")
-            raise GradCheckError(f"{where} returned {type(value).__name__} of shape {shape}, not a "
-                                 "single number: the cost must be a scalar (pass -c/--cost NAME if "
-                                 "the forward returns an activation)")
+            raise GradCheckError(
+                f"{where} returned {type(value).__name__} of shape {shape}, not a "
+                "single number: the cost must be a scalar (pass -c/--cost NAME if "
+                "the forward returns an activation)"
+            )
         refuse_complex_cost(value, where)
         refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
         j0 = self.to_float(value)
         if carries_float32_precision(j0):
-            raise GradCheckError(f"{where} returned a cost with float32 precision ({j0!r} is exactly a "
-                                 "float32 value): the forward computes in float32, too coarse for central "
-                                 "differences (it would be mistaken for wrong gradients); compute it in float64")
+            raise GradCheckError(
+                f"{where} returned a cost with float32 precision ({j0!r} is exactly a "
+                "float32 value): the forward computes in float32, too coarse for central "
+                "differences (it would be mistaken for wrong gradients); compute it in float64"
+            )
         self.eval_seconds = time.perf_counter() - start
         return j0, first, cache
 
@@ -262,8 +280,11 @@ class Problem:
         array of parameters the forward's arguments never change, so they are bound once."""
         forward, cost, to_float = self._forward, self._cost, self.to_float
         replay, rng, set_state = self.replay, self.rng, np.random.set_state
-        fixed = None if np.ndim(self.params_obj) == 0 and not isinstance(self.params_obj, dict) \
+        fixed = (
+            None
+            if np.ndim(self.params_obj) == 0 and not isinstance(self.params_obj, dict)
             else self.plan.forward.fixed_args(self.params_obj)
+        )
         if fixed is not None:
             fn, (fargs, fkw), signature = self.plan.forward.fn, fixed, self.plan.forward.signature()
         else:
@@ -284,8 +305,9 @@ class Problem:
             if tuple_out is None:
                 tuple_out = isinstance(out, (tuple, list))
             if cost is not None:
-                return to_float(cost(out[0], out[1] if len(out) > 1 else None) if tuple_out
-                                else cost(out, None))
+                return to_float(
+                    cost(out[0], out[1] if len(out) > 1 else None) if tuple_out else cost(out, None)
+                )
             return to_float(out[0] if tuple_out else out)
 
         return J
@@ -304,21 +326,28 @@ class Problem:
     def blocks(self, first, cache) -> list:
         """Run the backward once and pair each parameter block with its gradient."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        cache_arrays = [(label, a, a.copy()) for label, a in arrays_in(cache, "cache")
-                        if not any(a is w for w in self.work.values())]
+        cache_arrays = [
+            (label, a, a.copy())
+            for label, a in arrays_in(cache, "cache")
+            if not any(a is w for w in self.work.values())
+        ]
         np.random.set_state(self.rng)
         grads = self._backward(first, cache)
         name = self.plan.backward.name
         changed = self._changed_blocks()
         if changed:
             self._reset_work()
-            self.warnings.append(f"{name} modified the parameters in place ({', '.join(changed)}); "
-                                 "the check used the original values and your arrays are restored")
+            self.warnings.append(
+                f"{name} modified the parameters in place ({', '.join(changed)}); "
+                "the check used the original values and your arrays are restored"
+            )
         mutated = [label for label, a, saved in cache_arrays if a.tobytes() != saved.tobytes()]
         if mutated:
-            self.warnings.append(f"{name} modified the forward's cache in place "
-                                 f"({', '.join(mutated[:4])}{', ...' if len(mutated) > 4 else ''}); "
-                                 "reusing that cache would give wrong results")
+            self.warnings.append(
+                f"{name} modified the forward's cache in place "
+                f"({', '.join(mutated[:4])}{', ...' if len(mutated) > 4 else ''}); "
+                "reusing that cache would give wrong results"
+            )
         return self._pair(grads)
 
     def _pair(self, grads) -> list:
@@ -329,25 +358,37 @@ class Problem:
             if isinstance(grads, dict):
                 key = next((k for k in (f"d{pname}", pname, "dtheta", "grad") if k in grads), None)
                 if key is None and len(grads) != 1:
-                    raise GradCheckError(f"{name} returned a dict with keys {sorted(map(str, grads))}; "
-                                         f"expected the gradient of {pname!r} (or a key d{pname})")
+                    raise GradCheckError(
+                        f"{name} returned a dict with keys {sorted(map(str, grads))}; "
+                        f"expected the gradient of {pname!r} (or a key d{pname})"
+                    )
                 grads = grads[key] if key else next(iter(grads.values()))
             return [self._block(pname, self.work[pname], grads, f"d{pname}")]
         if not isinstance(grads, dict):
-            raise GradCheckError(f"{name} returned {type(grads).__name__}; expected a dict of gradients "
-                                 f"such as {{'dW1': ..., 'db1': ...}} for the parameters "
-                                 f"{', '.join(self.work)}")
-        matched = {k: (f"d{k}" if f"d{k}" in grads else k) for k in self.work if f"d{k}" in grads or k in grads}
+            raise GradCheckError(
+                f"{name} returned {type(grads).__name__}; expected a dict of gradients "
+                f"such as {{'dW1': ..., 'db1': ...}} for the parameters "
+                f"{', '.join(self.work)}"
+            )
+        matched = {
+            k: (f"d{k}" if f"d{k}" in grads else k) for k in self.work if f"d{k}" in grads or k in grads
+        }
         if not matched:
-            raise GradCheckError(f"the gradient keys returned by {name} ({', '.join(map(str, grads))}) match "
-                                 f"no parameter ({', '.join(self.work)}): name the gradient of W1 'dW1' (or 'W1')")
+            raise GradCheckError(
+                f"the gradient keys returned by {name} ({', '.join(map(str, grads))}) match "
+                f"no parameter ({', '.join(self.work)}): name the gradient of W1 'dW1' (or 'W1')"
+            )
         held = [k for k in self.work if k not in matched and not isinstance(self.plan.params[k], np.ndarray)]
         if held:  # a number beside the arrays (a rate, lambd) with no gradient is a constant, not a block
-            self.warnings.append(f"{', '.join(held)}: number(s) in {self.plan.params_name} with no gradient, "
-                                 "held fixed and not checked")
-        return [self._block(k, w, grads.get(matched[k]) if k in matched else None,
-                            matched.get(k, f"d{k}"))
-                for k, w in self.work.items() if k not in held]
+            self.warnings.append(
+                f"{', '.join(held)}: number(s) in {self.plan.params_name} with no gradient, "
+                "held fixed and not checked"
+            )
+        return [
+            self._block(k, w, grads.get(matched[k]) if k in matched else None, matched.get(k, f"d{k}"))
+            for k, w in self.work.items()
+            if k not in held
+        ]
 
     def _block(self, pname: str, work: np.ndarray, grad, key: str) -> Block:
         original = self.plan.params[pname] if isinstance(self.plan.params, dict) else self.plan.params
@@ -364,8 +405,10 @@ class Problem:
         if np.iscomplexobj(grad):
             imaginary = float(np.max(np.abs(np.imag(grad)))) if np.size(grad) else 0.0
             if imaginary > 0:
-                block.fatal = (f"gradient {key} is complex (imaginary part up to {imaginary:.3g}); the "
-                               "parameter is real, so its gradient must be real")
+                block.fatal = (
+                    f"gradient {key} is complex (imaginary part up to {imaginary:.3g}); the "
+                    "parameter is real, so its gradient must be real"
+                )
                 return block
             grad = np.real(grad)
         try:
@@ -385,4 +428,3 @@ class Problem:
         if bad.any():
             block.fatal = f"analytic gradient {key} has {int(bad.sum())} non-finite entries"
         return block
-

@@ -24,8 +24,14 @@ def fast_would_help(mode: str | None) -> bool:
 class Bar:
     """A tick(n) callable over a tqdm bar; ``close()`` removes it."""
 
-    def __init__(self, total: int, estimated_seconds: float = 0.0, budget: float | None = None,
-                 suggest_fast: bool = False, clock=time.perf_counter):
+    def __init__(
+        self,
+        total: int,
+        estimated_seconds: float = 0.0,
+        budget: float | None = None,
+        suggest_fast: bool = False,
+        clock=time.perf_counter,
+    ):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=total, unit="eval", desc="gradcheck", leave=False, mininterval=0.2)

@@ -4,6 +4,7 @@ Like IPython's ``TimeitResult`` it is a plain object: it holds what was measured
 and derives the rest (``table``, ``passed``, ``failed``); it renders as a pandas
 Styler in notebooks, as text in a terminal, and as JSON for the headless checker.
 """
+
 from __future__ import annotations
 
 import html
@@ -32,9 +33,16 @@ WRAPPING_COLUMNS = ("note", "suspect")
 #: overrides JupyterLab's ``fixed``, which cut the caption and headers short.
 TABLE_STYLE = "border-collapse: collapse; table-layout: auto; width: auto; max-width: 100%"
 CELL_PROPS = "padding: 2px 6px; text-align: left; vertical-align: top"
-CAPTION_PROPS = ("caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
-                 "overflow-wrap: anywhere; padding: 2px 0")
-WRAPPING_PROPS = {"min-width": "8em", "max-width": "30em", "white-space": "normal", "overflow-wrap": "anywhere"}
+CAPTION_PROPS = (
+    "caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
+    "overflow-wrap: anywhere; padding: 2px 0"
+)
+WRAPPING_PROPS = {
+    "min-width": "8em",
+    "max-width": "30em",
+    "white-space": "normal",
+    "overflow-wrap": "anywhere",
+}
 
 #: the plain text: at most this wide (or the terminal's width, if narrower), and never narrower than
 #: ``MIN_TEXT_WIDTH`` (the table's own columns do not wrap)
@@ -58,9 +66,19 @@ def _sci(x) -> str:
 class GradCheckResult:
     """The outcome of one gradient check."""
 
-    def __init__(self, outcomes: list, difference: float, settings: Settings, mode: str,
-                 evaluations: int, functions: str = "", warnings: Optional[list] = None,
-                 interrupted: bool = False, seconds: float = 0.0, finding: Optional[Finding] = None):
+    def __init__(
+        self,
+        outcomes: list,
+        difference: float,
+        settings: Settings,
+        mode: str,
+        evaluations: int,
+        functions: str = "",
+        warnings: Optional[list] = None,
+        interrupted: bool = False,
+        seconds: float = 0.0,
+        finding: Optional[Finding] = None,
+    ):
         self.outcomes = outcomes
         self.difference = difference
         self.settings = settings
@@ -78,18 +96,22 @@ class GradCheckResult:
     @property
     def table(self) -> pd.DataFrame:
         if self._table is None:
-            rows = [{
-                "shape": tuple(o.shape),
-                "rel_error": float(o.rel_error),
-                "max_abs_error": float(o.max_abs_error),
-                "worst_index": o.worst_index,
-                "status": o.status,
-                "note": self._note(o),
-                "suspect": self.finding.top(o.name),
-                "evaluations": o.evaluations,
-            } for o in self.outcomes]
-            self._table = pd.DataFrame(rows, index=pd.Index([o.name for o in self.outcomes], name="block"),
-                                       columns=COLUMNS)
+            rows = [
+                {
+                    "shape": tuple(o.shape),
+                    "rel_error": float(o.rel_error),
+                    "max_abs_error": float(o.max_abs_error),
+                    "worst_index": o.worst_index,
+                    "status": o.status,
+                    "note": self._note(o),
+                    "suspect": self.finding.top(o.name),
+                    "evaluations": o.evaluations,
+                }
+                for o in self.outcomes
+            ]
+            self._table = pd.DataFrame(
+                rows, index=pd.Index([o.name for o in self.outcomes], name="block"), columns=COLUMNS
+            )
         return self._table
 
     def suspects(self, block: str) -> list:
@@ -129,13 +151,20 @@ class GradCheckResult:
         out = []
         for i in order[np.isfinite(err[order])][:k]:
             idx = tuple(int(j) for j in np.unravel_index(i, o.shape)) if o.shape else ()
-            out.append({"index": idx, "analytic": float(o.analytic.reshape(-1)[i]),
-                        "numeric": float(o.numeric.reshape(-1)[i]), "abs_error": float(err[i])})
+            out.append(
+                {
+                    "index": idx,
+                    "analytic": float(o.analytic.reshape(-1)[i]),
+                    "numeric": float(o.numeric.reshape(-1)[i]),
+                    "abs_error": float(err[i]),
+                }
+            )
         return out
 
     def drilldown(self):
         """The ipywidgets view: pick a block, see analytic vs numeric entry by entry."""
         from .widgets import drilldown
+
         return drilldown(self)
 
     # ---- the headline -------------------------------------------------------------
@@ -149,9 +178,11 @@ class GradCheckResult:
         else:
             head = f"{GLYPHS['pass']} gradient check passed"
         eps = "auto" if self.settings.epsilon is None else f"{self.settings.epsilon:g}"
-        return (f"{head} — overall difference {_sci(self.difference)} "
-                f"({self.mode} mode, {self.evaluations} evaluations, ε {eps}, "
-                f"threshold {self.settings.threshold:g}, fail above {self.settings.fail_threshold:g})")
+        return (
+            f"{head} — overall difference {_sci(self.difference)} "
+            f"({self.mode} mode, {self.evaluations} evaluations, ε {eps}, "
+            f"threshold {self.settings.threshold:g}, fail above {self.settings.fail_threshold:g})"
+        )
 
     # ---- renderings -------------------------------------------------------------------
     def _display_frame(self) -> pd.DataFrame:
@@ -167,18 +198,21 @@ class GradCheckResult:
         df = self._display_frame()
         status = self.table["status"]
         wrapping = [c for c in df.columns if c in WRAPPING_COLUMNS]
-        styler = (df.style
-                  .apply(lambda row: [row_style(status[row.name])] * len(row), axis=1)
-                  .apply_index(lambda names: [row_style(status[n]) for n in names], axis=0)
-                  .format(escape="html").format_index(escape="html", axis=0)  # block names, notes: user text
-                  .format({"rel_error": _sci, "max_abs_error": _sci})
-                  .format_index(lambda name: html.escape(str(name)).replace("_", "_<wbr>"), axis=1)
-                  .set_caption(_unbroken_numbers(html.escape(self.summary())))
-                  .set_table_attributes(f'class="gradcheck-table" style="{TABLE_STYLE}"')
-                  .set_uuid(self._uuid())
-                  .set_table_styles([{"selector": "caption", "props": CAPTION_PROPS},
-                                     {"selector": "td, th", "props": CELL_PROPS}])
-                  .set_properties(subset=[c for c in df.columns if c not in wrapping], **{"white-space": "nowrap"}))
+        styler = (
+            df.style.apply(lambda row: [row_style(status[row.name])] * len(row), axis=1)
+            .apply_index(lambda names: [row_style(status[n]) for n in names], axis=0)
+            .format(escape="html")
+            .format_index(escape="html", axis=0)  # block names, notes: user text
+            .format({"rel_error": _sci, "max_abs_error": _sci})
+            .format_index(lambda name: html.escape(str(name)).replace("_", "_<wbr>"), axis=1)
+            .set_caption(_unbroken_numbers(html.escape(self.summary())))
+            .set_table_attributes(f'class="gradcheck-table" style="{TABLE_STYLE}"')
+            .set_uuid(self._uuid())
+            .set_table_styles(
+                [{"selector": "caption", "props": CAPTION_PROPS}, {"selector": "td, th", "props": CELL_PROPS}]
+            )
+            .set_properties(subset=[c for c in df.columns if c not in wrapping], **{"white-space": "nowrap"})
+        )
         if wrapping:
             styler = styler.set_properties(subset=wrapping, **WRAPPING_PROPS)
         # the per-block evaluation counts stay in `table`; the caption gives the total, and the
@@ -201,8 +235,11 @@ class GradCheckResult:
             details.append(f"checked: <code>{html.escape(self.functions)}</code>")
         details.extend(html.escape(w) for w in self.warnings)
         if details:
-            parts.append("<div class='gradcheck-details' style='overflow-wrap: anywhere'>"
-                         + "<br>".join(details) + "</div>")
+            parts.append(
+                "<div class='gradcheck-details' style='overflow-wrap: anywhere'>"
+                + "<br>".join(details)
+                + "</div>"
+            )
         return "\n".join(parts)
 
     def text(self, width: int | None = None, colour: bool = False) -> str:
@@ -238,9 +275,15 @@ class GradCheckResult:
                 if extra in df.columns and df.loc[o.name, extra]:
                     label = "" if extra == "note" else f"{extra}: "  # notes speak for themselves
                     for part in str(df.loc[o.name, extra]).split("; "):
-                        lines.extend(textwrap.wrap(label + part, width, initial_indent=NOTE_INDENT,
-                                                   subsequent_indent=NOTE_INDENT + "  ",
-                                                   break_on_hyphens=False))
+                        lines.extend(
+                            textwrap.wrap(
+                                label + part,
+                                width,
+                                initial_indent=NOTE_INDENT,
+                                subsequent_indent=NOTE_INDENT + "  ",
+                                break_on_hyphens=False,
+                            )
+                        )
         if self.functions:
             lines.extend(textwrap.wrap(f"checked: {self.functions}", width, subsequent_indent="  "))
         for w in self.warnings:
@@ -255,23 +298,38 @@ class GradCheckResult:
 
     def to_dict(self) -> dict:
         """JSON-ready: what the headless checker collects from a notebook."""
+
         def clean(x):
             return None if isinstance(x, float) and not math.isfinite(x) else x
+
         return {
-            "passed": self.passed, "failed": self.failed, "complete": self.complete,
-            "difference": clean(float(self.difference)), "mode": self.mode,
-            "evaluations": self.evaluations, "functions": self.functions, "warnings": self.warnings,
+            "passed": self.passed,
+            "failed": self.failed,
+            "complete": self.complete,
+            "difference": clean(float(self.difference)),
+            "mode": self.mode,
+            "evaluations": self.evaluations,
+            "functions": self.functions,
+            "warnings": self.warnings,
             "summary": self.summary(),
-            "blocks": [{"name": o.name, "shape": list(o.shape), "rel_error": clean(float(o.rel_error)),
-                        "max_abs_error": clean(float(o.max_abs_error)),
-                        "worst_index": list(o.worst_index) if o.worst_index is not None else None,
-                        "status": o.status, "note": self._note(o), "suspect": self.finding.top(o.name),
-                        "evaluations": o.evaluations} for o in self.outcomes],
+            "blocks": [
+                {
+                    "name": o.name,
+                    "shape": list(o.shape),
+                    "rel_error": clean(float(o.rel_error)),
+                    "max_abs_error": clean(float(o.max_abs_error)),
+                    "worst_index": list(o.worst_index) if o.worst_index is not None else None,
+                    "status": o.status,
+                    "note": self._note(o),
+                    "suspect": self.finding.top(o.name),
+                    "evaluations": o.evaluations,
+                }
+                for o in self.outcomes
+            ],
         }
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {MIME: self.to_dict()}
-
 
 
 def _unbroken_numbers(text: str) -> str:
@@ -303,8 +361,8 @@ def _inline_styles(table_html: str) -> str:
         existing = re.search(r'\bstyle="([^"]*)"', attrs)
         if existing:
             merged = existing.group(1).rstrip("; ") + "; " + props
-            return f"<{tag}{attrs[:existing.start()]}style=\"{merged}\"{attrs[existing.end():]}>"
+            return f'<{tag}{attrs[: existing.start()]}style="{merged}"{attrs[existing.end() :]}>'
         return f'<{tag}{attrs.rstrip()} style="{props}">'
 
-    body = table_html[:style_block.start()] + table_html[style_block.end():]
+    body = table_html[: style_block.start()] + table_html[style_block.end() :]
     return _OPEN_TAG.sub(inline, body)

@@ -592,7 +592,10 @@ class _Ranker:
                     and not any(arg in s.reads for s in self.same_var(step))
                 ):
                     verb = "divided" if user.op_on_target is ast.Div else "multiplied"
-                    return f"{step.target} is never {verb} by {arg} (= {value:g}, the ratio found), as {user.target} is"
+                    return (
+                        f"{step.target} is never {verb} by {arg} (= {value:g}, the ratio found), "
+                        f"as {user.target} is"
+                    )
         return None
 
     def twins_read_m(self, step: Step) -> list:

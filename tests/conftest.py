@@ -1,4 +1,5 @@
 """One real IPython shell for the whole suite, and helpers to load homework code into it."""
+
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,12 @@ SETUPS = {
     "dropout": "X, Y, parameters = three_layer_test_case()",
 }
 FILES = {
-    "seed_net": ("seed_net",), "one_d": ("one_d",), "l_layer": ("l_layer",), "planar": ("planar",),
-    "l2": ("three_layer", "l2"), "dropout": ("three_layer", "dropout"),
+    "seed_net": ("seed_net",),
+    "one_d": ("one_d",),
+    "l_layer": ("l_layer",),
+    "planar": ("planar",),
+    "l2": ("three_layer", "l2"),
+    "dropout": ("three_layer", "dropout"),
 }
 
 

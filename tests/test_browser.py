@@ -1,6 +1,7 @@
 """Seen in a real browser: a demo notebook executed with this checkout's renderer, exported by nbconvert
 (as nbviewer and static sites do) and opened in headless Chromium, shows the failing rows red and the
 passing rows green.  Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/screenshot.png."""
+
 import os
 import shutil
 
@@ -16,10 +17,15 @@ from browser_support import (
 
 if os.environ.get("GRADCHECK_REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
     from playwright import sync_api
+
     assert CHROMIUM, "GRADCHECK_REQUIRE_BROWSER is set but no Chromium is installed"
 else:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install '.[test]')")
-    pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (pip install '.[test]')"
+    )
+    pytestmark = pytest.mark.skipif(
+        CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)"
+    )
 
 ROW_STATUS = """() => Array.from(document.querySelectorAll('table.gradcheck-table')).map(t =>
   Array.from(t.querySelectorAll('tbody tr')).map(tr => {

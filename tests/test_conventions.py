@@ -1,8 +1,8 @@
 """Each calling convention of DESIGN.md, with and without flags; the homework's own figures."""
+
 import math
 
 import pytest
-
 from conftest import check, load, load_convention, run
 from test_planted_bugs import SEED_FIX
 
@@ -12,7 +12,7 @@ FLAGS = {
     "l_layer": "-f L_model_forward -c compute_cost -b L_model_backward -p parameters",
     "planar": "-f forward_propagation -c compute_cost -b backward_propagation -p parameters",
     "l2": "-f forward_propagation -c compute_cost_with_regularization "
-          "-b backward_propagation_with_regularization -p parameters",
+    "-b backward_propagation_with_regularization -p parameters",
     "dropout": "-f forward_propagation_with_dropout -c compute_cost -b backward_propagation_with_dropout",
 }
 CHOSEN = {
@@ -21,9 +21,9 @@ CHOSEN = {
     "l_layer": "L_model_forward(X, parameters) → compute_cost(AL, Y) → L_model_backward(AL, Y, caches)",
     "planar": "forward_propagation(X, parameters) → compute_cost(A2, Y) → backward_propagation(parameters, cache, X, Y)",
     "l2": "forward_propagation(X, parameters) → compute_cost_with_regularization(A3, Y, parameters, lambd) → "
-          "backward_propagation_with_regularization(X, Y, cache, lambd)",
+    "backward_propagation_with_regularization(X, Y, cache, lambd)",
     "dropout": "forward_propagation_with_dropout(X, parameters, keep_prob) → compute_cost(a3, Y) → "
-               "backward_propagation_with_dropout(X, Y, cache, keep_prob)",
+    "backward_propagation_with_dropout(X, Y, cache, keep_prob)",
 }
 
 
@@ -62,7 +62,9 @@ def test_seed_homework_figures_reproduce(ip):
 
 def test_one_d_homework_figure_reproduces(ip):
     load_convention(ip, "one_d")
-    result = check(ip, "--epsilon 1e-7 --forward forward_propagation --backward backward_propagation --params theta")
+    result = check(
+        ip, "--epsilon 1e-7 --forward forward_propagation --backward backward_propagation --params theta"
+    )
     assert f"{result.difference:.10g}".startswith("2.9193358")  # the homework prints 2.919335883291695e-10
     assert math.isclose(result.difference, 2.919335883291695e-10, rel_tol=1e-9)
 

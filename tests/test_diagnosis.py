@@ -1,4 +1,5 @@
 """Hints claim a pattern only when the data fit it."""
+
 import numpy as np
 
 from gradcheck_magic.diagnosis import Context, _l2_hint, _ratio_hint, _rows_hint, _shape_hint
@@ -39,20 +40,26 @@ def test_shape_hints():
     assert "transposed (its transpose matches" in _shape_hint("W", num.T, num, (3, 2), 1e-6)
     assert "does not match either" in _shape_hint("W", 2 * num.T, num, (3, 2), 1e-6)
     col = np.array([[1.0], [2.0], [3.0]])
-    assert _shape_hint("b", col.reshape(3), col, (3, 1), 1e-6) == "missing keepdims=True in the sum (the values match)"
+    assert (
+        _shape_hint("b", col.reshape(3), col, (3, 1), 1e-6)
+        == "missing keepdims=True in the sum (the values match)"
+    )
 
 
 def test_rows_hint_points_at_dead_units_and_stays_quiet_when_all_rows_differ():
     num = np.array([[0.1, 0.2], [0.0, 0.0], [0.3, -0.1]])
     ana = num.copy()
     ana[1] = [0.5, 0.4]
-    assert "nonzero in row 1 where the numeric gradient is exactly 0" in _rows_hint("W", ana, num, (3, 2), Context(), 1e-5)
+    assert "nonzero in row 1 where the numeric gradient is exactly 0" in _rows_hint(
+        "W", ana, num, (3, 2), Context(), 1e-5
+    )
     live = num + np.array([[0.0, 0.0], [0.2, 0.1], [0.0, 0.0]])
     assert _rows_hint("W", 1.5 * live + 0.1, live, (3, 2), Context(), 1e-5) is None
 
 
 def test_a_small_block_shares_the_ratio_of_its_layer():
     from gradcheck_magic.diagnosis import _sibling_ratio
+
     a = np.array([0.0, 0.2, -0.4])
     assert _sibling_ratio("b1", 0.86 * a, a, {"W1": 0.86}) == "analytic ≈ 0.86 × numeric, as in W1"
     assert _sibling_ratio("b1", 0.86 * a, a, {"W2": 0.86}) is None  # another layer says nothing

@@ -1,4 +1,5 @@
 """Discovery on plain namespaces: no numerics, no shell."""
+
 import numpy as np
 import pytest
 
@@ -29,9 +30,14 @@ def backward_propagation_with_regularization(X, Y, cache, lambd):
 def test_arguments_bind_from_parameters_outputs_namespace_and_defaults():
     def backward(AL, Y, caches, parameters, scale=2):
         return {}
+
     b = bind("backward", backward, {"Y": 1, "AL": "stale"}, "parameters", after_forward=True)
-    assert [(a, src) for a, src, _, _ in b.args] == [("AL", OUTPUT), ("Y", VALUE), ("caches", CACHE),
-                                                    ("parameters", PARAMS)]
+    assert [(a, src) for a, src, _, _ in b.args] == [
+        ("AL", OUTPUT),
+        ("Y", VALUE),
+        ("caches", CACHE),
+        ("parameters", PARAMS),
+    ]
     assert b.ok
 
 
@@ -41,11 +47,16 @@ def test_missing_arguments_are_listed():
 
 
 def namespace(**extra):
-    ns = {"X": np.ones((2, 3)), "Y": np.ones((1, 3)), "parameters": {"W1": np.ones((2, 2))},
-          "forward_propagation": forward_propagation, "backward_propagation": backward_propagation,
-          "compute_cost": compute_cost,
-          "compute_cost_with_regularization": compute_cost_with_regularization,
-          "backward_propagation_with_regularization": backward_propagation_with_regularization}
+    ns = {
+        "X": np.ones((2, 3)),
+        "Y": np.ones((1, 3)),
+        "parameters": {"W1": np.ones((2, 2))},
+        "forward_propagation": forward_propagation,
+        "backward_propagation": backward_propagation,
+        "compute_cost": compute_cost,
+        "compute_cost_with_regularization": compute_cost_with_regularization,
+        "backward_propagation_with_regularization": backward_propagation_with_regularization,
+    }
     ns.update(extra)
     return ns
 
@@ -56,8 +67,10 @@ def activation(binding, name, params):
 
 def test_lambd_selects_the_regularized_pair_without_it_the_plain_one():
     chosen = plan(namespace(lambd=0.7), returns_cost=activation)
-    assert (chosen.backward.name, chosen.cost.name) == ("backward_propagation_with_regularization",
-                                                        "compute_cost_with_regularization")
+    assert (chosen.backward.name, chosen.cost.name) == (
+        "backward_propagation_with_regularization",
+        "compute_cost_with_regularization",
+    )
     plain = plan(namespace(), returns_cost=activation)
     assert (plain.backward.name, plain.cost.name) == ("backward_propagation", "compute_cost")
 
@@ -65,6 +78,7 @@ def test_lambd_selects_the_regularized_pair_without_it_the_plain_one():
 def test_a_qualified_name_that_fits_nothing_loses_to_the_plain_pair():
     def backward_propagation_v2(X, Y, cache):
         return {}
+
     chosen = plan(namespace(backward_propagation_v2=backward_propagation_v2), returns_cost=activation)
     assert chosen.backward.name == "backward_propagation"
 
@@ -75,6 +89,7 @@ def test_ambiguity_lists_the_candidates_and_the_flags():
 
     def backprop(X, Y, cache):
         return {}
+
     ns = namespace(backward_pass=backward_pass, backprop=backprop)
     del ns["backward_propagation"]
     with pytest.raises(GradCheckError, match="ambiguous.*backward_pass.*backprop.*-b/--backward"):

@@ -162,9 +162,7 @@ def test_output_fits_120_columns_with_notes_wrapped_and_no_kernel_chatter(graded
     _, out, err = graded
     assert_fits(out)
     lines = out.splitlines()
-    row = next(
-        i for i, line in enumerate(lines) if "analytic ≈ 3.00 × numeric" in line and "FAIL" in line
-    )
+    row = next(i for i, line in enumerate(lines) if "analytic ≈ 3.00 × numeric" in line and "FAIL" in line)
     note_column = lines[row].index("analytic ≈ 3.00")
     assert lines[row + 1].startswith(" " * note_column) and lines[row + 1].strip()  # wrapped in its column
     assert not any(line.rstrip() != line for line in out.splitlines())  # right side never padded

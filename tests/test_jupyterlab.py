@@ -46,7 +46,7 @@ else:
     )
 
 sys.path.insert(0, str(ROOT / "demo_notebooks"))
-from build_demos import EXPECTED
+from build_demos import EXPECTED  # noqa: E402 - importable once its folder is on the path
 
 SERVER_START_SECONDS = 90
 PAGE_SECONDS = 60

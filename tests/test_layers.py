@@ -3,9 +3,8 @@ correct code passes; a planted bug fails exactly its blocks, with and without fl
 
 import numpy as np
 import pytest
-from IPython.core.error import UsageError
-
 from conftest import check, load, run
+from IPython.core.error import UsageError
 
 
 def layers(ip, replace=()):

@@ -1,8 +1,8 @@
 """The magics through a real IPython shell: options, display, config, errors."""
-import pytest
-from IPython.core.error import UsageError
 
+import pytest
 from conftest import SETUPS, check, load, load_convention, run
+from IPython.core.error import UsageError
 from test_planted_bugs import SEED_FIX
 
 
@@ -21,8 +21,19 @@ def test_load_and_unload_register_and_remove_both_magics(shell):
 
 def test_help_documents_every_option(ip):
     doc = ip.find_line_magic("gradcheck").__doc__
-    for flag in ("--forward", "--backward", "--cost", "--params", "--epsilon", "--threshold", "--output",
-                 "--mode", "--sample", "--no-widgets", "--raise-on-fail"):
+    for flag in (
+        "--forward",
+        "--backward",
+        "--cost",
+        "--params",
+        "--epsilon",
+        "--threshold",
+        "--output",
+        "--mode",
+        "--sample",
+        "--no-widgets",
+        "--raise-on-fail",
+    ):
         assert flag in doc
 
 
@@ -38,7 +49,8 @@ def test_result_is_displayed_exactly_once(ip, capsys):
     load_convention(ip, "seed_net")
     shown = []
     ip.display_formatter.formatters["text/plain"].for_type_by_name(
-        "gradcheck_magic.result", "GradCheckResult", lambda obj, p, cycle: shown.append(obj) or p.text("R"))
+        "gradcheck_magic.result", "GradCheckResult", lambda obj, p, cycle: shown.append(obj) or p.text("R")
+    )
     try:
         run(ip, "%gradcheck")
         assert len(shown) == 1
@@ -101,25 +113,31 @@ def test_raise_on_fail_makes_the_cell_fail(ip):
     assert "W2" in str(result.error_in_exec)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("-f nope", "no forward function named 'nope'.*found forward functions: forward_propagation_n"),
-    ("-b nope", "no backward function named 'nope'"),
-    ("-c nope", "no cost function named 'nope'"),
-    ("-p nope", "no parameters named 'nope'.*parameters"),
-    ("-e -1", "epsilon must be a positive number"),
-    ("--mode warp", "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("-f nope", "no forward function named 'nope'.*found forward functions: forward_propagation_n"),
+        ("-b nope", "no backward function named 'nope'"),
+        ("-c nope", "no cost function named 'nope'"),
+        ("-p nope", "no parameters named 'nope'.*parameters"),
+        ("-e -1", "epsilon must be a positive number"),
+        ("--mode warp", "invalid choice"),
+    ],
+)
 def test_bad_flags_are_usage_errors_that_name_the_fix(ip, line, message):
     load_convention(ip, "seed_net")
     with pytest.raises(UsageError, match=message):
         check(ip, line)
 
 
-@pytest.mark.parametrize("setup, message", [
-    ("parameters = [1, 2]", "no parameters found"),
-    ("parameters = {}", "no parameters found"),
-    ("parameters = {'W1': [[1.0]]}", "no parameters found"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("parameters = [1, 2]", "no parameters found"),
+        ("parameters = {}", "no parameters found"),
+        ("parameters = {'W1': [[1.0]]}", "no parameters found"),
+    ],
+)
 def test_unusable_parameters_found_by_discovery(ip, setup, message):
     load(ip, "seed_net")
     run(ip, "X, Y, _ = gradient_check_n_test_case()")
@@ -128,12 +146,15 @@ def test_unusable_parameters_found_by_discovery(ip, setup, message):
         check(ip)
 
 
-@pytest.mark.parametrize("setup, message", [
-    ("params = [1, 2]", "'params' is a list: parameters must be a dict of numpy arrays"),
-    ("params = {}", "'params' is an empty dict"),
-    ("params = {'W1': [[1.0]]}", "params\\['W1'\\] is a list, not a numpy array"),
-    ("params = {'W1': np.array(['a'])}", "dtype <U1: parameters must be real numbers"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("params = [1, 2]", "'params' is a list: parameters must be a dict of numpy arrays"),
+        ("params = {}", "'params' is an empty dict"),
+        ("params = {'W1': [[1.0]]}", "params\\['W1'\\] is a list, not a numpy array"),
+        ("params = {'W1': np.array(['a'])}", "dtype <U1: parameters must be real numbers"),
+    ],
+)
 def test_unusable_parameters_named_by_flag(ip, setup, message):
     load_convention(ip, "seed_net")
     run(ip, setup)
@@ -142,9 +163,12 @@ def test_unusable_parameters_named_by_flag(ip, setup, message):
 
 
 def test_forward_returning_something_unusable(ip):
-    run(ip, "def my_forward(parameters): return None\n"
-            "def my_backward(parameters): return {'dW': parameters['W']}\n"
-            "parameters = {'W': np.ones(3)}")
+    run(
+        ip,
+        "def my_forward(parameters): return None\n"
+        "def my_backward(parameters): return {'dW': parameters['W']}\n"
+        "parameters = {'W': np.ones(3)}",
+    )
     with pytest.raises(UsageError, match="my_forward returned None; expected the cost"):
         check(ip)
 
@@ -157,25 +181,41 @@ def test_forward_returning_an_activation_without_a_cost_function(ip):
 
 
 def test_gradient_keys_that_match_no_parameter(ip):
-    load_convention(ip, "seed_net", replace=[('gradients = {"dZ3": dZ3, "dW3": dW3, "db3": db3,',
-                                              'gradients = {"gZ3": dZ3,'),
-                                             ('"dA2": dA2, "dZ2": dZ2, "dW2": dW2, "db2": db2,', ''),
-                                             ('"dA1": dA1, "dZ1": dZ1, "dW1": dW1, "db1": db1}', '}')])
+    load_convention(
+        ip,
+        "seed_net",
+        replace=[
+            ('gradients = {"dZ3": dZ3, "dW3": dW3, "db3": db3,', 'gradients = {"gZ3": dZ3,'),
+            ('"dA2": dA2, "dZ2": dZ2, "dW2": dW2, "db2": db2,', ""),
+            ('"dA1": dA1, "dZ1": dZ1, "dW1": dW1, "db1": db1}', "}"),
+        ],
+    )
     with pytest.raises(UsageError, match="match no parameter.*'dW1'"):
         check(ip)
 
 
 def test_gradient_keys_named_like_the_parameters_are_accepted(ip):
-    load_convention(ip, "planar", replace=[('grads = {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}',
-                                            'grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}')])
+    load_convention(
+        ip,
+        "planar",
+        replace=[
+            (
+                'grads = {"dW1": dW1, "db1": db1, "dW2": dW2, "db2": db2}',
+                'grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}',
+            )
+        ],
+    )
     assert check(ip).passed
 
 
 def test_ambiguous_functions_list_the_candidates_and_the_flag(ip):
     load(ip, "planar")
     run(ip, SETUPS["planar"])
-    run(ip, "def other_forward(X, parameters):\n    return forward_propagation(X, parameters)\n"
-            "def other_backward(parameters, cache, X, Y):\n    return backward_propagation(parameters, cache, X, Y)")
+    run(
+        ip,
+        "def other_forward(X, parameters):\n    return forward_propagation(X, parameters)\n"
+        "def other_backward(parameters, cache, X, Y):\n    return backward_propagation(parameters, cache, X, Y)",
+    )
     with pytest.raises(UsageError, match="ambiguous.*-f/--forward"):
         check(ip)
     assert check(ip, "-f forward_propagation -b backward_propagation").passed
@@ -197,12 +237,18 @@ def test_question_mark_shows_the_argparse_help(ip, capsys):
 def test_script_api_takes_objects_and_leaves_settings_alone(ip):
     """ipytest-style: the function the magic wraps, called from a script with objects."""
     from gradcheck_magic import Settings, gradcheck
+
     load_convention(ip, "seed_net", replace=SEED_FIX)
     ns = ip.user_ns
     settings = Settings()
-    result = gradcheck({"X": ns["X"], "Y": ns["Y"]}, forward=ns["forward_propagation_n"],
-                       backward=ns["backward_propagation_n"], params=ns["parameters"],
-                       settings=settings, epsilon=1e-7)
+    result = gradcheck(
+        {"X": ns["X"], "Y": ns["Y"]},
+        forward=ns["forward_propagation_n"],
+        backward=ns["backward_propagation_n"],
+        params=ns["parameters"],
+        settings=settings,
+        epsilon=1e-7,
+    )
     assert result.failed == ["b1", "W2"] and f"{result.difference:.6g}" == "0.285093"
     assert settings.epsilon is None  # overrides apply to this run only
     with pytest.raises(Exception, match="unknown setting"):
@@ -210,8 +256,16 @@ def test_script_api_takes_objects_and_leaves_settings_alone(ip):
 
 
 def test_prints_in_the_forward_appear_once_not_per_evaluation(ip, capsys):
-    load_convention(ip, "seed_net", replace=[("    m = X.shape[1]\n    W1 = parameters",
-                                              "    print('forward called')\n    m = X.shape[1]\n    W1 = parameters")])
+    load_convention(
+        ip,
+        "seed_net",
+        replace=[
+            (
+                "    m = X.shape[1]\n    W1 = parameters",
+                "    print('forward called')\n    m = X.shape[1]\n    W1 = parameters",
+            )
+        ],
+    )
     capsys.readouterr()
     result = check(ip, "--mode full")
     assert result.passed

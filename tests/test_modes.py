@@ -1,9 +1,9 @@
 """Full, fast, sampled and auto modes through the magic, including a 50k-parameter net."""
+
 import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import check, load_convention, run
 from test_planted_bugs import SEED_FIX
 
@@ -15,12 +15,17 @@ BIG_BUGS = {  # backward edits on the benchmark net -> blocks that must fail
     "sign_dW3": ('"dW3": dZ3 @ A2.T / m', '"dW3": -dZ3 @ A2.T / m', {"W3"}),
     "missing_mask_layer1": ("dZ1 = np.dot(W2.T, dZ2) * (A1 > 0)", "dZ1 = np.dot(W2.T, dZ2)", {"W1", "b1"}),
     "transposed_dW1": ('"dW1": dZ1 @ X.T / m', '"dW1": X @ dZ1.T / m', {"W1"}),
-    "slightly_off_db2": ('"db2": dZ2.sum(axis=1, keepdims=True) / m', '"db2": dZ2.sum(axis=1, keepdims=True) / m * 1.001', {"b2"}),
+    "slightly_off_db2": (
+        '"db2": dZ2.sum(axis=1, keepdims=True) / m',
+        '"db2": dZ2.sum(axis=1, keepdims=True) / m * 1.001',
+        {"b2"},
+    ),
 }
 
 
 def load_big(ip, size="50k", replace=None):
     import inspect
+
     source = inspect.getsource(nets)
     if replace:
         assert source.count(replace[0]) == 1
@@ -46,7 +51,9 @@ def test_fast_mode_flags_exactly_the_buggy_blocks_of_a_50k_net(ip, bug):
     result = check(ip, "--mode fast")
     assert set(result.failed) == expected, result
     for block in expected:
-        assert result.table.loc[block, "worst_index"] is not None or "shape" in result.table.loc[block, "note"]
+        assert (
+            result.table.loc[block, "worst_index"] is not None or "shape" in result.table.loc[block, "note"]
+        )
 
 
 def test_fast_mode_is_repeatable(ip):
@@ -99,10 +106,19 @@ def test_fast_mode_at_exact_kinks_of_a_large_net_warns_never_fails(ip):
     assert "b1[7, 0]" in result.table.loc["b1", "note"]  # bisection found the kinked entry
 
 
-@pytest.mark.parametrize("bug, block", [
-    (('"db1": dZ1.sum(axis=1, keepdims=True) / m', '"db1": dZ1.sum(axis=1, keepdims=True) / m * 1.001'), "b1"),
-    (('"dW1": dZ1 @ X.T / m', '"dW1": dZ1 @ X.T / m * 1.001'), "W1"),
-])
+@pytest.mark.parametrize(
+    "bug, block",
+    [
+        (
+            (
+                '"db1": dZ1.sum(axis=1, keepdims=True) / m',
+                '"db1": dZ1.sum(axis=1, keepdims=True) / m * 1.001',
+            ),
+            "b1",
+        ),
+        (('"dW1": dZ1 @ X.T / m', '"dW1": dZ1 @ X.T / m * 1.001'), "W1"),
+    ],
+)
 def test_fast_mode_still_fails_a_real_bug_beside_kinks(ip, bug, block):
     load_big(ip, replace=bug)
     run(ip, DEAD_UNIT)

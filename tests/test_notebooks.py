@@ -1,5 +1,6 @@
 """The demo notebooks, executed headless, fail exactly the blocks their story plants, and the
 headless checker grades each demo by its last check (the checker's own findings: test_grader.py)."""
+
 import shutil
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from gradcheck_magic.notebook_cli import Options, collect, run
 ROOT = Path(__file__).resolve().parent.parent
 DEMOS = ROOT / "demo_notebooks"
 sys.path.insert(0, str(DEMOS))
-from build_demos import EXPECTED, build
+from build_demos import EXPECTED, build  # noqa: E402 - importable once its folder is on the path
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -33,20 +34,29 @@ def test_stored_outputs_are_current(name):
     stored = nbformat.read(str(DEMOS / name), as_version=4)
     assert [c.source for c in stored.cells] == [c.source for c in build(name).cells], "rebuild the demos"
     assert [r["failed"] for _, r, _ in collect(stored)] == EXPECTED[name]
-    html = [o["data"]["text/html"] for c in stored.cells for o in c.get("outputs", [])
-            if "text/html" in o.get("data", {})]
+    html = [
+        o["data"]["text/html"]
+        for c in stored.cells
+        for o in c.get("outputs", [])
+        if "text/html" in o.get("data", {})
+    ]
     assert any("#f4c7c3" in h for h in html)  # red rows stored for a code-hosting site to show
 
 
 def _stored_text(name):
     stored = nbformat.read(str(DEMOS / name), as_version=4)
-    return "\n".join(o.get("data", {}).get("text/plain", "") + o.get("text", "")
-                     for c in stored.cells for o in c.get("outputs", []))
+    return "\n".join(
+        o.get("data", {}).get("text/plain", "") + o.get("text", "")
+        for c in stored.cells
+        for o in c.get("outputs", [])
+    )
 
 
 def test_cs231n_demo_checks_layers_by_their_arguments_and_the_model_by_its_params():
     text = _stored_text("07_cs231n_layers.ipynb")
-    assert "affine_forward(x, w, b) → Σ out·dout, affine_backward(dout, cache); dout from the namespace" in text
+    assert (
+        "affine_forward(x, w, b) → Σ out·dout, affine_backward(dout, cache); dout from the namespace" in text
+    )
     assert "model.loss(X, y) → (loss, grads); model.params perturbed in place" in text
     assert "analytic ≈ 0.25 × numeric" in text  # dw averaged over a batch of 4
 

@@ -3,9 +3,8 @@ put back bit for bit; correct code passes, a planted bug fails exactly its block
 
 import numpy as np
 import pytest
-from IPython.core.error import UsageError
-
 from conftest import check, load, run
+from IPython.core.error import UsageError
 
 MODEL_CELL = """
 rng = np.random.default_rng({seed})

@@ -1,12 +1,13 @@
 """GradCheckResult: the table's contract, the Styler HTML, the text and JSON renderings."""
+
 import json
 import math
 
 import numpy as np
 import pandas as pd
-
 from conftest import check, load_convention
 from test_planted_bugs import SEED_FIX
+
 from gradcheck_magic.result import MIME
 
 
@@ -37,7 +38,9 @@ def test_missing_gradient_has_nan_error_and_a_note(ip):
 
 
 def test_wrong_shape_note_gives_both_shapes(ip):
-    load_convention(ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 1. / m * np.dot(X, dZ1.T)")])
+    load_convention(
+        ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 1. / m * np.dot(X, dZ1.T)")]
+    )
     note = check(ip).table.loc["W1", "note"]
     assert note.startswith("dW1 is transposed") and "shape (4, 5) != (5, 4)" in note
 
@@ -58,6 +61,7 @@ def test_html_is_a_styler_table_with_red_failing_rows(ip):
 def test_warn_rows_are_amber(ip):
     load_convention(ip, "seed_net")
     from test_verdicts import KINK
+
     ip.run_cell(KINK)
     result = check(ip)
     styled = result.styler()._compute().ctx
@@ -95,6 +99,7 @@ def test_worst_entries_for_drill_down(ip):
 
 def _inline_style_of(html, cell_id):
     import re
+
     return re.search(rf'id="{cell_id}"[^>]*style="([^"]*)"', html).group(1)
 
 
@@ -106,6 +111,7 @@ def test_row_colours_are_inline_styles_on_the_cells_without_a_style_block(ip):
     statuses = list(result.table["status"])
     for row, status in enumerate(statuses):
         from gradcheck_magic.palette import ROW_COLOURS
+
         background, text = ROW_COLOURS[status]
         shown = [c for c in result.table.columns if c != "evaluations"]  # the Styler hides the counts
         for col in range(len(shown)):
@@ -117,6 +123,7 @@ def test_row_colours_are_inline_styles_on_the_cells_without_a_style_block(ip):
 
 def test_row_colours_have_wcag_aa_contrast_and_differ_by_status():
     from gradcheck_magic.palette import MIN_CONTRAST, ROW_COLOURS, contrast_ratio
+
     for background, text in ROW_COLOURS.values():
         assert contrast_ratio(background, text) >= MIN_CONTRAST
     assert len({background for background, _ in ROW_COLOURS.values()}) == 3
@@ -132,7 +139,7 @@ def test_notes_wrap_in_a_bounded_column_and_the_caption_wraps(ip):
     assert "max-width: 30em" in note_style and "white-space: normal" in note_style
     assert "white-space: nowrap" in _inline_style_of(html, f"{uuid}_row1_col0")
     assert "table-layout: auto" in html and "max-width: 100%" in html
-    caption = html[html.index("<caption"):html.index(">", html.index("<caption"))]
+    caption = html[html.index("<caption") : html.index(">", html.index("<caption"))]
     assert "white-space: normal" in caption and "overflow-wrap: anywhere" in caption
 
 
@@ -143,8 +150,11 @@ def test_summary_glyphs_are_in_a_common_font(ip):
 
     from gradcheck_magic.result import GLYPHS
 
-    matplotlib = pytest.importorskip("matplotlib", reason="the test reads the DejaVu Sans that matplotlib ships")
+    matplotlib = pytest.importorskip(
+        "matplotlib", reason="the test reads the DejaVu Sans that matplotlib ships"
+    )
     from matplotlib.ft2font import FT2Font
+
     charmap = FT2Font(os.path.join(matplotlib.get_data_path(), "fonts/ttf/DejaVuSans.ttf")).get_charmap()
     text = repr(buggy(ip)) + "".join(GLYPHS.values())
     missing = {ch for ch in text if ord(ch) > 127 and ord(ch) not in charmap}

@@ -1,10 +1,10 @@
 """Nothing lost: parameters (bits and dtype) and np.random state survive passes, failures,
 exceptions in the user's code and Ctrl-C; the user sees their own traceback plus one line."""
+
 import numpy as np
 import pytest
-from IPython.core.error import UsageError
-
 from conftest import check, load_convention, run
+from IPython.core.error import UsageError
 
 FAULTY = """
 calls = 0
@@ -50,11 +50,16 @@ def test_fault_injection_leaves_parameters_and_rng_identical(ip, trial):
     n_in, n_out, m = rng.integers(1, 4, size=3)
     run(ip, FAULTY)
     ip.user_ns.update(
-        X=rng.normal(size=(n_in, m)), Y=rng.normal(size=(n_out, m)),
-        parameters={"W": (rng.normal(size=(n_out, n_in)) * 3).astype(dtype),
-                    "b": (rng.normal(size=(n_out, 1)) * 3).astype(dtype)},
-        fault=fault, draw=bool(rng.integers(2)),
-        at=int(rng.integers(1, 2 + 2 * n_out * (n_in + 1))))
+        X=rng.normal(size=(n_in, m)),
+        Y=rng.normal(size=(n_out, m)),
+        parameters={
+            "W": (rng.normal(size=(n_out, n_in)) * 3).astype(dtype),
+            "b": (rng.normal(size=(n_out, 1)) * 3).astype(dtype),
+        },
+        fault=fault,
+        draw=bool(rng.integers(2)),
+        at=int(rng.integers(1, 2 + 2 * n_out * (n_in + 1))),
+    )
     np.random.seed(trial)
     before_params, before_rng = snapshot(ip.user_ns["parameters"]), rng_state()
     try:
@@ -78,14 +83,20 @@ def test_fault_injection_leaves_parameters_and_rng_identical(ip, trial):
 
 def test_exception_in_forward_shows_the_users_traceback_and_which_call(ip, capsys):
     run(ip, FAULTY)
-    run(ip, "X = np.ones((2, 3)); Y = np.zeros((1, 3)); parameters = {'W': np.ones((1, 2)), 'b': np.zeros((1, 1))}; "
-            "fault = 'raise'; at = 6")
+    run(
+        ip,
+        "X = np.ones((2, 3)); Y = np.zeros((1, 3)); parameters = {'W': np.ones((1, 2)), 'b': np.zeros((1, 1))}; "
+        "fault = 'raise'; at = 6",
+    )
     before = snapshot(ip.user_ns["parameters"])
     result = ip.run_cell("%gradcheck")
     assert isinstance(result.error_in_exec, ValueError)
     captured = capsys.readouterr()
     err = captured.err + captured.out
-    assert "gradcheck: forward_faulty(X, Y, parameters, fault, at) raised ValueError while W[0, 0] was perturbed" in err
+    assert (
+        "gradcheck: forward_faulty(X, Y, parameters, fault, at) raised ValueError while W[0, 0] was perturbed"
+        in err
+    )
     assert "planted failure" in err and "raise ValueError" in err  # the user's own line
     assert snapshot(ip.user_ns["parameters"]) == before
 
@@ -99,9 +110,17 @@ def test_exception_in_backward_names_the_backward(ip, capsys):
 
 
 def test_ctrl_c_shows_the_rows_finished_so_far_marked_incomplete(ip):
-    load_convention(ip, "seed_net", replace=[("    m = X.shape[1]\n    W1 = parameters",
-                                              "    global n_calls\n    n_calls += 1\n    if n_calls == 60:\n"
-                                              "        raise KeyboardInterrupt\n    m = X.shape[1]\n    W1 = parameters")])
+    load_convention(
+        ip,
+        "seed_net",
+        replace=[
+            (
+                "    m = X.shape[1]\n    W1 = parameters",
+                "    global n_calls\n    n_calls += 1\n    if n_calls == 60:\n"
+                "        raise KeyboardInterrupt\n    m = X.shape[1]\n    W1 = parameters",
+            )
+        ],
+    )
     run(ip, "n_calls = 0")
     before = snapshot(ip.user_ns["parameters"])
     result = check(ip)

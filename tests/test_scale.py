@@ -1,11 +1,11 @@
 """Verdicts at scale (issue 10): no false alarm on correct code, no bug diluted away, round-off
 never hides a bug, and the same answer every run.  Fixed seeds; nothing here reads a clock."""
+
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import check, load_convention, run
 from test_modes import load_big
 from test_planted_bugs import SEED_FIX

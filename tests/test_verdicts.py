@@ -1,9 +1,9 @@
 """Hard cases: a red row must mean a real bug, a green row a right gradient."""
+
 import numpy as np
 import pytest
-from IPython.core.error import UsageError
-
 from conftest import check, load_convention, run
+from IPython.core.error import UsageError
 
 KINK = "parameters['W1'][0, :] = 0; parameters['b1'][0, 0] = 0"  # Z1[0, :] is exactly 0: a ReLU kink
 
@@ -22,7 +22,9 @@ def test_relu_kink_in_correct_code_warns_and_never_fails(ip):
 
 @pytest.mark.parametrize("mode", ["full", "fast"])
 def test_bug_elsewhere_in_a_kinked_block_still_fails(ip, mode):
-    load_convention(ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 2. / m * np.dot(dZ1, X.T)")])
+    load_convention(
+        ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 2. / m * np.dot(dZ1, X.T)")]
+    )
     run(ip, KINK)
     result = check(ip, f"--mode {mode}")
     assert result.failed == ["W1"], result
@@ -38,8 +40,11 @@ def test_kink_with_homework_epsilon_still_warns_only(ip):
 
 def test_float32_parameters_are_checked_in_float64_and_left_alone(ip):
     load_convention(ip, "seed_net")
-    run(ip, "parameters = {k: v.astype(np.float32) for k, v in parameters.items()}; "
-            "before = {k: v.copy() for k, v in parameters.items()}")
+    run(
+        ip,
+        "parameters = {k: v.astype(np.float32) for k, v in parameters.items()}; "
+        "before = {k: v.copy() for k, v in parameters.items()}",
+    )
     result = check(ip)
     assert result.passed and not result.warned, result
     assert "float32 parameters checked in float64" in result.table.loc["W1", "note"]
@@ -85,7 +90,9 @@ def test_parameters_of_very_different_scales_pass_with_the_automatic_step(ip):
 
 
 def test_near_zero_gradients_do_not_raise_a_false_alarm(ip):
-    run(ip, """
+    run(
+        ip,
+        """
 def forward_tiny(X, parameters):
     return 1e-9 * np.sum((parameters["W"] @ X) ** 2) + np.sum(parameters["v"] ** 2)
 
@@ -93,7 +100,8 @@ def backward_tiny(X, parameters):
     return {"dW": 2e-9 * (parameters["W"] @ X) @ X.T, "dv": 2 * parameters["v"]}
 X = np.ones((2, 3)) * 1e-3
 parameters = {"W": np.full((2, 2), 1e-3), "v": np.array([1.0, 2.0])}
-""")
+""",
+    )
     result = check(ip)
     assert result.passed and not result.warned, result
     assert "round-off floor" in result.table.loc["W", "note"]
@@ -116,14 +124,17 @@ def test_dropout_with_seed_inside_keeps_the_users_rng(ip):
 
 
 def test_non_finite_cost_at_a_perturbed_point_is_never_a_pass(ip):
-    run(ip, """
+    run(
+        ip,
+        """
 def forward_log(parameters):
     return np.sum(parameters["w"]) + np.sum(np.log(parameters["c"]))
 
 def backward_log(parameters):
     return {"dw": np.ones_like(parameters["w"]), "dc": 1 / parameters["c"]}
 parameters = {"w": np.array([1.0, 2.0]), "c": np.array([1e-12, 1.0])}
-""")
+""",
+    )
     result = check(ip)
     assert result.table.loc["w", "status"] == "pass"
     assert result.table.loc["c", "status"] == "warn"
@@ -138,14 +149,22 @@ def test_non_finite_cost_at_theta_is_a_clear_error(ip):
 
 
 def test_forward_that_reads_the_global_parameters_is_named(ip):
-    load_convention(ip, "seed_net", replace=[("def forward_propagation_n(X, Y, parameters):\n    m = X.shape[1]",
-                                              "def forward_propagation_n(X, Y, params):\n    m = X.shape[1]")])
+    load_convention(
+        ip,
+        "seed_net",
+        replace=[
+            (
+                "def forward_propagation_n(X, Y, parameters):\n    m = X.shape[1]",
+                "def forward_propagation_n(X, Y, params):\n    m = X.shape[1]",
+            )
+        ],
+    )
     with pytest.raises(UsageError, match="ignore its 'parameters' argument"):
         check(ip, "-p parameters")
 
 
 def test_forward_that_ignores_one_block_says_so(ip):
-    load_convention(ip, "seed_net", replace=[('b3 = parameters["b3"]', 'b3 = 0.0')])
+    load_convention(ip, "seed_net", replace=[('b3 = parameters["b3"]', "b3 = 0.0")])
     result = check(ip)
     assert result.failed == ["b3"]
     assert "does not change when b3 is perturbed" in result.table.loc["b3", "note"]
@@ -160,8 +179,11 @@ def test_forward_that_mutates_its_parameters_is_reported_and_restored(ip):
 
 
 def test_forward_that_mutates_the_global_parameters_is_reported_and_restored(ip):
-    load_convention(ip, "seed_net", replace=[('W1 = parameters["W1"]',
-                                              'W1 = parameters["W1"]; globals()["parameters"]["b2"] += 1')])
+    load_convention(
+        ip,
+        "seed_net",
+        replace=[('W1 = parameters["W1"]', 'W1 = parameters["W1"]; globals()["parameters"]["b2"] += 1')],
+    )
     before = ip.user_ns["parameters"]["b2"].copy()
     with pytest.raises(UsageError, match="modified parameters\\['b2'\\] in place"):
         check(ip)
@@ -176,7 +198,11 @@ def test_backward_that_mutates_the_cache_is_reported(ip):
 
 
 def test_backward_that_updates_the_parameters_is_reported_and_restored(ip):
-    load_convention(ip, "planar", replace=[('    grads = {"dW1"', '    parameters["W1"] -= 0.1 * dW1\n    grads = {"dW1"')])
+    load_convention(
+        ip,
+        "planar",
+        replace=[('    grads = {"dW1"', '    parameters["W1"] -= 0.1 * dW1\n    grads = {"dW1"')],
+    )
     before = ip.user_ns["parameters"]["W1"].copy()
     result = check(ip)
     assert result.passed, result
@@ -185,18 +211,25 @@ def test_backward_that_updates_the_parameters_is_reported_and_restored(ip):
 
 
 def test_dropout_with_an_unseeded_generator_is_named(ip):
-    load_convention(ip, "dropout", replace=[("    np.random.seed(1)\n", "    rng = np.random.default_rng()\n"),
-                                            ("D1 = np.random.rand(A1.shape[0], A1.shape[1])",
-                                             "D1 = rng.random(A1.shape)"),
-                                            ("D2 = np.random.rand(A2.shape[0], A2.shape[1])",
-                                             "D2 = rng.random(A2.shape)")])
+    load_convention(
+        ip,
+        "dropout",
+        replace=[
+            ("    np.random.seed(1)\n", "    rng = np.random.default_rng()\n"),
+            ("D1 = np.random.rand(A1.shape[0], A1.shape[1])", "D1 = rng.random(A1.shape)"),
+            ("D2 = np.random.rand(A2.shape[0], A2.shape[1])", "D2 = rng.random(A2.shape)"),
+        ],
+    )
     run(ip, "keep_prob = 0.5")  # about half the ~40 mask entries change between two calls
     with pytest.raises(UsageError, match="not deterministic.*default_rng"):
         check(ip)
 
 
 def test_forward_that_rebinds_a_parameter_in_its_dict_is_reported(ip):
-    load_convention(ip, "seed_net", replace=[('W1 = parameters["W1"]',
-                                              'W1 = parameters["W1"]; parameters["W1"] = W1 * 1.0')])
+    load_convention(
+        ip,
+        "seed_net",
+        replace=[('W1 = parameters["W1"]', 'W1 = parameters["W1"]; parameters["W1"] = W1 * 1.0')],
+    )
     with pytest.raises(UsageError, match=r"changed its parameters argument in place \(W1\)"):
         check(ip)

@@ -1,8 +1,9 @@
 """The drill-down widget and the progress bar."""
-import numpy as np
 
+import numpy as np
 from conftest import check, load_convention, run
 from test_planted_bugs import SEED_FIX
+
 from gradcheck_magic import widgets as gw
 from gradcheck_magic.progress import progress_factory
 
@@ -23,6 +24,7 @@ def test_drilldown_defaults_to_the_worst_block_and_follows_the_dropdown(ip):
 def test_large_blocks_show_a_window_around_the_worst_entry():
     from gradcheck_magic.engine import Outcome, Settings
     from gradcheck_magic.result import GradCheckResult
+
     g = np.ones((100, 80))
     a = g.copy()
     a[70, 60] = 3.0
@@ -51,8 +53,11 @@ def test_progress_bar_only_for_long_checks(capsys):
 
 def test_slow_check_through_the_magic_shows_a_bar(ip, capsys):
     load_convention(ip, "seed_net")
-    run(ip, "import time\n_slow = forward_propagation_n\n"
-            "def forward_propagation_n(X, Y, parameters):\n    time.sleep(0.015)\n    return _slow(X, Y, parameters)")
+    run(
+        ip,
+        "import time\n_slow = forward_propagation_n\n"
+        "def forward_propagation_n(X, Y, parameters):\n    time.sleep(0.015)\n    return _slow(X, Y, parameters)",
+    )
     run(ip, "%gradcheck_config progress=true")
     result = check(ip, "--mode full")
     assert result.passed
@@ -84,6 +89,7 @@ def _pixels(data_uri):
     import io
 
     from PIL import Image
+
     png = base64.b64decode(data_uri.split(",", 1)[1])
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
@@ -94,11 +100,13 @@ def _has(pixels, rgb):
 
 def _picture(result, name):
     from gradcheck_magic import heatmap
+
     return heatmap.picture(result.blocks[name], result.settings.threshold, result.settings.fail_threshold)
 
 
 def test_heatmap_scale_is_fixed_so_a_passing_block_is_never_red_and_a_failing_one_is(ip):
     from gradcheck_magic.palette import AMBER, GREEN, RED
+
     load_convention(ip, "seed_net", replace=SEED_FIX)
     result = check(ip)
     for name, status in result.table["status"].items():
@@ -113,8 +121,12 @@ def test_heatmap_scale_is_fixed_so_a_passing_block_is_never_red_and_a_failing_on
 
 def test_heatmap_rings_the_table_worst_index(ip):
     from gradcheck_magic.heatmap import MARKER_OUTER, MIN_CELL_PIXELS
+
     load_convention(ip, "l_layer")
-    run(ip, "np.random.seed(3); X = np.random.randn(40, 6); parameters = initialize_parameters_deep([40, 30, 1])")
+    run(
+        ip,
+        "np.random.seed(3); X = np.random.randn(40, 6); parameters = initialize_parameters_deep([40, 30, 1])",
+    )
     result = check(ip, "--mode full")
     worst = result.table.loc["W1", "worst_index"]
     picture = _picture(result, "W1")
@@ -123,7 +135,7 @@ def test_heatmap_rings_the_table_worst_index(ip):
     side = picture.width // 40
     assert side >= MIN_CELL_PIXELS
     top, left = worst[0] * side, worst[1] * side
-    ring_row = pixels[max(top - 3, 0), max(left - 3, 0): left + side + 3, :3]
+    ring_row = pixels[max(top - 3, 0), max(left - 3, 0) : left + side + 3, :3]
     assert (ring_row == MARKER_OUTER[:3]).all() or top < 3
     assert f"worst entry W1[{worst[0]}, {worst[1]}], ringed" in gw.block_html(result, "W1")
 
@@ -132,6 +144,7 @@ def test_kinks_are_drawn_striped_not_as_errors(ip):
     from test_verdicts import KINK as PLANT_KINK
 
     from gradcheck_magic.palette import KINK, RED
+
     load_convention(ip, "seed_net")
     run(ip, PLANT_KINK)
     result = check(ip)
@@ -144,11 +157,20 @@ def test_kinks_are_drawn_striped_not_as_errors(ip):
 def test_big_blocks_pool_entries_and_scroll_inside_their_box():
     from gradcheck_magic.engine import Outcome, Settings
     from gradcheck_magic.result import GradCheckResult
+
     analytic = np.ones((20, 1000))
     numeric = analytic.copy()
     numeric[3, 777] = 2.0
-    o = Outcome("W", (20, 1000), numeric=numeric, analytic=analytic, checked=np.ones((20, 1000), bool),
-                status="fail", rel_error=0.01, worst_index=(3, 777))
+    o = Outcome(
+        "W",
+        (20, 1000),
+        numeric=numeric,
+        analytic=analytic,
+        checked=np.ones((20, 1000), bool),
+        status="fail",
+        rel_error=0.01,
+        worst_index=(3, 777),
+    )
     result = GradCheckResult([o], 0.01, Settings(), "full", 1)
     picture = _picture(result, "W")
     assert picture.pooled == (1, 7) and picture.width <= 480 + 20
@@ -184,6 +206,7 @@ def test_static_fallback_shows_the_widget_picture(ip, monkeypatch):
 def test_progress_suggests_fast_mode_when_the_estimate_overruns_the_budget(capsys):
     from gradcheck_magic.engine import Settings
     from gradcheck_magic.progress import SUGGEST_FAST
+
     full = progress_factory(True, settings=Settings(mode="full", time_budget=1.0))
     bar = full(1000, 5.0)
     assert bar.suggested and SUGGEST_FAST in str(bar._bar)
@@ -193,11 +216,14 @@ def test_progress_suggests_fast_mode_when_the_estimate_overruns_the_budget(capsy
     auto = progress_factory(True, settings=Settings(mode="auto", time_budget=1.0))
     assert not auto(1000, 5.0, "fast").suggested
     assert auto(1000, 5.0, "full").suggested
-    assert progress_factory(True, settings=Settings(mode="full", time_budget=10.0))(1000, 5.0).suggested is False
+    assert (
+        progress_factory(True, settings=Settings(mode="full", time_budget=10.0))(1000, 5.0).suggested is False
+    )
 
 
 def test_progress_reestimates_the_eta_as_it_runs(capsys):
     from gradcheck_magic.progress import Bar
+
     now = [0.0]
     bar = Bar(1000, estimated_seconds=1.5, budget=2.0, suggest_fast=True, clock=lambda: now[0])
     assert not bar.suggested
@@ -218,6 +244,7 @@ def test_progress_bar_widget_is_removed_even_after_an_interrupt():
     class FakeNotebookBar:
         def __init__(self):
             import ipywidgets
+
             self.container = ipywidgets.HBox()
             self.n, self.total, self.closed = 0, 100, False
 
@@ -238,11 +265,20 @@ def test_progress_bar_widget_is_removed_even_after_an_interrupt():
 def test_numbers_window_is_centred_on_the_table_worst_index():
     from gradcheck_magic.engine import Outcome, Settings
     from gradcheck_magic.result import GradCheckResult
+
     analytic = np.ones((60, 60))
     numeric = analytic.copy()
     numeric[26, 19] = 1.5
-    o = Outcome("W", (60, 60), numeric=numeric, analytic=analytic, checked=np.ones((60, 60), bool),
-                status="fail", rel_error=0.004, worst_index=(26, 19))
+    o = Outcome(
+        "W",
+        (60, 60),
+        numeric=numeric,
+        analytic=analytic,
+        checked=np.ones((60, 60), bool),
+        status="fail",
+        rel_error=0.004,
+        worst_index=(26, 19),
+    )
     html = gw.block_html(GradCheckResult([o], 0.004, Settings(), "full", 1), "W")
     assert "Showing rows 14–37, columns 7–30 of 60×60, around the worst entry" in html
     assert "worst entry W[26, 19], ringed" in html
