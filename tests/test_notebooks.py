@@ -44,12 +44,14 @@ def test_stored_outputs_are_current(name):
 
 
 def _stored_text(name):
+    """The stored plain-text outputs, with the terminal wrapping undone (runs of spaces folded)."""
     stored = nbformat.read(str(DEMOS / name), as_version=4)
-    return "\n".join(
+    text = " ".join(
         o.get("data", {}).get("text/plain", "") + o.get("text", "")
         for c in stored.cells
         for o in c.get("outputs", [])
     )
+    return " ".join(text.split())
 
 
 def test_cs231n_demo_checks_layers_by_their_arguments_and_the_model_by_its_params():
