@@ -117,8 +117,8 @@ def gradcheck(
         run.interrupted,
         time.perf_counter() - started,
         finding=finding,
+        sweep_seconds=run.seconds,
     )
-    result.sweep_seconds = run.seconds
     grading.record(result)  # the headless checker grades only checks recorded here
     return result
 

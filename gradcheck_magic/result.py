@@ -78,6 +78,7 @@ class GradCheckResult:
         interrupted: bool = False,
         seconds: float = 0.0,
         finding: Optional[Finding] = None,
+        sweep_seconds: Optional[float] = None,
     ):
         self.outcomes = outcomes
         self.difference = difference
@@ -88,7 +89,7 @@ class GradCheckResult:
         self.warnings = list(warnings or [])
         self.interrupted = interrupted
         self.seconds = seconds  # the whole check, discovery to verdict
-        self.sweep_seconds = seconds  # the engine's evaluations alone
+        self.sweep_seconds = seconds if sweep_seconds is None else sweep_seconds  # the evaluations alone
         self.finding = finding or Finding()  # which lines to suspect, per failing block
         self._table = None
 
