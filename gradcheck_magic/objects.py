@@ -158,6 +158,17 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     )
 
 
+def _first_output(call, values: list):
+    """The cost closure: ``call(*values)``'s first output (a loss method returns ``(loss, grads)``)."""
+
+    def evaluate():
+        __tracebackhide__ = True  # noqa: F841
+        out = call(*values)
+        return out[0] if isinstance(out, tuple) else out
+
+    return evaluate
+
+
 def _model(namespace, owner_name, owner, forward, backward, params) -> Convention:
     params_label = params or f"{owner_name}.params"
     weights = lookup(namespace, params_label, "-p/--params")
@@ -181,10 +192,7 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
     loss_call = marked(loss, f"{loss_label}({', '.join(n for n, _ in args)})")
     values = [v for _, v in args]
 
-    def evaluate():
-        __tracebackhide__ = True  # noqa: F841
-        out = loss_call(*values)
-        return out[0] if isinstance(out, tuple) else out
+    evaluate = _first_output(loss_call, values)
 
     def gradients():
         __tracebackhide__ = True  # noqa: F841
@@ -365,10 +373,7 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
     bwd_call = marked(bwd, f"{backward}({', '.join(n for n, _ in back_args)})")
     values, back_values = [v for _, v in args], [v for _, v in back_args]
 
-    def evaluate():
-        __tracebackhide__ = True  # noqa: F841
-        out = fwd_call(*values)
-        return out[0] if isinstance(out, tuple) else out
+    evaluate = _first_output(fwd_call, values)
 
     def gradients():
         __tracebackhide__ = True  # noqa: F841

@@ -46,20 +46,25 @@ parameters["scale"] = np.float32(1.0)   # a constant the forward reads; no gradi
     assert type(ip.user_ns["parameters"]["b"]) is float
 
 
+def renamed_blocks(w_name: str, b_name: str) -> str:
+    """A cell that renames the blocks W and b (parameters and gradients alike)."""
+    return f"""
+parameters = {{{w_name!r}: parameters["W"], {b_name!r}: parameters["b"]}}
+_fwd, _bwd = forward_propagation, backward_propagation
+def forward_propagation(X, Y, parameters):
+    return _fwd(X, Y, {{"W": parameters[{w_name!r}], "b": parameters[{b_name!r}]}})
+def backward_propagation(X, Y, cache):
+    grads = _bwd(X, Y, cache)
+    return {{{"d" + w_name!r}: grads["dW"], {"d" + b_name!r}: grads["db"]}}
+"""
+
+
 @pytest.mark.parametrize("bug, failed", [(False, []), (True, ["decoder"])])
 def test_keys_starting_with_d_are_parameters_not_gradients(ip, bug, failed):
     net(
         ip,
         bug,
-        extra="""
-parameters = {"dense": parameters["W"], "decoder": parameters["b"]}
-_fwd, _bwd = forward_propagation, backward_propagation
-def forward_propagation(X, Y, parameters):
-    return _fwd(X, Y, {"W": parameters["dense"], "b": parameters["decoder"]})
-def backward_propagation(X, Y, cache):
-    grads = _bwd(X, Y, cache)
-    return {"ddense": grads["dW"], "ddecoder": grads["db"]}
-""",
+        extra=renamed_blocks("dense", "decoder"),
     )
     assert check(ip).failed == failed
 
@@ -202,15 +207,7 @@ def test_block_names_are_html_escaped_in_the_table(ip):
     net(
         ip,
         True,
-        extra="""
-parameters = {"<b>W</b>": parameters["W"], "b": parameters["b"]}
-_fwd, _bwd = forward_propagation, backward_propagation
-def forward_propagation(X, Y, parameters):
-    return _fwd(X, Y, {"W": parameters["<b>W</b>"], "b": parameters["b"]})
-def backward_propagation(X, Y, cache):
-    grads = _bwd(X, Y, cache)
-    return {"d<b>W</b>": grads["dW"], "db": grads["db"]}
-""",
+        extra=renamed_blocks("<b>W</b>", "b"),
     )
     html = check(ip)._repr_html_()
     assert "<b>W</b>" not in html and "&lt;b&gt;W&lt;/b&gt;" in html
