@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import check, load_convention, run
+from conftest import check, load, load_convention, run
 from IPython.core.error import UsageError
 
 KINK = "parameters['W1'][0, :] = 0; parameters['b1'][0, 0] = 0"  # Z1[0, :] is exactly 0: a ReLU kink
@@ -233,3 +233,28 @@ def test_forward_that_rebinds_a_parameter_in_its_dict_is_reported(ip):
     )
     with pytest.raises(UsageError, match=r"changed its parameters argument in place \(W1\)"):
         check(ip)
+
+
+ZERO_COLUMN = """
+np.random.seed({seed})
+X = np.random.randn(4, 3); X[:, 0] = 0; Y = np.array([[1, 1, 0]])
+parameters = {{k: np.random.randn(*s) for k, s in
+              [("W1", (5, 4)), ("b1", (5, 1)), ("W2", (3, 5)), ("b2", (3, 1)), ("W3", (1, 3)), ("b3", (1, 1))]}}
+parameters["b1"][:] = 0.0
+"""
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_a_cost_noisier_than_estimated_is_no_false_warning_and_a_bug_still_fails(ip, seed, mode):
+    """A zero column of X with b1 = 0 puts every layer-1 unit at a kink for one example and makes the
+    cost's round-off larger than the model of it; correct code still passes cleanly, and a planted
+    bug still fails exactly its block."""
+    load(ip, "seed_net")
+    run(ip, ZERO_COLUMN.format(seed=seed))
+    result = check(ip, f"-m {mode}")
+    assert result.passed and not result.failed, result
+    assert not result.warned or all("kink" in result.table.loc[b, "note"] for b in result.warned), result
+    load(ip, "seed_net", replace=[("db3 = 1. / m * np.sum(dZ3", "db3 = 1.01 / m * np.sum(dZ3")])
+    run(ip, ZERO_COLUMN.format(seed=seed))
+    assert check(ip, f"-m {mode}").failed == ["b3"]
