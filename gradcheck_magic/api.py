@@ -240,24 +240,33 @@ def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Sett
     return run.outcomes, _suspects(plan, run.outcomes, ctx)
 
 
-def _suspects(plan, outcomes, ctx) -> Optional[Finding]:
-    """Which lines to suspect; a failure of the analysis only means no line is singled out."""
+def _suspects(plan, outcomes, ctx) -> Finding:
+    """Which lines to suspect.  Every failing block that has a gradient gets either a line or the
+    reason none can be named; a failure of the analysis only means no line is singled out."""
     try:
-        if not hasattr(plan, "backward"):  # a layer / object convention
-            if plan.backward_fn is None:
-                return None
-            return find_suspects(plan.backward_fn, outcomes, ctx, plan.cost_fns, {}, plan.positions)
-        scalars = {
-            arg.name: float(arg.value)
-            for arg in plan.backward.args
-            if arg.source == discovery.VALUE
-            and discovery.is_numeric_scalar(arg.value)
-            and float(arg.value) not in (0.0, 1.0)
-        }
-        costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
-        return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
+        finding = _find_suspects(plan, outcomes, ctx)
     except Exception:  # noqa: BLE001 - the check's verdicts stand without suspects
-        return None
+        finding = Finding()
+    for o in outcomes:
+        if o.status == "fail" and o.analytic is not None and o.name not in finding.ranked:
+            finding.why_none.setdefault(o.name, "the backward's data flow could not be followed to it")
+    return finding
+
+
+def _find_suspects(plan, outcomes, ctx) -> Finding:
+    if not hasattr(plan, "backward"):  # a layer / object convention
+        if plan.backward_fn is None:
+            return Finding()
+        return find_suspects(plan.backward_fn, outcomes, ctx, plan.cost_fns, {}, plan.positions)
+    scalars = {
+        arg.name: float(arg.value)
+        for arg in plan.backward.args
+        if arg.source == discovery.VALUE
+        and discovery.is_numeric_scalar(arg.value)
+        and float(arg.value) not in (0.0, 1.0)
+    }
+    costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
+    return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
 
 
 def _worst(o) -> str:

@@ -361,6 +361,17 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
                     validate_parameters(k, namespace[k])
                 except GradCheckError as exc:
                     raise GradCheckError(f"no parameters found: {exc}") from None
+        arrays = sorted(
+            k for k in arg_names if is_numeric_array(namespace.get(k)) or is_numeric_scalar(namespace.get(k))
+        )
+        if arrays:  # the forward takes arrays, none of them named or shaped like the parameters
+            names = ", ".join(sorted(forwards)[:3]) + (", ..." if len(forwards) > 3 else "")
+            raise GradCheckError(
+                f"no parameters found: {names} take{'s' if len(forwards) == 1 else ''} the arrays "
+                f"{', '.join(arrays)}, none a dict of arrays or named like parameters "
+                f"({', '.join(PARAM_ALIASES)}): pass -p/--params NAME to check one of them, or, for "
+                "layer functions such as affine_forward(x, w, b), -f NAME -b NAME"
+            )
         dicts = [k for k, v in namespace.items() if looks_like_parameters(v) and not k.startswith("_")]
         hint = f" (dicts of arrays in the namespace: {', '.join(sorted(dicts))})" if dicts else ""
         raise GradCheckError(

@@ -277,6 +277,9 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[Con
         vector_name,
         {vector_name: vector},
         values=dict(rest) | {"lambd": namespace.get("lambda_", namespace.get("lambd"))},
+        backward_fn=bwd if bwd is not None else fwd,
+        cost_fns=(fwd,),
+        positions=None if bwd is not None else {vector_name: 1},  # J, grad = f(...)
     )
     problem = ConventionProblem(plan, snapshot.rng, {vector_name: work}, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)

@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .result import note_parts
+
 WIDTH = 120  # no line the checker prints is wider
 NOTE_MIN_WIDTH = 30  # a note column narrower than this goes under its row instead
 INDENT = "    "  # continuation lines of a wrapped summary or note
@@ -212,7 +214,7 @@ def check_text(report: NotebookReport, check: Check) -> str:
             str(tuple(b["shape"])),
             _sci(b["rel_error"]),
             b["status"] if b["status"] == "pass" else b["status"].upper(),
-            "; ".join(part for part in (b["note"], b.get("suspect") and f"suspect: {b['suspect']}") if part),
+            "; ".join(note_parts(b.get("note", ""), b.get("suspect", ""))),
         )
         for b in record.get("blocks", [])
     ]

@@ -25,6 +25,8 @@ from .errors import GradCheckError
 
 #: Attribute names that hold a layer's parameters even before its gradient attribute exists.
 PARAM_ATTRS = ("weights", "biases", "W", "b", "gamma", "beta", "kernel", "bias")
+#: A layer's data, never its parameters, though a backward stores ``dinputs`` beside ``inputs``.
+DATA_ATTRS = ("inputs", "input", "output", "outputs", "x", "X")
 #: Names the upstream gradient of a single layer may have in the namespace.
 UPSTREAM_NAMES = ("dvalues", "dout", "dy")
 #: Seed of the upstream gradient drawn when the namespace has none of the output's shape.
@@ -63,6 +65,7 @@ def layer_params(obj) -> list:
         if isinstance(v, np.ndarray)
         and v.dtype.kind in "biuf"
         and v.size
+        and k not in DATA_ATTRS
         and (k in PARAM_ATTRS or (f"d{k}" in attrs and not k.startswith("d")))
     ]
 

@@ -57,6 +57,23 @@ _CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
 _OPEN_TAG = re.compile(r"<(table|caption|th|td)\b([^>]*)>")
 
 
+def note_parts(note: str, suspect: str = "") -> list:
+    """A note's parts in reading order: the hints and notes, then the suspect line, then why that line
+    (the text table and the headless checker print them so)."""
+    parts = [p for p in note.split("; ") if p]
+    if suspect:
+        why = [p for p in parts if p.startswith("why that line:")]
+        parts = [p for p in parts if p not in why] + [f"suspect: {suspect}"] + why
+    return parts
+
+
+def _under_row(df: pd.DataFrame, block) -> list:
+    """The text lines under a row."""
+    return note_parts(
+        str(df.loc[block, "note"]), str(df.loc[block, "suspect"]) if "suspect" in df.columns else ""
+    )
+
+
 def _sci(x) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
@@ -272,19 +289,16 @@ class GradCheckResult:
         lines.append(line(header))
         for o, values in zip(self.outcomes, cells):
             lines.append(line(values, o.status))
-            for extra in WRAPPING_COLUMNS:
-                if extra in df.columns and df.loc[o.name, extra]:
-                    label = "" if extra == "note" else f"{extra}: "  # notes speak for themselves
-                    for part in str(df.loc[o.name, extra]).split("; "):
-                        lines.extend(
-                            textwrap.wrap(
-                                label + part,
-                                width,
-                                initial_indent=NOTE_INDENT,
-                                subsequent_indent=NOTE_INDENT + "  ",
-                                break_on_hyphens=False,
-                            )
-                        )
+            for part in _under_row(df, o.name):
+                lines.extend(
+                    textwrap.wrap(
+                        part,
+                        width,
+                        initial_indent=NOTE_INDENT,
+                        subsequent_indent=NOTE_INDENT + "  ",
+                        break_on_hyphens=False,
+                    )
+                )
         if self.functions:
             lines.extend(textwrap.wrap(f"checked: {self.functions}", width, subsequent_indent="  "))
         for w in self.warnings:

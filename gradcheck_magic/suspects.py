@@ -816,6 +816,13 @@ def find_suspects(
         if not ordered:
             finding.why_none[o.name] = f"every line that feeds {o.name} also feeds a passing block"
             continue
+        if not passing_lines and len(ordered) > 1 and ordered[0].reason.startswith("feeds "):
+            # nothing passing rules a line out and no line fits the numbers: naming one is a guess
+            finding.why_none[o.name] = (
+                f"{len(ordered)} lines feed {o.name}, no passing block rules any of them out, "
+                "and the numbers fit none in particular"
+            )
+            continue
         finding.ranked[o.name] = ordered
         for f in cost_flows:
             if any(x.function == f.function for x in ordered):

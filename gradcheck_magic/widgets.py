@@ -140,7 +140,7 @@ def block_html(result: GradCheckResult, name: str) -> str:
         if analytic.size > MAX_CELLS * MAX_CELLS
         or analytic.shape[0] > MAX_CELLS
         or analytic.shape[1] > MAX_CELLS
-        else f"All {analytic.size} entries"
+        else ("The only entry" if analytic.size == 1 else f"All {analytic.size} entries")
     )
     tables = "".join(
         f"<div><div style='font-weight:bold'>{label}</div>"

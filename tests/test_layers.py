@@ -218,3 +218,11 @@ def test_cell_assigning_nn_params_finds_nn_cost_function_without_flags(ip):
     assert "nnCostFunction(nn_params, input_layer_size" in result.functions
     worst = result.table.loc["nn_params", "worst_index"]
     assert worst[0] < 5 * 4  # inside Theta1's part of the vector
+
+
+def test_bare_line_over_layer_functions_says_how_to_name_them(ip):
+    layers(ip)
+    run(ip, AFFINE_CELL.format(seed=0, n=2, m=3))
+    with pytest.raises(UsageError, match="affine_forward, .* take the arrays b, w, x") as info:
+        ip.run_line_magic("gradcheck", "")
+    assert "-f NAME -b NAME" in str(info.value) and "-p/--params NAME" in str(info.value)

@@ -389,3 +389,12 @@ def test_bare_line_finds_the_forward_that_calls_layer_objects(ip):
         "dense1.biases",
         "dense1.weights",
     ]  # the tanh derivative sits below dense2
+
+
+def test_activation_objects_inputs_are_data_not_parameters_after_a_backward(ip):
+    load(ip, "nnfs_layers")
+    run(ip, DENSE_CELL.format(seed=3, n=6, h=5) + "\nforward(X, y_true)\nbackward()")
+    assert hasattr(ip.user_ns["activation1"], "dinputs")  # inputs and dinputs side by side now
+    result = check(ip)
+    assert list(result.table.index) == ["dense1.weights", "dense1.biases", "dense2.weights", "dense2.biases"]
+    assert result.passed and not result.warned, result

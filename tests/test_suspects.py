@@ -627,3 +627,40 @@ def test_correct_layer_function_and_layer_object_show_no_suspect(ip):
     for line in ("-f affine_forward -b affine_backward", "dense1"):
         result = check(ip, line)
         assert result.passed and set(result.table["suspect"]) == {""}, result
+
+
+def test_a_flat_vector_cost_function_names_a_line_only_where_the_numbers_fit(ip):
+    from test_layers import FLAT_CELL
+
+    load(ip, "flat_cost", replace=[("Theta2_grad = d3.T @ a2 / m", "Theta2_grad = d3.T @ a2 / m * 2")])
+    run(ip, FLAT_CELL.format(seed=0))
+    result = check(ip, "-f nnCostFunction")
+    assert result.failed == ["nn_params"]
+    # one block, half of it off by 2: every line feeds it and the numbers fit none -> no guess
+    assert result.table.loc["nn_params", "suspect"] == ""
+    assert "no line can be singled out" in result.table.loc["nn_params", "note"]
+    load(ip, "flat_cost", replace=[("Theta2_grad[:, 1:] += lambda_ / m * Theta2[:, 1:]", "")])
+    run(ip, FLAT_CELL.format(seed=0))
+    top = check(ip, "-f nnCostFunction").suspects("nn_params")[0]  # the numbers fit the L2 term
+    assert top.function == "nnCostFunction" and "Theta2_grad" in top.line
+
+
+def test_every_failing_block_gets_a_line_or_the_reason_none_can_be_named(ip, monkeypatch):
+    from gradcheck_magic import api
+
+    load_convention(ip, "l_layer", replace=[("dZ = relu_backward(dA, activation_cache)", "dZ = dA")])
+    result = check(ip)  # keys built at run time: the analysis says why it names no line
+    assert result.failed
+    for block in result.failed:
+        assert "no line can be singled out" in result.table.loc[block, "note"], result.table.loc[block]
+
+    def broken(*args, **kwargs):
+        raise RecursionError("a backward too deep to parse")
+
+    monkeypatch.setattr(api, "find_suspects", broken)
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    result = check(ip)
+    assert result.failed == ["b1", "W2"]
+    for block in result.failed:
+        assert result.table.loc[block, "suspect"] == ""
+        assert "no line can be singled out" in result.table.loc[block, "note"]
