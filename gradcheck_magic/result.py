@@ -74,6 +74,13 @@ def _under_row(df: pd.DataFrame, block) -> list:
     )
 
 
+def _breakable(text) -> str:
+    """HTML-escaped code whose long names may break after ``_``, ``.`` and ``:``: a sanitizer (an
+    untrusted notebook) may drop ``overflow-wrap``, and ``backward_propagation_n:14`` would then push
+    the table past the notebook's edge."""
+    return re.sub(r"([_.:])", r"\1<wbr>", html.escape(str(text)))
+
+
 def _sci(x) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
@@ -221,7 +228,7 @@ class GradCheckResult:
             .apply_index(lambda names: [row_style(status[n]) for n in names], axis=0)
             .format(escape="html")
             .format_index(escape="html", axis=0)  # block names, notes: user text
-            .format({"rel_error": _sci, "max_abs_error": _sci})
+            .format({"rel_error": _sci, "max_abs_error": _sci, "suspect": _breakable})
             .format_index(lambda name: html.escape(str(name)).replace("_", "_<wbr>"), axis=1)
             .set_caption(_unbroken_numbers(html.escape(self.summary())))
             .set_table_attributes(f'class="gradcheck-table" style="{TABLE_STYLE}"')

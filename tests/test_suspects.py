@@ -331,7 +331,8 @@ def test_suspect_reaches_the_text_and_html_renderings(ip):
     result = check(ip)
     text, page = repr(result), result._repr_html_()
     assert "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2" in text and "constant factor 2" in text
-    assert "suspect" in page and "db1 = 4. / m * np.sum(dZ1, axis=1, keepdims=True)" in page
+    shown = page.replace("<wbr>", "")  # the suspect may break after _ . and : in a narrow notebook
+    assert "suspect" in page and "db1 = 4. / m * np.sum(dZ1, axis=1, keepdims=True)" in shown
     blocks = {b["name"]: b for b in result.to_dict()["blocks"]}
     assert blocks["W2"]["suspect"].startswith("backward_propagation_n:")
     assert blocks["W1"]["suspect"] == ""
