@@ -82,6 +82,8 @@ def fraud_detection():
         new_markdown_cell(
             "Two red rows. **W2**: *analytic ≈ 2.00 × numeric* — a stray `* 2` in `dW2`. "
             "**b1**: *analytic ≈ 4.00 × numeric* — `4./m` where it should be `1./m`. "
+            "The `suspect` column names each line (`backward_propagation_n:9` and `:14`), and the "
+            "drill-down shows the function with those lines highlighted. "
             "Every other block passes, so the bugs are exactly there. Fix both:"
         ),
         new_code_cell(code("seed_net", "backward_propagation_n")),
