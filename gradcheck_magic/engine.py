@@ -654,7 +654,7 @@ class Engine:
             out.notes.insert(
                 0,
                 f"{counted}{_count(ev.wrong, 'entry disagrees', 'entries disagree')} at every "
-                f"step (worst {fmt_index(out.name, out.worst_index)}), far beyond round-off",
+                "step, far beyond round-off",  # which one is worst: worst_index and the hint
             )
         if out.near_kinks is not None and out.near_kinks.any():
             n = int(out.near_kinks.sum())
