@@ -63,18 +63,32 @@ def check_survives_the_fault(ip, name, fault, trial):
     assert np.random.get_state()[1].tobytes() == rng_before
 
 
-@pytest.mark.parametrize("seed,n,d,h", [(0, 4, 5, 7), (1, 9, 3, 4), (2, 2, 6, 10)])
+OWNERS = {"model": ("cs231n_layers", MODEL_CELL), "network": ("scratch_net", NETWORK_CELL)}
+
+
+@pytest.mark.parametrize("seed,n,d,h", [(0, 4, 5, 7), (1, 9, 3, 4), (2, 2, 6, 10), (3, 8, 2, 3)])
 @pytest.mark.parametrize(
-    "line", ["model", "", "-f model.loss -p model.params", "-f model.loss -b model.loss -p model.params"]
+    "owner,line",
+    [
+        ("model", "model"),
+        ("model", ""),
+        ("model", "-f model.loss -p model.params"),
+        ("model", "-f model.loss -b model.loss -p model.params"),
+        ("network", "network"),
+        ("network", ""),
+        ("network", "-f network.loss -b network.gradient -p network.params"),
+    ],
 )
-def test_cs231n_model_passes_every_params_entry(ip, seed, n, d, h, line):
-    load(ip, "cs231n_layers")
-    run(ip, MODEL_CELL.format(seed=seed, n=n, d=d, h=h))
-    before = state(ip.user_ns["model"])
+def test_correct_model_or_network_passes_every_params_entry_and_is_untouched(ip, seed, n, d, h, owner, line):
+    """A cs231n model and a from-scratch network (whose numerical_gradient is never called)."""
+    homework, cell = OWNERS[owner]
+    load(ip, homework)
+    run(ip, cell.format(seed=seed, n=n, d=d, h=h))
+    before = state(ip.user_ns[owner])
     result = check(ip, line)
     assert result.passed and not result.warned, result
     assert list(result.table.index) == ["W1", "b1", "W2", "b2"]
-    assert state(ip.user_ns["model"]) == before
+    assert state(ip.user_ns[owner]) == before
 
 
 @pytest.mark.parametrize("line", ["model", ""])
@@ -141,18 +155,6 @@ def test_float32_model_is_refused_clearly_and_left_as_it_was(ip):
     with pytest.raises(UsageError, match=r"model.params\['W2'\] is float32"):
         check(ip, "model")
     assert state(ip.user_ns["model"]) == before
-
-
-@pytest.mark.parametrize("seed,n,d,h", [(0, 4, 5, 7), (3, 8, 2, 3)])
-@pytest.mark.parametrize("line", ["network", "", "-f network.loss -b network.gradient -p network.params"])
-def test_scratch_network_passes_and_never_calls_numerical_gradient(ip, seed, n, d, h, line):
-    load(ip, "scratch_net")
-    run(ip, NETWORK_CELL.format(seed=seed, n=n, d=d, h=h))
-    before = state(ip.user_ns["network"])
-    result = check(ip, line)
-    assert result.passed and not result.warned, result
-    assert list(result.table.index) == ["W1", "b1", "W2", "b2"]
-    assert state(ip.user_ns["network"]) == before
 
 
 @pytest.mark.parametrize("line", ["network", "-f network.loss -b network.gradient -p network.params"])
