@@ -80,14 +80,14 @@ class GradCheck(Magics):
         MODES,
         default_value="auto",
         help=(
-            "full: every entry; fast: random directional derivatives per block; auto: full when it "
-            "should finish within time_budget, else fast."
+            "full: every entry; fast: random directional derivatives per block; auto: full up to "
+            "2,000 evaluations or time_budget x 20,000 (a count, never a clock), else fast."
         ),
     ).tag(config=True)
     sample = Int(0, help="When > 0, full differences on this many random entries per block.").tag(config=True)
     probes = Int(4, help="Random directions per block in fast mode.").tag(config=True)
     seed = Int(0, help="Seed of the directions and samples, so that runs repeat.").tag(config=True)
-    time_budget = Float(1.0, help="Seconds a full check may take before auto picks fast mode.").tag(
+    time_budget = Float(1.0, help="Nominal seconds of full mode (20,000 evaluations a second) for auto.").tag(
         config=True
     )
     widgets = Bool(True, help="Show the ipywidgets drill-down under the table in notebooks.").tag(config=True)
@@ -210,7 +210,7 @@ class GradCheck(Magics):
         "-m",
         "--mode",
         choices=MODES,
-        help="full: every entry; fast: random directions per block; auto: full if quick, else fast",
+        help="full: every entry; fast: random directions per block; auto: full if small enough by count",
     )
     @argument("-s", "--sample", type=int, metavar="K", help="full differences on K random entries per block")
     @argument("--probes", type=int, metavar="N", help="random directions per block in fast mode")
