@@ -233,21 +233,28 @@ class Problem:
             self.params_obj.clear()
             self.params_obj.update(self.given)
 
-    def baseline(self):
-        """Evaluate once at θ: the cost J0, the forward's (first output, cache)."""
+    def _first_call(self, call, what: str):
+        """The first evaluation at θ, from the recorded RNG state: it tells whether the forward draws
+        from np.random (then every evaluation replays it) and refuses a forward that changes
+        ``what`` in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        start = time.perf_counter()
         np.random.set_state(self.rng)
-        out = self._forward()
+        out = call()
         self.replay = not rng_equal(np.random.get_state(), self.rng)
         changed = self._changed_blocks()
         if changed:
             self._reset_work()
             raise GradCheckError(
-                f"{self.plan.forward.name} changed its parameters argument in place "
-                f"({', '.join(changed)}): a forward pass must not modify its inputs "
-                "(your arrays are restored)"
+                f"{self.plan.forward.name} changed {what} in place ({', '.join(changed)}): a forward "
+                "pass must not modify its inputs (your arrays are restored)"
             )
+        return out
+
+    def baseline(self):
+        """Evaluate once at θ: the cost J0, the forward's (first output, cache)."""
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        start = time.perf_counter()
+        out = self._first_call(self._forward, "its parameters argument")
         first, cache = split_output(out, self.plan.forward.name)
         if self._cost is not None:
             value = self._cost(first, cache)
