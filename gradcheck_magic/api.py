@@ -209,7 +209,7 @@ def sweep(problem: Problem, checked: Checked, settings: Settings, progress) -> R
     """Central differences over every block, in the mode the engine chooses."""
     __tracebackhide__ = True  # noqa: F841
     engine = Engine(checked.blocks, checked.cost, settings, j0=checked.j0)
-    mode = engine.choose_mode(max(problem.eval_seconds, 1e-7))
+    mode = engine.choose_mode()
     tick_closer = None
     if progress is not None:
         planned = engine.planned_evaluations(mode)

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .settings import MODES, Settings  # noqa: F401 - one validated settings object
+from .settings import Settings
 
 EPS = np.finfo(np.float64).eps
 TINY = np.finfo(np.float64).tiny
@@ -266,12 +266,12 @@ class Engine:
                 total += 2 * n
         return total
 
-    def choose_mode(self, seconds_per_evaluation: float = 0.0) -> str:
+    def choose_mode(self) -> str:
         """auto: full for a problem small enough by count (the homework nets always), else fast.
 
         Only a count decides, never a clock, so the same problem gets the same mode on any machine
         under any load (a slow forward in full mode is slow, not wrong: the progress bar then
-        suggests -m fast).  ``seconds_per_evaluation`` is accepted for callers and ignored."""
+        suggests -m fast)."""
         s = self.settings
         if s.mode != "auto":
             return s.mode

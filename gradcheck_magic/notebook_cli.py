@@ -456,7 +456,7 @@ class Options:
 
     @property
     def baseline(self) -> dict:
-        from .engine import Settings
+        from .settings import Settings
 
         return self.imposed if self.imposed is not None else dataclasses.asdict(Settings())
 
@@ -478,8 +478,8 @@ def imposed_settings(values: list) -> dict:
     validated exactly as ``%gradcheck_config`` validates them."""
     from IPython.core.error import UsageError
 
-    from .engine import Settings
     from .magics import CONFIG_KEYS, GradCheck
+    from .settings import Settings
 
     allowed = [f.name for f in dataclasses.fields(Settings) if f.name in CONFIG_KEYS]  # display keys excluded
     pairs = [p.strip() for value in values for p in value.split(",") if p.strip() and p.strip() != "defaults"]

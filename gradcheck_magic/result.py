@@ -19,8 +19,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .engine import Outcome, Settings
+from .engine import Outcome
 from .palette import ansi, colour_terminal, row_style
+from .settings import Settings
 from .suspects import Finding
 
 COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "suspect", "evaluations"]
