@@ -147,14 +147,8 @@ class GradCheck(Magics):
     def settings(self, args=None) -> Settings:
         """The configured defaults with this line's flags, validated once."""
         base = Settings(
-            epsilon=self.epsilon,
-            threshold=self.threshold,
-            fail_threshold=self.fail_threshold,
-            mode=self.mode,
+            **{key: getattr(self, key) for key in SETTING_TRAITS if key != "sample"},
             sample=self.sample or None,
-            probes=self.probes,
-            seed=self.seed,
-            time_budget=self.time_budget,
         )
         if grading.imposes_settings():  # a grading run: the grader's settings beat any flag
             return grading.in_force(base)
