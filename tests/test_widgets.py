@@ -154,24 +154,29 @@ def test_kinks_are_drawn_striped_not_as_errors(ip):
     assert "kink, not judged" in gw.block_html(result, "W1")
 
 
-def test_big_blocks_pool_entries_and_scroll_inside_their_box():
+def one_wrong_entry_result(shape, worst, numeric_value, rel_error):
+    """A failing one-block result "W" of ones whose numeric gradient differs at ``worst`` alone."""
     from gradcheck_magic.engine import Outcome, Settings
     from gradcheck_magic.result import GradCheckResult
 
-    analytic = np.ones((20, 1000))
+    analytic = np.ones(shape)
     numeric = analytic.copy()
-    numeric[3, 777] = 2.0
+    numeric[worst] = numeric_value
     o = Outcome(
         "W",
-        (20, 1000),
+        shape,
         numeric=numeric,
         analytic=analytic,
-        checked=np.ones((20, 1000), bool),
+        checked=np.ones(shape, bool),
         status="fail",
-        rel_error=0.01,
-        worst_index=(3, 777),
+        rel_error=rel_error,
+        worst_index=worst,
     )
-    result = GradCheckResult([o], 0.01, Settings(), "full", 1)
+    return GradCheckResult([o], rel_error, Settings(), "full", 1)
+
+
+def test_big_blocks_pool_entries_and_scroll_inside_their_box():
+    result = one_wrong_entry_result((20, 1000), (3, 777), 2.0, rel_error=0.01)
     picture = _picture(result, "W")
     assert picture.pooled == (1, 7) and picture.width <= 480 + 20
     html = gw.block_html(result, "W")
@@ -263,22 +268,6 @@ def test_progress_bar_widget_is_removed_even_after_an_interrupt():
 
 
 def test_numbers_window_is_centred_on_the_table_worst_index():
-    from gradcheck_magic.engine import Outcome, Settings
-    from gradcheck_magic.result import GradCheckResult
-
-    analytic = np.ones((60, 60))
-    numeric = analytic.copy()
-    numeric[26, 19] = 1.5
-    o = Outcome(
-        "W",
-        (60, 60),
-        numeric=numeric,
-        analytic=analytic,
-        checked=np.ones((60, 60), bool),
-        status="fail",
-        rel_error=0.004,
-        worst_index=(26, 19),
-    )
-    html = gw.block_html(GradCheckResult([o], 0.004, Settings(), "full", 1), "W")
+    html = gw.block_html(one_wrong_entry_result((60, 60), (26, 19), 1.5, rel_error=0.004), "W")
     assert "Showing rows 14–37, columns 7–30 of 60×60, around the worst entry" in html
     assert "worst entry W[26, 19], ringed" in html
