@@ -514,7 +514,7 @@ class Engine:
         k = min(self.settings.probes, work.size)
         noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
         analytic, numeric, kinked = [], [], []
-        unsettled, worst_step, worst = False, None, (False, False, -1.0)
+        unsettled, worst_step, worst, shrunk = False, None, (False, False, -1.0), 0
         try:
             for _ in range(k):
                 v = rng.choice((-1.0, 1.0), size=work.shape)
@@ -530,6 +530,7 @@ class Engine:
                 rank = (outcome == "real", outcome != "crossed", rel)
                 if settled is not None and rank > worst:
                     worst_step, worst = settled, rank
+                shrunk += outcome == "agrees" and settled is not base
                 analytic.append(a)
                 numeric.append(n)
                 kinked.append(crossed)
@@ -541,6 +542,11 @@ class Engine:
         finally:
             work[...] = orig
         out.directional = (np.array(analytic), np.array(numeric))
+        if shrunk:
+            out.notes.append(
+                f"fast mode: {_count(shrunk, 'probe', 'probes')} agreed only at a smaller step "
+                "(a kink a hair from θ is crossed at the default one)"
+            )
         return Directional(
             np.array(analytic),
             np.array(numeric),
