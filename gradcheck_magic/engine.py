@@ -605,18 +605,15 @@ class Engine:
         inferred as the whole minus the other: a kink the whole does not cross can be crossed by a
         half.  A half whose disagreement a kink explains is measured by its clean one-sided
         difference instead.  About 4·log2(n) evaluations, and never a full sweep."""
-        analytic, work = block.comparable, block.work
-        orig = work.copy()
+        analytic, flat = block.comparable.reshape(-1), block.work.reshape(-1)  # views: C-contiguous
+        orig = flat.copy()
         flat_delta = delta.reshape(-1)
         idx = rng.permutation(np.flatnonzero(flat_delta))
-        part = np.zeros(work.size)
         try:
             while idx.size > 1:
                 halves, gaps = (idx[: idx.size // 2], idx[idx.size // 2 :]), []
                 for half in halves:
-                    part[:] = 0.0
-                    part[half] = flat_delta[half]
-                    a, n, second = self._probe(analytic, orig, work, part.reshape(work.shape), out)
+                    a, n, second = self._probe_entries(analytic, orig, flat, half, flat_delta[half], out)
                     gap = abs(a - n)
                     if gap <= KINK_EXPLAINS * abs(second):
                         # explained: a kink crossed on one side leaves the other side's one-sided
@@ -628,8 +625,23 @@ class Engine:
             out.complete = False
             raise Interrupted() from None
         finally:
-            work[...] = orig
+            flat[...] = orig
         return int(idx[0])
+
+    def _probe_entries(self, analytic, orig, flat, idx, step, out):
+        """``_probe`` along a direction that moves only the entries ``idx`` (of flat views): the
+        work is proportional to the entries moved, not to the block."""
+        base = orig[idx]
+        plus, minus = base + step, base - step
+        try:
+            flat[idx] = plus
+            jp = self.cost()
+            flat[idx] = minus
+            jm = self.cost()
+        finally:
+            flat[idx] = base
+        self._counted(out, 2)
+        return float(analytic[idx] @ (plus - minus)) / 2.0, (jp - jm) / 2.0, jp - 2.0 * self.j0 + jm
 
     def _probe(self, analytic, orig, work, delta, out):
         """(analytic·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) with the steps actually
