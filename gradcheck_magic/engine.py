@@ -63,7 +63,7 @@ KINK_PERSIST = 0.25
 PROBE_SHRINK = 8.0
 SHRINKS = 2
 MAX_SHRINKS = 6
-#: A probe's relative error that stays within this ratio band after a shrink is steady (real).
+#: A probe's error per unit step that stays within this ratio band after a shrink is steady (real).
 STEADY_RATIO = (0.5, 2.0)
 #: A probe's |analytic − numeric| within this many second differences is explained by a kink crossed
 #: along its direction (which accounts for half of one) or by curvature, not by the gradient.
@@ -566,12 +566,12 @@ class Engine:
         explained (a kink, or curvature) and the step shrinks on, up to MAX_SHRINKS times and while
         round-off still resolves the fail line: a pre-activation a hair from 0 is crossed by every
         direction at the default step, and only a smaller step sees the gradient past it.  The probe
-        agrees (within the threshold), or an unexplained relative error holds steady over two steps
+        agrees (within the threshold), or an unexplained error per unit step holds steady over two steps
         ("real": bisection starts from the larger step), or it never steadies within SHRINKS + 1
         unexplained steps ("unsettled"), or it is still explained at the end ("crossed": left out)."""
         s = self.settings
         noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
-        previous_rel = previous_step = previous_second = None
+        previous_slope = previous_step = previous_second = None
         explained, unexplained_steps = False, 0
         for shrink in range(MAX_SHRINKS + 1):
             step = base / PROBE_SHRINK**shrink
@@ -579,6 +579,9 @@ class Engine:
             rel, resolution = relative_error(np.array([a]), np.array([n]), np.array([noise]))
             if not np.isfinite(n) or rel <= s.threshold or s.epsilon is not None:
                 return a, n, "agrees", step
+            # a wrong gradient's |analytic − numeric| shrinks exactly like the step (the relative
+            # error saturates at 1 when the error outgrows the signal, so it cannot tell)
+            slope = abs(a - n) * PROBE_SHRINK**shrink
             measurable = abs(second) > KINK_NOISE_MULTIPLE * noise
             # kinks of both signs can cancel in the second difference, but it then still shrinks
             # like the step rather than its square
@@ -588,14 +591,14 @@ class Engine:
             )
             if (
                 not explained
-                and previous_rel is not None
-                and STEADY_RATIO[0] < rel / previous_rel < STEADY_RATIO[1]
+                and previous_slope is not None
+                and STEADY_RATIO[0] < slope / previous_slope < STEADY_RATIO[1]
             ):
-                return a, n, "real", previous_step  # the same fraction at a smaller step
+                return a, n, "real", previous_step  # the same error per unit step at a smaller step
             unexplained_steps += not explained
             if resolution > s.fail_threshold or unexplained_steps > SHRINKS:
                 break  # round-off now hides the fail line, or an unexplained error that never steadied
-            previous_rel, previous_step = (None, None) if explained else (rel, step)
+            previous_slope, previous_step = (None, None) if explained else (slope, step)
             previous_second = second if measurable else None
         return (a, n, "crossed", base) if explained else (a, n, "unsettled", step)
 
