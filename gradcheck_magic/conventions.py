@@ -17,7 +17,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import GradCheckError, mark_call
-from .problem import Problem, is_scalar_like, to_float_for
+from .problem import (
+    Problem,
+    is_scalar_like,
+    refuse_complex_cost,
+    refuse_cost_kind,
+    refuse_float32_precision,
+    to_float_for,
+)
 
 #: How deep the snapshot walks into objects, dicts and lists to find arrays to restore.
 SNAPSHOT_DEPTH = 5
@@ -202,9 +209,14 @@ class ConventionProblem(Problem):
                 f"{self.plan.forward.name} returned {type(value).__name__}, not a single "
                 "number: the cost must be a scalar"
             )
+        where = self.plan.forward.name
+        refuse_complex_cost(value, where)
+        refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
+        j0 = self.to_float(value)
+        refuse_float32_precision(j0, where)
         self.eval_seconds = time.perf_counter() - start
-        return self.to_float(value), None, None
+        return j0, None, None
 
     def cost_function(self):
         evaluate, to_float, replay, rng, set_state = (
