@@ -2,6 +2,7 @@
 checked through one float64 copy per array swapped into every place the object holds it, and put
 back on every path; the user's arrays never change, not even their dtype."""
 
+import numpy as np
 import pytest
 from conftest import check, load, run
 from IPython.core.error import UsageError
@@ -35,3 +36,24 @@ def test_a_model_whose_loss_returns_a_coarse_cost_is_refused_by_name(ip, cast, m
     run(ip, CAST_COST_MODEL.format(cast=cast))
     with pytest.raises(UsageError, match=message):
         check(ip, "model")
+
+
+def test_snapshot_rebinds_every_reachable_reference_and_restore_puts_each_back():
+    from collections import OrderedDict
+    from types import SimpleNamespace
+
+    from gradcheck_magic.conventions import ObjectSnapshot
+
+    weight, other = np.ones((2, 2), dtype=np.float32), np.zeros(3)
+    layer = SimpleNamespace(W=weight, cache=(weight, other))
+    net = SimpleNamespace(params={"W": weight}, layers=OrderedDict(first=layer), stack=[other, weight])
+    snapshot = ObjectSnapshot({"net": net})
+    stand_in = np.ones((2, 2))
+    rebound, held = snapshot.rebind(weight, stand_in)
+    assert sorted(rebound) == ["net.layers['first'].W", "net.params['W']", "net.stack[1]"]
+    assert held == ["net.layers['first'].cache[0]"]
+    assert net.params["W"] is stand_in and layer.W is stand_in and net.stack[1] is stand_in
+    snapshot.restore()
+    assert net.params["W"] is weight and layer.W is weight and layer.cache[0] is weight
+    assert net.stack[0] is other and net.stack[1] is weight and list(net.layers) == ["first"]
+    assert weight.dtype == np.float32 and stand_in.dtype == np.float64
