@@ -395,6 +395,46 @@ def test_float32_array_read_where_no_copy_can_be_swapped_is_named_with_the_remed
     assert check(ip, "model").passed
 
 
+#: A model whose weight sits in a slot (no dict entry or attribute a copy can be swapped into) and whose
+#: bias sits in its __dict__ (where a copy can go, and is swapped in before the weight is refused).
+SLOTTED = """
+class Slotted:
+    __slots__ = ("weight", "__dict__")
+
+    def __init__(self, weight, bias):
+        self.weight, self.bias = weight, bias
+
+    @property
+    def params(self):
+        return {"b": self.bias, "W": self.weight}
+
+    def loss(self, X, y):
+        residual = X @ self.weight + self.bias - y
+        return 0.5 * float(np.sum(residual**2)), {"W": X.T @ residual, "b": residual.sum(axis=0)}
+
+rng = np.random.default_rng(8)
+X, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+model = Slotted(rng.standard_normal((3, 2)).astype(np.float32), np.zeros(2, dtype=np.float32))
+"""
+
+
+def test_float32_array_with_no_place_to_swap_a_copy_into_is_refused_and_nothing_is_left_swapped(ip):
+    run(ip, SLOTTED)
+    model = ip.user_ns["model"]
+    weight, bias = model.weight, model.bias
+    np.random.seed(8)
+    rng_before = rng_state()
+    with pytest.raises(
+        UsageError, match=r"model.params\['W'\] is float32: .*found no dict entry, list item or attribute"
+    ):
+        check(ip, "model")
+    assert model.weight is weight and model.bias is bias and vars(model) == {"bias": bias}
+    assert weight.dtype == bias.dtype == np.float32
+    assert rng_state() == rng_before
+    run(ip, "model.weight = model.weight.astype(np.float64)")  # the remedy: float64 is perturbed in its slot
+    assert check(ip, "model").passed
+
+
 #: A cs231n-style model whose loss returns its cost in a dtype of the cell's choosing. returns its cost in a dtype of the cell's choosing.
 CAST_COST_MODEL = """
 def widened(value):
