@@ -154,12 +154,8 @@ class Swap:
             return "build the object with float64 arrays to check it"
         return "store a contiguous writeable float64 array in the object (np.array(..., dtype=np.float64))"
 
-    def unread(self, changed: str) -> str:
-        where = (
-            f"it also sits in {_listed(self.held)}, which cannot be swapped"
-            if self.held
-            else "a tuple, a view of another array, a closure, or a copy made when the object was built?"
-        )
+    def unread(self, changed: str, elsewhere: str) -> str:
+        where = f"it also sits in {_listed(self.held)}, which cannot be swapped" if self.held else elsewhere
         return (
             f"{changed} did not change when {self.label} was perturbed: {self.label} is {self.why}, and "
             f"the check could not swap every reference to it: it swapped a float64 copy into "
@@ -174,8 +170,11 @@ class Swaps:
     layer's ``.W`` stay the same array), swapped in by :meth:`apply` after the snapshot is taken:
     the snapshot's ``restore()`` puts every reference back."""
 
-    def __init__(self):
-        self.by_id, self.by_block = {}, {}
+    #: Where the methods may read an array that no copy can reach, when the walk found no such place.
+    ELSEWHERE = "a tuple, a view of another array, a closure, or a copy made when the object was built?"
+
+    def __init__(self, elsewhere: str = ELSEWHERE):
+        self.by_id, self.by_block, self.elsewhere = {}, {}, elsewhere
 
     def work(self, block: str, label: str, arr, owner: str) -> np.ndarray:
         """The array the check perturbs for this block."""
@@ -221,7 +220,8 @@ class Swaps:
         if not swapped:
             return None
         others = [n for n in names if n != swapped[0]]
-        return self.by_block[swapped[0]].unread(changed) + (f" (also {', '.join(others)})" if others else "")
+        also = f" (also {', '.join(others)})" if others else ""
+        return self.by_block[swapped[0]].unread(changed, self.elsewhere) + also
 
 
 def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None):
@@ -296,7 +296,10 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         snapshot.watch(f"{params_label}[{k!r}]", v)
     for n, v in args + grad_args:
         snapshot.watch(n, v)
-    swaps = Swaps()
+    swaps = Swaps(
+        "a tuple, a closure, a copy in a layer object, or was it replaced in "
+        f"{params_label} after the layers were built?"
+    )
     work = {k: swaps.work(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
     loss_call = marked(loss, f"{loss_label}({', '.join(n for n, _ in args)})")
     values = [v for _, v in args]

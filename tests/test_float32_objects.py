@@ -395,6 +395,23 @@ def test_float32_array_read_where_no_copy_can_be_swapped_is_named_with_the_remed
     assert check(ip, "model").passed
 
 
+def test_float32_params_entry_the_layers_never_saw_is_told_it_was_replaced_after_building(ip):
+    load(ip, "scratch_net")
+    run(
+        ip,
+        "network = TwoLayerNetwork(3, 4, 3, seed=9)\n"
+        "network.params['W1'] = network.params['W1'].astype(np.float32)\n"
+        "x, t = np.ones((2, 3)), np.eye(3)[:2]",
+    )
+    before = holdings(ip, ["network"])
+    with pytest.raises(UsageError) as info:
+        check(ip, "network")
+    message = str(info.value)
+    assert "network.params['W1'] is float32, and the check could not swap every reference" in message
+    assert "was it replaced in network.params after the layers were built?" in message
+    assert_given_back(ip, ["network"], before)
+
+
 #: A model whose weight sits in a slot (no dict entry or attribute a copy can be swapped into) and whose
 #: bias sits in its __dict__ (where a copy can go, and is swapped in before the weight is refused).
 SLOTTED = """
