@@ -17,7 +17,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from .errors import GradCheckError, mark_call
-from .problem import Problem, is_scalar_like, to_float_for
+from .problem import (
+    Problem,
+    is_scalar_like,
+    refuse_complex_cost,
+    refuse_cost_kind,
+    refuse_float32_precision,
+    to_float_for,
+)
 
 #: How deep the snapshot walks into objects, dicts and lists to find arrays to restore.
 SNAPSHOT_DEPTH = 5
@@ -77,6 +84,9 @@ class ObjectSnapshot:
     def __init__(self, roots: dict):
         self.rng = np.random.get_state()
         self.arrays, self.containers, self.watched = [], [], []
+        #: every place the walk saw an array: (label, container, key, array) in a dict, list or
+        #: object (restore() puts these back, so they may be rebound), and (label, array) in a tuple
+        self.slots, self.pinned = [], []
         seen = set()
         for label, value in roots.items():
             self._walk(label, value, 0, seen)
@@ -91,23 +101,55 @@ class ObjectSnapshot:
         if isinstance(value, dict):
             seen.add(id(value))
             self.containers.append((value, dict(value)))
-            for k, v in value.items():
-                self._walk(f"{label}[{k!r}]", v, depth + 1, seen)
+            items = [(f"{label}[{k!r}]", k, v) for k, v in value.items()]
         elif isinstance(value, list):
             seen.add(id(value))
             self.containers.append((value, list(value)))
-            for i, v in enumerate(value):
-                self._walk(f"{label}[{i}]", v, depth + 1, seen)
+            items = [(f"{label}[{i}]", i, v) for i, v in enumerate(value)]
         elif isinstance(value, tuple):
-            for i, v in enumerate(value):
-                self._walk(f"{label}[{i}]", v, depth + 1, seen)
+            items = [(f"{label}[{i}]", None, v) for i, v in enumerate(value)]
         elif _is_plain_object(value) and type(value).__module__ not in ("builtins",):
             if type(value).__module__.split(".")[0] in ("numpy", "pandas", "IPython", "gradcheck_magic"):
                 return
             seen.add(id(value))
             self.containers.append((value, dict(vars(value))))
-            for k, v in vars(value).items():
-                self._walk(f"{label}.{k}", v, depth + 1, seen)
+            items = [(f"{label}.{k}", k, v) for k, v in vars(value).items()]
+        else:
+            return
+        for item_label, key, item in items:
+            if isinstance(item, np.ndarray):
+                if isinstance(value, tuple):
+                    self.pinned.append((item_label, item))
+                else:
+                    self.slots.append((item_label, value, key, item))
+            self._walk(item_label, item, depth + 1, seen)
+
+    def rebind(self, original: np.ndarray, replacement: np.ndarray) -> tuple:
+        """Point every dict entry, list item and attribute the walk found holding ``original`` at
+        ``replacement``; ``restore()`` points them back, from what it recorded before this.
+
+        Returns (the places rebound, the places still holding ``original``: tuples, and entries
+        whose container would not take the replacement)."""
+        rebound, held = [], [label for label, a in self.pinned if a is original]
+        for label, container, key, value in self.slots:
+            if value is not original:
+                continue
+            if isinstance(container, (dict, list)):
+                if not _holds(container, key, original):
+                    continue  # rebound since the walk; restore() puts back what was recorded
+                try:
+                    container[key] = replacement
+                except Exception:  # noqa: BLE001 - a container of the user's that refuses the item
+                    held.append(label)
+                    continue
+                took = _holds(container, key, replacement)
+            else:
+                if vars(container).get(key) is not original:
+                    continue
+                vars(container)[key] = replacement
+                took = getattr(container, key, None) is replacement
+            (rebound if took else held).append(label)
+        return rebound, held
 
     def watch(self, label: str, value) -> None:
         """Report changes of this array (a parameter or an input), not only restore it."""
@@ -142,6 +184,14 @@ class ObjectSnapshot:
         np.random.set_state(self.rng)
 
 
+def _holds(container, key, value) -> bool:
+    """Does ``container[key]`` read as this very object?"""
+    try:
+        return container[key] is value
+    except Exception:  # noqa: BLE001 - a user's container class may raise anything
+        return False
+
+
 def marked(fn: Callable, signature: str) -> Callable:
     """Call ``fn``; an exception remembers which of the user's calls raised."""
 
@@ -160,9 +210,11 @@ class ConventionProblem(Problem):
     """The Problem interface api.py drives, over blocks the conventions define.
 
     ``work`` maps block names to the float64 arrays ``evaluate()`` reads: working copies
-    for functions, the user's own arrays (perturbed in place) for objects.  ``gradients()``
+    for functions, the user's own arrays (perturbed in place) for objects, or the float64
+    copies swapped into an object for its float32/integer arrays.  ``gradients()``
     returns ``{block: (analytic or None, key)}`` at the unperturbed point.  ``unread(names)``
-    words the error when perturbing a block does not change the cost."""
+    words the error when perturbing a block does not change the cost.  ``notes`` are a block's
+    own notes; they stand in for the generic dtype note (they say how that block was checked)."""
 
     def __init__(
         self,
@@ -202,9 +254,14 @@ class ConventionProblem(Problem):
                 f"{self.plan.forward.name} returned {type(value).__name__}, not a single "
                 "number: the cost must be a scalar"
             )
+        where = self.plan.forward.name
+        refuse_complex_cost(value, where)
+        refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
+        j0 = self.to_float(value)
+        refuse_float32_precision(j0, where)
         self.eval_seconds = time.perf_counter() - start
-        return self.to_float(value), None, None
+        return j0, None, None
 
     def cost_function(self):
         evaluate, to_float, replay, rng, set_state = (
@@ -238,7 +295,8 @@ class ConventionProblem(Problem):
         for name, work in self.work.items():
             grad, key = grads.get(name, (None, f"d{name}"))
             block = self._block(name, work, grad, key)
-            block.notes.extend(self._notes.get(name, ()))
+            if name in self._notes:
+                block.notes[:] = self._notes[name]
             self._blocks.append(block)
         return self._blocks
 

@@ -3,6 +3,10 @@
 Such code only sees a change when its own arrays change, so these blocks are the
 user's arrays, perturbed in place; :class:`~.conventions.ObjectSnapshot` puts back
 every array, attribute and dict entry on every path (pass, fail, exception, Ctrl-C).
+A float32, integer, read-only or non-contiguous array is never written: one float64 copy
+of it is swapped into every dict entry, list item and attribute the snapshot reaches
+(:class:`Swaps`), the methods compute in float64 on it, and the restore swaps the user's
+array back.
 
 - cs231n models: ``model.params`` (dict), ``loss, grads = model.loss(X, y)``.
 - deep learning from scratch: ``network.params``, ``network.loss(x, t)``,
@@ -15,6 +19,7 @@ every array, attribute and dict entry on every path (pass, fail, exception, Ctrl
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -97,26 +102,126 @@ def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = Non
     return args
 
 
-def _in_place(label: str, arr, owner: str) -> np.ndarray:
-    """An array the methods read must be float64 and contiguous to be perturbed where it lies."""
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "f":
+def _why_copied(label: str, arr, owner: str) -> Optional[str]:
+    """None when an array the methods read can be perturbed where it lies (float64, contiguous,
+    writeable); else why it is checked through a float64 copy instead: its dtype, or its layout."""
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
         kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
         raise GradCheckError(
-            f"{label} is {kind}: {owner}'s methods read it in place, so only float arrays "
-            "can be checked (make it float64)"
+            f"{label} is {kind}: {owner}'s methods read it in place, so only real (float or "
+            "integer) arrays can be checked (make it float64)"
         )
     if arr.dtype != np.float64:
-        raise GradCheckError(
-            f"{label} is {arr.dtype}: {owner}'s methods read it in place and a {arr.dtype} "
-            "array cannot resolve the steps of a float64 check; build the object with "
-            "float64 arrays to check it"
+        return str(arr.dtype)
+    if not arr.flags.writeable:
+        return "read-only"
+    if not arr.flags.c_contiguous:
+        return "non-contiguous"
+    return None
+
+
+def _listed(labels: list, most: int = 3) -> str:
+    shown = ", ".join(labels[:most])
+    return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
+
+
+@dataclass
+class Swap:
+    """A float32, integer, read-only or non-contiguous array the methods read: a float64 copy stands in
+    for it in every dict entry, list item and attribute the snapshot reaches, for the check only."""
+
+    label: str
+    why: str  # its dtype ("float32", "int64"), "read-only" or "non-contiguous"
+    original: np.ndarray
+    copy: np.ndarray
+    places: list = field(default_factory=list)  # where the copy was swapped in
+    held: list = field(default_factory=list)  # where the original stays (tuples, containers that refuse)
+
+    @property
+    def of_dtype(self) -> bool:
+        return self.why not in ("read-only", "non-contiguous")
+
+    def note(self) -> str:
+        kind = {"read-only": "a writeable", "non-contiguous": "a contiguous"}.get(self.why, "a float64")
+        note = (
+            f"{self.why} array checked through {kind} copy swapped into {_listed(self.places)} "
+            "(your array untouched)"
         )
-    if not (arr.flags.c_contiguous and arr.flags.writeable):
-        raise GradCheckError(
-            f"{label} is not a contiguous writeable array: it cannot be perturbed in place "
-            "(store np.ascontiguousarray(...) in the object)"
+        return note + (f"; {_listed(self.held)} still holds your array" if self.held else "")
+
+    def remedy(self) -> str:
+        if self.of_dtype:
+            return "build the object with float64 arrays to check it"
+        return "store a contiguous writeable float64 array in the object (np.array(..., dtype=np.float64))"
+
+    def unread(self, changed: str, elsewhere: str) -> str:
+        where = f"it also sits in {_listed(self.held)}, which cannot be swapped" if self.held else elsewhere
+        return (
+            f"{changed} did not change when {self.label} was perturbed: {self.label} is {self.why}, and "
+            f"the check could not swap every reference to it: it swapped a float64 copy into "
+            f"{_listed(self.places)}, but your code reads the {self.why} array elsewhere ({where}); "
+            f"{self.remedy()} (your arrays are untouched)"
         )
-    return arr
+
+
+class Swaps:
+    """The arrays a planner perturbs: the user's own where they lie when they can be, else a float64
+    copy per array (one copy however many places hold it, so a network's ``params['W1']`` and its
+    layer's ``.W`` stay the same array), swapped in by :meth:`apply` after the snapshot is taken:
+    the snapshot's ``restore()`` puts every reference back."""
+
+    #: Where the methods may read an array that no copy can reach, when the walk found no such place.
+    ELSEWHERE = "a tuple, a view of another array, a closure, or a copy made when the object was built?"
+
+    def __init__(self, elsewhere: str = ELSEWHERE):
+        self.by_id, self.by_block, self.elsewhere = {}, {}, elsewhere
+
+    def work(self, block: str, label: str, arr, owner: str) -> np.ndarray:
+        """The array the check perturbs for this block."""
+        why = _why_copied(label, arr, owner)
+        if why is None:
+            return arr
+        swap = self.by_id.get(id(arr))
+        if swap is None:
+            swap = Swap(label, why, arr, np.array(arr, dtype=np.float64, order="C", copy=True))
+            self.by_id[id(arr)] = swap
+        self.by_block[block] = swap
+        return swap.copy
+
+    def apply(self, snapshot: ObjectSnapshot) -> None:
+        """Swap the copies in; on any failure (or a Ctrl-C) everything is put back before it propagates."""
+        try:
+            for swap in self.by_id.values():
+                swap.places, held = snapshot.rebind(swap.original, swap.copy)
+                swap.held = list(dict.fromkeys(held))
+                if not swap.places:
+                    raise GradCheckError(
+                        f"{swap.label} is {swap.why}: the check would perturb a float64 copy of it, but "
+                        "found no dict entry, list item or attribute holding it to swap the copy into"
+                        + (f" (it sits in {_listed(swap.held)})" if swap.held else "")
+                        + f"; {swap.remedy()}"
+                    )
+        except BaseException:
+            snapshot.restore()
+            raise
+
+    def described(self) -> str:
+        """For the plan's description: which blocks go through copies."""
+        if not self.by_block:
+            return ""
+        return f" (float64 copies swapped in for {_listed(list(self.by_block), 4)})"
+
+    def notes(self) -> dict:
+        return {block: [swap.note()] for block, swap in self.by_block.items()}
+
+    def unread(self, names: list, changed: str) -> Optional[str]:
+        """The message when perturbing a swapped block did not change the cost, or None."""
+        swapped = [n for n in names if n in self.by_block]
+        if not swapped:
+            return None
+        others = [n for n in names if n != swapped[0]]
+        also = f" (also {', '.join(others)})" if others else ""
+        return self.by_block[swapped[0]].unread(changed, self.elsewhere) + also
 
 
 def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None):
@@ -191,7 +296,11 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         snapshot.watch(f"{params_label}[{k!r}]", v)
     for n, v in args + grad_args:
         snapshot.watch(n, v)
-    work = {k: _in_place(f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
+    swaps = Swaps(
+        "a tuple, a closure, a copy in a layer object, or was it replaced in "
+        f"{params_label} after the layers were built?"
+    )
+    work = {k: swaps.work(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
     loss_call = marked(loss, f"{loss_label}({', '.join(n for n, _ in args)})")
     values = [v for _, v in args]
 
@@ -220,7 +329,7 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
 
     def unread(names):
         k = names[0]
-        return (
+        return swaps.unread(names, loss_label) or (
             f"{loss_label} did not change when {params_label}[{k!r}] was perturbed in place: the arrays "
             f"your methods read are not the ones in {params_label} (does a layer object keep a copy, or "
             f"was {params_label}[{k!r}] replaced after the layers were built?)"
@@ -232,7 +341,7 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         f"{loss_label}({arg_text}), {gradient_label}(...)"
         if gradient
         else f"{loss_label}({arg_text}) → (loss, grads)"
-    ) + f"; {params_label} perturbed in place"
+    ) + f"; {params_label} perturbed in place{swaps.described()}"
     x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
     plan = ConventionPlan(
         description,
@@ -244,7 +353,8 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         backward_fn=gradient or loss,
         cost_fns=(loss,) if gradient is not None else (),
     )
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    swaps.apply(snapshot)
+    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
     return Convention(snapshot, plan, problem)
 
 
@@ -268,7 +378,9 @@ def _layer(namespace, owner_name, layer) -> Convention:
     attrs = layer_params(layer)
     for a in attrs:
         snapshot.watch(f"{owner_name}.{a}", getattr(layer, a))
-    work = {f"{owner_name}.{a}": _in_place(f"{owner_name}.{a}", getattr(layer, a), owner_name) for a in attrs}
+    originals = {f"{owner_name}.{a}": getattr(layer, a) for a in attrs}
+    swaps = Swaps()
+    work = {label: swaps.work(label, label, v, owner_name) for label, v in originals.items()}
     inputs = {
         n: np.array(v, dtype=np.float64) for n, v in args if isinstance(v, np.ndarray) and v.dtype.kind == "f"
     }
@@ -303,20 +415,23 @@ def _layer(namespace, owner_name, layer) -> Convention:
         return found
 
     def unread(names):
-        return (
+        return swaps.unread(names, f"{owner_name}.forward") or (
             f"{owner_name}.forward did not change its output when {names[0]} was perturbed in place: "
             "the arrays it reads are not the attributes the check perturbs"
         )
 
-    description = f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}"
+    description = (
+        f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}{swaps.described()}"
+    )
     plan = ConventionPlan(
         description,
         Step(f"{owner_name}.forward"),
         owner_name,
-        {**{f"{owner_name}.{a}": getattr(layer, a) for a in attrs}, **dict(args)},
+        {**originals, **dict(args)},
         backward_fn=layer.backward,
     )
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    swaps.apply(snapshot)
+    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
     return Convention(snapshot, plan, problem)
 
 
@@ -362,12 +477,12 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
     args = bind_by_name(fwd, namespace, forward)
     back_args = bind_by_name(bwd, namespace, backward)
     snapshot = ObjectSnapshot({**{n: namespace[n] for n in layers}, **dict(args + back_args)})
-    work, originals, grad_keys = {}, {}, {}
+    work, originals, grad_keys, swaps = {}, {}, {}, Swaps()
     for n in layers:
         for a in layer_params(namespace[n]):
             label = f"{n}.{a}"
             snapshot.watch(label, getattr(namespace[n], a))
-            work[label] = _in_place(label, getattr(namespace[n], a), n)
+            work[label] = swaps.work(label, label, getattr(namespace[n], a), n)
             originals[label] = getattr(namespace[n], a)
             grad_keys[label] = (namespace[n], f"d{a}")
     for n, v in args + back_args:
@@ -391,20 +506,21 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
         }
 
     def unread(names):
-        return (
+        return swaps.unread(names, forward) or (
             f"{forward} did not change when {names[0]} was perturbed in place: it does not read that "
             "layer's arrays (a copy, or another object?)"
         )
 
     plan = ConventionPlan(
         f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
-        f"{backward}(...); layer arrays perturbed in place",
+        f"{backward}(...); layer arrays perturbed in place{swaps.described()}",
         Step(forward),
         ", ".join(layers),
         originals,
         backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd,
     )
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    swaps.apply(snapshot)
+    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
     return Convention(snapshot, plan, problem)
 
 

@@ -132,6 +132,16 @@ def carries_float32_precision(j0: float) -> bool:
     return bits > FLOAT32_EVIDENCE_BITS
 
 
+def refuse_float32_precision(j0: float, where: str) -> None:
+    """A float cost that was computed in float32 and widened (``float(cost32)``) is refused by name."""
+    if carries_float32_precision(j0):
+        raise GradCheckError(
+            f"{where} returned a cost with float32 precision ({j0!r} is exactly a "
+            "float32 value): the forward computes in float32, too coarse for central "
+            "differences (it would be mistaken for wrong gradients); compute it in float64"
+        )
+
+
 def to_float_for(value):
     """A fast converter to float for this kind of cost value."""
     return float if np.ndim(value) == 0 else (lambda v: float(np.asarray(v).reshape(-1)[0]))
@@ -273,12 +283,7 @@ class Problem:
         refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
         j0 = self.to_float(value)
-        if carries_float32_precision(j0):
-            raise GradCheckError(
-                f"{where} returned a cost with float32 precision ({j0!r} is exactly a "
-                "float32 value): the forward computes in float32, too coarse for central "
-                "differences (it would be mistaken for wrong gradients); compute it in float64"
-            )
+        refuse_float32_precision(j0, where)
         self.eval_seconds = time.perf_counter() - start
         return j0, first, cache
 
