@@ -26,7 +26,7 @@ from . import conventions, discovery, grading
 from .diagnosis import Context, diagnose
 from .engine import Engine, EvaluationError, fmt_index, overall_difference
 from .errors import GradCheckError
-from .problem import Problem, arrays_in, dry_run_returns_cost, silenced
+from .problem import Problem, arrays_in, coarse_blocks, dry_run_returns_cost, silenced
 from .result import GradCheckResult
 from .safety import Snapshot
 from .settings import Settings, step_problem, validated
@@ -95,6 +95,7 @@ def gradcheck(
             problem = Problem(plan, snapshot.rng)
         checked = preflight(plan, problem, snapshots, settings)
         run = sweep(problem, checked, settings, progress)
+        refuse_coarse(plan, checked, run)
         outcomes, finding = diagnosed(plan, problem, checked, run, settings)
         changed = _changes(snapshots)
         if changed:
@@ -223,6 +224,24 @@ def sweep(problem: Problem, checked: Checked, settings: Settings, progress) -> R
         if tick_closer is not None and hasattr(tick_closer, "close"):
             tick_closer.close()
     return Run(outcomes, mode, engine.evaluations, interrupted, time.perf_counter() - started)
+
+
+def refuse_coarse(plan, checked: Checked, run: Run) -> None:
+    """A block that did not pass is probed for float32 rounding inside the forward (a float64 cost
+    computed from parameters rounded to float32): its disagreement would be the rounding, never a
+    wrong gradient.  Only doubtful blocks are probed, so a passing check pays nothing."""
+    if run.interrupted:
+        return
+    doubtful = [b for b, o in zip(checked.blocks, run.outcomes) if o.status != "pass"]
+    with np.errstate(all="ignore"), silenced():
+        coarse = coarse_blocks(doubtful, checked.cost, checked.j0)
+    if coarse:
+        raise GradCheckError(
+            f"{plan.forward.name} reads {', '.join(coarse)} at float32 precision or coarser: "
+            "changes float64 resolves (1e-9 relative) move the cost erratically or not at all, "
+            "so central differences would be mistaken for wrong gradients. Compute in float64 "
+            "(no astype(np.float32) on parameters or activations, no float32 arrays mixed in)"
+        )
 
 
 def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Settings) -> tuple:

@@ -142,6 +142,46 @@ def refuse_float32_precision(j0: float, where: str) -> None:
         )
 
 
+#: Relative nudges for the precision probe: one every float32 code resolves, and two far below
+#: float32's resolution (6e-8 relative) that float64 still resolves a thousand times over.
+READ_NUDGE = 1e-3
+FINE_NUDGES = (1e-9, 3e-9)
+#: The block's slope must exceed this many times the float64 round-off of the finer nudge for the
+#: probe to say anything; the two fine slopes must then agree within this fraction of it.
+VISIBLE_NOISE_MULTIPLE = 1e3
+FINE_AGREEMENT = 0.1
+
+
+def coarse_blocks(blocks, cost, j0: float) -> list:
+    """Names of the blocks the cost reads at float32 precision or coarser (an astype(np.float32) or
+    a float32 array inside the forward): along a random direction, slopes from changes float64
+    resolves but float32 cannot are zero or erratic, while the block's slope is clearly visible.
+    Numeric slopes only, so a wrong analytic gradient never triggers it; the arrays are put back."""
+    rng = np.random.default_rng(20261123)
+    noise = 8 * np.finfo(np.float64).eps * max(abs(j0), np.finfo(np.float64).tiny)
+    coarse = []
+    for block in blocks:
+        if block.comparable is None or not np.any(block.comparable):
+            continue
+        pristine = block.work.copy()
+        direction = np.maximum(np.abs(pristine), 1.0) * rng.choice((-1.0, 1.0), size=pristine.shape)
+        slopes = []
+        try:
+            for nudge in (READ_NUDGE, *FINE_NUDGES):
+                block.work[...] = pristine + nudge * direction
+                plus = cost()
+                block.work[...] = pristine - nudge * direction
+                minus = cost()
+                slopes.append((plus - minus) / (2 * nudge))
+        finally:
+            block.work[...] = pristine
+        read, fine, finer = slopes
+        visible = np.isfinite(read) and abs(read) > VISIBLE_NOISE_MULTIPLE * noise / min(FINE_NUDGES)
+        if visible and (fine == finer == 0 or abs(fine - finer) > FINE_AGREEMENT * abs(read)):
+            coarse.append(block.name)
+    return coarse
+
+
 def to_float_for(value):
     """A fast converter to float for this kind of cost value."""
     return float if np.ndim(value) == 0 else (lambda v: float(np.asarray(v).reshape(-1)[0]))

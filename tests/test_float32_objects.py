@@ -452,7 +452,7 @@ def test_float32_array_with_no_place_to_swap_a_copy_into_is_refused_and_nothing_
     assert check(ip, "model").passed
 
 
-#: A cs231n-style model whose loss returns its cost in a dtype of the cell's choosing. returns its cost in a dtype of the cell's choosing.
+#: A cs231n-style model whose loss returns its cost in a dtype of the cell's choosing.
 CAST_COST_MODEL = """
 def widened(value):
     return float(np.float32(value))
@@ -482,6 +482,32 @@ def test_a_model_whose_loss_returns_a_coarse_cost_is_refused_by_name(ip, cast, m
     run(ip, CAST_COST_MODEL.format(cast=cast))
     run(ip, f"model.params = {{k: v.astype(np.{dtype}) for k, v in model.params.items()}}")
     with pytest.raises(UsageError, match=message):
+        check(ip, "model")
+
+
+def test_a_model_whose_loss_computes_in_float32_but_returns_float64_is_refused_by_name(ip):
+    """The cost is a float64 value, but the parameters are rounded to float32 inside the loss: the
+    precision probe names the blocks instead of failing a correct gradient."""
+    load(ip, "cs231n_layers")
+    run(
+        ip,
+        """
+class RoundsInside(TwoLayerNet):
+    def loss(self, X, y=None):
+        kept = self.params
+        self.params = {k: v.astype(np.float32) for k, v in kept.items()}
+        try:
+            value, grads = super().loss(X, y)
+        finally:
+            self.params = kept
+        return float(np.float64(value) + 1e-12 * np.pi), grads
+
+model = RoundsInside(input_dim=3, hidden_dim=4, num_classes=3, seed=5)
+X = np.random.default_rng(5).standard_normal((6, 3))
+y = np.arange(6) % 3
+""",
+    )
+    with pytest.raises(UsageError, match=r"model.loss reads W1.* at float32 precision or coarser"):
         check(ip, "model")
 
 

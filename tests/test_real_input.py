@@ -266,3 +266,31 @@ def test_unusable_input_is_refused_naming_the_entry_or_the_output(ip, extra, mes
     with pytest.raises(UsageError, match=message) as info:
         check(ip)
     assert "no backward function can be called" not in str(info.value)
+
+
+@pytest.mark.parametrize("bug", [False, True])
+def test_a_forward_that_reads_one_block_in_float32_is_refused_naming_that_block(ip, bug):
+    """The cost stays float64, so only its slopes show the rounding: a change float64 resolves
+    but float32 cannot moves it erratically or not at all.  Never mistaken for a wrong gradient,
+    whatever the backward says."""
+    net(
+        ip,
+        bug,
+        extra="""
+_fwd = forward_propagation
+def forward_propagation(X, Y, parameters):
+    return _fwd(X, Y, dict(parameters, W=parameters["W"].astype(np.float32)))
+""",
+    )
+    before = {k: v.copy() for k, v in ip.user_ns["parameters"].items()}
+    with pytest.raises(UsageError, match=r"reads W at float32 precision or coarser") as info:
+        check(ip)
+    assert "astype(np.float32)" in str(info.value)
+    for k, v in ip.user_ns["parameters"].items():
+        assert v.dtype == np.float64 and np.array_equal(v, before[k])
+
+
+def test_float64_code_near_float32_values_is_not_taken_for_float32(ip):
+    """Parameters that happen to be float32 values (rounded once, computed in float64) still pass."""
+    net(ip, extra="parameters = {k: v.astype(np.float32).astype(np.float64) for k, v in parameters.items()}")
+    assert check(ip).passed
