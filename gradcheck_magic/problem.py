@@ -142,42 +142,43 @@ def refuse_float32_precision(j0: float, where: str) -> None:
         )
 
 
-#: Relative nudges for the precision probe: one every float32 code resolves, and two far below
-#: float32's resolution (6e-8 relative) that float64 still resolves a thousand times over.
-READ_NUDGE = 1e-3
-FINE_NUDGES = (1e-9, 3e-9)
-#: The block's slope must exceed this many times the float64 round-off of the finer nudge for the
-#: probe to say anything; the two fine slopes must then agree within this fraction of it.
-VISIBLE_NOISE_MULTIPLE = 1e3
-FINE_AGREEMENT = 0.1
+#: The precision probe's reference step, in units of the sub-float32 nudge: large enough for float32 to
+#: resolve, so that it measures the block's slope along the nudge whatever precision the forward uses.
+VISIBLE_SCALE = 1e3
+#: The cost must be expected to move by this many ulps of |J| under the nudge for its not moving at
+#: all to mean anything (float64 round-off amplified by, say, log(1 - A) with A near 1 stays below it).
+VISIBLE_ULPS = 1e4
 
 
 def coarse_blocks(blocks, cost, j0: float) -> list:
     """Names of the blocks the cost reads at float32 precision or coarser (an astype(np.float32) or
-    a float32 array inside the forward): along a random direction, slopes from changes float64
-    resolves but float32 cannot are zero or erratic, while the block's slope is clearly visible.
-    Numeric slopes only, so a wrong analytic gradient never triggers it; the arrays are put back."""
+    a float32 array inside the forward).  Each entry is nudged by less than the distance to the
+    nearest float32 rounding boundary, so float32 code sees exactly its old parameters and returns
+    exactly the old cost, while float64 code moves it by what the block's slope says (measured with
+    a float32-visible step: numeric only, so a wrong analytic gradient never triggers it).  The
+    arrays are put back."""
     rng = np.random.default_rng(20261123)
-    noise = 8 * np.finfo(np.float64).eps * max(abs(j0), np.finfo(np.float64).tiny)
+    ulp = np.finfo(np.float64).eps * max(abs(j0), np.finfo(np.float64).tiny)
     coarse = []
     for block in blocks:
         if block.comparable is None or not np.any(block.comparable):
             continue
         pristine = block.work.copy()
-        direction = np.maximum(np.abs(pristine), 1.0) * rng.choice((-1.0, 1.0), size=pristine.shape)
-        slopes = []
+        nearest = pristine.astype(np.float32)
+        up = np.nextafter(nearest, np.float32(np.inf)).astype(np.float64)
+        down = np.nextafter(nearest, np.float32(-np.inf)).astype(np.float64)
+        room = np.minimum(pristine - (nearest + down) / 2, (nearest + up) / 2 - pristine)
+        nudge = 0.5 * np.maximum(room, 0.0) * rng.choice((-1.0, 1.0), size=pristine.shape)
+        costs = []
         try:
-            for nudge in (READ_NUDGE, *FINE_NUDGES):
-                block.work[...] = pristine + nudge * direction
-                plus = cost()
-                block.work[...] = pristine - nudge * direction
-                minus = cost()
-                slopes.append((plus - minus) / (2 * nudge))
+            for step in (nudge, -nudge, VISIBLE_SCALE * nudge, -VISIBLE_SCALE * nudge):
+                block.work[...] = pristine + step
+                costs.append(cost())
         finally:
             block.work[...] = pristine
-        read, fine, finer = slopes
-        visible = np.isfinite(read) and abs(read) > VISIBLE_NOISE_MULTIPLE * noise / min(FINE_NUDGES)
-        if visible and (fine == finer == 0 or abs(fine - finer) > FINE_AGREEMENT * abs(read)):
+        plus, minus, far_plus, far_minus = costs
+        expected = (far_plus - far_minus) / (2 * VISIBLE_SCALE)  # the change the nudge should make
+        if np.isfinite(expected) and abs(expected) > VISIBLE_ULPS * ulp and plus == minus == j0:
             coarse.append(block.name)
     return coarse
 
