@@ -84,6 +84,13 @@ def test_two_leftovers_nothing_separates_are_refused_with_both_and_the_flags(ip)
     assert check(ip, "-f model.loss").functions.startswith("model.loss(X, y)")
 
 
+def test_of_two_models_the_one_the_cell_builds_is_checked(ip):
+    notebook(ip, model_bug=MODEL_BUG)
+    run(ip, MODEL_CELL)
+    result = ip.run_cell_magic("gradcheck", "-o", "other = TwoLayerNet(input_dim=3, hidden_dim=4, seed=1)")
+    assert result.functions.startswith("other.loss(X, y)") and sorted(result.failed) == ["W1", "W2"]
+
+
 def test_leftover_model_that_raises_on_the_current_data_is_dropped(ip):
     notebook(ip, course_bug=SEED_FIX)
     run(ip, MODEL_CELL.replace("input_dim=3", "input_dim=7"))  # (4, 3) @ (7, 5) raises
@@ -218,6 +225,9 @@ def test_f_fprime_line_with_several_vectors_in_the_namespace_is_refused_with_the
     with pytest.raises(UsageError, match=r"no `x` in the namespace.*\(b, x0\): choose with -p/--params"):
         check(ip, "-f f -b fprime")
     assert check(ip, "-f f -b fprime -p x0").passed
+    # in a %%gradcheck cell, the one vector the cell assigns is the one
+    result = ip.run_cell_magic("gradcheck", "-o -f f -b fprime", "x0 = np.array([0.1, 0.9, -0.3])")
+    assert list(result.table.index) == ["x0"] and result.passed
 
 
 def test_a_gradient_of_the_wrong_size_or_a_vector_function_is_not_a_pair(ip):
