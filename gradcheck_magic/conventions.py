@@ -72,6 +72,10 @@ class Convention:
     plan: ConventionPlan
     problem: ConventionProblem
 
+    def release(self) -> None:
+        """Not chosen after all: put back what planning it changed (float64 copies swapped in)."""
+        self.snapshot.restore()
+
 
 def _is_plain_object(value) -> bool:
     return hasattr(value, "__dict__") and not isinstance(
@@ -86,6 +90,7 @@ class ObjectSnapshot:
     *watched* arrays (parameters and inputs): layer objects legitimately rebind caches."""
 
     def __init__(self, roots: dict):
+        self.roots = dict(roots)
         self.rng = np.random.get_state()
         self.arrays, self.containers, self.watched = [], [], []
         #: every place the walk saw an array: (label, container, key, array) in a dict, list or
@@ -327,18 +332,25 @@ class ConventionProblem(Problem):
 
 
 def dry_run(convention: Optional[Convention]) -> Convention:
-    """A candidate's probe: evaluate its cost once under its own snapshot (everything put back after).
-    It raises, to have the candidate dropped, when the user's code raises or the cost is not a
-    single number (a cs231n ``model.loss(X)`` without labels returns scores)."""
+    """A candidate's probe: evaluate its cost once, then put everything back as the planner left it
+    (float64 copies it swapped into an object stay swapped in; the check's own snapshot puts the
+    user's arrays back at the end).  It raises, to have the candidate dropped, when the user's code
+    raises or the cost is not a single number (a cs231n ``model.loss(X)`` without labels returns
+    scores)."""
     __tracebackhide__ = True  # noqa: F841
     if convention is None:
         raise GradCheckError("it does not fit this convention")
+    planned = ObjectSnapshot(convention.snapshot.roots)
     try:
         with silenced():
             value = convention.problem._evaluate()
-    finally:
-        convention.snapshot.restore()
+    except BaseException:
+        planned.restore()
+        convention.snapshot.restore()  # a candidate that is dropped leaves nothing swapped in
+        raise
+    planned.restore()
     if not is_scalar_like(value):
+        convention.snapshot.restore()
         raise GradCheckError(
             f"{convention.plan.forward.name} returned {type(value).__name__}, not a single number: "
             "the cost must be a scalar"

@@ -508,9 +508,11 @@ class Candidate:
     so that one rule ranks them with the course families.
 
     ``build()`` plans the check (it may dry-run the user's code under its own snapshot) and returns an
-    object with a ``.plan``; it raises to have the candidate dropped, as a course forward that raises
-    in its dry run is.  ``refusal`` is set instead when it cannot even be bound (a missing argument):
-    it is not ranked, and its reason is told only when nothing else fits."""
+    object with a ``.plan`` (whose ``.reason`` the ranking sets) and a ``.release()`` (put back what
+    building it changed, when it is not chosen); it raises to have the candidate dropped, as a course
+    forward that raises in its dry run is.  ``refusal`` is set instead when it cannot even be bound
+    (a missing argument): it is not ranked, and its reason is told only when nothing else fits, or
+    when the cell points at it more than at anything that remains."""
 
     label: str  # as listed when ambiguous: "model", "affine_forward / affine_backward"
     choose: str  # what picks it: "%gradcheck model", "-f affine_forward -b affine_backward"
@@ -702,46 +704,53 @@ def plan(
         return not isinstance(verdict, BaseException)
 
     probed = {}  # forward name or candidate -> its probe's verdict, or the error that drops it
-    candidates_left = pool
-    while candidates_left:
+    kept_built = None
+    try:
+        candidates_left = pool
+        while candidates_left:
+            top = rank(candidates_left, written)
+            unprobed = [c for c in top if key(c) not in probed]
+            if not unprobed:
+                break
+            for c in unprobed:
+                probed[key(c)] = probe(c)
+            candidates_left = [c for c in candidates_left if key(c) not in probed or kept(c, probed[key(c)])]
+        # the cell pointed at a candidate that cannot be used (it raised, or cannot be bound): say why,
+        # never check something else the cell did not point at; ties with the winner are dropped quietly
+        best = max((c.cell_hits(written) for c in candidates_left), default=-1)
+        unusable = _unusable(pool, probed, key, others, course_error)
+        pointed = [(c, e) for c, e in unusable if c.cell_hits(written) > best]
+        if pointed:
+            _, error = max(pointed, key=lambda ce: ce[0].cell_hits(written))
+            if not isinstance(error, GradCheckError):  # the user's own error, as the user's traceback
+                raise error.with_traceback(error.__traceback__)
+            raise GradCheckError(str(error))
+        if not candidates_left:
+            notes = [v for v in probed.values() if isinstance(v, str)]
+            raise GradCheckError(_nothing_fits(found.rejected + notes, probed))
         top = rank(candidates_left, written)
-        unprobed = [c for c in top if key(c) not in probed]
-        if not unprobed:
-            break
-        for c in unprobed:
-            probed[key(c)] = probe(c)
-        candidates_left = [c for c in candidates_left if key(c) not in probed or kept(c, probed[key(c)])]
-    # the cell pointed at a candidate that cannot be used (it raised, or cannot be bound): say why,
-    # never check something else the cell did not point at; ties with the winner are dropped quietly
-    best = max((c.cell_hits(written) for c in candidates_left), default=-1)
-    unusable = _unusable(pool, probed, key, others, course_error)
-    pointed = [(c, e) for c, e in unusable if c.cell_hits(written) > best]
-    if pointed:
-        _, error = max(pointed, key=lambda ce: ce[0].cell_hits(written))
-        if not isinstance(error, GradCheckError):  # the user's own error, as the user's traceback
-            raise error.with_traceback(error.__traceback__)
-        raise GradCheckError(str(error))
-    if not candidates_left:
-        notes = [v for v in probed.values() if isinstance(v, str)]
-        raise GradCheckError(_nothing_fits(found.rejected + notes, probed))
-    top = rank(candidates_left, written)
-    if len(top) > 1:
-        raise GradCheckError(_ambiguous(top))
-    chosen = top[0]
-    reason = _why(chosen, candidates_left, written)
-    if isinstance(chosen, Family):
-        return Plan(
-            found.params_name,
-            found.params_value,
-            chosen.forward,
-            chosen.backward,
-            chosen.cost,
-            namespace,
-            reason=reason,
-        )
-    built = probed[chosen]
-    built.plan.reason = reason
-    return built
+        if len(top) > 1:
+            raise GradCheckError(_ambiguous(top))
+        chosen = top[0]
+        reason = _why(chosen, candidates_left, written)
+        if isinstance(chosen, Family):
+            return Plan(
+                found.params_name,
+                found.params_value,
+                chosen.forward,
+                chosen.backward,
+                chosen.cost,
+                namespace,
+                reason=reason,
+            )
+        built = probed[chosen]
+        built.plan.reason = reason
+        kept_built = built
+        return built
+    finally:  # what was built for a candidate not chosen puts back what building it changed
+        for verdict in probed.values():
+            if verdict is not kept_built and callable(getattr(verdict, "release", None)):
+                verdict.release()
 
 
 def _unusable(pool, probed, key, others, course_error) -> list:

@@ -3,6 +3,7 @@ functions and flat-vector costs side by side in one messy notebook.  The %%gradc
 (what it assigns, defines, mutates or calls), a candidate that cannot bind or raises is dropped,
 what nothing separates is refused with the list and the flags, and flags decide outright."""
 
+import numpy as np
 import pytest
 from conftest import check, load, run
 from IPython.core.error import UsageError
@@ -241,3 +242,26 @@ def test_a_gradient_of_the_wrong_size_or_a_vector_function_is_not_a_pair(ip):
     pair(ip)
     result = ip.run_cell_magic("gradcheck", "-o", "x0 = np.array([0.2, 0.4, -0.9])")
     assert result.functions == "f(x), fprime(x); one block x0" and result.passed
+
+
+@pytest.mark.parametrize("bug,failed", [((), []), (MODEL_BUG, ["W1", "W2"])])
+def test_float32_model_found_without_flags_is_checked_through_its_swapped_copies(ip, bug, failed):
+    notebook(ip, model_bug=bug)
+    run(ip, COURSE_CELL)
+    cell = MODEL_CELL + "model.params = {k: v.astype(np.float32) for k, v in model.params.items()}"
+    result = ip.run_cell_magic("gradcheck", "-o", cell)
+    assert result.functions.startswith("model.loss(X, y)")
+    assert sorted(result.failed) == failed, result
+    assert all(v.dtype == np.float32 for v in ip.user_ns["model"].params.values())
+
+
+def test_a_float32_model_probed_but_not_chosen_is_left_exactly_as_it_was(ip):
+    notebook(ip)
+    run(ip, MODEL_CELL + "model.params = {k: v.astype(np.float32) for k, v in model.params.items()}")
+    run(ip, COURSE_CELL)
+    params = ip.user_ns["model"].params
+    before = {k: (id(v), v.dtype, v.tobytes()) for k, v in params.items()}
+    with pytest.raises(UsageError, match="ambiguous"):  # both probed, then refused
+        check(ip)
+    assert ip.user_ns["model"].params is params
+    assert {k: (id(v), v.dtype, v.tobytes()) for k, v in params.items()} == before
