@@ -79,20 +79,38 @@ def gradcheck(
     started = time.perf_counter()
     snapshots = []  # each taken before the first user call it guards; all restored in the finally
     try:
-        # layer functions, models and layer objects: their planner snapshots the objects it reaches
+        # flags or an object name that pick a layer/object/flat-vector convention decide outright;
+        # its planner snapshots the objects it reaches
         convention = conventions.resolve(namespace, forward, backward, cost, params, target, prefer)
+        if convention is None:
+            # without flags the conventions are candidates, ranked with the course families by one rule
+            flagged = any((forward, backward, cost, params, target))
+            others = [] if flagged else conventions.candidates(namespace, prefer)
+            try:
+                reach = discovery.reachable(namespace, forward, backward, cost, params, prefer)
+            except GradCheckError:
+                if not others:
+                    raise
+                reach = (None, [])  # no course parameters: no course family will be probed
+            snapshot = Snapshot(namespace, *reach)
+            snapshots.append(snapshot)
+            chosen = discovery.plan(
+                namespace,
+                forward,
+                backward,
+                cost,
+                params,
+                returns_cost=dry_run_returns_cost,
+                prefer=prefer,
+                others=others,
+            )
+            if isinstance(chosen, discovery.Plan):
+                plan, problem = chosen, Problem(chosen, snapshot.rng)
+            else:
+                convention = chosen
         if convention is not None:
             snapshots.append(convention.snapshot)
             plan, problem = convention.plan, convention.problem
-        else:
-            snapshot = Snapshot(
-                namespace, *discovery.reachable(namespace, forward, backward, cost, params, prefer)
-            )
-            snapshots.append(snapshot)
-            plan = discovery.plan(
-                namespace, forward, backward, cost, params, returns_cost=dry_run_returns_cost, prefer=prefer
-            )
-            problem = Problem(plan, snapshot.rng)
         checked = preflight(plan, problem, snapshots, settings)
         run = sweep(problem, checked, settings, progress)
         refuse_coarse(plan, checked, run)
@@ -105,7 +123,8 @@ def gradcheck(
         exc._gradcheck_where = err.where
         raise exc.with_traceback(exc.__traceback__) from None
     finally:
-        restored = [note for s in snapshots for note in (s.restore() or [])]
+        # the latest first: the earliest snapshot, taken before any user call, has the last word
+        restored = [note for s in reversed(snapshots) for note in (s.restore() or [])]
     warnings = list(problem.warnings) + run.mutations + restored
     result = GradCheckResult(
         outcomes,

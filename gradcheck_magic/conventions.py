@@ -1,10 +1,12 @@
 """Conventions beyond the course: layer functions, models, layer objects and flat vectors.
 
-``resolve()`` is the one entry point ``api.gradcheck`` asks first: it returns a
-:class:`Convention` (snapshot, plan, problem) when a layer/object/flat-vector
-convention applies, else ``None`` and the course discovery runs as before.  The
-planners themselves live in :mod:`.layers` (functions) and :mod:`.objects`
-(objects whose methods read their own arrays).
+``resolve()`` is what ``api.gradcheck`` asks first: when the flags or the positional
+object name pick a layer/object/flat-vector convention, it returns that
+:class:`Convention` (snapshot, plan, problem), and the flags decide outright.  Without
+flags it returns ``None``, and ``candidates()`` describes every convention that could
+apply as a :class:`~.discovery.Candidate`; ``discovery.plan`` ranks them with the
+course families by its one rule.  The planners themselves live in :mod:`.layers`
+(functions) and :mod:`.objects` (objects whose methods read their own arrays).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .problem import (
     refuse_complex_cost,
     refuse_cost_kind,
     refuse_float32_precision,
+    silenced,
     to_float_for,
 )
 
@@ -54,6 +57,7 @@ class ConventionPlan:
     backward_fn: Optional[Callable] = None
     cost_fns: tuple = ()
     positions: Optional[dict] = None
+    reason: str = ""  # why the ranking chose it over the other candidates ("" when it was alone)
 
     def describe(self) -> str:
         return self.description
@@ -67,6 +71,10 @@ class Convention:
     snapshot: ObjectSnapshot
     plan: ConventionPlan
     problem: ConventionProblem
+
+    def release(self) -> None:
+        """Not chosen after all: put back what planning it changed (float64 copies swapped in)."""
+        self.snapshot.restore()
 
 
 def _is_plain_object(value) -> bool:
@@ -82,6 +90,7 @@ class ObjectSnapshot:
     *watched* arrays (parameters and inputs): layer objects legitimately rebind caches."""
 
     def __init__(self, roots: dict):
+        self.roots = dict(roots)
         self.rng = np.random.get_state()
         self.arrays, self.containers, self.watched = [], [], []
         #: every place the walk saw an array: (label, container, key, array) in a dict, list or
@@ -322,13 +331,49 @@ class ConventionProblem(Problem):
         return True
 
 
+def dry_run(convention: Optional[Convention]) -> Convention:
+    """A candidate's probe: evaluate its cost once, then put everything back as the planner left it
+    (float64 copies it swapped into an object stay swapped in; the check's own snapshot puts the
+    user's arrays back at the end).  It raises, to have the candidate dropped, when the user's code
+    raises or the cost is not a single number (a cs231n ``model.loss(X)`` without labels returns
+    scores)."""
+    __tracebackhide__ = True  # noqa: F841
+    if convention is None:
+        raise GradCheckError("it does not fit this convention")
+    planned = ObjectSnapshot(convention.snapshot.roots)
+    try:
+        with silenced():
+            value = convention.problem._evaluate()
+    except BaseException:
+        planned.restore()
+        convention.snapshot.restore()  # a candidate that is dropped leaves nothing swapped in
+        raise
+    planned.restore()
+    if not is_scalar_like(value):
+        convention.snapshot.restore()
+        raise GradCheckError(
+            f"{convention.plan.forward.name} returned {type(value).__name__}, not a single number: "
+            "the cost must be a scalar"
+        )
+    return convention
+
+
 def resolve(
     namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()
 ) -> Optional[Convention]:
-    """The convention that applies to this line, or None for the course conventions."""
+    """The convention the flags or the object name pick, or None (no flag: the ranking decides)."""
     from . import layers, objects
 
     found = objects.resolve(namespace, forward, backward, cost, params, target)
     if found is None:
         found = layers.resolve(namespace, forward, backward, cost, params, prefer)
     return found
+
+
+def candidates(namespace: dict, prefer=()) -> list:
+    """Without flags: every convention that could apply, for ``discovery.plan`` to rank with the course
+    families (models, functions over layer objects, layer-function pairs, flat-vector costs and
+    ``(f, fprime)`` pairs)."""
+    from . import layers, objects
+
+    return objects.candidates(namespace) + layers.candidates(namespace, prefer)

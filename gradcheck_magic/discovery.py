@@ -450,6 +450,9 @@ class Family:
     backward: Binding
     cost: Optional[Binding]
     forward_returns_cost: bool
+    params: str = ""  # the parameters' name: what it checks, so it counts among what it consumes
+
+    kind = "function sets"
 
     @property
     def bindings(self) -> list:
@@ -460,13 +463,25 @@ class Family:
         return " / ".join(b.name for b in self.bindings)
 
     @property
+    def choose(self) -> str:
+        """The flags that pick this set."""
+        return f"-f {self.forward.name} -b {self.backward.name}" + (
+            f" -c {self.cost.name}" if self.cost else ""
+        )
+
+    @property
+    def functions(self) -> tuple:
+        return tuple(b.name for b in self.bindings)
+
+    @property
     def inputs(self) -> frozenset:
-        """The namespace variables it consumes (X, Y, lambd, keep_prob, ...)."""
-        return frozenset(a.name for b in self.bindings for a in b.args if a.source == VALUE)
+        """The namespace variables it consumes (X, Y, lambd, keep_prob, ...) and its parameters."""
+        values = frozenset(a.name for b in self.bindings for a in b.args if a.source == VALUE)
+        return values | {self.params} if self.params else values
 
     def cell_hits(self, written: set) -> int:
-        """How many of its inputs and functions the %%gradcheck cell itself assigned or defined."""
-        return len(self.inputs & written) + sum(b.name in written for b in self.bindings)
+        """How many of its inputs and functions the %%gradcheck cell itself assigned, defined or called."""
+        return len(self.inputs & written) + sum(name in written for name in self.functions)
 
     @property
     def consistent(self) -> bool:
@@ -485,12 +500,48 @@ class Family:
         return (specific, local, mirrored)
 
 
-def rank(families: list, written: set) -> list:
-    """The families that nothing the user wrote separates, best first (a list of ties).
+@dataclass(eq=False)
+class Candidate:
+    """A check beyond the course's function sets, as :func:`rank` sees it: a model or network object,
+    forward/backward functions over layer objects, a layer-function pair, a flat-vector cost or an
+    ``(f, fprime)`` pair.  The conventions (objects.py, layers.py) describe theirs with one of these,
+    so that one rule ranks them with the course families.
 
-    In order: consistent names; the most inputs/functions the cell itself wrote (the cell outranks
-    leftovers of other cells); families whose inputs are a strict subset of another's lose (a defined
-    ``lambd`` means the L2 family); then the tie-breakers of :meth:`Family.tie_break`."""
+    ``build()`` plans the check (it may dry-run the user's code under its own snapshot) and returns an
+    object with a ``.plan`` (whose ``.reason`` the ranking sets) and a ``.release()`` (put back what
+    building it changed, when it is not chosen); it raises to have the candidate dropped, as a course
+    forward that raises in its dry run is.  ``refusal`` is set instead when it cannot even be bound
+    (a missing argument): it is not ranked, and its reason is told only when nothing else fits, or
+    when the cell points at it more than at anything that remains."""
+
+    label: str  # as listed when ambiguous: "model", "affine_forward / affine_backward"
+    choose: str  # what picks it: "%gradcheck model", "-f affine_forward -b affine_backward"
+    kind: str  # its kind, plural, for a refusal among candidates of one kind only
+    inputs: frozenset = frozenset()  # namespace variables it consumes, its parameters or object included
+    functions: tuple = ()  # names of the user's functions it calls by name
+    local: bool = True  # written in this notebook
+    build: Optional[Callable[[], object]] = None
+    refusal: str = ""
+
+    consistent = True
+
+    def cell_hits(self, written: set) -> int:
+        return len(self.inputs & written) + sum(name in written for name in self.functions)
+
+    def tie_break(self) -> tuple:
+        return (len(self.inputs), int(self.local), True)
+
+
+def rank(families: list, written: set) -> list:
+    """The candidates that nothing the user wrote separates, best first (a list of ties).
+
+    The one rule for every candidate, course :class:`Family` or convention :class:`Candidate`: in order,
+    consistent names; the most inputs/functions the cell itself wrote, assigned or called (the cell
+    outranks leftovers of other cells); a candidate whose inputs are a strict subset of another's loses
+    (a defined ``lambd`` means the L2 family); then, among candidates consuming the same inputs, the
+    tie-breakers (more bound inputs, written in the notebook, mirrored names).  Inputs include what is
+    checked (the parameters, the model object), so candidates over different parameters are compared
+    only by what the cell wrote, never by the tie-breakers."""
     pool = [f for f in families if f.consistent] or list(families)
     best = max(f.cell_hits(written) for f in pool)
     pool = [f for f in pool if f.cell_hits(written) == best]
@@ -500,7 +551,7 @@ def rank(families: list, written: set) -> list:
         by_inputs.setdefault(f.inputs, []).append(f)
     if len(by_inputs) > 1:
         return pool  # different inputs and nothing separates them: the caller refuses
-    pool.sort(key=Family.tie_break, reverse=True)
+    pool.sort(key=lambda f: f.tie_break(), reverse=True)
     return [f for f in pool if f.tie_break() == pool[0].tie_break()]
 
 
@@ -538,26 +589,22 @@ def _families(
         elif not (bb.uses(PARAMS) or bb.uses(CACHE) or bb.uses(OUTPUT)):
             rejected.append(f"{bname}: takes neither the parameters nor the forward's cache/output")
         else:
-            found.extend(Family(fb, bb, cb, gives_cost) for cb in cost_choices)
+            found.extend(Family(fb, bb, cb, gives_cost, params_name) for cb in cost_choices)
     return found
 
 
-def plan(
-    namespace: dict,
-    forward: Optional[str] = None,
-    backward: Optional[str] = None,
-    cost: Optional[str] = None,
-    params: Optional[str] = None,
-    returns_cost: Optional[Callable[[Binding, str, object], bool]] = None,
-    prefer=(),
-) -> Plan:
-    """Choose functions and bindings; what the ``%%gradcheck`` cell wrote (``prefer``) ranks first.
+@dataclass
+class Course:
+    """The course's candidates: the parameters and every function set that binds completely."""
 
-    ``returns_cost(binding, params_name, params)`` is the caller's probe (a dry run under the check's
-    snapshot): does this forward return the cost itself?  It is called only for the forwards of the
-    best-ranked families; a forward that raises in it is dropped, never the check's error."""
-    __tracebackhide__ = True  # noqa: F841
-    written = set(prefer)
+    params_name: str
+    params_value: object
+    families: list
+    rejected: list  # why each other function could not be used
+
+
+def course(namespace: dict, forward=None, backward=None, cost=None, params=None, prefer=()) -> Course:
+    """Every (forward, cost, backward) that binds; refuses, with what is missing, when none does."""
     forwards = candidates(namespace, "forward", forward)
     backwards = candidates(namespace, "backward", backward)
     costs = candidates(namespace, "cost", cost)
@@ -572,7 +619,14 @@ def plan(
             "*backprop*): define one or pass -b/--backward NAME"
         )
     params_name, params_value = find_parameters(namespace, params, forwards, prefer)
+    try:
+        return _course_families(namespace, forwards, backwards, costs, params_name, params_value, cost)
+    except GradCheckError as exc:
+        exc.params_name = params_name  # the ranking weighs a refusal by what the cell wrote
+        raise
 
+
+def _course_families(namespace, forwards, backwards, costs, params_name, params_value, cost) -> Course:
     rejected, families, callable_forwards = [], [], 0
     for name, fn in forwards.items():
         fb = bind(name, fn, namespace, params_name, after_forward=False)
@@ -599,58 +653,168 @@ def plan(
         )
     if not families:
         raise GradCheckError(_nothing_fits(rejected))
+    return Course(params_name, params_value, families, rejected)
 
-    probed = {}  # forward name -> returns the cost (True/False), or the note of why it was dropped
-    while families:
-        top = rank(families, written)
-        unprobed = [f for f in top if f.forward.name not in probed]
-        if not unprobed:
-            break
-        for f in unprobed:
-            probed[f.forward.name] = _probe(f.forward, params_name, params_value, returns_cost)
-        families = [
-            f
-            for f in families
-            if probed.get(f.forward.name, f.forward_returns_cost) is f.forward_returns_cost
-        ]
-    if not families:
-        raised = [
-            v for v in probed.values() if isinstance(v, Exception) and not isinstance(v, GradCheckError)
-        ]
-        if raised:  # nothing usable remains: the best candidate's own error, as the user's traceback
-            raise raised[0].with_traceback(raised[0].__traceback__)
-        refusals = [v for v in probed.values() if isinstance(v, GradCheckError)]
-        if refusals:  # nothing usable remains: why the best candidate's output cannot be used
-            raise GradCheckError(str(refusals[0]))
-        notes = [v for v in probed.values() if isinstance(v, str)]
-        raise GradCheckError(_nothing_fits(rejected + notes, probed))
-    top = rank(families, written)
-    if len(top) > 1:
+
+def plan(
+    namespace: dict,
+    forward: Optional[str] = None,
+    backward: Optional[str] = None,
+    cost: Optional[str] = None,
+    params: Optional[str] = None,
+    returns_cost: Optional[Callable[[Binding, str, object], bool]] = None,
+    prefer=(),
+    others=(),
+):
+    """Choose functions and bindings; what the ``%%gradcheck`` cell wrote (``prefer``) ranks first.
+
+    ``returns_cost(binding, params_name, params)`` is the caller's probe (a dry run under the check's
+    snapshot): does this forward return the cost itself?  It is called only for the forwards of the
+    best-ranked families; a forward that raises in it is dropped, never the check's error.
+
+    ``others`` are the conventions' candidates (:class:`Candidate`), ranked with the course families
+    by the one rule of :func:`rank`; their ``build()`` is their probe, called only for the best-ranked.
+    The result is a :class:`Plan` when a course family wins, else what the winner's ``build()``
+    returned.  With ``others``, the course's own refusal (no forward function, ...) only counts when
+    nothing else fits."""
+    __tracebackhide__ = True  # noqa: F841
+    written = set(prefer)
+    others = list(others)
+    try:
+        found = course(namespace, forward, backward, cost, params, prefer)
+    except GradCheckError as exc:
+        if not others:
+            raise
+        found, course_error = Course(None, None, [], []), exc
+    else:
+        course_error = None
+    pool = found.families + [c for c in others if not c.refusal]
+
+    def key(c):
+        return c.forward.name if isinstance(c, Family) else c
+
+    def probe(c):
+        if isinstance(c, Family):
+            return _probe(c.forward, found.params_name, found.params_value, returns_cost)
+        return _build(c)
+
+    def kept(c, verdict) -> bool:
+        if isinstance(c, Family):
+            return verdict is c.forward_returns_cost
+        return not isinstance(verdict, BaseException)
+
+    probed = {}  # forward name or candidate -> its probe's verdict, or the error that drops it
+    kept_built = None
+    try:
+        candidates_left = pool
+        while candidates_left:
+            top = rank(candidates_left, written)
+            unprobed = [c for c in top if key(c) not in probed]
+            if not unprobed:
+                break
+            for c in unprobed:
+                probed[key(c)] = probe(c)
+            candidates_left = [c for c in candidates_left if key(c) not in probed or kept(c, probed[key(c)])]
+        # the cell pointed at a candidate that cannot be used (it raised, or cannot be bound): say why,
+        # never check something else the cell did not point at; ties with the winner are dropped quietly
+        best = max((c.cell_hits(written) for c in candidates_left), default=-1)
+        unusable = _unusable(pool, probed, key, others, course_error)
+        pointed = [(c, e) for c, e in unusable if c.cell_hits(written) > best]
+        if pointed:
+            _, error = max(pointed, key=lambda ce: ce[0].cell_hits(written))
+            if not isinstance(error, GradCheckError):  # the user's own error, as the user's traceback
+                raise error.with_traceback(error.__traceback__)
+            raise GradCheckError(str(error))
+        if not candidates_left:
+            notes = [v for v in probed.values() if isinstance(v, str)]
+            raise GradCheckError(_nothing_fits(found.rejected + notes, probed))
+        top = rank(candidates_left, written)
+        if len(top) > 1:
+            raise GradCheckError(_ambiguous(top))
+        chosen = top[0]
+        reason = _why(chosen, candidates_left, written)
+        if isinstance(chosen, Family):
+            return Plan(
+                found.params_name,
+                found.params_value,
+                chosen.forward,
+                chosen.backward,
+                chosen.cost,
+                namespace,
+                reason=reason,
+            )
+        built = probed[chosen]
+        built.plan.reason = reason
+        kept_built = built
+        return built
+    finally:  # what was built for a candidate not chosen puts back what building it changed
+        for verdict in probed.values():
+            if verdict is not kept_built and callable(getattr(verdict, "release", None)):
+                verdict.release()
+
+
+def _unusable(pool, probed, key, others, course_error) -> list:
+    """(candidate, error) for each that raised in its probe or cannot be bound: user errors first,
+    then refusals, then the course's own."""
+    raised = [(c, probed[key(c)]) for c in pool if isinstance(probed.get(key(c)), Exception)]
+    found = [ce for ce in raised if not isinstance(ce[1], GradCheckError)]
+    found += [ce for ce in raised if isinstance(ce[1], GradCheckError)]
+    found += [(c, GradCheckError(c.refusal)) for c in others if c.refusal]
+    if course_error is not None:
+        params_name = getattr(course_error, "params_name", None)
+        course = Candidate(
+            "the course functions", "", "function sets", frozenset([params_name] if params_name else [])
+        )
+        found.append((course, course_error))
+    return found
+
+
+def _build(c: Candidate):
+    """A candidate's probe: its planned check, or the error that drops it."""
+    try:
+        return c.build()
+    except GradCheckError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - a candidate's own bug drops that candidate only
+        return exc
+
+
+#: What a refusal among candidates of one kind calls them.
+SEVERAL = {
+    "models": "several models in the namespace",
+    "layer functions": "several layer functions fit the cell's variables",
+    "cost functions": "several cost functions take the cell's vector",
+    "function pairs": "several (f, fprime) pairs take the cell's vector",
+    "functions over layer objects": "several forward functions call layer objects",
+}
+
+
+def _ambiguous(top: list) -> str:
+    """The refusal when nothing separates the best candidates: each of them, and what picks it."""
+    if all(isinstance(c, Family) for c in top):
         listing = "; ".join(f.label for f in top)
-        raise GradCheckError(
+        return (
             f"ambiguous: several function sets fit ({listing}) and nothing in the cell separates them; "
             "choose with -f/--forward NAME, -b/--backward NAME (and -c/--cost NAME), or assign the "
             "variable only one of them uses (lambd, keep_prob, ...) in the %%gradcheck cell"
         )
-    chosen = top[0]
-    return Plan(
-        params_name,
-        params_value,
-        chosen.forward,
-        chosen.backward,
-        chosen.cost,
-        namespace,
-        reason=_why(chosen, families, written),
+    kinds = {c.kind for c in top}
+    several = (SEVERAL.get(kinds.pop()) if len(kinds) == 1 else None) or "several candidates fit"
+    listing = ", ".join(c.label for c in top)
+    choices = ", or ".join(c.choose for c in top)
+    return (
+        f"ambiguous: {several} ({listing}) and nothing in the %%gradcheck cell separates them; "
+        f"choose with {choices}, or assign in the %%gradcheck cell a variable only one of them uses"
     )
 
 
-def _why(chosen: Family, families: list, written: set) -> str:
-    """One line: which other complete sets there were, and the rule that set them aside."""
+def _why(chosen, families: list, written: set) -> str:
+    """One line: which other complete candidates there were, and the rule that set them aside."""
     others = list(dict.fromkeys(f.label for f in families if f.label != chosen.label))
     if not others:
         return ""
     if chosen.cell_hits(written):
-        mine = (chosen.inputs | {b.name for b in chosen.bindings}) & written
+        mine = (chosen.inputs | set(chosen.functions)) & written
         rule = f"the cell assigns or defines {', '.join(sorted(mine))}"
     elif any(f.inputs < chosen.inputs for f in families):
         rule = f"it uses more of what you defined ({', '.join(sorted(chosen.inputs))})"

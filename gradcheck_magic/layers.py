@@ -14,12 +14,15 @@ working copies; the user's arrays are never touched.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import types
 from typing import Optional
 
 import numpy as np
 
 from .conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
+from .discovery import PARAM_ALIASES, Candidate
 from .errors import GradCheckError
 from .objects import bind_by_name
 from .problem import is_scalar_like, silenced
@@ -61,13 +64,10 @@ def _function(namespace: dict, name: str, flag: str):
 
 
 def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, prefer=()):
-    """A layer-function or flat-vector convention for this line, or None (course conventions)."""
-    if cost:
+    """The layer-function or flat-vector convention the flags pick, or None (no flag: the ranking
+    weighs :func:`candidates`; a course pair: the course discovery)."""
+    if cost or not forward:
         return None
-    if not forward:
-        if backward or params:
-            return None
-        return _unflagged_layer(namespace, prefer) or _unflagged_flat(namespace, prefer)
     fwd = _function(namespace, forward, "-f/--forward")
     if fwd is None:
         return None
@@ -83,59 +83,174 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
         return None
     if bwd is not None and not backward:
         return None  # a course pair found by its mirrored name
+    if bwd is not None and not params:
+        params = _vector_for(namespace, forward, fwd, prefer)
     return flat_problem(namespace, forward, fwd, backward, bwd, params)
 
 
-def _unflagged_layer(namespace: dict, prefer) -> Optional[Convention]:
-    """Without flags: the layer pair whose array arguments the cell itself assigned."""
-    if not prefer:
+def _is_vector(value) -> bool:
+    return _is_float_array(value) and value.ndim == 1
+
+
+def _vector_for(namespace: dict, forward: str, fwd, prefer) -> Optional[str]:
+    """The vector of ``-f f -b fprime`` without ``-p``: by the argument's name (None: flat_problem
+    looks it up), else the one 1-D float array the cell assigned, else the namespace's only one.
+    Several are refused with the list and the flag; a function that also takes parameters by name
+    (the course's ``forward_propagation(x, theta)``) is left to the course discovery."""
+    names = [p.name for p in _params(fwd)]
+    if not names or names[0] in namespace or any(n in PARAM_ALIASES for n in names):
         return None
-    fits = []
+    vectors = _cell_vectors(namespace, prefer) or sorted(
+        k for k, v in namespace.items() if not k.startswith("_") and _is_vector(v)
+    )
+    if len(vectors) > 1:
+        raise GradCheckError(
+            f"{forward}({names[0]}, ...): no `{names[0]}` in the namespace, and several float vectors "
+            f"could be it ({', '.join(vectors)}): choose with -p/--params NAME"
+        )
+    return vectors[0] if vectors else None
+
+
+def _cell_vectors(namespace: dict, prefer) -> list:
+    """The 1-D float arrays the %%gradcheck cell assigned."""
+    return sorted(n for n in prefer if not n.startswith("_") and _is_vector(namespace.get(n)))
+
+
+def _user_function(value) -> bool:
+    """A function written in the notebook (helpers imported from libraries never compete)."""
+    return isinstance(value, types.FunctionType) and value.__module__ == "__main__"
+
+
+def candidates(namespace: dict, prefer=()) -> list:
+    """Without flags, what the ranking weighs from here; only what the %%gradcheck cell points at:
+    the layer-function pairs whose array arguments the cell assigned, the cost functions and the
+    ``(f, fprime)`` pairs whose vector it assigned."""
+    if not prefer:
+        return []
+    return (
+        _layer_candidates(namespace, prefer)
+        + _flat_candidates(namespace, prefer)
+        + _pair_candidates(namespace, prefer)
+    )
+
+
+def _layer_candidates(namespace: dict, prefer) -> list:
+    """``affine_forward``/``affine_backward`` when the cell assigned every float array it takes."""
+    found = []
     for name, fn in namespace.items():
         if name.startswith("_") or "forward" not in name or not callable(fn):
             continue
-        bwd = namespace.get(name.replace("forward", "backward"))
+        mirrored = name.replace("forward", "backward")
+        bwd = namespace.get(mirrored)
         if not (callable(bwd) and is_layer_backward(bwd)):
             continue
         required = [p.name for p in _params(fn) if p.default is p.empty]
         arrays = [n for n in required if _is_float_array(namespace.get(n))]
-        if arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays):
-            fits.append((sum(n in prefer for n in required), name))
-    if not fits:
-        return None
-    # the pair that uses the most of the cell's variables (batchnorm's bn_param beats relu's x alone)
-    best = max(score for score, _ in fits)
-    fits = sorted(name for score, name in fits if score == best)
-    if len(fits) > 1:
-        raise GradCheckError(
-            f"ambiguous: several layer functions fit the cell's variables "
-            f"({', '.join(fits)}); choose with -f/--forward NAME"
+        if not (arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays)):
+            continue
+        args = bind_by_name(fn, namespace, name)
+        found.append(
+            Candidate(
+                name,
+                f"-f {name} -b {mirrored}",
+                "layer functions",
+                inputs=frozenset(n for n, _ in args),
+                functions=(name, mirrored),
+                local=_user_function(fn),
+                build=functools.partial(layer_problem, namespace, name, fn, mirrored, bwd),
+            )
         )
-    name = fits[0]
-    mirrored = name.replace("forward", "backward")
-    return layer_problem(namespace, name, namespace[name], mirrored, namespace[mirrored])
+    return found
 
 
-def _unflagged_flat(namespace: dict, prefer) -> Optional[Convention]:
-    """Without flags: the one cost/loss function whose first argument is a flat vector the cell
-    assigned (``nn_params``), when it returns ``(J, grad)``."""
-    fits = []
+def _flat_candidates(namespace: dict, prefer) -> list:
+    """A cost/loss function whose first argument is a 1-D vector the cell assigned (``nn_params``);
+    it must return ``(J, grad)`` to stay."""
+    found = []
     for name, fn in namespace.items():
         low = name.lower()
-        if name.startswith("_") or not callable(fn) or not ("cost" in low or "loss" in low):
+        if name.startswith("_") or not _user_function(fn) or not ("cost" in low or "loss" in low):
             continue
-        if "forward" in low or "backward" in low or getattr(fn, "__module__", None) != "__main__":
+        if "forward" in low or "backward" in low:
             continue
         first = _params(fn)[:1]
-        value = namespace.get(first[0].name) if first else None
-        if first and first[0].name in prefer and _is_float_array(value) and value.ndim == 1:
-            fits.append(name)
-    if len(fits) > 1:
-        raise GradCheckError(
-            f"ambiguous: several cost functions take the cell's vector ({', '.join(sorted(fits))}); "
-            "choose with -f/--forward NAME"
-        )
-    return flat_problem(namespace, fits[0], namespace[fits[0]], None, None, None) if fits else None
+        if not (first and first[0].name in prefer and _is_vector(namespace.get(first[0].name))):
+            continue
+        found.append(_flat_candidate(namespace, name, fn, None, None, first[0].name, "cost functions"))
+    return found
+
+
+#: How a separate gradient is named after its function (scipy's ``check_grad(f, fprime, x0)``).
+GRADIENT_NAMES = ("{}prime", "{}_prime", "grad_{}", "{}_grad", "{}_gradient")
+#: Pairs named by habit rather than after each other.
+NAMED_PAIRS = (("f", "grad"), ("cost", "grad"), ("loss", "grad"), ("fun", "jac"), ("func", "grad"))
+
+
+def _pair_candidates(namespace: dict, prefer) -> list:
+    """``f``/``fprime`` (``f``/``grad_f``, ``cost``/``grad``, ``fun``/``jac``) on a vector the cell
+    assigned: ``f``'s argument by name, else each 1-D float array the cell assigned (several are
+    several candidates, which the ranking refuses with their ``-p`` flags)."""
+    found = []
+    for name, fn in namespace.items():
+        low = name.lower()
+        if name.startswith("_") or not _user_function(fn) or "forward" in low or "backward" in low:
+            continue
+        partners = [t.format(name) for t in GRADIENT_NAMES] + [g for f, g in NAMED_PAIRS if f == name]
+        names = [p.name for p in _params(fn)]
+        if not names or any(n in PARAM_ALIASES for n in names[1:]):
+            continue
+        if names[0] in namespace:
+            vectors = [names[0]] if names[0] in prefer and _is_vector(namespace[names[0]]) else []
+        else:
+            vectors = _cell_vectors(namespace, prefer)
+        for partner in partners:
+            if not _user_function(namespace.get(partner)):
+                continue
+            gradient, kind = namespace[partner], "function pairs"
+            for vector in vectors:
+                found.append(_flat_candidate(namespace, name, fn, partner, gradient, vector, kind))
+    return found
+
+
+def _flat_candidate(namespace, forward, fwd, backward, bwd, vector, kind) -> Candidate:
+    label = forward if bwd is None else f"{forward} / {backward}"
+    choose = f"-f {forward}" + (f" -b {backward}" if bwd is not None else "")
+    first = _params(fwd)[0].name
+    if vector != first:
+        label, choose = f"{label} on {vector}", f"{choose} -p {vector}"
+    try:
+        rest = bind_by_name(fwd, {**namespace, first: namespace[vector]}, forward)[1:]
+    except GradCheckError as exc:
+        return Candidate(label, choose, kind, frozenset([vector]), refusal=str(exc))
+    return Candidate(
+        label,
+        choose,
+        kind,
+        inputs=frozenset([vector, *(n for n, _ in rest)]),
+        functions=(forward,) if bwd is None else (forward, backward),
+        build=functools.partial(_flat_fits, namespace, forward, fwd, backward, bwd, vector),
+    )
+
+
+def _flat_fits(namespace, forward, fwd, backward, bwd, vector) -> Convention:
+    """A flat candidate's probe: ``f`` returns ``(J, grad)`` (or ``J``, and ``fprime`` a gradient of
+    the vector's size), else it is dropped."""
+    __tracebackhide__ = True  # noqa: F841
+    found = flat_problem(namespace, forward, fwd, backward, bwd, vector)
+    if found is None:
+        wanted = "a single number" if bwd is not None else "(cost, gradient)"
+        raise GradCheckError(f"{forward} does not return {wanted} for {vector}")
+    if bwd is not None:
+        try:
+            with silenced():
+                grad, _ = found.problem._gradients()[vector]
+        finally:
+            found.snapshot.restore()
+            found.problem._reset_work()
+        size = np.size(namespace[vector])
+        if np.size(grad) != size:
+            raise GradCheckError(f"{backward} returned {np.size(grad)} numbers for the {size} of {vector}")
+    return found
 
 
 def _pass_through(value):

@@ -43,8 +43,29 @@ SETTING_TRAITS = ("epsilon", "threshold", "fail_threshold", "mode", "sample", "p
 FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
 
 
+def _root(node: ast.AST):
+    """The variable under ``model.params['W1']`` or ``model.loss``: ``model`` (None for ``f()()``)."""
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _outside_definitions(tree: ast.AST):
+    """Every node of the cell's own statements, not of the functions and classes it defines."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                stack.append(child)
+
+
 def assigned_names(tree: ast.AST) -> set:
-    """Names a cell binds: assignments, loop targets, imports, function and class definitions."""
+    """Names a cell binds: assignments, loop targets, imports, function and class definitions; and,
+    in its own statements, the variables it changes through an item or attribute
+    (``model.params['W1'] = ...``) and the names it calls (``model.loss(X, y)``, ``forward(X)``):
+    discovery ranks the candidates that use what the cell wrote first."""
     names = {
         node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
     }
@@ -53,6 +74,12 @@ def assigned_names(tree: ast.AST) -> set:
             names.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    for node in _outside_definitions(tree):
+        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, ast.Store):
+            names.add(_root(node))
+        elif isinstance(node, ast.Call):
+            names.add(_root(node.func))
+    names.discard(None)
     return names
 
 

@@ -24,8 +24,16 @@ from typing import Optional
 
 import numpy as np
 
-from .conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
-from .discovery import looks_like_parameters, user_functions
+from .conventions import (
+    Convention,
+    ConventionPlan,
+    ConventionProblem,
+    ObjectSnapshot,
+    Step,
+    dry_run,
+    marked,
+)
+from .discovery import Candidate, defined_in, looks_like_parameters, user_functions
 from .errors import GradCheckError
 
 #: Attribute names that hold a layer's parameters even before its gradient attribute exists.
@@ -233,14 +241,7 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
         owner_name = dotted[0].split(".")[0]
         owner = lookup(namespace, owner_name)
     elif not (forward or backward or cost or params):
-        found = sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
-        if len(found) > 1:
-            raise GradCheckError(
-                f"several models in the namespace ({', '.join(found)}): name one, e.g. %gradcheck {found[0]}"
-            )
-        if not found:
-            return _unflagged_functions_over_layers(namespace)
-        owner_name, owner = found[0], namespace[found[0]]
+        return None  # no flag: candidates() offers the models to the ranking, with everything else
     elif forward and backward and not (cost or params):
         return _functions_over_layers(namespace, forward, backward)
     else:
@@ -440,19 +441,59 @@ def _calls_layers(namespace: dict, fn) -> bool:
     return code is not None and any(is_layer(namespace.get(n)) for n in code.co_names)
 
 
-def _unflagged_functions_over_layers(namespace: dict) -> Optional[Convention]:
-    """Without flags: the one forward function that calls layer objects, with its mirrored backward."""
-    pairs = [
-        (name, name.replace("forward", "backward"))
-        for name, fn in user_functions(namespace, "forward").items()
-        if _calls_layers(namespace, fn) and callable(namespace.get(name.replace("forward", "backward")))
+def candidates(namespace: dict) -> list:
+    """Without flags, what the ranking weighs from here: every model or network object (``.params``
+    dict and ``.loss``), and every forward function that calls layer objects with its mirrored
+    backward.  A single layer object is checked only when named (``%gradcheck dense1``)."""
+    found = [
+        _model_candidate(namespace, name)
+        for name in sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
     ]
-    if len(pairs) > 1:
-        raise GradCheckError(
-            f"ambiguous: several forward functions call layer objects "
-            f"({', '.join(sorted(f for f, _ in pairs))}); choose with -f/--forward NAME"
-        )
-    return _functions_over_layers(namespace, *pairs[0]) if pairs else None
+    for name, fn in user_functions(namespace, "forward").items():
+        mirrored = name.replace("forward", "backward")
+        if _calls_layers(namespace, fn) and callable(namespace.get(mirrored)):
+            found.append(_over_layers_candidate(namespace, name, mirrored))
+    return found
+
+
+def _model_candidate(namespace: dict, name: str) -> Candidate:
+    owner = namespace[name]
+    kind, choose = "models", f"%gradcheck {name}"
+    try:
+        args = bind_by_name(owner.loss, namespace, f"{name}.loss")
+        gradient = getattr(owner, "gradient", None)
+        if callable(gradient):
+            args += bind_by_name(gradient, namespace, f"{name}.gradient")
+    except (GradCheckError, TypeError, ValueError) as exc:
+        return Candidate(name, choose, kind, frozenset([name]), refusal=str(exc))
+    return Candidate(
+        name,
+        choose,
+        kind,
+        inputs=frozenset([name, *(n for n, _ in args)]),
+        local=type(owner).__module__ == "__main__",
+        build=lambda: dry_run(_model(namespace, name, owner, None, None, None)),
+    )
+
+
+def _over_layers_candidate(namespace: dict, forward: str, backward: str) -> Candidate:
+    label, choose = f"{forward} / {backward}", f"-f {forward} -b {backward}"
+    kind = "functions over layer objects"
+    fwd, bwd = namespace[forward], namespace[backward]
+    layers = [n for n in fwd.__code__.co_names if is_layer(namespace.get(n))]
+    try:
+        args = bind_by_name(fwd, namespace, forward) + bind_by_name(bwd, namespace, backward)
+    except (GradCheckError, TypeError, ValueError) as exc:
+        return Candidate(label, choose, kind, frozenset(layers), (forward, backward), refusal=str(exc))
+    return Candidate(
+        label,
+        choose,
+        kind,
+        inputs=frozenset([*layers, *(n for n, _ in args)]),
+        functions=(forward, backward),
+        local=defined_in(fwd) == "__main__",
+        build=lambda: dry_run(_functions_over_layers(namespace, forward, backward)),
+    )
 
 
 def _shared_backward(layers: list):
@@ -524,4 +565,4 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
     return Convention(snapshot, plan, problem)
 
 
-__all__ = ["is_layer", "is_model", "layer_params", "lookup", "resolve"]
+__all__ = ["candidates", "is_layer", "is_model", "layer_params", "lookup", "resolve"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gradcheck_magic.discovery import CACHE, OUTPUT, PARAMS, VALUE, bind, plan
+from gradcheck_magic.discovery import CACHE, OUTPUT, PARAMS, VALUE, Candidate, bind, plan
 from gradcheck_magic.errors import GradCheckError
 
 
@@ -106,3 +106,54 @@ def test_the_plan_says_why_it_chose_the_cells_family():
     chosen = plan(ns, returns_cost=activation, prefer={"lambd"})
     assert chosen.backward.name == "backward_propagation_with_regularization"
     assert "the cell assigns or defines lambd" in chosen.reason and "backward_propagation" in chosen.reason
+
+
+def candidate(label, inputs, build, functions=()):
+    return Candidate(label, f"%gradcheck {label}", "models", frozenset(inputs), functions, True, build)
+
+
+def test_one_rule_ranks_conventions_with_the_course_families():
+    class Built:
+        plan = type("P", (), {})()
+
+    model = candidate("model", {"model", "X", "y"}, Built)
+    # the cell assigned the model: it wins, and the course forward is never probed
+    probed = []
+    chosen = plan(
+        namespace(y=1),
+        returns_cost=lambda *a: probed.append(a) or False,
+        prefer={"model"},
+        others=[model],
+    )
+    assert isinstance(chosen, Built) and probed == []
+    reason = chosen.plan.reason
+    assert (
+        reason.startswith("chose model over forward_propagation")
+        and "the cell assigns or defines model" in reason
+    )
+    # the cell assigned the course's parameters: the family wins
+    assert plan(namespace(y=1), returns_cost=activation, prefer={"parameters"}, others=[model]).params_name
+
+
+def test_what_nothing_separates_is_refused_with_every_candidate_and_its_flags():
+    model = candidate("model", {"model", "X", "y"}, lambda: None)
+    with pytest.raises(GradCheckError) as info:
+        plan(namespace(y=1, lambd=0.7), returns_cost=activation, others=[model])
+    message = str(info.value)
+    assert "several candidates fit (" in message and "model" in message
+    assert "%gradcheck model" in message
+    assert "-f forward_propagation -b backward_propagation_with_regularization -c " in message
+
+
+def test_a_candidate_whose_probe_raises_is_dropped_and_alone_its_error_surfaces():
+    def broken():
+        raise ValueError("shapes (4,3) and (7,5) not aligned")
+
+    model = candidate("model", {"model", "X", "y"}, broken)
+    chosen = plan(namespace(y=1), returns_cost=activation, others=[model])
+    assert chosen.forward.name == "forward_propagation"
+    with pytest.raises(ValueError, match="not aligned"):
+        plan({"X": np.ones(2)}, returns_cost=activation, others=[model])
+    refused = Candidate("net", "%gradcheck net", "models", refusal="net.loss needs `X`")
+    with pytest.raises(GradCheckError, match="net.loss needs `X`"):
+        plan({}, others=[refused])

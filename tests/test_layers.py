@@ -55,7 +55,11 @@ def test_cell_assigning_x_w_b_dout_finds_the_affine_pair_without_flags(ip):
 
 def test_affine_and_affine_relu_both_fitting_the_cell_is_refused_with_the_flag(ip):
     layers(ip)
-    with pytest.raises(UsageError, match=r"affine_forward, affine_relu_forward\); choose with -f/--forward"):
+    with pytest.raises(
+        UsageError,
+        match=r"affine_forward, affine_relu_forward\).*choose with -f affine_forward -b affine_backward, "
+        "or -f affine_relu_forward -b affine_relu_backward",
+    ):
         ip.run_cell_magic("gradcheck", "-o", AFFINE_CELL.format(seed=0, n=2, m=3))
 
 
