@@ -22,11 +22,7 @@ from .errors import GradCheckError, mark_call
 from .problem import (
     Problem,
     is_scalar_like,
-    refuse_complex_cost,
-    refuse_cost_kind,
-    refuse_float32_precision,
     silenced,
-    to_float_for,
 )
 
 #: How deep the snapshot walks into objects, dicts and lists to find arrays to restore.
@@ -263,14 +259,7 @@ class ConventionProblem(Problem):
                 f"{self.plan.forward.name} returned {type(value).__name__}, not a single "
                 "number: the cost must be a scalar"
             )
-        where = self.plan.forward.name
-        refuse_complex_cost(value, where)
-        refuse_cost_kind(value, where)
-        self.to_float = to_float_for(value)
-        j0 = self.to_float(value)
-        refuse_float32_precision(j0, where)
-        self.eval_seconds = time.perf_counter() - start
-        return j0, None, None
+        return self._accepted_cost(value, self.plan.forward.name, start), None, None
 
     def cost_function(self):
         evaluate, to_float, replay, rng, set_state = (

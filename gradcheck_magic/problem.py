@@ -320,13 +320,18 @@ class Problem:
                 "single number: the cost must be a scalar (pass -c/--cost NAME if "
                 "the forward returns an activation)"
             )
+        return self._accepted_cost(value, where, start), first, cache
+
+    def _accepted_cost(self, value, where: str, start: float) -> float:
+        """The baseline cost as a float, once it is one central differences can read (not complex,
+        integer or below float64 precision); the first evaluation's time is kept for the estimate."""
         refuse_complex_cost(value, where)
         refuse_cost_kind(value, where)
         self.to_float = to_float_for(value)
         j0 = self.to_float(value)
         refuse_float32_precision(j0, where)
         self.eval_seconds = time.perf_counter() - start
-        return j0, first, cache
+        return j0
 
     def cost_function(self):
         """J() at the current working arrays: the engine's hot path, kept lean.  With a dict or
