@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import check, load, run
 from IPython.core.error import UsageError
+from test_objects import DENSE_CELL as DENSE_TEMPLATE
 from test_planted_bugs import SEED_FIX
 
 #: A cs231n model on X of shape (4, 3): the course's X has that shape too, so either could run on it.
@@ -129,27 +130,7 @@ def test_stray_layer_functions_and_their_arrays_do_not_compete_with_the_cells_mo
     assert sorted(result.failed) == ["W1", "W2"]
 
 
-DENSE_CELL = """
-rng = np.random.default_rng(2)
-X = rng.standard_normal((6, 2))
-y_true = rng.standard_normal((6, 3))
-dense1 = Layer_Dense(2, 5, seed=2)
-activation1 = Activation_Tanh()
-dense2 = Layer_Dense(5, 3, seed=3)
-loss_function = Loss_MeanSquared()
-
-def forward(X, y_true):
-    dense1.forward(X)
-    activation1.forward(dense1.output)
-    dense2.forward(activation1.output)
-    return loss_function.forward(dense2.output, y_true)
-
-def backward():
-    loss_function.backward()
-    dense2.backward(loss_function.dinputs)
-    activation1.backward(dense2.dinputs)
-    dense1.backward(activation1.dinputs)
-"""
+DENSE_CELL = DENSE_TEMPLATE.format(seed=2, n=6, h=5)  # nnfs layers and the functions that chain them
 TANH_BUG = [("self.dinputs = dvalues * (1 - self.output**2)", "self.dinputs = dvalues * (1 - self.output)")]
 
 
