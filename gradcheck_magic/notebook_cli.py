@@ -361,14 +361,14 @@ def run(path: Path, options) -> tuple:
             )
 
     def cell_starts(cell, cell_index):
-        state["cell"] = cell_index
+        state["cell"] = cell_index + 1  # cells are counted from 1, as a person counts them
 
     def cell_ran(cell, cell_index, execute_reply):
         collect_new_records()
         content = (execute_reply or {}).get("content", {})
         expected = EXPECTED_ERROR_TAG in cell.get("metadata", {}).get("tags", [])
         if content.get("status") == "error" and not expected:
-            report.errors.append(_cell_error(cell_index, content))
+            report.errors.append(_cell_error(cell_index + 1, content))
 
     quiet = logging.getLogger("gradcheck_magic.notebook_cli.nbclient")
     quiet.addHandler(logging.NullHandler())
@@ -427,12 +427,12 @@ def execute(path, timeout: float = DEFAULT_TIMEOUT, kernel: str | None = None) -
 
 
 def collect(nb) -> list:
-    """(cell index, result dict, text) for every result a notebook displays.  Not for grading: anyone
+    """(cell number from 1, result dict, text) for every result a notebook displays.  Not for grading: anyone
     can display such a bundle; grades come from the kernel's registry."""
     from .result import MIME
 
     found = []
-    for index, cell in enumerate(nb.cells):
+    for index, cell in enumerate(nb.cells, start=1):
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if MIME in data:

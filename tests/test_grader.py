@@ -120,7 +120,7 @@ def test_default_rules_grade_each_notebook_by_what_really_ran(graded):
     bob = summary(out, "bob.ipynb")
     assert "bob.ipynb: FAIL — 1 check(s), 1 failing (theta)" in bob  # the forged display is not a check
     assert "carol.ipynb: ERROR" in summary(out, "carol.ipynb")
-    assert "cell 0 raised RuntimeError: does not run" in summary(out, "carol.ipynb")
+    assert "cell 1 raised RuntimeError: does not run" in summary(out, "carol.ipynb")
     assert "checkpoint" not in out
     assert "caf\\xe9 \\xff.ipynb: PASS" in out  # any file name works
     assert "9 notebook(s): 4 passed, 5 did not" in out
@@ -147,14 +147,14 @@ def test_story_that_fails_then_passes_is_judged_by_its_last_check_on_the_fallbac
         in story
     )
     assert "kernel 'python2' is not installed; ran with python3" in story
-    assert "(not judged: the check in cell 5 checks the same functions)" in out
+    assert "(not judged: the check in cell 6 checks the same functions)" in out
 
 
 def test_usage_error_message_is_in_the_summary(graded):
     _, out, _ = graded
     usage = summary(out, "usage.ipynb")
     assert "usage.ipynb: ERROR" in usage
-    assert "cell 1 raised UsageError:" in usage and "nowhere" in usage
+    assert "cell 2 raised UsageError:" in usage and "nowhere" in usage
     assert "kernel 'course-ml-2019' is not installed" in usage
 
 
@@ -177,7 +177,7 @@ def test_every_check_allow_errors_and_allow_no_checks_change_the_rules(folder, c
     assert "story.ipynb: FAIL — 3 check(s), 1 failing (theta)" in summary(out, "story.ipynb")
     usage = summary(out, "usage.ipynb")
     assert "usage.ipynb: PASS — 1 check(s), 0 failing" in usage  # the check after the error is collected
-    assert "cell 1 raised UsageError:" in usage
+    assert "cell 2 raised UsageError:" in usage
     assert "forger.ipynb: NO CHECKS" in summary(out, "forger.ipynb") and "allowed" in out
     assert "twice.ipynb: FAIL — 2 check(s), 2 failing (theta) [" in summary(out, "twice.ipynb")  # named once
     assert "4 notebook(s): 2 passed, 2 did not" in out
@@ -236,7 +236,7 @@ def test_infinite_loop_times_out_with_the_checks_before_it_collected(tmp_path):
     )
     code, out, err = cli(loop, "--timeout", "3")
     assert code == 1
-    assert "loop.ipynb: ERROR — 1 check(s), 0 failing; timed out after 3 s (in cell 4)" in summary(
+    assert "loop.ipynb: ERROR — 1 check(s), 0 failing; timed out after 3 s (in cell 5)" in summary(
         out, "loop.ipynb"
     )
     assert "Traceback" not in err and "DeadKernelError" not in out + err and "ZMQError" not in out + err, err
