@@ -530,7 +530,7 @@ class Engine:
                 rank = (outcome == "real", outcome != "crossed", rel)
                 if settled is not None and rank > worst:
                     worst_step, worst = settled, rank
-                shrunk += outcome == "agrees" and settled is not base
+                shrunk += outcome == "agrees past a kink"
                 analytic.append(a)
                 numeric.append(n)
                 kinked.append(crossed)
@@ -572,13 +572,13 @@ class Engine:
         s = self.settings
         noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
         previous_slope = previous_step = previous_second = None
-        explained, unexplained_steps = False, 0
+        explained, unexplained_steps, kinks_seen = False, 0, 0
         for shrink in range(MAX_SHRINKS + 1):
             step = base / PROBE_SHRINK**shrink
             a, n, second = self._probe(analytic_gradient, orig, work, step, out)
             rel, resolution = relative_error(np.array([a]), np.array([n]), np.array([noise]))
             if not np.isfinite(n) or rel <= s.threshold or s.epsilon is not None:
-                return a, n, "agrees", step
+                return a, n, "agrees past a kink" if kinks_seen else "agrees", step
             # a wrong gradient's |analytic − numeric| shrinks exactly like the step (the relative
             # error saturates at 1 when the error outgrows the signal, so it cannot tell)
             slope = abs(a - n) * PROBE_SHRINK**shrink
@@ -596,6 +596,7 @@ class Engine:
             ):
                 return a, n, "real", previous_step  # the same error per unit step at a smaller step
             unexplained_steps += not explained
+            kinks_seen += explained
             if resolution > s.fail_threshold or unexplained_steps > SHRINKS:
                 break  # round-off now hides the fail line, or an unexplained error that never steadied
             previous_slope, previous_step = (None, None) if explained else (slope, step)
