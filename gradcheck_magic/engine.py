@@ -431,13 +431,17 @@ class Engine:
         """Re-step each suspect (RESTEPS) and keep as wrong only a disagreement that survives them all.
 
         wrong: the numeric value is steady at every step (curvature's error grows 16-fold at 4h; a
-        kink nearer than h stops being crossed at h/16) and no kink persists at the smallest step.
+        kink nearer than h stops being crossed at h/16), no kink persists at the smallest step, and
+        the error is beyond the fail line both for the entry and on the block's largest gradient.
         kink: the one-sided differences still disagree at h/16 as much as at h (a non-differentiable
         point: any subgradient is right, so the entry is not judged).  near-kink: a kink was crossed
         at some step but the value moved with the step (reported, not counted).  Otherwise the value
         moved with the step alone: curvature, not an error.  Stops after ``enough`` wrong entries."""
         flat = block.work.reshape(-1)
         threshold = self.settings.fail_threshold
+        # a wrong entry's error is beyond the fail line on the block's scale too: an entry whose
+        # gradient is nearly zero is not failed for a difference the block would never notice
+        floor = threshold * float(np.max(np.abs(block.comparable)))
         for k, i in enumerate(indices.tolist()):
             if out.wrong is not None and out.wrong.sum() >= enough:
                 break
@@ -480,7 +484,7 @@ class Engine:
             )
             if kink_persists:
                 out.mark("kinks", i)
-            elif steady and abs(analytic[k] - last) > threshold * (abs(analytic[k]) + abs(last)):
+            elif steady and abs(analytic[k] - last) > max(threshold * (abs(analytic[k]) + abs(last)), floor):
                 out.mark("wrong", i)
             elif any(kinked):
                 out.mark("near_kinks", i)
@@ -719,7 +723,21 @@ class Engine:
                 f"near-kink at {first}{f' (+{n - 1} more)' if n > 1 else ''}: the step crossed a "
                 "kink, a smaller one does not; not counted as an error"
             )
-        if out.restepped is not None and out.restepped.any() and out.status != "pass":
+        small_steady = (
+            out.status == "warn"
+            and not ev.localized
+            and ev.beyond_noise
+            and ev.resolution <= s.fail_threshold
+            and s.threshold < ev.rel_error <= s.fail_threshold
+            and not (ev.kinks or ev.unverifiable or ev.wrong)
+            and ev.complete
+        )
+        if small_steady:  # neither round-off nor a kink: say what does make such a difference
+            out.notes.append(
+                f"a small steady difference ({ev.rel_error:.1e}) beyond round-off, between the pass "
+                "and fail lines: a tiny term the backward leaves out, e.g. the 1e-7 in log(y + 1e-7)"
+            )
+        elif out.restepped is not None and out.restepped.any() and out.status != "pass":
             n = int(out.restepped.sum())
             out.notes.append(
                 f"{_count(n, 'entry', 'entries')} estimated at {max(RESTEPS):g}× the step: the cost's "

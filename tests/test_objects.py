@@ -169,6 +169,20 @@ def test_scratch_affine_with_wrong_db_fails_b1_b2(ip, line):
     assert sorted(check(ip, line).failed) == ["b1", "b2"]
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_books_log_smoothing_constant_warns_and_says_so_never_fails(ip, seed):
+    """The book's loss is -Σ t·log(y + 1e-7): its gradient is off (y − t) by about 1e-7/y, a real but
+    small difference.  It warns, never fails, and the note names the likely cause, not round-off."""
+    load(ip, "scratch_net", replace=[("np.log(self.y + 1e-12)", "np.log(self.y + 1e-7)")])
+    run(ip, NETWORK_CELL.format(seed=seed, n=5, d=7, h=6))
+    result = check(ip, "network")
+    assert not result.failed and result.warned, result
+    for block in result.warned:
+        note = result.table.loc[block, "note"]
+        assert "small steady difference" in note and "log(y + 1e-7)" in note, note
+        assert "round-off at the default step" not in note, note
+
+
 def test_scratch_network_whose_params_were_replaced_after_building_the_layers(ip):
     load(ip, "scratch_net")
     run(ip, NETWORK_CELL.format(seed=0, n=5, d=4, h=6) + "network.params['W1'] = network.params['W1'].copy()")
