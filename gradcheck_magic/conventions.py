@@ -353,7 +353,7 @@ def resolve(
     """The convention the flags or the object name pick, or None (no flag: the ranking decides)."""
     from . import layers, objects
 
-    found = objects.resolve(namespace, forward, backward, cost, params, target)
+    found = objects.resolve(namespace, forward, backward, cost, params, target, prefer)
     if found is None:
         found = layers.resolve(namespace, forward, backward, cost, params, prefer)
     return found
@@ -365,4 +365,4 @@ def candidates(namespace: dict, prefer=()) -> list:
     ``(f, fprime)`` pairs)."""
     from . import layers, objects
 
-    return objects.candidates(namespace) + layers.candidates(namespace, prefer)
+    return objects.candidates(namespace, prefer) + layers.candidates(namespace, prefer)

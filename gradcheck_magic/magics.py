@@ -61,6 +61,31 @@ def _outside_definitions(tree: ast.AST):
                 stack.append(child)
 
 
+class CellNames(set):
+    """The names a cell wrote, and ``calls``: the methods its own statements call with plain names,
+    ``{"model.loss": (("Xs", "ys"), {})}``, so that an object is checked on the data the cell gives it."""
+
+    calls: dict
+
+
+def cell_calls(tree: ast.AST) -> dict:
+    """``obj.method(a, b, k=c)`` calls whose arguments are all plain names (the last one wins)."""
+    calls = {}
+    for node in _outside_definitions(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        owner = node.func.value
+        plain = all(isinstance(a, ast.Name) for a in node.args) and all(
+            k.arg and isinstance(k.value, ast.Name) for k in node.keywords
+        )
+        if isinstance(owner, ast.Name) and plain:
+            calls[f"{owner.id}.{node.func.attr}"] = (
+                tuple(a.id for a in node.args),
+                {k.arg: k.value.id for k in node.keywords},
+            )
+    return calls
+
+
 def assigned_names(tree: ast.AST) -> set:
     """Names a cell binds: assignments, loop targets, imports, function and class definitions; and,
     in its own statements, the variables it changes through an item or attribute
@@ -80,7 +105,9 @@ def assigned_names(tree: ast.AST) -> set:
         elif isinstance(node, ast.Call):
             names.add(_root(node.func))
     names.discard(None)
-    return names
+    found = CellNames(names)
+    found.calls = cell_calls(tree)
+    return found
 
 
 class GradCheckFailed(AssertionError):

@@ -92,21 +92,42 @@ def is_layer(value) -> bool:
     )
 
 
-def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = None):
-    """Positional arguments of ``fn`` from the namespace by name (``fallback`` second, the default
-    last); the error names what is missing."""
+def cell_call(prefer, label: str):
+    """The plain names the cell itself passed to ``label`` (``model.loss(Xs, ys)``), or None."""
+    return getattr(prefer, "calls", {}).get(label)
+
+
+def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = None, given=None):
+    """Positional arguments of ``fn``: the variables the cell passed it (``given``, from
+    ``cell_call``) first, else from the namespace by name (``fallback`` second, the default last);
+    the error names what is missing."""
     args = []
-    for p in inspect.signature(fn).parameters.values():
+    positional, keywords = given or ((), {})
+    for i, p in enumerate(inspect.signature(fn).parameters.values()):
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
             continue
-        if p.name in namespace:
+        passed = positional[i] if i < len(positional) else keywords.get(p.name)
+        if passed in namespace:
+            args.append((passed, namespace[passed]))
+        elif p.name in namespace:
             args.append((p.name, namespace[p.name]))
         elif fallback and p.name in fallback:
             args.append((p.name, fallback[p.name]))
         elif p.default is not p.empty:
             break
         else:
-            raise GradCheckError(f"{label} needs `{p.name}`, which is not defined in the namespace")
+            alike = [
+                k for k in namespace if k.startswith(f"{p.name}_") and isinstance(namespace[k], np.ndarray)
+            ]
+            raise GradCheckError(
+                f"{label} needs `{p.name}`, which is not defined in the namespace"
+                + (
+                    f" (there is {', '.join(alike[:3])}: call {label}(...) with it in the %%gradcheck "
+                    f"cell, or assign {p.name} = {alike[0]})"
+                    if alike
+                    else ""
+                )
+            )
     return args
 
 
@@ -232,7 +253,7 @@ class Swaps:
         return self.by_block[swapped[0]].unread(changed, self.elsewhere) + also
 
 
-def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None):
+def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()):
     """A model/network/layer-object convention for this line, or None."""
     dotted = [x for x in (forward, backward, params) if isinstance(x, str) and "." in x]
     if target:
@@ -256,9 +277,9 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
                 f"({owner_name}.…), or leave the flag out"
             )
     if hasattr(owner, "params") or (params and "." in params):
-        return _model(namespace, owner_name, owner, forward, backward, params)
+        return _model(namespace, owner_name, owner, forward, backward, params, prefer)
     if is_layer(owner):
-        return _layer(namespace, owner_name, owner)
+        return _layer(namespace, owner_name, owner, prefer)
     missing = "params" if hasattr(owner, "loss") else "loss" if hasattr(owner, "params") else "params"
     raise GradCheckError(
         f"{owner_name} ({type(owner).__name__}) has no attribute {missing!r}: expected a "
@@ -278,7 +299,7 @@ def _first_output(call, values: list):
     return evaluate
 
 
-def _model(namespace, owner_name, owner, forward, backward, params) -> Convention:
+def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> Convention:
     params_label = params or f"{owner_name}.params"
     weights = lookup(namespace, params_label, "-p/--params")
     if not looks_like_parameters(weights):
@@ -289,8 +310,17 @@ def _model(namespace, owner_name, owner, forward, backward, params) -> Conventio
         f"{owner_name}.gradient" if callable(getattr(owner, "gradient", None)) else None
     )
     gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
-    args = bind_by_name(loss, namespace, loss_label)
-    grad_args = bind_by_name(gradient, namespace, gradient_label) if gradient else args
+    args = bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label))
+    grad_args = (
+        bind_by_name(
+            gradient,
+            namespace,
+            gradient_label,
+            given=cell_call(prefer, gradient_label) or cell_call(prefer, loss_label),
+        )
+        if gradient
+        else args
+    )
     roots = {owner_name: owner, **{n: v for n, v in args + grad_args}}
     snapshot = ObjectSnapshot(roots)
     for k, v in weights.items():
@@ -369,12 +399,13 @@ def _upstream(namespace: dict, shape: tuple, label: str):
     return drawn, f"upstream gradient: seeded random {shape} (no dvalues/dout of {label}'s output shape)"
 
 
-def _layer(namespace, owner_name, layer) -> Convention:
+def _layer(namespace, owner_name, layer, prefer=()) -> Convention:
     """One layer object against an upstream gradient: cost = Σ output·dvalues."""
     fallback = {k: v for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
     if "inputs" not in namespace and "inputs" not in fallback and isinstance(namespace.get("X"), np.ndarray):
         fallback["inputs"] = namespace["X"]
-    args = bind_by_name(layer.forward, namespace, f"{owner_name}.forward", fallback)
+    label = f"{owner_name}.forward"
+    args = bind_by_name(layer.forward, namespace, label, fallback, given=cell_call(prefer, label))
     snapshot = ObjectSnapshot({owner_name: layer, **dict(args)})
     attrs = layer_params(layer)
     for a in attrs:
@@ -441,12 +472,12 @@ def _calls_layers(namespace: dict, fn) -> bool:
     return code is not None and any(is_layer(namespace.get(n)) for n in code.co_names)
 
 
-def candidates(namespace: dict) -> list:
+def candidates(namespace: dict, prefer=()) -> list:
     """Without flags, what the ranking weighs from here: every model or network object (``.params``
     dict and ``.loss``), and every forward function that calls layer objects with its mirrored
     backward.  A single layer object is checked only when named (``%gradcheck dense1``)."""
     found = [
-        _model_candidate(namespace, name)
+        _model_candidate(namespace, name, prefer)
         for name in sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
     ]
     for name, fn in user_functions(namespace, "forward").items():
@@ -456,14 +487,16 @@ def candidates(namespace: dict) -> list:
     return found
 
 
-def _model_candidate(namespace: dict, name: str) -> Candidate:
+def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
     owner = namespace[name]
     kind, choose = "models", f"%gradcheck {name}"
     try:
-        args = bind_by_name(owner.loss, namespace, f"{name}.loss")
+        args = bind_by_name(owner.loss, namespace, f"{name}.loss", given=cell_call(prefer, f"{name}.loss"))
         gradient = getattr(owner, "gradient", None)
         if callable(gradient):
-            args += bind_by_name(gradient, namespace, f"{name}.gradient")
+            label = f"{name}.gradient"
+            given = cell_call(prefer, label) or cell_call(prefer, f"{name}.loss")
+            args += bind_by_name(gradient, namespace, label, given=given)
     except (GradCheckError, TypeError, ValueError) as exc:
         return Candidate(name, choose, kind, frozenset([name]), refusal=str(exc))
     return Candidate(
@@ -472,7 +505,7 @@ def _model_candidate(namespace: dict, name: str) -> Candidate:
         kind,
         inputs=frozenset([name, *(n for n, _ in args)]),
         local=type(owner).__module__ == "__main__",
-        build=lambda: dry_run(_model(namespace, name, owner, None, None, None)),
+        build=lambda: dry_run(_model(namespace, name, owner, None, None, None, prefer)),
     )
 
 

@@ -246,3 +246,36 @@ def test_a_float32_model_probed_but_not_chosen_is_left_exactly_as_it_was(ip):
         check(ip)
     assert ip.user_ns["model"].params is params
     assert {k: (id(v), v.dtype, v.tobytes()) for k, v in params.items()} == before
+
+
+OWN_DATA_CELL = """
+rng = np.random.default_rng(3)
+net2 = TwoLayerNet(input_dim=3, hidden_dim=4, num_classes=3, seed=3)
+Xs, ys = rng.standard_normal((6, 3)), rng.integers(3, size=6)
+net2.loss(Xs, ys)[0]
+"""
+
+
+@pytest.mark.parametrize("line", ["", "net2"])
+@pytest.mark.parametrize("bug,failed", [((), []), (MODEL_BUG, ["W1", "W2"])])
+def test_a_model_is_checked_on_the_data_the_cell_passes_it_not_on_leftovers(ip, line, bug, failed):
+    """The course's X (5 features) and a y from earlier cells must not stand in for the Xs, ys the
+    cell hands to net2.loss: the check binds what the cell's own call passes."""
+    notebook(ip, model_bug=bug, course_bug=SEED_FIX)
+    run(ip, COURSE_CELL + "\ny = np.arange(5) % 3")
+    result = ip.run_cell_magic("gradcheck", f"-o {line}", OWN_DATA_CELL)
+    assert result.functions.startswith("net2.loss(Xs, ys)"), result.functions
+    assert sorted(result.failed) == failed and result.passed == (not failed), result
+
+
+def test_a_network_needing_x_says_which_batch_to_pass(ip):
+    load(ip, "scratch_net")
+    run(
+        ip,
+        "network = TwoLayerNetwork(input_size=4, hidden_size=5, output_size=3, seed=0)\n"
+        "x_batch = np.random.default_rng(0).standard_normal((3, 4)); t_batch = np.eye(3)",
+    )
+    with pytest.raises(UsageError, match=r"needs `x`.*there is x_batch.*assign x = x_batch"):
+        check(ip, "network")
+    result = ip.run_cell_magic("gradcheck", "-o", "network.loss(x_batch, t_batch)")  # the cell says which
+    assert result.passed and result.functions.startswith("network.loss(x_batch, t_batch)"), result
