@@ -281,6 +281,12 @@ def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Sett
 def _suspects(plan, outcomes, ctx) -> Finding:
     """Which lines to suspect.  Every failing block that has a gradient gets either a line or the
     reason none can be named; a failure of the analysis only means no line is singled out."""
+    if any(not o.complete for o in outcomes):  # lines are told apart by which blocks are right
+        finding = Finding()
+        for o in outcomes:
+            if o.status == "fail" and o.analytic is not None:
+                finding.why_none[o.name] = "the check was interrupted before every block was checked"
+        return finding
     try:
         finding = _find_suspects(plan, outcomes, ctx)
     except Exception:  # noqa: BLE001 - the check's verdicts stand without suspects

@@ -665,3 +665,25 @@ def test_every_failing_block_gets_a_line_or_the_reason_none_can_be_named(ip, mon
     for block in result.failed:
         assert result.table.loc[block, "suspect"] == ""
         assert "no line can be singled out" in result.table.loc[block, "note"]
+
+
+def test_an_interrupted_check_names_no_suspect_line(ip):
+    """Lines are told apart by which blocks are right; when some were never checked, a line named
+    from the rest would be a guess (it named dZ3 = A3 - Y for a bug in dW1)."""
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    run(
+        ip,
+        """
+calls = [0]
+_forward = forward_propagation_n
+def forward_propagation_n(X, Y, parameters):
+    calls[0] += 1
+    if calls[0] == 70:
+        raise KeyboardInterrupt
+    return _forward(X, Y, parameters)
+""",
+    )
+    result = check(ip, "--mode full")
+    assert not result.complete and "b1" in result.failed, result
+    assert result.suspects("b1") == [] and result.table.loc["b1", "suspect"] == ""
+    assert "interrupted before every block was checked" in result.table.loc["b1", "note"]
