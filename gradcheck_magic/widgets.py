@@ -91,14 +91,15 @@ def block_html(result: GradCheckResult, name: str) -> str:
     worst entries with their numbers, and the analytic and numeric values around the worst entry."""
     o = result.blocks[name]
     parts = [
-        f"<h4 style='margin:6px 0'>{html.escape(name)} {o.shape}: {o.status}"
+        f"<h4 style='margin:6px 0;white-space:normal;overflow-wrap:anywhere;line-height:1.3'>"
+        f"{html.escape(name)} {o.shape}: {o.status}"
         f" — {html.escape('; '.join(o.notes + o.hints)) or 'no notes'}</h4>"
     ]
     parts.append(source_html(result.finding, name))  # the function's source, suspect lines highlighted
     pic = heatmap.picture(o, result.settings.threshold, result.settings.fail_threshold)
     if pic is None:
         parts.append("<p>No entry-by-entry comparison for this block.</p>")
-        return "\n".join(parts)
+        return _fitted(parts)
     grid_text = f"{pic.grid[0]}×{pic.grid[1]}"
     pooled = (
         f"; each cell is the largest of {pic.pooled[0]}×{pic.pooled[1]} entries"
@@ -153,7 +154,14 @@ def block_html(result: GradCheckResult, name: str) -> str:
         f"<div style='overflow:auto;max-width:100%;max-height:{PICTURE_MAX_HEIGHT}'>"
         f"<div style='display:flex;gap:16px'>{tables}</div></div></details>"
     )
-    return "\n".join(parts)
+    return _fitted(parts)
+
+
+def _fitted(parts: list) -> str:
+    """One column as wide as the output area, never wider: the widget's box otherwise grows to its
+    widest child (two tables of numbers side by side) and clips the header's lines on the right,
+    while the boxes that scroll (picture, numbers) scroll inside it."""
+    return "<div style='display:grid;grid-template-columns:minmax(0,1fr)'>" + "\n".join(parts) + "</div>"
 
 
 def drilldown(result: GradCheckResult):

@@ -260,6 +260,17 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
     save_screenshot(page, "jupyterlab_live.png", tmp_path)
 
     assert_tables_fit_a_narrow_notebook(page)
+    select.select_option(label="W2 (fail)")  # a long header over two wide tables of numbers
+    page.wait_for_function("() => document.querySelector('.widget-html h4').textContent.includes('W2')")
+    header = page.evaluate(
+        "() => { const h = document.querySelector('.widget-html h4');"
+        " const out = h.closest('.jp-OutputArea-output').getBoundingClientRect();"
+        " const r = h.getBoundingClientRect();"
+        " return {scroll: h.scrollWidth, client: h.clientWidth, right: r.right, out: out.right,"
+        " lines: Math.round(r.height / parseFloat(getComputedStyle(h).lineHeight))}; }"
+    )
+    assert header["scroll"] <= header["client"] and header["right"] <= header["out"] + 0.5, header
+    assert header["lines"] >= 2, header  # it wraps instead of running off to the right
 
 
 def assert_tables_fit_a_narrow_notebook(page):
