@@ -258,6 +258,13 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     dotted = [x for x in (forward, backward, params) if isinstance(x, str) and "." in x]
     if target:
         owner_name, owner = target, lookup(namespace, target, "OBJECT")
+        if isinstance(owner, (np.ndarray, dict, list, tuple, float, int)):
+            raise GradCheckError(
+                f"{target} is {'an array' if isinstance(owner, np.ndarray) else 'a ' + type(owner).__name__}, "
+                "not a model or layer object: the word after "
+                f"%gradcheck names an object to check; to check functions of {target}, pass it "
+                f"with -p {target}"
+            )
     elif dotted:
         owner_name = dotted[0].split(".")[0]
         owner = lookup(namespace, owner_name)

@@ -294,3 +294,10 @@ def test_float64_code_near_float32_values_is_not_taken_for_float32(ip):
     """Parameters that happen to be float32 values (rounded once, computed in float64) still pass."""
     net(ip, extra="parameters = {k: v.astype(np.float32).astype(np.float64) for k, v in parameters.items()}")
     assert check(ip).passed
+
+
+def test_an_array_given_as_the_object_to_check_is_told_to_use_p(ip):
+    run(ip, "def f(x):\n    return float(x @ x)\n\ndef fprime(x):\n    return 2 * x\n\nx0 = np.arange(3.0)")
+    with pytest.raises(UsageError, match=r"x0 is an array, not a model or layer object.*-p x0"):
+        check(ip, "-f f -b fprime x0")
+    assert check(ip, "-f f -b fprime -p x0").passed
