@@ -259,8 +259,9 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     if target:
         owner_name, owner = target, lookup(namespace, target, "OBJECT")
         if isinstance(owner, (np.ndarray, dict, list, tuple, float, int)):
+            kind = "an array" if isinstance(owner, np.ndarray) else f"a {type(owner).__name__}"
             raise GradCheckError(
-                f"{target} is {'an array' if isinstance(owner, np.ndarray) else 'a ' + type(owner).__name__}, "
+                f"{target} is {kind}, "
                 "not a model or layer object: the word after "
                 f"%gradcheck names an object to check; to check functions of {target}, pass it "
                 f"with -p {target}"
