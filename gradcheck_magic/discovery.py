@@ -611,7 +611,8 @@ def course(namespace: dict, forward=None, backward=None, cost=None, params=None,
     if not forwards:
         raise GradCheckError(
             "no forward function found (looked for functions named *forward*): "
-            "define one or pass -f/--forward NAME"
+            "define one or pass -f/--forward NAME (a cost-and-gradient function on one vector, "
+            "such as nnCostFunction, needs only -f NAME; a model or layer object: %gradcheck NAME)"
         )
     if not backwards:
         raise GradCheckError(
