@@ -563,7 +563,8 @@ class Engine:
     def _shrinking_probe(self, analytic_gradient, orig, work, base, out):
         """One probe direction, its step divided by PROBE_SHRINK until its verdict is clear.
 
-        Returns (analytic, numeric, outcome, the step to bisect from).  A kink crossed along the
+        Returns (analytic, numeric, outcome, the step to bisect from); a non-finite value or an
+        explicit epsilon (the homework's exact step) is "taken" as it is.  A kink crossed along the
         direction puts half of the second difference J(θ+Δ) − 2J(θ) + J(θ−Δ) into the central
         difference, curvature less than that; a gradient error puts in its own share, whatever the
         second difference.  So a discrepancy within KINK_EXPLAINS × the second difference is
@@ -581,7 +582,9 @@ class Engine:
             step = base / PROBE_SHRINK**shrink
             a, n, second = self._probe(analytic_gradient, orig, work, step, out)
             rel, resolution = relative_error(np.array([a]), np.array([n]), np.array([noise]))
-            if not np.isfinite(n) or rel <= s.threshold or s.epsilon is not None:
+            if not np.isfinite(n) or s.epsilon is not None:  # nothing to shrink for: taken as it is
+                return a, n, "taken", step
+            if rel <= s.threshold:
                 return a, n, "agrees past a kink" if kinks_seen else "agrees", step
             # a wrong gradient's |analytic − numeric| shrinks exactly like the step (the relative
             # error saturates at 1 when the error outgrows the signal, so it cannot tell)
