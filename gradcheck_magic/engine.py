@@ -512,11 +512,11 @@ class Engine:
         step is marked and left out of the verdict.  Bisection starts from the probe that
         disagrees most, at the step where it settled."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        analytic_gradient = block.comparable
-        work = block.work
+        analytic_gradient = block.comparable.reshape(-1)
+        work = block.work.reshape(-1)  # a view: the working arrays are C-contiguous
         orig = work.copy()
         k = min(self.settings.probes, work.size)
-        noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
+        noise = self._noise(1.0)  # of J itself: a probe differences J along Δ
         analytic, numeric, kinked = [], [], []
         unsettled, worst_step, worst, shrunk = False, None, (False, False, -1.0), 0
         try:
@@ -575,12 +575,12 @@ class Engine:
         ("real": bisection starts from the larger step), or it never steadies within SHRINKS + 1
         unexplained steps ("unsettled"), or it is still explained at the end ("crossed": left out)."""
         s = self.settings
-        noise = NOISE_ULPS * EPS * max(abs(self.j0), TINY)
+        noise = self._noise(1.0)
         previous_slope = previous_step = previous_second = None
         explained, unexplained_steps, kinks_seen = False, 0, 0
         for shrink in range(MAX_SHRINKS + 1):
             step = base / PROBE_SHRINK**shrink
-            a, n, second = self._probe(analytic_gradient, orig, work, step, out)
+            a, n, second = self._probe(analytic_gradient, orig, work, slice(None), step, out)
             rel, resolution = relative_error(np.array([a]), np.array([n]), np.array([noise]))
             if not np.isfinite(n) or s.epsilon is not None:  # nothing to shrink for: taken as it is
                 return a, n, "taken", step
@@ -624,7 +624,7 @@ class Engine:
             while idx.size > 1:
                 halves, gaps = (idx[: idx.size // 2], idx[idx.size // 2 :]), []
                 for half in halves:
-                    a, n, second = self._probe_entries(analytic, orig, flat, half, flat_delta[half], out)
+                    a, n, second = self._probe(analytic, orig, flat, half, flat_delta[half], out)
                     gap = abs(a - n)
                     if gap <= KINK_EXPLAINS * abs(second):
                         # explained: a kink crossed on one side leaves the other side's one-sided
@@ -639,37 +639,24 @@ class Engine:
             flat[...] = orig
         return int(idx[0])
 
-    def _probe_entries(self, analytic, orig, flat, idx, step, out):
-        """``_probe`` along a direction that moves only the entries ``idx`` (of flat views): the
-        work is proportional to the entries moved, not to the block."""
+    def _probe(self, analytic, orig, flat, idx, step, out):
+        """(analytic·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) along Δ = ``step`` on the entries
+        ``idx`` of flat views (``slice(None)``: the whole block), so the work is proportional to the
+        entries moved; analytic·((θ+Δ) − (θ−Δ))/2 with the steps as stored, not analytic·Δ."""
         base = orig[idx]
-        plus, minus = base + step, base - step
+        plus = base + step
         try:
             flat[idx] = plus
             jp = self.cost()
+            minus = flat[idx]  # the block itself for a slice (no copy of a large block), else a copy
+            np.subtract(base, step, out=minus)
             flat[idx] = minus
             jm = self.cost()
+            np.subtract(plus, minus, out=plus)
         finally:
             flat[idx] = base
         self._counted(out, 2)
-        return float(analytic[idx] @ (plus - minus)) / 2.0, (jp - jm) / 2.0, jp - 2.0 * self.j0 + jm
-
-    def _probe(self, analytic, orig, work, delta, out):
-        """(analytic·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) with the steps actually
-        representable: analytic·((θ+Δ) − (θ−Δ))/2 as stored, not analytic·Δ."""
-        plus = np.add(orig, delta, out=np.empty_like(orig))  # an array even for a 0-d block
-        work[...] = plus
-        jp = self.cost()
-        np.subtract(orig, delta, out=work)
-        jm = self.cost()
-        np.subtract(plus, work, out=plus)
-        work[...] = orig
-        self._counted(out, 2)
-        return (
-            float(np.dot(analytic.reshape(-1), plus.reshape(-1))) / 2.0,
-            (jp - jm) / 2.0,
-            jp - 2.0 * self.j0 + jm,
-        )
+        return float(analytic[idx] @ plus) / 2.0, (jp - jm) / 2.0, jp - 2.0 * self.j0 + jm
 
     # ---- per block --------------------------------------------------------
     def _entry_evidence(self, block: Block, out: Outcome, localized: bool = False) -> Evidence:
