@@ -307,6 +307,16 @@ def _first_output(call, values: list):
     return evaluate
 
 
+def _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer) -> tuple:
+    """(the loss's arguments, the gradient's): what the cell passed each (the gradient, when the cell
+    called only the loss, what it passed the loss), else by name; the loss's twice without a gradient."""
+    args = bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label))
+    if gradient is None:
+        return args, args
+    given = cell_call(prefer, gradient_label) or cell_call(prefer, loss_label)
+    return args, bind_by_name(gradient, namespace, gradient_label, given=given)
+
+
 def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> Convention:
     params_label = params or f"{owner_name}.params"
     weights = lookup(namespace, params_label, "-p/--params")
@@ -318,17 +328,7 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
         f"{owner_name}.gradient" if callable(getattr(owner, "gradient", None)) else None
     )
     gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
-    args = bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label))
-    grad_args = (
-        bind_by_name(
-            gradient,
-            namespace,
-            gradient_label,
-            given=cell_call(prefer, gradient_label) or cell_call(prefer, loss_label),
-        )
-        if gradient
-        else args
-    )
+    args, grad_args = _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer)
     roots = {owner_name: owner, **{n: v for n, v in args + grad_args}}
     snapshot = ObjectSnapshot(roots)
     for k, v in weights.items():
@@ -498,20 +498,23 @@ def candidates(namespace: dict, prefer=()) -> list:
 def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
     owner = namespace[name]
     kind, choose = "models", f"%gradcheck {name}"
+    gradient = getattr(owner, "gradient", None)
     try:
-        args = bind_by_name(owner.loss, namespace, f"{name}.loss", given=cell_call(prefer, f"{name}.loss"))
-        gradient = getattr(owner, "gradient", None)
-        if callable(gradient):
-            label = f"{name}.gradient"
-            given = cell_call(prefer, label) or cell_call(prefer, f"{name}.loss")
-            args += bind_by_name(gradient, namespace, label, given=given)
+        args, grad_args = _method_args(
+            namespace,
+            owner.loss,
+            f"{name}.loss",
+            gradient if callable(gradient) else None,
+            f"{name}.gradient",
+            prefer,
+        )
     except (GradCheckError, TypeError, ValueError) as exc:
         return Candidate(name, choose, kind, frozenset([name]), refusal=str(exc))
     return Candidate(
         name,
         choose,
         kind,
-        inputs=frozenset([name, *(n for n, _ in args)]),
+        inputs=frozenset([name, *(n for n, _ in args + grad_args)]),
         local=type(owner).__module__ == "__main__",
         build=lambda: dry_run(_model(namespace, name, owner, None, None, None, prefer)),
     )
