@@ -257,8 +257,8 @@ def refuse_coarse(plan, checked: Checked, run: Run) -> None:
     if coarse:
         raise GradCheckError(
             f"{plan.forward.name} reads {', '.join(coarse)} at float32 precision or coarser: "
-            "changes float64 resolves (1e-9 relative) move the cost erratically or not at all, "
-            "so central differences would be mistaken for wrong gradients. Compute in float64 "
+            "a change smaller than float32's rounding, which float64 resolves, leaves the cost exactly "
+            "as it was, so central differences would be mistaken for wrong gradients. Compute in float64 "
             "(no astype(np.float32) on parameters or activations, no float32 arrays mixed in)"
         )
 
