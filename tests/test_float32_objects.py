@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import check, load, run, source
 from IPython.core.error import UsageError
+from test_objects import TRIP, TRIPPED
 
 #: The four ways an object's methods read its own arrays, each with float32 parameters: the homework
 #: file, the cell (``{cls}`` is the class the object is built from, ``{seed}`` its seed), the line,
@@ -109,46 +110,6 @@ backward()
         span=75,
     ),
 }
-
-#: Subclasses that trip at the evaluation numbered ``at``: raise, Ctrl-C, or a NaN cost; each call may
-#: also draw from np.random (the check must put its state back).
-TRIPPED = {
-    "TwoLayerNet": """
-class Tripped(TwoLayerNet):
-    def loss(self, X, y=None):
-        value, grads = super().loss(X, y)
-        return (float("nan") if trip() else value), grads
-""",
-    "TwoLayerNetwork": """
-class Tripped(TwoLayerNetwork):
-    def loss(self, x, t):
-        value = super().loss(x, t)
-        return float("nan") if trip() else value
-""",
-    "Layer_Dense": """
-class Tripped(Layer_Dense):
-    def forward(self, inputs):
-        super().forward(inputs)
-        if trip():
-            self.output = self.output * np.nan
-""",
-}
-TRIP = """
-calls = 0
-
-def trip():
-    global calls
-    calls += 1
-    if draw:
-        np.random.standard_normal(2)
-    if calls == at:
-        if fault == "raise":
-            raise ValueError("planted failure")
-        if fault == "interrupt":
-            raise KeyboardInterrupt
-        return True
-    return False
-"""
 
 
 def setup(ip, kind, seed=0, bug=False, tripped=False):

@@ -278,24 +278,51 @@ def test_missing_dbiases_is_a_missing_gradient(ip):
     assert "missing gradient dense1.dbiases" in result.table.loc["dense1.biases", "note"]
 
 
-FAULTY_MODEL = """
-calls = 0
-class Faulty(TwoLayerNet):
+#: Subclasses that trip at the evaluation numbered ``at``: raise, Ctrl-C, or a NaN cost; each call may
+#: also draw from np.random (the check must put its state back).
+TRIPPED = {
+    "TwoLayerNet": """
+class Tripped(TwoLayerNet):
     def loss(self, X, y=None):
-        global calls
-        calls += 1
-        if calls == at:
-            if fault == "raise":
-                raise ValueError("planted failure")
-            if fault == "interrupt":
-                raise KeyboardInterrupt
-            if fault == "nan":
-                return float("nan"), {{k: np.zeros_like(v) for k, v in self.params.items()}}
-        if draw:
-            np.random.rand(3)
-        return super().loss(X, y)
-model = Faulty(input_dim={d}, hidden_dim={h}, num_classes=3, seed={seed})
+        value, grads = super().loss(X, y)
+        return (float("nan") if trip() else value), grads
+""",
+    "TwoLayerNetwork": """
+class Tripped(TwoLayerNetwork):
+    def loss(self, x, t):
+        value = super().loss(x, t)
+        return float("nan") if trip() else value
+""",
+    "Layer_Dense": """
+class Tripped(Layer_Dense):
+    def forward(self, inputs):
+        super().forward(inputs)
+        if trip():
+            self.output = self.output * np.nan
+""",
+}
+TRIP = """
+calls = 0
+
+def trip():
+    global calls
+    calls += 1
+    if draw:
+        np.random.standard_normal(2)
+    if calls == at:
+        if fault == "raise":
+            raise ValueError("planted failure")
+        if fault == "interrupt":
+            raise KeyboardInterrupt
+        return True
+    return False
 """
+
+FAULTY_MODEL = (
+    TRIP
+    + TRIPPED["TwoLayerNet"]
+    + "model = Tripped(input_dim={d}, hidden_dim={h}, num_classes=3, seed={seed})\n"
+)
 
 
 @pytest.mark.parametrize("trial", range(60))
@@ -332,46 +359,20 @@ def test_dotted_function_names_of_a_helper_object_reach_the_course_discovery(ip)
 FAULTY_OBJECTS = {
     "network": (
         "scratch_net",
-        """
-calls = 0
-class Faulty(TwoLayerNetwork):
-    def loss(self, x, t):
-        global calls
-        calls += 1
-        if calls == at:
-            if fault == "raise":
-                raise ValueError("planted failure")
-            if fault == "interrupt":
-                raise KeyboardInterrupt
-            if fault == "nan":
-                return float("nan")
-        if draw:
-            np.random.rand(3)
-        return super().loss(x, t)
-obj = Faulty({d}, {h}, 3, seed={seed})
+        TRIP
+        + TRIPPED["TwoLayerNetwork"]
+        + """
+obj = Tripped({d}, {h}, 3, seed={seed})
 x = np.random.default_rng({seed}).standard_normal(({n}, {d}))
 t = np.eye(3)[np.arange({n}) % 3]
 """,
     ),
     "dense": (
         "nnfs_layers",
-        """
-calls = 0
-class Faulty(Layer_Dense):
-    def forward(self, inputs):
-        global calls
-        calls += 1
-        super().forward(inputs)
-        if calls == at:
-            if fault == "raise":
-                raise ValueError("planted failure")
-            if fault == "interrupt":
-                raise KeyboardInterrupt
-            if fault == "nan":
-                self.output = self.output * np.nan
-        if draw:
-            np.random.rand(3)
-obj = Faulty({d}, {h}, seed={seed})
+        TRIP
+        + TRIPPED["Layer_Dense"]
+        + """
+obj = Tripped({d}, {h}, seed={seed})
 X = np.random.default_rng({seed}).standard_normal(({n}, {d}))
 obj.forward(X)
 calls = 0
