@@ -69,10 +69,15 @@ class CellNames(set):
 
 
 def cell_calls(tree: ast.AST) -> dict:
-    """``obj.method(a, b, k=c)`` calls whose arguments are all plain names (the last one wins)."""
+    """``obj.method(a, b, k=c)`` calls whose arguments are all plain names (the last in the cell's
+    text wins: the walk below does not go in that order)."""
     calls = {}
-    for node in _outside_definitions(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+    in_order = sorted(
+        (n for n in _outside_definitions(tree) if isinstance(n, ast.Call)),
+        key=lambda n: (n.lineno, n.col_offset),
+    )
+    for node in in_order:
+        if not isinstance(node.func, ast.Attribute):
             continue
         owner = node.func.value
         plain = all(isinstance(a, ast.Name) for a in node.args) and all(

@@ -279,3 +279,14 @@ def test_a_network_needing_x_says_which_batch_to_pass(ip):
         check(ip, "network")
     result = ip.run_cell_magic("gradcheck", "-o", "network.loss(x_batch, t_batch)")  # the cell says which
     assert result.passed and result.functions.startswith("network.loss(x_batch, t_batch)"), result
+
+
+def test_of_two_calls_in_the_cell_the_later_one_gives_the_data(ip):
+    notebook(ip)
+    run(ip, COURSE_CELL + "\ny = np.arange(5) % 3")
+    cell = OWN_DATA_CELL.replace(
+        "net2.loss(Xs, ys)[0]", "Xb, yb = Xs[:3], ys[:3]\nnet2.loss(Xs, ys)[0]\nnet2.loss(Xb, yb)[0]"
+    )
+    result = ip.run_cell_magic("gradcheck", "-o", cell)
+    assert result.functions.startswith("net2.loss(Xb, yb)"), result.functions
+    assert result.passed, result
