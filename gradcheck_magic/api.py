@@ -1,7 +1,8 @@
 """``gradcheck()``: the one implementation behind the magic and behind scripts, as named stages.
 
     settings.validated  every setting, one validation                     (settings.py)
-    Snapshot            every reachable array + np.random, before any user call (safety.py)
+    Snapshot            every reachable array and object + both random generators, before any
+                        user call (safety.py)
     plan                which functions/parameters, and why; probes under the snapshot (discovery.py);
                         layer functions, models and layer objects plan in conventions.py
     preflight           baseline at θ; refuses what cannot be checked, by name     (here, problem.py)
@@ -92,7 +93,7 @@ def gradcheck(
                 if not others:
                     raise
                 reach = (None, [])  # no course parameters: no course family will be probed
-            snapshot = Snapshot(namespace, *reach)
+            snapshot = _course_snapshot(namespace, *reach, (forward, backward, cost))
             snapshots.append(snapshot)
             chosen = discovery.plan(
                 namespace,
@@ -105,7 +106,7 @@ def gradcheck(
                 others=others,
             )
             if isinstance(chosen, discovery.Plan):
-                plan, problem = chosen, Problem(chosen, snapshot.rng)
+                plan, problem = chosen, Problem(chosen, snapshot.draws)
             else:
                 convention = chosen
         if convention is not None:
@@ -141,6 +142,20 @@ def gradcheck(
     )
     grading.record(result)  # the headless checker grades only checks recorded here
     return result
+
+
+def _course_snapshot(namespace: dict, params_name, watched: list, flags: tuple) -> Snapshot:
+    """The course families' snapshot: the parameters and every variable a candidate function could be
+    given (changes to them reported), and the candidate functions themselves, so that the globals
+    they read (a log list, a helper object) are restored too."""
+    names = [n for n in dict.fromkeys((params_name, *watched)) if n and n in namespace]
+    roots = {n: namespace[n] for n in names}
+    for role, flagged in zip(("forward", "backward", "cost"), flags):
+        try:
+            roots.update(discovery.candidates(namespace, role, flagged))
+        except GradCheckError:
+            continue  # a flag naming no function: planning says so
+    return Snapshot(roots, namespace, watch=names)
 
 
 def _changes(snapshots) -> list:

@@ -21,11 +21,12 @@ from typing import Optional
 
 import numpy as np
 
-from .conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
+from .conventions import Convention, ConventionPlan, ConventionProblem, Step, marked
 from .discovery import PARAM_ALIASES, Candidate
 from .errors import GradCheckError
 from .objects import bind_by_name
 from .problem import is_scalar_like, silenced
+from .safety import Snapshot
 
 #: Argument names of a backward that receive the forward's cache.
 CACHE_ARGS = ("cache", "caches")
@@ -260,7 +261,7 @@ def _pass_through(value):
 
 def layer_problem(namespace, forward, fwd, backward, bwd) -> Convention:
     args = bind_by_name(fwd, namespace, forward)
-    snapshot = ObjectSnapshot(dict(args))
+    snapshot = Snapshot({forward: fwd, backward: bwd, **dict(args)})
     for n, v in args:
         snapshot.watch(n, v)
     blocks = [n for n, v in args if _is_float_array(v)]
@@ -323,7 +324,7 @@ def layer_problem(namespace, forward, fwd, backward, bwd) -> Convention:
         backward_fn=bwd,
         positions={n: i for i, n in enumerate(blocks)},
     )
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
 
 
@@ -340,7 +341,8 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[Con
     if bwd is not None and vector.ndim != 1:
         return None  # a separate (f, fprime) pair is scipy's style: a 1-D vector
     rest = bind_by_name(fwd, {**namespace, first_name: vector}, forward)[1:]
-    snapshot = ObjectSnapshot({vector_name: vector, **dict(rest)})
+    functions = {forward: fwd, **({backward: bwd} if bwd is not None else {})}
+    snapshot = Snapshot({**functions, vector_name: vector, **dict(rest)})
     snapshot.watch(vector_name, vector)
     for n, v in rest:
         snapshot.watch(n, v)
@@ -396,5 +398,5 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[Con
         cost_fns=(fwd,),
         positions=None if bwd is not None else {vector_name: 1},  # J, grad = f(...)
     )
-    problem = ConventionProblem(plan, snapshot.rng, {vector_name: work}, evaluate, gradients, unread)
+    problem = ConventionProblem(plan, snapshot.draws, {vector_name: work}, evaluate, gradients, unread)
     return Convention(snapshot, plan, problem)
