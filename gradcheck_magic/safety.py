@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import dis
 import functools
+import gc
+import operator
 import random
 import site
 import sys
@@ -42,6 +44,8 @@ MISSING = object()
 #: Top-level packages never walked, wherever they are installed (an editable install is not in
 #: site-packages).
 NEVER_WALKED = frozenset({"builtins", "gradcheck_magic", "numpy", "pandas", "IPython", "ipykernel"})
+#: Values that hold nothing to walk (checked by exact type first: the walk's hot path).
+_LEAVES = frozenset({str, int, float, bool, bytes, complex, type(None)})
 _GLOBAL_OPS = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME", "STORE_NAME"})
 
 
@@ -151,7 +155,7 @@ class Saved:
     watched: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Place:
     """Where the walk saw a value: an entry of a dict or list, an attribute, a global, a tuple item."""
 
@@ -220,6 +224,15 @@ class Snapshot:
     def _walk(self, label: str, value) -> None:
         """Every container and array reachable from ``value``, iteratively (any depth, cycles once)."""
         stack = [(label, value)]
+        collecting = gc.isenabled()
+        gc.disable()  # the walk only adds references: a collection per thousand containers is waste
+        try:
+            self._walk_from(stack)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _walk_from(self, stack: list) -> None:
         while stack:
             label, value = stack.pop()
             if isinstance(value, np.ndarray):
@@ -234,10 +247,6 @@ class Snapshot:
                 if isinstance(place.value, np.ndarray):
                     self.places.append(place)
             stack.extend((p.label, p.value) for p in reversed(children))
-
-    def _worth(self, value) -> bool:
-        """Is this child an array or something to walk (not a number or a string)?"""
-        return isinstance(value, np.ndarray) or (id(value) not in self._seen and self._walkable(value))
 
     @staticmethod
     def _walkable(value) -> bool:
@@ -255,15 +264,15 @@ class Snapshot:
         """The places inside ``value`` (recording how to put its contents back)."""
         if isinstance(value, dict):
             self.containers.append(("dict", value, list(value.items())))
-            return self._places(label, "item", value, ((f"[{k!r}]", k, v) for k, v in value.items()))
+            return self._places(label, "item", value, value.items(), value.values())
         if isinstance(value, list):
             self.containers.append(("list", value, list(value)))
-            return self._places(label, "item", value, ((f"[{i}]", i, v) for i, v in enumerate(value)))
+            return self._places(label, "item", value, enumerate(value), value)
         if isinstance(value, set):
             self.containers.append(("set", value, set(value)))
             return []
         if isinstance(value, tuple):
-            return self._places(label, "pinned", value, ((f"[{i}]", i, v) for i, v in enumerate(value)))
+            return self._places(label, "pinned", value, enumerate(value), value)
         if isinstance(value, types.MethodType):
             owner = label.rpartition(".")[0] or label
             return [Place(owner, "pinned", value, None, value.__self__), self._code(label, value.__func__)]
@@ -281,9 +290,18 @@ class Snapshot:
             return self._class(label, value)
         return self._object(label, value)
 
-    def _places(self, label: str, kind: str, owner, items) -> list:
-        """The places of ``owner``'s children worth walking: arrays and containers, not numbers."""
-        return [Place(label + suffix, kind, owner, key, v) for suffix, key, v in items if self._worth(v)]
+    def _places(self, label: str, kind: str, owner, pairs, values, attrs: bool = False) -> list:
+        """The places of ``owner``'s children worth walking: arrays and containers, not numbers or
+        strings (a list of words costs one pass in C, no label per word)."""
+        if _LEAVES.issuperset(map(type, values)):
+            return []
+        places = []
+        for key, v in pairs:
+            if type(v) in _LEAVES:
+                continue
+            if isinstance(v, np.ndarray) or (id(v) not in self._seen and self._walkable(v)):
+                places.append(Place(f"{label}.{key}" if attrs else f"{label}[{key!r}]", kind, owner, key, v))
+        return places
 
     @staticmethod
     def _code(label, fn) -> Place:
@@ -331,12 +349,12 @@ class Snapshot:
         attrs = getattr(obj, "__dict__", None)
         if isinstance(attrs, dict):
             self.containers.append(("dict", attrs, list(attrs.items())))
-            places += self._places(label, "attr", obj, ((f".{k}", k, v) for k, v in attrs.items()))
+            places += self._places(label, "attr", obj, attrs.items(), attrs.values(), attrs=True)
         slots = [s for c in type(obj).__mro__ for s in _slots(c) if s not in ("__dict__", "__weakref__")]
         if slots:
             values = {s: getattr(obj, s, MISSING) for s in slots}
             self.containers.append(("slots", obj, values))
-            places += self._places(label, "pinned", obj, ((f".{k}", k, v) for k, v in values.items()))
+            places += self._places(label, "pinned", obj, values.items(), values.values(), attrs=True)
         return places + [Place(type(obj).__name__, "pinned", obj, None, type(obj))]
 
     # ---- the float64 stand-ins ------------------------------------------------------------------
@@ -508,13 +526,13 @@ def _same_entries(current: dict, saved: list) -> bool:
     """The same keys in the same order, each holding the very object it held."""
     return (
         len(current) == len(saved)
-        and all(k is k0 or k == k0 for k, k0 in zip(current, (k0 for k0, _ in saved)))
-        and all(current[k0] is v0 for k0, v0 in saved)
+        and list(current) == [k for k, _ in saved]
+        and all(map(operator.is_, current.values(), (v for _, v in saved)))
     )
 
 
 def _same_items(current: list, saved: list) -> bool:
-    return len(current) == len(saved) and all(a is b for a, b in zip(current, saved))
+    return len(current) == len(saved) and all(map(operator.is_, current, saved))
 
 
 def _restore_container(kind: str, obj, saved) -> Optional[str]:
