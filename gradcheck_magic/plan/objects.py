@@ -1,11 +1,11 @@
 """Models, networks and layer objects whose methods read their own arrays.
 
 Such code only sees a change when its own arrays change, so these blocks are the
-user's arrays, perturbed in place; :class:`~.safety.Snapshot` puts back
+user's arrays, perturbed in place; :class:`~..safety.Snapshot` puts back
 every array, attribute and dict entry on every path (pass, fail, exception, Ctrl-C).
 A float32, integer, read-only or non-contiguous array is never written: one float64 copy
 of it is swapped into every dict entry, list item and attribute the snapshot reaches
-(:meth:`~.safety.Snapshot.stand_in`), the methods compute in float64 on it, and the restore
+(:meth:`~..safety.Snapshot.stand_in`), the methods compute in float64 on it, and the restore
 swaps the user's array back.
 
 - cs231n models: ``model.params`` (dict), ``loss, grads = model.loss(X, y)``.
@@ -23,10 +23,21 @@ from typing import Optional
 
 import numpy as np
 
-from .conventions import Convention, ConventionPlan, ConventionProblem, Step, dry_run, marked
-from .discovery import Candidate, defined_in, looks_like_parameters, user_functions
-from .errors import GradCheckError
-from .safety import Snapshot
+from ..errors import GradCheckError
+from ..safety import Snapshot
+from .binding import (
+    Given,
+    bind_by_name,
+    bind_call,
+    defined_in,
+    looks_like_parameters,
+    lookup,
+    resolved,
+    user_functions,
+)
+from .checkplan import CheckPlan, Hints, Request
+from .problem import ConventionProblem, marked
+from .ranking import Candidate, dry_run
 
 #: Attribute names that hold a layer's parameters even before its gradient attribute exists.
 PARAM_ATTRS = ("weights", "biases", "W", "b", "gamma", "beta", "kernel", "bias")
@@ -36,20 +47,6 @@ DATA_ATTRS = ("inputs", "input", "output", "outputs", "x", "X")
 UPSTREAM_NAMES = ("dvalues", "dout", "dy")
 #: Seed of the upstream gradient drawn when the namespace has none of the output's shape.
 UPSTREAM_SEED = 0
-
-
-def lookup(namespace: dict, dotted: str, flag: str = ""):
-    """The value of ``name`` or ``obj.attr.attr``; the error names the missing part."""
-    head, *attrs = dotted.split(".")
-    prefix = f"{flag} {dotted}: " if flag else ""
-    if head not in namespace:
-        raise GradCheckError(f"{prefix}no variable named {head!r} in the namespace")
-    value, path = namespace[head], head
-    for attr in attrs:
-        if not hasattr(value, attr):
-            raise GradCheckError(f"{prefix}{path} ({type(value).__name__}) has no attribute {attr!r}")
-        value, path = getattr(value, attr), f"{path}.{attr}"
-    return value
 
 
 def is_model(value) -> bool:
@@ -89,43 +86,21 @@ def cell_call(prefer, label: str):
     return getattr(prefer, "calls", {}).get(label)
 
 
-def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = None, given=None):
-    """Positional arguments of ``fn``: the variables the cell passed it (``given``, from
-    ``cell_call``) first, else from the namespace by name (``fallback`` second, the default last);
-    the error names what is missing."""
-    args = []
-    positional, keywords = given or ((), {})
-    for i, p in enumerate(inspect.signature(fn).parameters.values()):
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
-            continue
-        passed = positional[i] if i < len(positional) else keywords.get(p.name)
-        if passed in namespace:
-            args.append((passed, namespace[passed]))
-        elif p.name in namespace:
-            args.append((p.name, namespace[p.name]))
-        elif fallback and p.name in fallback:
-            args.append((p.name, fallback[p.name]))
-        elif p.default is not p.empty:
-            break
-        else:
-            alike = [
-                k for k in namespace if k.startswith(f"{p.name}_") and isinstance(namespace[k], np.ndarray)
-            ]
-            raise GradCheckError(
-                f"{label} needs `{p.name}`, which is not defined in the namespace"
-                + (
-                    f" (there is {', '.join(alike[:3])}: call {label}(...) with it in the %%gradcheck "
-                    f"cell, or assign {p.name} = {alike[0]})"
-                    if alike
-                    else ""
-                )
-            )
-    return args
-
-
-def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()):
+def resolve(request: Request) -> Optional[CheckPlan]:
     """A model/network/layer-object convention for this line, or None."""
+    namespace, prefer = request.namespace, request.cell
+    forward, backward, cost, params, target = (
+        request.forward,
+        request.backward,
+        request.cost,
+        request.params,
+        request.target,
+    )
     dotted = [x for x in (forward, backward, params) if isinstance(x, str) and "." in x]
+    alias = _method_owner(namespace, forward) if forward and not (target or dotted) else None
+    if alias is not None:  # loss, gradient, params = network.loss, network.gradient, network.params
+        owner_name, owner = alias
+        return _model(namespace, owner_name, owner, forward, backward, params, prefer)
     if target:
         owner_name, owner = target, lookup(namespace, target, "OBJECT")
         if isinstance(owner, (np.ndarray, dict, list, tuple, float, int)):
@@ -166,28 +141,73 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     )
 
 
-def _first_output(call, values: list):
-    """The cost closure: ``call(*values)``'s first output (a loss method returns ``(loss, grads)``)."""
+def _method_owner(namespace: dict, name: str):
+    """(the owner's name, the model) when ``name`` is a bound method of a model (``loss =
+    network.loss``), else None."""
+    value = resolved(namespace, name)
+    owner = getattr(value, "__self__", None)
+    if not (inspect.ismethod(value) and is_model(owner)):
+        return None
+    owner_name = next((k for k, v in namespace.items() if v is owner and not k.startswith("_")), None)
+    return owner_name or type(owner).__name__, owner
+
+
+def _first_output(call, values: list, keywords=None):
+    """The cost closure: ``call(*values, **keywords)``'s first output (a loss method returns
+    ``(loss, grads)``)."""
+    keywords = keywords or {}
 
     def evaluate():
         __tracebackhide__ = True  # noqa: F841
-        out = call(*values)
+        out = call(*values, **keywords)
         return out[0] if isinstance(out, tuple) else out
 
     return evaluate
 
 
+#: A model's methods whose calls give the data it is checked on (they all take the same data).
+DATA_METHODS = ("loss", "gradient", "numerical_gradient")
+
+
+def _latest_call(namespace, prefer, owner, methods):
+    """The user's most recent call of one of ``methods`` (bound methods of ``owner``, under any
+    name: ``net.loss``, ``loss = network.loss``), in the %%gradcheck cell, then in the history."""
+    wanted = [m for m in methods if m is not None]
+
+    def fits(call) -> bool:
+        if call.function.split(".")[-1] not in (*DATA_METHODS, *(getattr(m, "__name__", "") for m in wanted)):
+            return False
+        value = resolved(namespace, call.function)
+        return any(value == m for m in wanted)
+
+    history = getattr(prefer, "history", None) or []
+    return next((c for c in history if fits(c)), None)
+
+
 def _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer) -> tuple:
-    """(the loss's arguments, the gradient's): what the cell passed each (the gradient, when the cell
-    called only the loss, what it passed the loss), else by name; the loss's twice without a gradient."""
-    args = bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label))
+    """(the loss's arguments, the gradient's) as :class:`Given`: the user's latest call of the loss
+    (or of its gradient, numerical_gradient: the same data), exactly as given with the values as they
+    are now; else by name.  The gradient gets its own latest call, else the loss's arguments."""
+    owner = getattr(loss, "__self__", None)
+    siblings = [getattr(owner, m, None) for m in DATA_METHODS] if owner is not None else []
+    call = _latest_call(namespace, prefer, owner, [loss])
+    call = call or _latest_call(namespace, prefer, owner, [gradient, *siblings])
+    args = bind_call(loss, call, namespace) if call is not None else None
+    if args is None:
+        args = Given(bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label)))
     if gradient is None:
         return args, args
-    given = cell_call(prefer, gradient_label) or cell_call(prefer, loss_label)
-    return args, bind_by_name(gradient, namespace, gradient_label, given=given)
+    own = _latest_call(namespace, prefer, owner, [gradient])
+    grad_args = bind_call(gradient, own, namespace) if own is not None else None
+    if grad_args is None:
+        grad_args = bind_call(gradient, call, namespace) if call is not None else None
+    if grad_args is None:
+        given = cell_call(prefer, gradient_label) or cell_call(prefer, loss_label)
+        grad_args = Given(bind_by_name(gradient, namespace, gradient_label, given=given))
+    return args, grad_args
 
 
-def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> Convention:
+def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> CheckPlan:
     params_label = params or f"{owner_name}.params"
     weights = lookup(namespace, params_label, "-p/--params")
     if not looks_like_parameters(weights):
@@ -199,30 +219,32 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
     )
     gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
     args, grad_args = _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer)
-    roots = {owner_name: owner, **{n: v for n, v in args + grad_args}}
+    roots = {owner_name: owner, **dict(args.items() + grad_args.items())}
     snapshot = Snapshot({**roots, loss_label: loss, **({gradient_label: gradient} if gradient else {})})
     for k, v in weights.items():
         snapshot.watch(f"{params_label}[{k!r}]", v)
-    for n, v in args + grad_args:
+    for n, v in args.items() + grad_args.items():
         snapshot.watch(n, v)
     elsewhere = (
         "a tuple, a closure, a copy in a layer object, or was it replaced in "
         f"{params_label} after the layers were built?"
     )
     work = {k: snapshot.stand_in(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
-    loss_call = marked(loss, f"{loss_label}({', '.join(n for n, _ in args)})")
-    values = [v for _, v in args]
+    loss_call = marked(loss, f"{loss_label}({args.text()})")
+    values, keywords = args.values, args.kwvalues
 
-    evaluate = _first_output(loss_call, values)
+    evaluate = _first_output(loss_call, values, keywords)
 
     def gradients():
         __tracebackhide__ = True  # noqa: F841
         if gradient is not None:
-            grads = marked(gradient, f"{gradient_label}(...)")(*[v for _, v in grad_args])
+            grads = marked(gradient, f"{gradient_label}({grad_args.text()})")(
+                *grad_args.values, **grad_args.kwvalues
+            )
             if isinstance(grads, tuple) and len(grads) == 2 and isinstance(grads[1], dict):
                 grads = grads[1]  # -b model.loss: the (loss, grads) a cs231n model returns
         else:
-            out = loss_call(*values)
+            out = loss_call(*values, **keywords)
             if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
                 raise GradCheckError(
                     f"{loss_label} returned {type(out).__name__}; expected (loss, grads) "
@@ -245,27 +267,25 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
             + (f" (also {', '.join(names[1:])})" if len(names) > 1 else "")
         )
 
-    arg_text = ", ".join(n for n, _ in args)
+    arg_text = args.text()
     description = (
-        f"{loss_label}({arg_text}), {gradient_label}(...)"
+        f"{loss_label}({arg_text}), {gradient_label}({grad_args.text()})"
         if gradient
         else f"{loss_label}({arg_text}) → (loss, grads)"
     ) + f"; {params_label} perturbed in place{snapshot.swapped_description()}"
     x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
-    plan = ConventionPlan(
-        description,
-        Step(loss_label),
-        params_label,
-        dict(weights),
-        values={n: v for n, v in args} | {"lambd": getattr(owner, "reg", None)},
+    hints = Hints(
         m=int(x.shape[0]) if x is not None else None,
+        lambd=getattr(owner, "reg", None),
         backward_fn=gradient or loss,
         cost_fns=(loss,) if gradient is not None else (),
     )
+    plan = CheckPlan(description, loss_label, params_label, dict(weights), snapshot=snapshot, hints=hints)
+    plan.source = args.source
     snapshot.swap_in()
     notes = snapshot.swapped_notes()
-    problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
-    return Convention(snapshot, plan, problem)
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
+    return plan
 
 
 def _upstream(namespace: dict, shape: tuple, label: str):
@@ -278,7 +298,7 @@ def _upstream(namespace: dict, shape: tuple, label: str):
     return drawn, f"upstream gradient: seeded random {shape} (no dvalues/dout of {label}'s output shape)"
 
 
-def _layer(namespace, owner_name, layer, prefer=()) -> Convention:
+def _layer(namespace, owner_name, layer, prefer=()) -> CheckPlan:
     """One layer object against an upstream gradient: cost = Σ output·dvalues."""
     fallback = {k: v for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
     if "inputs" not in namespace and "inputs" not in fallback and isinstance(namespace.get("X"), np.ndarray):
@@ -334,17 +354,18 @@ def _layer(namespace, owner_name, layer, prefer=()) -> Convention:
         f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}"
         + snapshot.swapped_description()
     )
-    plan = ConventionPlan(
+    plan = CheckPlan(
         description,
-        Step(f"{owner_name}.forward"),
+        f"{owner_name}.forward",
         owner_name,
         {**originals, **dict(args)},
-        backward_fn=layer.backward,
+        snapshot=snapshot,
+        hints=Hints(backward_fn=layer.backward),
     )
     snapshot.swap_in()
     notes = snapshot.swapped_notes()
-    problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
-    return Convention(snapshot, plan, problem)
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
+    return plan
 
 
 def _calls_layers(namespace: dict, fn) -> bool:
@@ -352,10 +373,13 @@ def _calls_layers(namespace: dict, fn) -> bool:
     return code is not None and any(is_layer(namespace.get(n)) for n in code.co_names)
 
 
-def candidates(namespace: dict, prefer=()) -> list:
+def candidates(request: Request) -> list:
     """Without flags, what the ranking weighs from here: every model or network object (``.params``
     dict and ``.loss``), and every forward function that calls layer objects with its mirrored
     backward.  A single layer object is checked only when named (``%gradcheck dense1``)."""
+    if request.flagged:
+        return []
+    namespace, prefer = request.namespace, request.cell
     found = [
         _model_candidate(namespace, name, prefer)
         for name in sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
@@ -386,7 +410,7 @@ def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
         name,
         choose,
         kind,
-        inputs=frozenset([name, *(n for n, _ in args + grad_args)]),
+        inputs=frozenset([name, *(n for n, _ in args.items() + grad_args.items())]),
         local=type(owner).__module__ == "__main__",
         build=lambda: dry_run(_model(namespace, name, owner, None, None, None, prefer)),
     )
@@ -420,7 +444,7 @@ def _shared_backward(layers: list):
     return method if callable(method) else None
 
 
-def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]:
+def _functions_over_layers(namespace, forward, backward) -> Optional[CheckPlan]:
     """Plain ``forward``/``backward`` functions that call layer objects of the namespace: the blocks
     are those objects' parameters (``dense1.weights``, ...), paired with ``dense1.dweights``."""
     if "." in forward or "." in backward:
@@ -470,18 +494,19 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
             "layer's arrays (a copy, or another object?)"
         )
 
-    plan = ConventionPlan(
+    plan = CheckPlan(
         f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
         f"{backward}(...); layer arrays perturbed in place{snapshot.swapped_description()}",
-        Step(forward),
+        forward,
         ", ".join(layers),
         originals,
-        backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd,
+        snapshot=snapshot,
+        hints=Hints(backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd),
     )
     snapshot.swap_in()
     notes = snapshot.swapped_notes()
-    problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
-    return Convention(snapshot, plan, problem)
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
+    return plan
 
 
-__all__ = ["candidates", "is_layer", "is_model", "layer_params", "lookup", "resolve"]
+__all__ = ["candidates", "is_layer", "is_model", "layer_params", "resolve"]
