@@ -329,3 +329,54 @@ def test_a_loss_sampling_from_pythons_random_is_checked_and_both_generators_put_
 def test_a_wrong_gradient_under_pythons_random_still_fails_its_block(ip):
     run(ip, (NEGATIVE_SAMPLING % 0).replace("dv = (1 - sig) @ U[idx]", "dv = 2 * (1 - sig) @ U[idx]"))
     assert check(ip, "model").failed == ["v"]
+
+
+#: The chain's ReLU, tripping at the evaluation numbered ``at`` (a raise, a Ctrl-C or a NaN), counted
+#: in a module (a check gives back what the calls touch, not modules).
+TRIPPING_RELU = """
+import types
+tally = types.ModuleType("tally")
+tally.calls = 0
+_relu_forward = Activation_ReLU.forward
+
+def tripping_forward(self, inputs):
+    tally.calls += 1
+    _relu_forward(self, inputs)
+    if tally.calls == at:
+        if fault == "raise":
+            raise ValueError("planted failure")
+        if fault == "interrupt":
+            raise KeyboardInterrupt
+        self.output = self.output * np.nan
+
+Activation_ReLU.forward = tripping_forward
+"""
+
+
+@pytest.mark.parametrize("trial", range(12))
+def test_functions_over_layer_objects_give_every_object_back_after_a_raise_a_ctrl_c_or_a_nan(ip, trial):
+    import random
+
+    rng = np.random.default_rng(trial)
+    fault = ("raise", "interrupt", "nan")[trial % 3]
+    load(ip, "nnfs_layers")
+    run(ip, NNFS_CHAIN + ("forward(X, y_true)\nbackward()\n" if trial % 2 else ""))
+    ip.user_ns.update(fault=fault, at=int(rng.integers(1, 60)))
+    run(ip, TRIPPING_RELU)
+    names = ["dense1", "act1", "dense2", "loss_function", "X", "y_true", "Activation_ReLU"]
+    before = everything(ip, names)
+    relu_attrs = dict(vars(ip.user_ns["Activation_ReLU"]))
+    random.seed(trial)
+    np.random.seed(trial)
+    states = random_states()
+    try:
+        check(ip, f"-f forward -b backward --mode {('full', 'fast')[trial % 2]}")
+    except ValueError as exc:
+        assert fault == "raise" and "planted failure" in str(exc)
+    except KeyboardInterrupt:
+        assert fault == "interrupt"
+    except UsageError:
+        assert fault == "nan"
+    assert_as_before(ip, names, before)
+    assert dict(vars(ip.user_ns["Activation_ReLU"])) == relu_attrs
+    assert random_states() == states
