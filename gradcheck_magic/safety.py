@@ -34,6 +34,7 @@ import site
 import sys
 import sysconfig
 import types
+import weakref
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -147,12 +148,26 @@ def _listed(labels: list, most: int = 3) -> str:
 
 @dataclass
 class Saved:
-    """One array as it was (its one copy) and whether a change to it is reported."""
+    """One array as it was: its one copy, shared by every snapshot alive that reaches the array while
+    it still has these bits (the check's first snapshot and each candidate's)."""
 
     label: str
     array: np.ndarray
     copy: np.ndarray
-    watched: bool = False
+
+
+#: id(array) -> its Saved copy, while a snapshot holds it: no second copy of an unchanged array.
+_COPIES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _saved(label: str, array: np.ndarray) -> Saved:
+    """The array's copy: the one a live snapshot already holds if its bits are still the array's,
+    else a new one."""
+    known = _COPIES.get(id(array))
+    if known is not None and known.array is array and _same_bits(array, known.copy):
+        return known
+    saved = _COPIES[id(array)] = Saved(label, array, array.copy())
+    return saved
 
 
 @dataclass(slots=True)
@@ -180,6 +195,7 @@ class Snapshot:
         self.places: list = []  # every Place an array sits in (for swaps and rebinding copies)
         self.containers: list = []  # (kind, object, its contents as they were)
         self.bindings: dict = {}  # (id(mapping), key) -> (label, mapping, key, value or MISSING)
+        self.watched_arrays: dict = {}  # id -> label, the arrays whose changes are reported
         self.watched_names: dict = {}  # label -> the object it was bound to
         self.watched_dicts: list = []  # (label, dict, [(key, value)])
         self.swaps: dict = {}  # id(original) -> Swap
@@ -210,13 +226,13 @@ class Snapshot:
         if ns is not None and ns.get(label, MISSING) is value:
             self.watched_names.setdefault(label, value)
         if isinstance(value, np.ndarray):
-            self.arrays[id(value)].watched = True
+            self.watched_arrays.setdefault(id(value), label)
         elif isinstance(value, dict):
             if not any(d is value for _, d, _ in self.watched_dicts):
                 self.watched_dicts.append((label, value, list(value.items())))
-            for item in value.values():
+            for key, item in value.items():
                 if isinstance(item, np.ndarray):
-                    self.arrays[id(item)].watched = True
+                    self.watched_arrays.setdefault(id(item), f"{label}[{key!r}]")
 
     def _bind(self, label: str, mapping: dict, key, value) -> None:
         self.bindings.setdefault((id(mapping), key), (label, mapping, key, value))
@@ -237,7 +253,7 @@ class Snapshot:
             label, value = stack.pop()
             if isinstance(value, np.ndarray):
                 if id(value) not in self.arrays:
-                    self.arrays[id(value)] = Saved(label, value, value.copy())
+                    self.arrays[id(value)] = _saved(label, value)
                 continue
             if id(value) in self._seen or not self._walkable(value):
                 continue
@@ -444,7 +460,10 @@ class Snapshot:
             if list(d) != [k for k, _ in items]:
                 found.append(f"{label} (keys changed)")
             found += [f"{label}[{k!r}] (replaced)" for k, v in items if k in d and d[k] is not v]
-        found += [s.label for s in self.arrays.values() if s.watched and not _same_bits(s.array, s.copy)]
+        for i, label in self.watched_arrays.items():
+            saved = self.arrays[i]
+            if not _same_bits(saved.array, saved.copy):
+                found.append(label)
         return found
 
     def restore(self) -> list:

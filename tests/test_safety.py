@@ -284,3 +284,18 @@ def test_both_random_generators_replay_and_are_put_back():
     random.random()
     snapshot.restore()
     assert not Draws().moved() and (random.random(), np.random.rand()) == first
+
+
+def test_snapshots_alive_together_share_one_copy_of_an_unchanged_array_never_a_stale_one():
+    from gradcheck_magic.safety import Snapshot
+
+    a = np.arange(4.0)
+    first = Snapshot({"a": a})
+    candidate = Snapshot({"model": {"W": a}})
+    assert candidate.arrays[id(a)].copy is first.arrays[id(a)].copy  # one copy for the check
+    a[0] = 7.0  # changed after both (a later cell): a new snapshot copies the array as it is now
+    later = Snapshot({"a": a})
+    assert later.arrays[id(a)].copy is not first.arrays[id(a)].copy
+    a[0] = -1.0
+    later.restore()
+    assert a[0] == 7.0
