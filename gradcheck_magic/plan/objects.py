@@ -264,6 +264,18 @@ def resolve(request: Request) -> Optional[CheckPlan]:
     )
 
 
+def from_call(call, request: Request) -> Optional[CheckPlan]:
+    """A model's ``loss``/``gradient``/``numerical_gradient`` call (``net.loss(X, y, reg=0.05)``,
+    ``network.gradient(x_batch, t_batch)``): that model, on exactly those arguments; else None."""
+    if call.function.split(".")[-1] not in DATA_METHODS:
+        return None
+    found = _method_owner(request.namespace, call.function)
+    if found is None:
+        return None
+    owner_name, owner = found
+    return dry_run(_model(request.namespace, owner_name, owner, None, None, None, request.cell))
+
+
 def _method_owner(namespace: dict, name: str):
     """(the owner's name, the model) when ``name`` is a bound method of a model (``loss =
     network.loss``), else None."""
@@ -304,7 +316,23 @@ def _latest_call(namespace, prefer, owner, methods):
         return any(value == m for m in wanted)
 
     history = getattr(prefer, "history", None) or []
-    return next((c for c in history if fits(c)), None)
+    return next((c for c in history if fits(c) and _has_labels(c, namespace)), None)
+
+
+#: Names of a loss's labels: a call without them returns scores (cs231n's ``model.loss(X)``).
+LABELS = ("y", "t", "Y", "labels", "targets", "target")
+
+
+def _has_labels(call, namespace) -> bool:
+    """Does the call give the labels its method takes (``net.loss(X)`` gives scores, no loss)?"""
+    method = resolved(namespace, call.function)
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return True
+    names = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    given = set(names[: len(call.args)]) | set(call.keywords)
+    return all(n in given for n in names if n in LABELS)
 
 
 def _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer) -> tuple:
