@@ -32,6 +32,7 @@ from .binding import (
     missing_text,
     named,
     only_star_args,
+    refuse_empty,
     user_functions,
     validate_parameters,
 )
@@ -340,6 +341,7 @@ class Course:
         """A family's probe: its CheckPlan when its forward returns what it assumes, else Unfit."""
         __tracebackhide__ = True  # noqa: F841
         name = family.forward.name
+        refuse_empty((a.name, a.value) for b in family.bindings for a in b.args if a.source == VALUE)
         if name not in self.probes:
             self.probes[name] = _probe(family.forward, self.params_name, self.params_value)
         verdict = self.probes[name]
