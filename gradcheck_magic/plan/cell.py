@@ -294,8 +294,15 @@ def calls_in(tree: ast.AST, source: str, cell: Optional[int]) -> list:
 
 
 def assignments_in(tree: ast.AST) -> set:
-    """The plain names a cell assigns (for "which cell assigned what was bound")."""
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    """The names a cell binds: assignments, definitions and imports (for "which cell assigned what
+    was bound" and "the one defined last")."""
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
 
 
 def _magic_body(tree: ast.AST) -> Optional[str]:

@@ -569,6 +569,9 @@ def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
         inputs=frozenset([name, *(n for n, _ in args.items() + grad_args.items())]),
         local=type(owner).__module__ == "__main__",
         build=lambda: dry_run(_model(namespace, name, owner, None, None, None, prefer)),
+        arrays=frozenset(id(v) for v in owner.params.values() if isinstance(v, np.ndarray)),
+        reaches=frozenset([name]),
+        defined=name,
     )
 
 
