@@ -10,6 +10,7 @@ function takes?), run once per forward under the check's snapshot.  The chosen f
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Optional
@@ -33,6 +34,7 @@ from .binding import (
     missing_text,
     named,
     only_star_args,
+    refuse_empty,
     user_functions,
     validate_parameters,
 )
@@ -46,7 +48,7 @@ from .problem import (
     split_output,
     working_copy,
 )
-from .ranking import Candidate, Unfit
+from .ranking import Candidate, Unfit, choose
 
 NAME_TOKENS = {
     "forward",
@@ -234,6 +236,24 @@ class Family:
     kind = "function sets"
     refusal = ""
 
+    @property
+    def arrays(self) -> frozenset:
+        """Ids of the arrays it checks (for :func:`~.ranking.merged`)."""
+        value = self.course.params_value if self.course is not None else None
+        items = value.values() if isinstance(value, dict) else [value]
+        return frozenset(id(v) for v in items if isinstance(v, np.ndarray))
+
+    @property
+    def reaches(self) -> frozenset:
+        """The namespace names its functions read (a wrapper reads ``model``)."""
+        return frozenset(
+            n for b in self.bindings for n in getattr(getattr(b.fn, "__code__", None), "co_names", ())
+        )
+
+    @property
+    def defined(self) -> str:
+        return self.forward.name
+
     def build(self):
         return self.course.build(self)
 
@@ -341,6 +361,7 @@ class Course:
         """A family's probe: its CheckPlan when its forward returns what it assumes, else Unfit."""
         __tracebackhide__ = True  # noqa: F841
         name = family.forward.name
+        refuse_empty((a.name, a.value) for b in family.bindings for a in b.args if a.source == VALUE)
         if name not in self.probes:
             self.probes[name] = _probe(family.forward, self.params_name, self.params_value)
         verdict = self.probes[name]
@@ -520,7 +541,30 @@ def candidates(request: Request) -> list:
     except GradCheckError as exc:
         return [_refused(exc, getattr(exc, "params_name", None))]
     found.namespace, found.request = ns, request
-    return [_joined(f, found) for f in found.families]
+    families = [_joined(f, found) for f in found.families]
+    for name in dict.fromkeys(n for f in families for n in f.reaches if n in ns):
+        request.snapshot.keep(name, ns[name])  # objects the functions use (a wrapper sets model.params)
+    return families
+
+
+def from_call(call, request: Request) -> Optional[CheckPlan]:
+    """A call of one of the course's functions (``forward_propagation_n(X, Y, parameters)``): the
+    families that contain it, ranked as ever (their arguments bind by name: the course's calls name
+    the variables); None when no family contains it."""
+    if "." in call.function or not callable(request.namespace.get(call.function)):
+        return None
+    if not any(call.function in user_functions(request.namespace, role) for role in ROLES):
+        return None
+    pool = [c for c in candidates(request) if isinstance(c, Family) and call.function in c.functions]
+    if not pool:
+        return None
+    found = choose(pool, request.written, functools.partial(nothing_fits, pool))
+    found.source = call.describe()
+    return found
+
+
+#: The course's function roles.
+ROLES = ("forward", "backward", "cost")
 
 
 def _joined(family: Family, found: Course) -> Family:
