@@ -255,8 +255,11 @@ def test_snapshot_keeps_one_copy_of_each_array_however_many_places_hold_it():
 
 
 def test_snapshot_does_not_walk_library_code_or_modules():
+    import sys
     import types
+    from pathlib import Path
 
+    import gradcheck_magic
     from gradcheck_magic.safety import Snapshot, is_library
 
     ns = user_namespace()
@@ -265,6 +268,13 @@ def test_snapshot_does_not_walk_library_code_or_modules():
     assert types.ModuleType not in walked
     assert is_library("numpy") and is_library("json") and is_library("IPython.core")
     assert not is_library("__main__") and not is_library(None)
+    private = types.ModuleType("_graders_copy_of_engine")  # a copy of the package under another name
+    private.__file__ = str(Path(gradcheck_magic.__file__).parent / "engine.py")
+    sys.modules[private.__name__] = private
+    try:
+        assert is_library(private.__name__)
+    finally:
+        del sys.modules[private.__name__]
 
 
 def test_both_random_generators_replay_and_are_put_back():
