@@ -509,6 +509,7 @@ class Snapshot:
         except Exception:  # noqa: BLE001 - shape/dtype cannot be put back in place: rebind instead
             places = [p for p in self.places if p.value is array and p.kind not in ("pinned", "cell")]
             bound = [b for b in self.bindings.values() if b[3] is array]
+            copy = copy.copy()  # the user's from now on; the saved copy stays the snapshots' own
             try:
                 for place in places:
                     _put(place, copy)

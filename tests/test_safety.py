@@ -309,3 +309,20 @@ def test_snapshots_alive_together_share_one_copy_of_an_unchanged_array_never_a_s
     a[0] = -1.0
     later.restore()
     assert a[0] == 7.0
+
+
+def test_an_array_retyped_in_place_is_rebound_to_its_own_copy_with_a_note():
+    import warnings
+
+    from gradcheck_magic.safety import Snapshot
+
+    a = np.arange(3.0)
+    holder = {"a": a}
+    snapshot = Snapshot({"holder": holder})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a.dtype = np.int64  # in place: the same buffer read as integers
+    notes = snapshot.restore()
+    assert notes and "holder['a'] was reshaped or retyped in place" in notes[0]
+    assert holder["a"].dtype == np.float64 and np.array_equal(holder["a"], np.arange(3.0))
+    assert holder["a"] is not snapshot.arrays[id(a)].copy  # the snapshot's copy stays its own
