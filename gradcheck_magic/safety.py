@@ -3,14 +3,16 @@
 :class:`Snapshot` is taken before the first call of any user code (discovery's probes included) and
 restored in a ``finally``, so a pass, a fail, an exception or Ctrl-C all leave things as they were:
 
-- every array reachable from the roots, bit for bit and dtype for dtype (one copy of each);
+- every array reachable from the roots, bit for bit and dtype for dtype (one copy of each, shared
+  by every snapshot alive at once while the array keeps those bits);
 - every object, dict, list and set on the way, at any depth: the same attributes, entries and items
   (the same objects: an array rebound to an equal new one is put back; none added, none removed);
 - the globals the user's functions read or assign, found from their code (``LOAD_GLOBAL`` and
   ``STORE_GLOBAL`` against ``__globals__``), the cells of their closures, their mutable defaults, and
   the class attributes of user classes; so a ``model.loss`` that calls ``norm.update(X)`` on a global
-  helper leaves ``norm`` as it was.  Library code (numpy, the standard library, installed packages)
-  is not walked: only what the user's own code can reach through the user's own objects;
+  helper leaves ``norm`` as it was.  Library code (numpy, the standard library, installed packages,
+  this package under any name) and modules are not walked: only what the user's own code can reach
+  through the user's own objects;
 - numpy's global random state and Python's ``random`` state (:class:`Draws`, also what every
   evaluation replays).
 
