@@ -352,8 +352,11 @@ def resolve(
 ) -> Optional[Convention]:
     """The convention the flags or the object name pick, or None (no flag: the ranking decides)."""
     from . import layers, objects
+    from .plan import recurrent
 
     found = objects.resolve(namespace, forward, backward, cost, params, target, prefer)
+    if found is None and not target:
+        found = recurrent.resolve(namespace, forward, backward, cost, params)
     if found is None:
         found = layers.resolve(namespace, forward, backward, cost, params, prefer)
     return found

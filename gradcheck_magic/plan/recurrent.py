@@ -1,0 +1,398 @@
+"""Layer functions with several outputs, and dict-in/dict-out cells (recurrent layers).
+
+cs231n: ``next_h, next_c, cache = lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)`` and
+``dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, cache)``.  Coursera C5W1:
+``a_next, yt_pred, cache = rnn_cell_forward(xt, a_prev, parameters)`` and
+``gradients = rnn_cell_backward(da_next, cache)``, a dict (``dxt``, ``da_prev``, ``dWax``, ...).
+
+The check is of the vector-Jacobian product: the backward takes one upstream gradient per output it
+differentiates (``dnext_h`` for ``next_h``, matched by name, else by position), so the cost is
+Σ_k out_k·dout_k over exactly those outputs (C5W1's ``yt_pred`` has none: it is not in the cost).
+Blocks: every float array argument, named by the forward's parameter (``prev_h`` even when the call
+passed ``h``), and every array of a parameters dict, named by its key.  Gradients pair by position
+in a returned tuple (cs231n), by ``"d" + name`` in a returned dict (C5W1).  An array of the dict that
+the backward gives no gradient for and the cost does not read (``Wya``, ``by``) is said, not checked;
+one the cost reads fails as a missing gradient.  Integer arrays (word indices), masks and config
+dicts are data; every call gets a fresh copy of each dict.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
+from ..errors import GradCheckError
+from ..problem import silenced
+
+#: Argument names of a backward that receive the forward's cache.
+CACHE_ARGS = ("cache", "caches")
+#: Seed of the upstream gradients drawn when the namespace has none of an output's shape.
+UPSTREAM_SEED = 0
+#: Relative size of the nudge that asks whether the cost reads an array the backward gives no gradient.
+NUDGE = 1e-3
+
+
+def is_float_array(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 0
+
+
+def is_parameter_dict(value) -> bool:
+    """C5W1's ``parameters``: a dict with float arrays under string keys (config dicts hold none)."""
+    return (
+        isinstance(value, dict)
+        and any(is_float_array(v) for v in value.values())
+        and all(isinstance(k, str) for k in value)
+    )
+
+
+def positional(fn) -> list:
+    try:
+        return [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return []
+
+
+def upstream_args(bwd) -> Optional[list]:
+    """The backward's upstream-gradient arguments (``dnext_h, dnext_c``) when it ends with the cache,
+    else None."""
+    names = [p.name for p in positional(bwd)]
+    if len(names) < 2 or names[-1] not in CACHE_ARGS or any(n in CACHE_ARGS for n in names[:-1]):
+        return None
+    return names[:-1]
+
+
+def returned_names(fn) -> list:
+    """The names in the forward's last ``return a, b, cache`` (None where an item is not a plain
+    name); [] when its source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    body = tree.body[0] if tree.body and isinstance(tree.body[0], ast.FunctionDef) else None
+    if body is None:
+        return []
+    returns = []
+    stack = list(body.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple):
+            returns.append(node)
+        stack.extend(ast.iter_child_nodes(node))
+    if not returns:
+        return []
+    last = max(returns, key=lambda n: n.lineno)
+    return [e.id if isinstance(e, ast.Name) else None for e in last.value.elts]
+
+
+def fits(fwd, bwd, namespace: dict) -> bool:
+    """Is this pair for this planner: several upstream gradients, several outputs, or a parameters
+    dict in (C5W1)?  A pair with one output and a tuple of array gradients is the plain layer
+    convention (affine)."""
+    ups = upstream_args(bwd)
+    if ups is None:
+        return False
+    if len(ups) > 1:
+        return True
+    names = returned_names(fwd)
+    if len(names) > 2:
+        return True
+    names = [p.name for p in positional(fwd)]
+    return any(n in ("parameters", "params") or is_parameter_dict(namespace.get(n)) for n in names)
+
+
+@dataclass
+class Arg:
+    """One argument of the forward: its parameter name, what the caption shows, its value."""
+
+    name: str
+    text: str
+    value: object
+
+
+def bind_forward(fwd, forward: str, namespace: dict, given=None) -> list:
+    """The forward's arguments: the expressions the user's call passed (``given``: positional and
+    keyword texts with their values), else the variables named like the parameters, else defaults."""
+    passed, keywords = given or ((), {})
+    args = []
+    for i, p in enumerate(positional(fwd)):
+        if i < len(passed):
+            text, value = passed[i]
+        elif p.name in keywords:
+            text, value = keywords[p.name]
+        elif p.name in namespace:
+            text, value = p.name, namespace[p.name]
+        elif p.default is not p.empty:
+            break
+        else:
+            raise GradCheckError(f"{forward} needs `{p.name}`, which is not defined in the namespace")
+        args.append(Arg(p.name, text, value))
+    return args
+
+
+class Blocks:
+    """The float64 working arrays: one per float array argument, one per array of a parameters dict.
+    ``call_args()`` gives the forward its arguments, the working arrays in the users' places."""
+
+    def __init__(self, args: list):
+        self.args = args
+        #: arrays: every working array; work: those checked (an unread one is dropped from it)
+        self.arrays, self.work, self.original, self.keys = {}, {}, {}, {}  # keys: (argument, dict key)
+        for a in args:
+            if is_float_array(a.value):
+                self._add(a.name, a.value, a.name, None)
+            elif is_parameter_dict(a.value):
+                for k, v in a.value.items():
+                    if is_float_array(v):
+                        self._add(k if k not in self.arrays else f"{a.name}[{k!r}]", v, a.name, k)
+
+    def _add(self, block, value, arg, key):
+        self.arrays[block] = self.work[block] = np.array(value, dtype=np.float64, order="C")
+        self.original[block] = value
+        self.keys[block] = (arg, key)
+
+    def call_args(self) -> list:
+        out = []
+        for a in self.args:
+            if self.keys.get(a.name) == (a.name, None):
+                out.append(self.arrays[a.name])
+            elif isinstance(a.value, dict):
+                fresh = dict(a.value)  # batchnorm-style running averages never leak between calls
+                for block, (arg, key) in self.keys.items():
+                    if arg == a.name and key is not None:
+                        fresh[key] = self.arrays[block]
+                out.append(fresh)
+            else:
+                out.append(a.value)
+        return out
+
+    def gradient_key(self, block: str) -> str:
+        arg, key = self.keys[block]
+        return f"d{key if key is not None else arg}"
+
+
+@dataclass
+class Upstream:
+    """One upstream gradient: the backward's argument, the output it pairs with, its value, and
+    where the value came from (for the caption)."""
+
+    arg: str
+    output: str
+    index: int
+    value: np.ndarray
+    source: str  # the namespace variable, or "" for a seeded random draw
+
+
+def pair_outputs(ups: list, outputs: list, names: list) -> list:
+    """(upstream argument, output index) pairs: ``dnext_h`` ↔ the output named ``next_h``; else by
+    position over the float outputs (the states come first: C5W1's ``a, y_pred, caches``)."""
+    by_name = {n: i for i, n in enumerate(names[: len(outputs)]) if n}
+    if all(u[1:] in by_name for u in ups):
+        return [(u, by_name[u[1:]]) for u in ups]
+    floats = [i for i, o in enumerate(outputs) if is_float_array(o)]
+    if len(ups) > len(floats):
+        return []
+    return list(zip(ups, floats))
+
+
+def find_upstream(arg, output_name, shape, namespace, given, index) -> Upstream:
+    """The upstream gradient for ``arg``: what the user's backward call passed, else the namespace's
+    variable of that name (or ``d`` + the output's name, or ``dout``) when it has the output's shape,
+    else a seeded random array."""
+    candidates = ([given] if given else []) + [arg, f"d{output_name}", "dout"]
+    for name in candidates:
+        value = namespace.get(name)
+        if isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu":
+            return Upstream(arg, output_name, index, np.array(value, dtype=np.float64), name)
+    rng = np.random.default_rng([UPSTREAM_SEED, index])
+    return Upstream(arg, output_name, index, rng.standard_normal(shape), "")
+
+
+def _describe_upstream(upstream: list) -> str:
+    named = [u for u in upstream if u.source]
+    parts = []
+    if named:
+        texts = [u.arg if u.source == u.arg else f"{u.arg} = {u.source}" for u in named]
+        parts.append(f"{', '.join(texts)} from the namespace")
+    for u in upstream:
+        if not u.source:
+            parts.append(f"{u.arg}: seeded random {u.value.shape} (none of that shape in the namespace)")
+    return "; ".join(parts)
+
+
+def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None) -> Convention:
+    """The check of ``forward``/``backward``: ``given`` is the user's forward call (positional and
+    keyword ``(text, value)`` pairs) and ``given_upstream`` the variables its backward call passed
+    (``{"dnext_h": "dnext_h"}``), when a call was read; else arguments are bound by name."""
+    __tracebackhide__ = True  # noqa: F841
+    ups = upstream_args(bwd)
+    if ups is None:
+        raise GradCheckError(f"{backward} does not take (upstream gradients..., cache)")
+    args = bind_forward(fwd, forward, namespace, given)
+    snapshot = ObjectSnapshot({a.text: a.value for a in args})
+    for a in args:
+        snapshot.watch(a.text, a.value)
+        if isinstance(a.value, dict):
+            for k, v in a.value.items():
+                snapshot.watch(f"{a.text}[{k!r}]", v)
+    blocks = Blocks(args)
+    if not blocks.work:
+        raise GradCheckError(f"{forward} takes no float array argument: there is nothing to check")
+    call_text = f"{forward}({', '.join(a.text for a in args)})"
+    fwd_call = marked(fwd, call_text)
+    bwd_text = f"{backward}({', '.join(p.name for p in positional(bwd))})"
+    bwd_call = marked(bwd, bwd_text)
+
+    def call():
+        __tracebackhide__ = True  # noqa: F841
+        out = fwd_call(*blocks.call_args())
+        if not (isinstance(out, tuple) and len(out) >= 2):
+            raise GradCheckError(
+                f"{forward} returned {type(out).__name__}; a layer function returns (outputs..., cache)"
+            )
+        return out
+
+    try:
+        with silenced():
+            first = call()
+    finally:
+        snapshot.restore()
+    outputs = list(first[:-1])
+    names = returned_names(fwd)
+    pairs = pair_outputs(ups, outputs, names)
+    if not pairs:
+        raise GradCheckError(
+            f"{backward}({', '.join(ups)}, cache) takes {len(ups)} upstream gradients, but {forward} "
+            f"returns {sum(is_float_array(o) for o in outputs)} float outputs before its cache"
+        )
+    given_upstream = given_upstream or {}
+    upstream = []
+    for k, (arg, index) in enumerate(pairs):
+        output = outputs[index]
+        if not is_float_array(output):
+            raise GradCheckError(f"{forward}'s output {index} (for {arg}) is not a float array")
+        name = names[index] if index < len(names) and names[index] else f"out[{index}]"
+        upstream.append(find_upstream(arg, name, output.shape, namespace, given_upstream.get(arg), k))
+    for u in upstream:
+        if u.source:
+            snapshot.watch(u.source, namespace[u.source])
+
+    def evaluate():
+        __tracebackhide__ = True  # noqa: F841
+        out = call()
+        return float(sum(np.sum(np.asarray(out[u.index], dtype=np.float64) * u.value) for u in upstream))
+
+    def raw_gradients():
+        __tracebackhide__ = True  # noqa: F841
+        out = call()
+        by_name = {u.arg: u.value.copy() for u in upstream}
+        return bwd_call(*[by_name[a] for a in ups], out[-1])
+
+    def gradients():
+        __tracebackhide__ = True  # noqa: F841
+        return pair_gradients(raw_gradients(), blocks, backward)
+
+    unread = _unread_without_gradient(blocks, gradients, evaluate, snapshot)
+    for block in unread:
+        del blocks.work[block]
+    sigma = " + ".join(f"{u.output}·{u.arg}" for u in upstream)
+    description = f"{call_text} → Σ {sigma}, {bwd_text}"
+    how = _describe_upstream(upstream)
+    if how:
+        description += f"; {how}"
+    if unread:
+        description += f"; {', '.join(unread)}: not read by the cost (no gradient expected)"
+    returns_tuple = isinstance(_peek(raw_gradients, snapshot), (tuple, list))
+    plan_ = ConventionPlan(
+        description,
+        Step(forward),
+        ", ".join(blocks.work),
+        {b: blocks.original[b] for b in blocks.work},
+        values={a.name: a.value for a in args},
+        backward_fn=bwd,
+        positions={b: i for i, b in enumerate(blocks.work)} if returns_tuple else None,
+    )
+
+    def unread_message(found):
+        return (
+            f"{forward}'s outputs did not change when {found[0]} was perturbed: is it an argument it ignores?"
+        )
+
+    problem = ConventionProblem(plan_, snapshot.rng, blocks.work, evaluate, gradients, unread_message)
+    return Convention(snapshot, plan_, problem)
+
+
+def pair_gradients(returned, blocks: Blocks, backward: str) -> dict:
+    """{block: (gradient or None, its name)}: a dict by ``"d" + name`` (or the name itself), a tuple
+    by position over the blocks, a single array for a single block."""
+    if isinstance(returned, dict):
+        found = {}
+        for block in blocks.work:
+            key = blocks.gradient_key(block)
+            plain = key[1:]
+            value = returned.get(key, returned.get(plain)) if isinstance(plain, str) else None
+            found[block] = (value, key)
+        return found
+    items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
+    return {
+        b: (items[i] if i < len(items) else None, f"{backward}(...)[{i}]" if len(items) > 1 else f"d{b}")
+        for i, b in enumerate(blocks.work)
+    }
+
+
+def _peek(raw_gradients, snapshot):
+    try:
+        with silenced():
+            return raw_gradients()
+    finally:
+        snapshot.restore()
+
+
+def _unread_without_gradient(blocks: Blocks, gradients, evaluate, snapshot) -> list:
+    """Arrays of a parameters dict the backward gives no gradient for and the cost does not read
+    (C5W1's ``Wya``, ``by``: only the prediction reads them).  One the cost reads stays a block, and
+    fails as a missing gradient."""
+    try:
+        with silenced():
+            grads = gradients()
+            missing = [b for b, (g, _) in grads.items() if g is None and blocks.keys[b][1] is not None]
+            if not missing:
+                return []
+            state = np.random.get_state()
+            np.random.set_state(state)
+            base = evaluate()
+            rng = np.random.default_rng(12345)
+            unread = []
+            for b in missing:
+                work = blocks.work[b]
+                saved = work.copy()
+                work += NUDGE * np.maximum(np.abs(work), 1.0) * rng.standard_normal(work.shape)
+                np.random.set_state(state)
+                if evaluate() == base:
+                    unread.append(b)
+                work[...] = saved
+            return unread
+    finally:
+        snapshot.restore()
+
+
+def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None) -> Optional[Convention]:
+    """``-f lstm_step_forward [-b lstm_step_backward]``: this planner when the pair fits it."""
+    if cost or params or not forward or not callable(namespace.get(forward)):
+        return None
+    backward = backward or forward.replace("forward", "backward")
+    fwd, bwd = namespace[forward], namespace.get(backward)
+    if backward == forward or not callable(bwd) or not fits(fwd, bwd, namespace):
+        return None
+    return plan(namespace, forward, fwd, backward, bwd)
