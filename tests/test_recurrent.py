@@ -459,3 +459,20 @@ def test_c5w1_gradient_missing_from_the_dict_fails_its_block(ip):
     result = check(ip)
     assert result.failed == ["Waa"], result
     assert "missing gradient dWaa" in result.table.loc["Waa", "note"]
+
+
+def test_recurrent_demo_shows_both_upstream_gradients_and_the_dprev_c_line():
+    from pathlib import Path
+
+    import nbformat
+
+    path = Path(__file__).resolve().parent.parent / "demo_notebooks" / "09_cs231n_recurrent.ipynb"
+    stored = nbformat.read(str(path), as_version=4)
+    text = " ".join(
+        o.get("data", {}).get("text/plain", "") + o.get("text", "")
+        for c in stored.cells
+        for o in c.get("outputs", [])
+    )
+    text = " ".join(text.split())
+    assert "Σ next_h·dnext_h + next_c·dnext_c" in text
+    assert "suspect: lstm_step_backward:9 dprev_c = dnext_c * f" in text
