@@ -367,5 +367,8 @@ def candidates(namespace: dict, prefer=()) -> list:
     families (models, functions over layer objects, layer-function pairs, flat-vector costs and
     ``(f, fprime)`` pairs)."""
     from . import layers, objects
+    from .plan import recurrent
 
-    return objects.candidates(namespace, prefer) + layers.candidates(namespace, prefer)
+    found = objects.candidates(namespace, prefer) + recurrent.candidates(namespace, prefer)
+    mine = {c.functions for c in found}
+    return found + [c for c in layers.candidates(namespace, prefer) if c.functions not in mine]

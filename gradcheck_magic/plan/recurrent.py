@@ -19,6 +19,7 @@ dicts are data; every call gets a fresh copy of each dict.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import textwrap
 from dataclasses import dataclass
@@ -63,12 +64,13 @@ def positional(fn) -> list:
 
 
 def upstream_args(bwd) -> Optional[list]:
-    """The backward's upstream-gradient arguments (``dnext_h, dnext_c``) when it ends with the cache,
-    else None."""
+    """The backward's upstream-gradient arguments (``dnext_h, dnext_c``, each named ``d…``) when it
+    ends with the cache, else None (the course's ``L_model_backward(AL, Y, caches)`` takes data)."""
     names = [p.name for p in positional(bwd)]
-    if len(names) < 2 or names[-1] not in CACHE_ARGS or any(n in CACHE_ARGS for n in names[:-1]):
+    if len(names) < 2 or names[-1] not in CACHE_ARGS:
         return None
-    return names[:-1]
+    ups = names[:-1]
+    return ups if all(len(n) > 1 and n.startswith("d") and n not in CACHE_ARGS for n in ups) else None
 
 
 def returned_names(fn) -> list:
@@ -303,7 +305,8 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
         __tracebackhide__ = True  # noqa: F841
         return pair_gradients(raw_gradients(), blocks, backward)
 
-    unread = _unread_without_gradient(blocks, gradients, evaluate, snapshot)
+    returned = _peek(raw_gradients, snapshot)
+    unread = _unread_without_gradient(blocks, pair_gradients(returned, blocks, backward), evaluate, snapshot)
     for block in unread:
         del blocks.work[block]
     sigma = " + ".join(f"{u.output}·{u.arg}" for u in upstream)
@@ -313,7 +316,7 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
         description += f"; {how}"
     if unread:
         description += f"; {', '.join(unread)}: not read by the cost (no gradient expected)"
-    returns_tuple = isinstance(_peek(raw_gradients, snapshot), (tuple, list))
+    returns_tuple = isinstance(returned, (tuple, list))
     plan_ = ConventionPlan(
         description,
         Step(forward),
@@ -359,13 +362,12 @@ def _peek(raw_gradients, snapshot):
         snapshot.restore()
 
 
-def _unread_without_gradient(blocks: Blocks, gradients, evaluate, snapshot) -> list:
+def _unread_without_gradient(blocks: Blocks, grads: dict, evaluate, snapshot) -> list:
     """Arrays of a parameters dict the backward gives no gradient for and the cost does not read
     (C5W1's ``Wya``, ``by``: only the prediction reads them).  One the cost reads stays a block, and
     fails as a missing gradient."""
     try:
         with silenced():
-            grads = gradients()
             missing = [b for b, (g, _) in grads.items() if g is None and blocks.keys[b][1] is not None]
             if not missing:
                 return []
@@ -379,12 +381,99 @@ def _unread_without_gradient(blocks: Blocks, gradients, evaluate, snapshot) -> l
                 saved = work.copy()
                 work += NUDGE * np.maximum(np.abs(work), 1.0) * rng.standard_normal(work.shape)
                 np.random.set_state(state)
-                if evaluate() == base:
-                    unread.append(b)
-                work[...] = saved
+                try:
+                    if evaluate() == base:
+                        unread.append(b)
+                finally:
+                    work[...] = saved
             return unread
     finally:
         snapshot.restore()
+
+
+#: How many of the notebook's latest cells are read for the user's call.
+HISTORY_CELLS = 20
+
+
+def _cell_trees(namespace: dict):
+    """The syntax trees of the notebook's cells, latest first (a ``%%gradcheck`` cell's body too)."""
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return
+    for text in reversed(history[-HISTORY_CELLS:]):
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, TypeError):
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "run_cell_magic"
+                and len(node.args) == 3
+                and isinstance(node.args[2], ast.Constant)
+                and isinstance(node.args[2].value, str)
+            ):
+                try:
+                    yield ast.parse(node.args[2].value)
+                except SyntaxError:
+                    pass
+        yield tree
+
+
+def _own_calls(tree):
+    """The calls ``f(a, b, k=c)`` of a cell's own statements (not inside its lambdas and functions)
+    whose arguments are all plain variable names, latest last: (name, (a, b), {k: c})."""
+    found, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                stack.append(child)
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        if all(isinstance(a, ast.Name) for a in node.args) and all(
+            k.arg and isinstance(k.value, ast.Name) for k in node.keywords
+        ):
+            args = (tuple(a.id for a in node.args), {k.arg: k.value.id for k in node.keywords})
+            found.append(((node.lineno, node.col_offset), node.func.id, args))
+    return [(name, args) for _, name, args in sorted(found, key=lambda f: f[0])]
+
+
+def latest_pair_call(namespace: dict):
+    """The notebook's latest call of a layer forward whose backward takes ``(d…, cache)``, and the
+    latest call of that backward: (forward, backward, forward call, backward call or None)."""
+    for tree in _cell_trees(namespace):
+        calls = _own_calls(tree)
+        for name, args in reversed(calls):
+            backward = name.replace("forward", "backward")
+            fwd, bwd = namespace.get(name), namespace.get(backward)
+            if "forward" not in name or not (callable(fwd) and callable(bwd)) or not upstream_args(bwd):
+                continue
+            after = [a for n, a in calls if n == backward]
+            return name, backward, args, (after[-1] if after else last_call(namespace, backward))
+    return None
+
+
+def last_call(namespace: dict, name: str):
+    """The latest call ``name(a, b, k=c)`` with plain variable names in the notebook's history:
+    ``((a, b), {k: c})`` as texts, or None.  No user code runs."""
+    for tree in _cell_trees(namespace):
+        found = [args for n, args in _own_calls(tree) if n == name]
+        if found:
+            return found[-1]
+    return None
+
+
+def given_values(namespace: dict, call) -> Optional[tuple]:
+    """A call's texts with the namespace's values, for :func:`bind_forward`; None when one of its
+    variables is gone."""
+    if call is None:
+        return None
+    names, keywords = call
+    if not all(n in namespace for n in [*names, *keywords.values()]):
+        return None
+    return [(n, namespace[n]) for n in names], {k: (v, namespace[v]) for k, v in keywords.items()}
 
 
 def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None) -> Optional[Convention]:
@@ -396,3 +485,65 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     if backward == forward or not callable(bwd) or not fits(fwd, bwd, namespace):
         return None
     return plan(namespace, forward, fwd, backward, bwd)
+
+
+def _upstream_passed(bwd, call) -> dict:
+    """{upstream argument: the variable the user's backward call passed for it}."""
+    if call is None:
+        return {}
+    names, keywords = call
+    params = [p.name for p in positional(bwd)]
+    passed = dict(zip(params, names))
+    passed.update(keywords)
+    return {u: passed[u] for u in upstream_args(bwd) or () if u in passed}
+
+
+def candidates(namespace: dict, prefer=()) -> list:
+    """Without flags: the layer pair of the notebook's latest forward call (cs231n's own test cells:
+    ``rnn_step_forward(x, h, Wx, Wh, b)`` then ``rnn_step_backward(dnext_h, cache)``), on exactly the
+    arguments it passed; and the pairs this planner fits whose arrays the %%gradcheck cell assigned."""
+    found, seen = [], set()
+    latest = latest_pair_call(namespace)
+    if latest is not None:
+        forward, backward, call, bwd_call = latest
+        given = given_values(namespace, call)
+        if given is not None:
+            seen.add(forward)
+            fwd, bwd = namespace[forward], namespace[backward]
+            texts = [t for t, _ in given[0]] + [t for t, _ in given[1].values()]
+            build = functools.partial(
+                plan, namespace, forward, fwd, backward, bwd, given, _upstream_passed(bwd, bwd_call)
+            )
+            found.append(_candidate(forward, backward, texts, build))
+    for name, fwd in namespace.items():
+        backward = name.replace("forward", "backward")
+        bwd = namespace.get(backward)
+        if name in seen or name.startswith("_") or "forward" not in name or not callable(fwd):
+            continue
+        if not callable(bwd) or not fits(fwd, bwd, namespace):
+            continue
+        required = [p.name for p in positional(fwd) if p.default is p.empty]
+        arrays = [
+            n for n in required if is_float_array(namespace.get(n)) or is_parameter_dict(namespace.get(n))
+        ]
+        if arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays):
+            build = functools.partial(plan, namespace, name, fwd, backward, bwd)
+            found.append(_candidate(name, backward, required, build))
+    return found
+
+
+def _is_checked(value) -> bool:
+    return is_float_array(value) or is_parameter_dict(value)
+
+
+def _candidate(forward, backward, inputs, build):
+    from ..discovery import Candidate
+
+    return Candidate(
+        f"{forward} / {backward}",
+        f"-f {forward} -b {backward}",
+        "layer functions",
+        inputs=frozenset(inputs),
+        functions=(forward, backward),
+        build=build,
+    )
