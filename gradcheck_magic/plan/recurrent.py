@@ -441,17 +441,20 @@ def _own_calls(tree):
 
 
 def latest_pair_call(namespace: dict):
-    """The notebook's latest call of a layer forward whose backward takes ``(d…, cache)``, and the
-    latest call of that backward: (forward, backward, forward call, backward call or None)."""
+    """The notebook's latest call of a forward, when it is a layer forward whose backward takes
+    ``(d…, cache)``, and the latest call of that backward: (forward, backward, forward call,
+    backward call or None).  None when the latest forward called is another convention's."""
     for tree in _cell_trees(namespace):
         calls = _own_calls(tree)
-        for name, args in reversed(calls):
-            backward = name.replace("forward", "backward")
-            fwd, bwd = namespace.get(name), namespace.get(backward)
-            if "forward" not in name or not (callable(fwd) and callable(bwd)) or not upstream_args(bwd):
-                continue
-            after = [a for n, a in calls if n == backward]
-            return name, backward, args, (after[-1] if after else last_call(namespace, backward))
+        forwards = [(n, a) for n, a in calls if "forward" in n and callable(namespace.get(n))]
+        if not forwards:
+            continue
+        name, args = forwards[-1]
+        backward = name.replace("forward", "backward")
+        if not (callable(namespace.get(backward)) and upstream_args(namespace[backward])):
+            return None
+        after = [a for n, a in calls if n == backward]
+        return name, backward, args, (after[-1] if after else last_call(namespace, backward))
     return None
 
 
