@@ -395,20 +395,24 @@ def cs231n_recurrent():
         ),
         new_code_cell(code("cs231n_rnn", "lstm_step_backward", replace=RECURRENT_BUG)),
         new_code_cell(LSTM_STEP_TEST),
-        new_code_cell("%gradcheck -f lstm_step_forward -b lstm_step_backward"),
+        new_markdown_cell(
+            "That is the notebook's own test cell. A bare `%gradcheck` right after it checks the pair it "
+            "called, on the arrays it passed, with the upstream gradients its backward call passed:"
+        ),
+        new_code_cell("%gradcheck"),
         new_markdown_cell(
             "Only `prev_c` is red, and the suspect is the line that computes `dprev_c`. A check with "
             "`dnext_h` alone would not see it; `dnext_c` alone would not see a wrong output gate. "
             "Use the total `dc`:"
         ),
         new_code_cell(code("cs231n_rnn", "lstm_step_backward")),
-        new_code_cell("%gradcheck -f lstm_step_forward -b lstm_step_backward"),
+        new_code_cell("%gradcheck"),
         new_markdown_cell(
             "The whole sequence: `lstm_forward(x, h0, Wx, Wh, b)` returns `h, cache`, and "
             "`lstm_backward(dh, cache)` takes the upstream gradient of every hidden state (`dout` here):"
         ),
         new_code_cell(LSTM_TEST),
-        new_code_cell("%gradcheck -f lstm_forward -b lstm_backward"),
+        new_code_cell("%gradcheck"),
     ]
 
 

@@ -144,7 +144,7 @@ def test_bare_gradcheck_after_cs231n_test_cell_passes_cleanly(ip, pair, seed, n)
     result = check(ip)
     assert result.passed and not result.warned, result
     assert list(result.table.index) == rows
-    assert call in result.functions
+    assert f"from your call {call} in cell [" in result.functions, result.functions
 
 
 @pytest.mark.parametrize("pair", sorted(CS231N))

@@ -233,10 +233,11 @@ def _describe_upstream(upstream: list) -> str:
     return "; ".join(parts)
 
 
-def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None) -> Convention:
+def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None, cell=None) -> Convention:
     """The check of ``forward``/``backward``: ``given`` is the user's forward call (positional and
-    keyword ``(text, value)`` pairs) and ``given_upstream`` the variables its backward call passed
-    (``{"dnext_h": "dnext_h"}``), when a call was read; else arguments are bound by name."""
+    keyword ``(text, value)`` pairs) in cell number ``cell`` and ``given_upstream`` the variables its
+    backward call passed (``{"dnext_h": "dnext_h"}``), when a call was read; else arguments are bound
+    by name."""
     __tracebackhide__ = True  # noqa: F841
     ups = upstream_args(bwd)
     if ups is None:
@@ -316,6 +317,8 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
         description += f"; {how}"
     if unread:
         description += f"; {', '.join(unread)}: not read by the cost (no gradient expected)"
+    if cell is not None:
+        description += f"; from your call {call_text} in cell [{cell}]"
     returns_tuple = isinstance(returned, (tuple, list))
     plan_ = ConventionPlan(
         description,
@@ -396,11 +399,14 @@ HISTORY_CELLS = 20
 
 
 def _cell_trees(namespace: dict):
-    """The syntax trees of the notebook's cells, latest first (a ``%%gradcheck`` cell's body too)."""
+    """(cell number, syntax tree) of the notebook's cells, latest first (a ``%%gradcheck`` cell's
+    body too)."""
     history = namespace.get("In")
     if not isinstance(history, list):
         return
-    for text in reversed(history[-HISTORY_CELLS:]):
+    first = max(len(history) - HISTORY_CELLS, 0)
+    for number in range(len(history) - 1, first - 1, -1):
+        text = history[number]
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError, TypeError):
@@ -415,10 +421,10 @@ def _cell_trees(namespace: dict):
                 and isinstance(node.args[2].value, str)
             ):
                 try:
-                    yield ast.parse(node.args[2].value)
+                    yield number, ast.parse(node.args[2].value)
                 except SyntaxError:
                     pass
-        yield tree
+        yield number, tree
 
 
 def _own_calls(tree):
@@ -443,8 +449,9 @@ def _own_calls(tree):
 def latest_pair_call(namespace: dict):
     """The notebook's latest call of a forward, when it is a layer forward whose backward takes
     ``(d…, cache)``, and the latest call of that backward: (forward, backward, forward call,
-    backward call or None).  None when the latest forward called is another convention's."""
-    for tree in _cell_trees(namespace):
+    backward call or None, the forward call's cell number).  None when the latest forward called is
+    another convention's."""
+    for number, tree in _cell_trees(namespace):
         calls = _own_calls(tree)
         forwards = [(n, a) for n, a in calls if "forward" in n and callable(namespace.get(n))]
         if not forwards:
@@ -454,14 +461,14 @@ def latest_pair_call(namespace: dict):
         if not (callable(namespace.get(backward)) and upstream_args(namespace[backward])):
             return None
         after = [a for n, a in calls if n == backward]
-        return name, backward, args, (after[-1] if after else last_call(namespace, backward))
+        return name, backward, args, (after[-1] if after else last_call(namespace, backward)), number
     return None
 
 
 def last_call(namespace: dict, name: str):
     """The latest call ``name(a, b, k=c)`` with plain variable names in the notebook's history:
     ``((a, b), {k: c})`` as texts, or None.  No user code runs."""
-    for tree in _cell_trees(namespace):
+    for _, tree in _cell_trees(namespace):
         found = [args for n, args in _own_calls(tree) if n == name]
         if found:
             return found[-1]
@@ -508,14 +515,14 @@ def candidates(namespace: dict, prefer=()) -> list:
     found, seen = [], set()
     latest = latest_pair_call(namespace)
     if latest is not None:
-        forward, backward, call, bwd_call = latest
+        forward, backward, call, bwd_call, number = latest
         given = given_values(namespace, call)
         if given is not None:
             seen.add(forward)
             fwd, bwd = namespace[forward], namespace[backward]
             texts = [t for t, _ in given[0]] + [t for t, _ in given[1].values()]
             build = functools.partial(
-                plan, namespace, forward, fwd, backward, bwd, given, _upstream_passed(bwd, bwd_call)
+                plan, namespace, forward, fwd, backward, bwd, given, _upstream_passed(bwd, bwd_call), number
             )
             found.append(_candidate(forward, backward, texts, build))
     for name, fwd in namespace.items():
