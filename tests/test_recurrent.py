@@ -498,3 +498,50 @@ def test_recurrent_demo_shows_both_upstream_gradients_and_the_dprev_c_line():
     text = " ".join(text.split())
     assert "Σ next_h·dnext_h + next_c·dnext_c" in text
     assert "suspect: lstm_step_backward:9 dprev_c = dnext_c * f" in text
+
+
+def test_c5w1_check_keeps_the_parameters_dict_its_arrays_and_the_random_state(ip):
+    c5w1(ip)
+    history_cell(ip, C5_LSTM_CELL.format(seed=3, m=4))
+    params = ip.user_ns["parameters_tmp"]
+    held = dict(params)
+    before = {k: (v.dtype, v.tobytes()) for k, v in params.items()}
+    arrays = {k: ip.user_ns[k].tobytes() for k in ("xt_tmp", "a_prev_tmp", "c_prev_tmp", "da_next_tmp")}
+    state = np.random.get_state()[1].copy()
+    assert check(ip).passed
+    assert ip.user_ns["parameters_tmp"] is params and list(params) == list(held)
+    assert all(params[k] is held[k] for k in held)  # the same array objects, none added
+    assert {k: (v.dtype, v.tobytes()) for k, v in params.items()} == before
+    assert {k: ip.user_ns[k].tobytes() for k in arrays} == arrays
+    assert np.array_equal(np.random.get_state()[1], state)
+
+
+def test_float32_arrays_are_checked_in_float64_and_left_float32(ip):
+    cs231n(ip)
+    history_cell(ip, LSTM_STEP_CELL.format(seed=5, n=3) + "Wx = Wx.astype(np.float32)\n")
+    result = check(ip, flags("lstm_step"))
+    assert result.passed and ip.user_ns["Wx"].dtype == np.float32, result
+    assert "float32 parameters checked in float64" in result.table.loc["Wx", "note"]
+
+
+def test_a_backward_that_raises_is_the_users_error_and_nothing_is_lost(ip):
+    cs231n(ip, replace=[("    tanh_c = np.tanh(next_c)\n", "    tanh_c = np.tanh(next_c)\n    1 / 0\n")])
+    history_cell(
+        ip, LSTM_STEP_CELL.replace("dx, dh, dc, dWx, dWh, db = lstm_step_backward", "# ").format(seed=6, n=3)
+    )
+    before = ip.user_ns["prev_c"].tobytes()
+    with pytest.raises(ZeroDivisionError):
+        check(ip)
+    assert ip.user_ns["prev_c"].tobytes() == before
+
+
+def test_more_upstream_gradients_than_outputs_is_refused_by_name(ip):
+    from IPython.core.error import UsageError
+
+    cs231n(ip)
+    run(ip, "def lstm_step_backward(dnext_h, dnext_c, dnext_z, cache):\n    return None\n")
+    run(ip, LSTM_STEP_CELL.format(seed=0, n=2).split("next_h, next_c, cache =")[0])
+    with pytest.raises(
+        UsageError, match=r"lstm_step_backward\(dnext_h, dnext_c, dnext_z, cache\) takes 3 upstream"
+    ):
+        check(ip, flags("lstm_step"))
