@@ -144,7 +144,8 @@ def test_bare_gradcheck_after_cs231n_test_cell_passes_cleanly(ip, pair, seed, n)
     result = check(ip)
     assert result.passed and not result.warned, result
     assert list(result.table.index) == rows
-    assert f"from your call {call} in cell [" in result.functions, result.functions
+    assert result.plan.source.startswith(f"{call} in cell ["), result.plan
+    assert f"from: {call} in cell [" in result.text()
 
 
 @pytest.mark.parametrize("pair", sorted(CS231N))

@@ -27,9 +27,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
 from ..errors import GradCheckError
-from ..problem import silenced
+from .binding import function_named, is_float_array, positional_params
+from .checkplan import CheckPlan, Hints, Request
+from .problem import ConventionProblem, marked, silenced
+from .ranking import Candidate
+from .snapshot import ObjectSnapshot
 
 #: Argument names of a backward that receive the forward's cache.
 CACHE_ARGS = ("cache", "caches")
@@ -37,10 +40,6 @@ CACHE_ARGS = ("cache", "caches")
 UPSTREAM_SEED = 0
 #: Relative size of the nudge that asks whether the cost reads an array the backward gives no gradient.
 NUDGE = 1e-3
-
-
-def is_float_array(value) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 0
 
 
 def is_parameter_dict(value) -> bool:
@@ -52,21 +51,10 @@ def is_parameter_dict(value) -> bool:
     )
 
 
-def positional(fn) -> list:
-    try:
-        return [
-            p
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        return []
-
-
 def upstream_args(bwd) -> Optional[list]:
     """The backward's upstream-gradient arguments (``dnext_h, dnext_c``, each named ``d…``) when it
     ends with the cache, else None (the course's ``L_model_backward(AL, Y, caches)`` takes data)."""
-    names = [p.name for p in positional(bwd)]
+    names = [p.name for p in positional_params(bwd)]
     if len(names) < 2 or names[-1] not in CACHE_ARGS:
         return None
     ups = names[:-1]
@@ -110,7 +98,7 @@ def fits(fwd, bwd, namespace: dict) -> bool:
     names = returned_names(fwd)
     if len(names) > 2:
         return True
-    names = [p.name for p in positional(fwd)]
+    names = [p.name for p in positional_params(fwd)]
     return any(n in ("parameters", "params") or is_parameter_dict(namespace.get(n)) for n in names)
 
 
@@ -128,7 +116,7 @@ def bind_forward(fwd, forward: str, namespace: dict, given=None) -> list:
     keyword texts with their values), else the variables named like the parameters, else defaults."""
     passed, keywords = given or ((), {})
     args = []
-    for i, p in enumerate(positional(fwd)):
+    for i, p in enumerate(positional_params(fwd)):
         if i < len(passed):
             text, value = passed[i]
         elif p.name in keywords:
@@ -233,7 +221,7 @@ def _describe_upstream(upstream: list) -> str:
     return "; ".join(parts)
 
 
-def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None, cell=None) -> Convention:
+def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None, cell=None) -> CheckPlan:
     """The check of ``forward``/``backward``: ``given`` is the user's forward call (positional and
     keyword ``(text, value)`` pairs) in cell number ``cell`` and ``given_upstream`` the variables its
     backward call passed (``{"dnext_h": "dnext_h"}``), when a call was read; else arguments are bound
@@ -254,7 +242,7 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
         raise GradCheckError(f"{forward} takes no float array argument: there is nothing to check")
     call_text = f"{forward}({', '.join(a.text for a in args)})"
     fwd_call = marked(fwd, call_text)
-    bwd_text = f"{backward}({', '.join(p.name for p in positional(bwd))})"
+    bwd_text = f"{backward}({', '.join(p.name for p in positional_params(bwd))})"
     bwd_call = marked(bwd, bwd_text)
 
     def call():
@@ -317,17 +305,17 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
         description += f"; {how}"
     if unread:
         description += f"; {', '.join(unread)}: not read by the cost (no gradient expected)"
-    if cell is not None:
-        description += f"; from your call {call_text} in cell [{cell}]"
     returns_tuple = isinstance(returned, (tuple, list))
-    plan_ = ConventionPlan(
+    plan_ = CheckPlan(
         description,
-        Step(forward),
+        forward,
         ", ".join(blocks.work),
         {b: blocks.original[b] for b in blocks.work},
-        values={a.name: a.value for a in args},
-        backward_fn=bwd,
-        positions={b: i for i, b in enumerate(blocks.work)} if returns_tuple else None,
+        snapshot=snapshot,
+        hints=Hints(
+            backward_fn=bwd, positions={b: i for i, b in enumerate(blocks.work)} if returns_tuple else None
+        ),
+        source=f"{call_text} in cell [{cell}]" if cell is not None else "",
     )
 
     def unread_message(found):
@@ -335,8 +323,8 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
             f"{forward}'s outputs did not change when {found[0]} was perturbed: is it an argument it ignores?"
         )
 
-    problem = ConventionProblem(plan_, snapshot.rng, blocks.work, evaluate, gradients, unread_message)
-    return Convention(snapshot, plan_, problem)
+    plan_.problem = ConventionProblem(plan_, snapshot.rng, blocks.work, evaluate, gradients, unread_message)
+    return plan_
 
 
 def pair_gradients(returned, blocks: Blocks, backward: str) -> dict:
@@ -446,14 +434,16 @@ def _own_calls(tree):
     return [(name, args) for _, name, args in sorted(found, key=lambda f: f[0])]
 
 
-def latest_pair_call(namespace: dict):
+def latest_pair_call(namespace: dict, forward: Optional[str] = None):
     """The notebook's latest call of a forward, when it is a layer forward whose backward takes
     ``(d…, cache)``, and the latest call of that backward: (forward, backward, forward call,
     backward call or None, the forward call's cell number).  None when the latest forward called is
     another convention's."""
     for number, tree in _cell_trees(namespace):
         calls = _own_calls(tree)
-        forwards = [(n, a) for n, a in calls if "forward" in n and callable(namespace.get(n))]
+        forwards = [
+            (n, a) for n, a in calls if "forward" in n and callable(namespace.get(n)) and forward in (None, n)
+        ]
         if not forwards:
             continue
         name, args = forwards[-1]
@@ -486,15 +476,34 @@ def given_values(namespace: dict, call) -> Optional[tuple]:
     return [(n, namespace[n]) for n in names], {k: (v, namespace[v]) for k, v in keywords.items()}
 
 
-def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None) -> Optional[Convention]:
-    """``-f lstm_step_forward [-b lstm_step_backward]``: this planner when the pair fits it."""
-    if cost or params or not forward or not callable(namespace.get(forward)):
+def resolve(request: Request) -> Optional[CheckPlan]:
+    """``-f lstm_step_forward [-b lstm_step_backward]``: this planner when the pair fits it, or any
+    layer pair whose forward the notebook called (the call gives the arguments: ``h`` for
+    ``prev_h``); None otherwise (a plain pair named by flags alone is the layers adapter's)."""
+    namespace, forward = request.namespace, request.forward
+    if request.cost or request.params or request.target or not forward:
         return None
-    backward = backward or forward.replace("forward", "backward")
-    fwd, bwd = namespace[forward], namespace.get(backward)
-    if backward == forward or not callable(bwd) or not fits(fwd, bwd, namespace):
+    fwd = function_named(namespace, forward, "-f/--forward")
+    backward = request.backward or forward.replace("forward", "backward")
+    if fwd is None or backward == forward:
         return None
+    bwd = function_named(namespace, backward, "-b/--backward")
+    if bwd is None or upstream_args(bwd) is None:
+        return None
+    latest = latest_pair_call(namespace, forward)
+    if latest is None and not fits(fwd, bwd, namespace):
+        return None
+    if latest is not None and latest[1] == backward:
+        return _planned(namespace, latest)
     return plan(namespace, forward, fwd, backward, bwd)
+
+
+def _planned(namespace: dict, latest) -> CheckPlan:
+    forward, backward, call, bwd_call, number = latest
+    bwd = namespace[backward]
+    given = given_values(namespace, call)
+    upstream = _upstream_passed(bwd, bwd_call)
+    return plan(namespace, forward, namespace[forward], backward, bwd, given, upstream, number)
 
 
 def _upstream_passed(bwd, call) -> dict:
@@ -502,29 +511,30 @@ def _upstream_passed(bwd, call) -> dict:
     if call is None:
         return {}
     names, keywords = call
-    params = [p.name for p in positional(bwd)]
+    params = [p.name for p in positional_params(bwd)]
     passed = dict(zip(params, names))
     passed.update(keywords)
     return {u: passed[u] for u in upstream_args(bwd) or () if u in passed}
 
 
-def candidates(namespace: dict, prefer=()) -> list:
+def candidates(request: Request) -> list:
     """Without flags: the layer pair of the notebook's latest forward call (cs231n's own test cells:
     ``rnn_step_forward(x, h, Wx, Wh, b)`` then ``rnn_step_backward(dnext_h, cache)``), on exactly the
-    arguments it passed; and the pairs this planner fits whose arrays the %%gradcheck cell assigned."""
+    arguments it passed; and the pairs this planner fits whose arrays the %%gradcheck cell assigned.
+    A plain one-output pair (affine) in a %%gradcheck cell is the layers adapter's."""
+    if request.flagged:
+        return []
+    namespace, prefer = request.namespace, request.written
     found, seen = [], set()
     latest = latest_pair_call(namespace)
-    if latest is not None:
-        forward, backward, call, bwd_call, number = latest
-        given = given_values(namespace, call)
-        if given is not None:
+    if latest is not None and given_values(namespace, latest[2]) is not None:
+        forward, backward, call = latest[:3]
+        fwd, bwd = namespace[forward], namespace[backward]
+        if fits(fwd, bwd, namespace) or not prefer:
             seen.add(forward)
-            fwd, bwd = namespace[forward], namespace[backward]
+            given = given_values(namespace, call)
             texts = [t for t, _ in given[0]] + [t for t, _ in given[1].values()]
-            build = functools.partial(
-                plan, namespace, forward, fwd, backward, bwd, given, _upstream_passed(bwd, bwd_call), number
-            )
-            found.append(_candidate(forward, backward, texts, build))
+            found.append(_candidate(forward, backward, texts, functools.partial(_planned, namespace, latest)))
     for name, fwd in namespace.items():
         backward = name.replace("forward", "backward")
         bwd = namespace.get(backward)
@@ -532,10 +542,8 @@ def candidates(namespace: dict, prefer=()) -> list:
             continue
         if not callable(bwd) or not fits(fwd, bwd, namespace):
             continue
-        required = [p.name for p in positional(fwd) if p.default is p.empty]
-        arrays = [
-            n for n in required if is_float_array(namespace.get(n)) or is_parameter_dict(namespace.get(n))
-        ]
+        required = [p.name for p in positional_params(fwd) if p.default is p.empty]
+        arrays = [n for n in required if _is_checked(namespace.get(n))]
         if arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays):
             build = functools.partial(plan, namespace, name, fwd, backward, bwd)
             found.append(_candidate(name, backward, required, build))
@@ -547,8 +555,6 @@ def _is_checked(value) -> bool:
 
 
 def _candidate(forward, backward, inputs, build):
-    from ..discovery import Candidate
-
     return Candidate(
         f"{forward} / {backward}",
         f"-f {forward} -b {backward}",
