@@ -546,3 +546,29 @@ def test_more_upstream_gradients_than_outputs_is_refused_by_name(ip):
         UsageError, match=r"lstm_step_backward\(dnext_h, dnext_c, dnext_z, cache\) takes 3 upstream"
     ):
         check(ip, flags("lstm_step"))
+
+
+def test_gradcheck_cell_holding_the_c5w1_test_cell_checks_its_call(ip):
+    c5w1(ip, replace=[("dc_prev = dc * ft", "dc_prev = dc_next * ft")])
+    ran = ip.run_cell("%%gradcheck -o\n" + C5_LSTM_CELL.format(seed=4, m=3), store_history=True)
+    ran.raise_error()
+    result = ran.result
+    assert result.failed == ["c_prev"], result
+    assert result.plan.source.startswith("lstm_cell_forward(xt_tmp, a_prev_tmp, c_prev_tmp, parameters_tmp)")
+
+
+def test_gradcheck_cell_assigning_the_lstm_arrays_finds_the_step_pair(ip):
+    cs231n(ip)
+    body = LSTM_STEP_CELL.format(seed=5, n=2).split("next_h, next_c, cache =")[0]
+    result = ip.run_cell_magic("gradcheck", "-o", body)
+    assert result.passed and not result.warned, result
+    assert list(result.table.index) == ["x", "prev_h", "prev_c", "Wx", "Wh", "b"]
+    assert "dnext_h: seeded random (2, 6)" in result.functions, result.functions
+
+
+def test_flags_after_the_test_cell_take_its_arguments(ip):
+    cs231n(ip)
+    history_cell(ip, RNN_STEP_CELL.format(seed=1, n=3))  # passes h, not prev_h
+    result = check(ip, flags("rnn_step"))
+    assert result.passed and list(result.table.index) == ["x", "prev_h", "Wx", "Wh", "b"], result
+    assert result.plan.source.startswith("rnn_step_forward(x, h, Wx, Wh, b)")
