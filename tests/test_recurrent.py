@@ -572,3 +572,12 @@ def test_flags_after_the_test_cell_take_its_arguments(ip):
     result = check(ip, flags("rnn_step"))
     assert result.passed and list(result.table.index) == ["x", "prev_h", "Wx", "Wh", "b"], result
     assert result.plan.source.startswith("rnn_step_forward(x, h, Wx, Wh, b)")
+
+
+def test_a_missing_argument_is_named_with_its_look_alike(ip):
+    from IPython.core.error import UsageError
+
+    c5w1(ip)
+    run(ip, C5_RNN_CELL.format(seed=0, m=3))  # not in the history: bound by name, and xt is xt_tmp
+    with pytest.raises(UsageError, match=r"rnn_cell_forward needs `xt`.*xt_tmp"):
+        check(ip, "-f rnn_cell_forward -b rnn_cell_backward")

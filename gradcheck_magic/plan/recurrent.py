@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
-from .binding import function_named, is_float_array, positional_params
+from .binding import bind_by_name, function_named, is_float_array, positional_params
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, marked, silenced
 from .ranking import Candidate
@@ -126,6 +126,7 @@ def bind_forward(fwd, forward: str, namespace: dict, given=None) -> list:
         elif p.default is not p.empty:
             break
         else:
+            bind_by_name(fwd, namespace, forward)  # raises: names the argument and its look-alikes
             raise GradCheckError(f"{forward} needs `{p.name}`, which is not defined in the namespace")
         args.append(Arg(p.name, text, value))
     return args
