@@ -197,11 +197,11 @@ def pair_outputs(ups: list, outputs: list, names: list) -> list:
     return list(zip(ups, floats))
 
 
-def find_upstream(arg, output_name, shape, namespace, given, index) -> Upstream:
+def find_upstream(arg, output_name, shape, namespace, given, index, single) -> Upstream:
     """The upstream gradient for ``arg``: what the user's backward call passed, else the namespace's
-    variable of that name (or ``d`` + the output's name, or ``dout``) when it has the output's shape,
-    else a seeded random array."""
-    candidates = ([given] if given else []) + [arg, f"d{output_name}", "dout"]
+    variable of that name (or ``d`` + the output's name, or ``dout`` for a backward that takes one)
+    when it has the output's shape, else a seeded random array."""
+    candidates = ([given] if given else []) + [arg, f"d{output_name}"] + (["dout"] if single else [])
     for name in candidates:
         value = namespace.get(name)
         if isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu":
@@ -275,7 +275,8 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
         if not is_float_array(output):
             raise GradCheckError(f"{forward}'s output {index} (for {arg}) is not a float array")
         name = names[index] if index < len(names) and names[index] else f"out[{index}]"
-        upstream.append(find_upstream(arg, name, output.shape, namespace, given_upstream.get(arg), k))
+        found = find_upstream(arg, name, output.shape, namespace, given_upstream.get(arg), k, len(pairs) == 1)
+        upstream.append(found)
     for u in upstream:
         if u.source:
             snapshot.watch(u.source, namespace[u.source])
