@@ -144,8 +144,8 @@ def test_bare_gradcheck_after_cs231n_test_cell_passes_cleanly(ip, pair, seed, n)
     result = check(ip)
     assert result.passed and not result.warned, result
     assert list(result.table.index) == rows
-    assert result.plan.source.startswith(f"{call} in cell ["), result.plan
-    assert f"from: {call} in cell [" in result.text()
+    assert call in result.functions, result.functions
+    assert " in cell [" in result.plan.source and "from: " in result.text(), result.plan
 
 
 @pytest.mark.parametrize("pair", sorted(CS231N))
@@ -165,7 +165,7 @@ def test_every_upstream_gradient_enters_the_cost_and_the_caption_says_which(ip):
     history_cell(ip, LSTM_STEP_CELL.format(seed=0, n=3))
     result = check(ip)
     assert "Σ next_h·dnext_h + next_c·dnext_c" in result.functions, result.functions
-    assert "dnext_h, dnext_c from the namespace" in result.functions
+    assert "dnext_h, dnext_c from your call" in result.functions
 
 
 def test_lstm_step_ignoring_dnext_c_fails_every_block(ip):
@@ -571,7 +571,7 @@ def test_flags_after_the_test_cell_take_its_arguments(ip):
     history_cell(ip, RNN_STEP_CELL.format(seed=1, n=3))  # passes h, not prev_h
     result = check(ip, flags("rnn_step"))
     assert result.passed and list(result.table.index) == ["x", "prev_h", "Wx", "Wh", "b"], result
-    assert result.plan.source.startswith("rnn_step_forward(x, h, Wx, Wh, b)")
+    assert "rnn_step_forward(x, h, Wx, Wh, b)" in result.functions
 
 
 def test_a_missing_argument_is_named_with_its_look_alike(ip):

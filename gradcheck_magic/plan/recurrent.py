@@ -28,7 +28,16 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
-from .binding import bind_by_name, function_named, is_float_array, positional_params
+from .binding import (
+    Given,
+    bind_by_name,
+    bind_call,
+    function_named,
+    is_float_array,
+    positional_params,
+    resolved,
+    written_in_notebook,
+)
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, marked, silenced
 from .ranking import Candidate
@@ -111,10 +120,10 @@ class Arg:
     value: object
 
 
-def bind_forward(fwd, forward: str, namespace: dict, given=None) -> list:
-    """The forward's arguments: the expressions the user's call passed (``given``: positional and
-    keyword texts with their values), else the variables named like the parameters, else defaults."""
-    passed, keywords = given or ((), {})
+def bind_forward(fwd, forward: str, namespace: dict, given: Optional[Given] = None) -> list:
+    """The forward's arguments: what the user's call passed (``given``), else the variables named like
+    the parameters, else the defaults."""
+    passed, keywords = (given.args, given.kwargs) if given is not None else ((), {})
     args = []
     for i, p in enumerate(positional_params(fwd)):
         if i < len(passed):
@@ -182,7 +191,8 @@ class Upstream:
     output: str
     index: int
     value: np.ndarray
-    source: str  # the namespace variable, or "" for a seeded random draw
+    source: str  # the variable or expression it came from, or "" for a seeded random draw
+    how: str = ""  # "your call", "the namespace", or "" for a seeded random draw
 
 
 def pair_outputs(ups: list, outputs: list, names: list) -> list:
@@ -197,36 +207,42 @@ def pair_outputs(ups: list, outputs: list, names: list) -> list:
     return list(zip(ups, floats))
 
 
+def _fits_shape(value, shape) -> bool:
+    return isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu"
+
+
 def find_upstream(arg, output_name, shape, namespace, given, index, single) -> Upstream:
-    """The upstream gradient for ``arg``: what the user's backward call passed, else the namespace's
-    variable of that name (or ``d`` + the output's name, or ``dout`` for a backward that takes one)
-    when it has the output's shape, else a seeded random array."""
-    candidates = ([given] if given else []) + [arg, f"d{output_name}"] + (["dout"] if single else [])
-    for name in candidates:
-        value = namespace.get(name)
-        if isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu":
-            return Upstream(arg, output_name, index, np.array(value, dtype=np.float64), name)
+    """The upstream gradient for ``arg``: what the user's backward call passed (``given``: label and
+    value), else the namespace's variable of that name (or ``d`` + the output's name, or ``dout`` for
+    a backward that takes one) when it has the output's shape, else a seeded random array."""
+    if given is not None and _fits_shape(given[1], shape):
+        return Upstream(arg, output_name, index, np.array(given[1], dtype=np.float64), given[0], "your call")
+    for name in [arg, f"d{output_name}"] + (["dout"] if single else []):
+        if _fits_shape(namespace.get(name), shape):
+            value = np.array(namespace[name], dtype=np.float64)
+            return Upstream(arg, output_name, index, value, name, "the namespace")
     rng = np.random.default_rng([UPSTREAM_SEED, index])
     return Upstream(arg, output_name, index, rng.standard_normal(shape), "")
 
 
 def _describe_upstream(upstream: list) -> str:
-    named = [u for u in upstream if u.source]
+    """``dnext_h, dnext_c from your call``; ``dh = dout from the namespace``; ``dnext_c: seeded random``."""
     parts = []
-    if named:
-        texts = [u.arg if u.source == u.arg else f"{u.arg} = {u.source}" for u in named]
-        parts.append(f"{', '.join(texts)} from the namespace")
+    for how in ("your call", "the namespace"):
+        named = [u for u in upstream if u.how == how]
+        if named:
+            texts = [u.arg if u.source == u.arg else f"{u.arg} = {u.source}" for u in named]
+            parts.append(f"{', '.join(texts)} from {how}")
     for u in upstream:
-        if not u.source:
+        if not u.how:
             parts.append(f"{u.arg}: seeded random {u.value.shape} (none of that shape in the namespace)")
     return "; ".join(parts)
 
 
-def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None, cell=None) -> CheckPlan:
-    """The check of ``forward``/``backward``: ``given`` is the user's forward call (positional and
-    keyword ``(text, value)`` pairs) in cell number ``cell`` and ``given_upstream`` the variables its
-    backward call passed (``{"dnext_h": "dnext_h"}``), when a call was read; else arguments are bound
-    by name."""
+def plan(namespace, forward, fwd, backward, bwd, given: Optional[Given] = None, passed=None) -> CheckPlan:
+    """The check of ``forward``/``backward``: ``given`` is the forward's arguments as the user's call
+    gave them (else bound by name), ``passed`` ``{"dnext_h": (label, array)}`` what the user's
+    backward call was passed."""
     __tracebackhide__ = True  # noqa: F841
     ups = upstream_args(bwd)
     if ups is None:
@@ -268,17 +284,17 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
             f"{backward}({', '.join(ups)}, cache) takes {len(ups)} upstream gradients, but {forward} "
             f"returns {sum(is_float_array(o) for o in outputs)} float outputs before its cache"
         )
-    given_upstream = given_upstream or {}
+    passed = passed or {}
     upstream = []
     for k, (arg, index) in enumerate(pairs):
         output = outputs[index]
         if not is_float_array(output):
             raise GradCheckError(f"{forward}'s output {index} (for {arg}) is not a float array")
         name = names[index] if index < len(names) and names[index] else f"out[{index}]"
-        found = find_upstream(arg, name, output.shape, namespace, given_upstream.get(arg), k, len(pairs) == 1)
+        found = find_upstream(arg, name, output.shape, namespace, passed.get(arg), k, len(pairs) == 1)
         upstream.append(found)
     for u in upstream:
-        if u.source:
+        if u.source in namespace:
             snapshot.watch(u.source, namespace[u.source])
 
     def evaluate():
@@ -317,7 +333,7 @@ def plan(namespace, forward, fwd, backward, bwd, given=None, given_upstream=None
         hints=Hints(
             backward_fn=bwd, positions={b: i for i, b in enumerate(blocks.work)} if returns_tuple else None
         ),
-        source=f"{call_text} in cell [{cell}]" if cell is not None else "",
+        source=given.source if given is not None else "",
     )
 
     def unread_message(found):
@@ -384,104 +400,10 @@ def _unread_without_gradient(blocks: Blocks, grads: dict, evaluate, snapshot) ->
         snapshot.restore()
 
 
-#: How many of the notebook's latest cells are read for the user's call.
-HISTORY_CELLS = 20
-
-
-def _cell_trees(namespace: dict):
-    """(cell number, syntax tree) of the notebook's cells, latest first (a ``%%gradcheck`` cell's
-    body too)."""
-    history = namespace.get("In")
-    if not isinstance(history, list):
-        return
-    first = max(len(history) - HISTORY_CELLS, 0)
-    for number in range(len(history) - 1, first - 1, -1):
-        text = history[number]
-        try:
-            tree = ast.parse(text)
-        except (SyntaxError, ValueError, TypeError):
-            continue
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "run_cell_magic"
-                and len(node.args) == 3
-                and isinstance(node.args[2], ast.Constant)
-                and isinstance(node.args[2].value, str)
-            ):
-                try:
-                    yield number, ast.parse(node.args[2].value)
-                except SyntaxError:
-                    pass
-        yield number, tree
-
-
-def _own_calls(tree):
-    """The calls ``f(a, b, k=c)`` of a cell's own statements (not inside its lambdas and functions)
-    whose arguments are all plain variable names, latest last: (name, (a, b), {k: c})."""
-    found, stack = [], [tree]
-    while stack:
-        node = stack.pop()
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                stack.append(child)
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-            continue
-        if all(isinstance(a, ast.Name) for a in node.args) and all(
-            k.arg and isinstance(k.value, ast.Name) for k in node.keywords
-        ):
-            args = (tuple(a.id for a in node.args), {k.arg: k.value.id for k in node.keywords})
-            found.append(((node.lineno, node.col_offset), node.func.id, args))
-    return [(name, args) for _, name, args in sorted(found, key=lambda f: f[0])]
-
-
-def latest_pair_call(namespace: dict, forward: Optional[str] = None):
-    """The notebook's latest call of a forward, when it is a layer forward whose backward takes
-    ``(d…, cache)``, and the latest call of that backward: (forward, backward, forward call,
-    backward call or None, the forward call's cell number).  None when the latest forward called is
-    another convention's."""
-    for number, tree in _cell_trees(namespace):
-        calls = _own_calls(tree)
-        forwards = [
-            (n, a) for n, a in calls if "forward" in n and callable(namespace.get(n)) and forward in (None, n)
-        ]
-        if not forwards:
-            continue
-        name, args = forwards[-1]
-        backward = name.replace("forward", "backward")
-        if not (callable(namespace.get(backward)) and upstream_args(namespace[backward])):
-            return None
-        after = [a for n, a in calls if n == backward]
-        return name, backward, args, (after[-1] if after else last_call(namespace, backward)), number
-    return None
-
-
-def last_call(namespace: dict, name: str):
-    """The latest call ``name(a, b, k=c)`` with plain variable names in the notebook's history:
-    ``((a, b), {k: c})`` as texts, or None.  No user code runs."""
-    for _, tree in _cell_trees(namespace):
-        found = [args for n, args in _own_calls(tree) if n == name]
-        if found:
-            return found[-1]
-    return None
-
-
-def given_values(namespace: dict, call) -> Optional[tuple]:
-    """A call's texts with the namespace's values, for :func:`bind_forward`; None when one of its
-    variables is gone."""
-    if call is None:
-        return None
-    names, keywords = call
-    if not all(n in namespace for n in [*names, *keywords.values()]):
-        return None
-    return [(n, namespace[n]) for n in names], {k: (v, namespace[v]) for k, v in keywords.items()}
-
-
 def resolve(request: Request) -> Optional[CheckPlan]:
-    """``-f lstm_step_forward [-b lstm_step_backward]``: this planner when the pair fits it, or any
-    layer pair whose forward the notebook called (the call gives the arguments: ``h`` for
-    ``prev_h``); None otherwise (a plain pair named by flags alone is the layers adapter's)."""
+    """``-f lstm_step_forward [-b lstm_step_backward]``: this planner when the pair fits it, on the
+    arguments of the user's latest call of that forward (else bound by name); None otherwise (a plain
+    one-output pair is the layers adapter's)."""
     namespace, forward = request.namespace, request.forward
     if request.cost or request.params or request.target or not forward:
         return None
@@ -490,78 +412,78 @@ def resolve(request: Request) -> Optional[CheckPlan]:
     if fwd is None or backward == forward:
         return None
     bwd = function_named(namespace, backward, "-b/--backward")
-    if bwd is None or upstream_args(bwd) is None:
+    if bwd is None or not fits(fwd, bwd, namespace):
         return None
-    latest = latest_pair_call(namespace, forward)
-    if latest is None and not fits(fwd, bwd, namespace):
+    return _from_calls(request, forward, fwd, backward, bwd)
+
+
+def from_call(call, request: Request) -> Optional[CheckPlan]:
+    """The pair the user's call tested, when it is this planner's: a forward
+    (``lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)``, ``rnn_cell_forward(xt_tmp, a_prev_tmp,
+    parameters_tmp)``) or its backward; the upstream gradients are what the backward's call passed."""
+    namespace = request.namespace
+    fn = resolved(namespace, call.function)
+    if not callable(fn) or "ward" not in call.function:
         return None
-    if latest is not None and latest[1] == backward:
-        return _planned(namespace, latest)
-    return plan(namespace, forward, fwd, backward, bwd)
+    if upstream_args(fn) is not None:
+        forward, backward = call.function.replace("backward", "forward"), call.function
+    else:
+        forward, backward = call.function, call.function.replace("forward", "backward")
+    fwd, bwd = resolved(namespace, forward), resolved(namespace, backward)
+    if forward == backward or not (callable(fwd) and callable(bwd)) or not fits(fwd, bwd, namespace):
+        return None
+    return _from_calls(request, forward, fwd, backward, bwd)
 
 
-def _planned(namespace: dict, latest) -> CheckPlan:
-    forward, backward, call, bwd_call, number = latest
-    bwd = namespace[backward]
-    given = given_values(namespace, call)
-    upstream = _upstream_passed(bwd, bwd_call)
-    return plan(namespace, forward, namespace[forward], backward, bwd, given, upstream, number)
-
-
-def _upstream_passed(bwd, call) -> dict:
-    """{upstream argument: the variable the user's backward call passed for it}."""
-    if call is None:
-        return {}
-    names, keywords = call
-    params = [p.name for p in positional_params(bwd)]
-    passed = dict(zip(params, names))
-    passed.update(keywords)
-    return {u: passed[u] for u in upstream_args(bwd) or () if u in passed}
-
-
-def candidates(request: Request) -> list:
-    """Without flags: the layer pair of the notebook's latest forward call (cs231n's own test cells:
-    ``rnn_step_forward(x, h, Wx, Wh, b)`` then ``rnn_step_backward(dnext_h, cache)``), on exactly the
-    arguments it passed; and the pairs this planner fits whose arrays the %%gradcheck cell assigned.
-    A plain one-output pair (affine) in a %%gradcheck cell is the layers adapter's."""
-    if request.flagged:
-        return []
-    namespace, prefer = request.namespace, request.written
-    found, seen = [], set()
-    latest = latest_pair_call(namespace)
-    if latest is not None and given_values(namespace, latest[2]) is not None:
-        forward, backward, call = latest[:3]
-        fwd, bwd = namespace[forward], namespace[backward]
-        if fits(fwd, bwd, namespace) or not prefer:
-            seen.add(forward)
-            given = given_values(namespace, call)
-            texts = [t for t, _ in given[0]] + [t for t, _ in given[1].values()]
-            found.append(_candidate(forward, backward, texts, functools.partial(_planned, namespace, latest)))
-    for name, fwd in namespace.items():
-        backward = name.replace("forward", "backward")
-        bwd = namespace.get(backward)
-        if name in seen or name.startswith("_") or "forward" not in name or not callable(fwd):
-            continue
-        if not callable(bwd) or not fits(fwd, bwd, namespace):
-            continue
-        required = [p.name for p in positional_params(fwd) if p.default is p.empty]
-        arrays = [n for n in required if _is_checked(namespace.get(n))]
-        if arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays):
-            build = functools.partial(plan, namespace, name, fwd, backward, bwd)
-            found.append(_candidate(name, backward, required, build))
-    return found
+def _from_calls(request: Request, forward, fwd, backward, bwd) -> CheckPlan:
+    """The plan on the user's latest calls of ``fwd`` (its arguments) and ``bwd`` (the upstream
+    gradients it was passed), each bound by name when there is none."""
+    namespace = request.namespace
+    fwd_call = request.cell.latest(lambda c: resolved(namespace, c.function) is fwd)
+    bwd_call = request.cell.latest(lambda c: resolved(namespace, c.function) is bwd)
+    given = bind_call(fwd, fwd_call, namespace) if fwd_call is not None else None
+    upstream = {}
+    if bwd_call is not None:
+        params = [p.name for p in positional_params(bwd)]
+        passed = dict(zip(params, bwd_call.args)) | dict(bwd_call.keywords)
+        for u in upstream_args(bwd) or ():
+            if u in passed:
+                upstream[u] = (passed[u].text, passed[u].value(namespace))
+    return plan(namespace, forward, fwd, backward, bwd, given, upstream)
 
 
 def _is_checked(value) -> bool:
     return is_float_array(value) or is_parameter_dict(value)
 
 
-def _candidate(forward, backward, inputs, build):
-    return Candidate(
-        f"{forward} / {backward}",
-        f"-f {forward} -b {backward}",
-        "layer functions",
-        inputs=frozenset(inputs),
-        functions=(forward, backward),
-        build=build,
-    )
+def candidates(request: Request) -> list:
+    """Without flags and without a call of the pair: the pairs this planner fits whose arrays (or
+    parameters dict) the %%gradcheck cell assigned, bound by name."""
+    if request.flagged:
+        return []
+    namespace, prefer = request.namespace, request.written
+    found = []
+    for name, fwd in namespace.items():
+        backward = name.replace("forward", "backward")
+        bwd = namespace.get(backward)
+        if name.startswith("_") or "forward" not in name or not callable(fwd):
+            continue
+        if not callable(bwd) or not fits(fwd, bwd, namespace):
+            continue
+        required = [p.name for p in positional_params(fwd) if p.default is p.empty]
+        arrays = [
+            n for n in required if is_float_array(namespace.get(n)) or is_parameter_dict(namespace.get(n))
+        ]
+        if arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays):
+            found.append(
+                Candidate(
+                    f"{name} / {backward}",
+                    f"-f {name} -b {backward}",
+                    "layer functions",
+                    inputs=frozenset(required),
+                    functions=(name, backward),
+                    local=written_in_notebook(fwd),
+                    build=functools.partial(plan, namespace, name, fwd, backward, bwd),
+                )
+            )
+    return found
