@@ -581,3 +581,14 @@ def test_a_missing_argument_is_named_with_its_look_alike(ip):
     run(ip, C5_RNN_CELL.format(seed=0, m=3))  # not in the history: bound by name, and xt is xt_tmp
     with pytest.raises(UsageError, match=r"rnn_cell_forward needs `xt`.*xt_tmp"):
         check(ip, "-f rnn_cell_forward -b rnn_cell_backward")
+
+
+def test_p_chooses_which_blocks_of_a_recurrent_pair_to_check(ip):
+    from IPython.core.error import UsageError
+
+    cs231n(ip, replace=[("dprev_c = dc * f", "dprev_c = dnext_c * f")])
+    history_cell(ip, LSTM_STEP_CELL.format(seed=0, n=3))
+    result = check(ip, flags("lstm_step") + " -p Wx,prev_c")
+    assert list(result.table.index) == ["prev_c", "Wx"] and result.failed == ["prev_c"], result
+    with pytest.raises(UsageError, match=r"-p/--params W: lstm_step_forward's blocks are x, prev_h"):
+        check(ip, flags("lstm_step") + " -p W")

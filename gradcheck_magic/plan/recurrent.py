@@ -177,6 +177,21 @@ class Blocks:
                 out.append(a.value)
         return out
 
+    def choose(self, forward: str, only) -> None:
+        """Keep the blocks ``-p`` names (``-p Wx``, ``-p Wx,Wh``); an unknown name is refused with the
+        list."""
+        if not only:
+            return
+        wanted = [n.strip() for n in only.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in self.work]
+        if unknown:
+            raise GradCheckError(
+                f"-p/--params {only}: {forward}'s blocks are {', '.join(self.work)}; "
+                "-p chooses among them which to check"
+            )
+        for block in [b for b in self.work if b not in wanted]:
+            del self.work[block]
+
     def gradient_key(self, block: str) -> str:
         arg, key = self.keys[block]
         return f"d{key if key is not None else arg}"
@@ -239,10 +254,12 @@ def _describe_upstream(upstream: list) -> str:
     return "; ".join(parts)
 
 
-def plan(namespace, forward, fwd, backward, bwd, given: Optional[Given] = None, passed=None) -> CheckPlan:
+def plan(
+    namespace, forward, fwd, backward, bwd, given: Optional[Given] = None, passed=None, only=None
+) -> CheckPlan:
     """The check of ``forward``/``backward``: ``given`` is the forward's arguments as the user's call
     gave them (else bound by name), ``passed`` ``{"dnext_h": (label, array)}`` what the user's
-    backward call was passed."""
+    backward call was passed, ``only`` the blocks ``-p`` chose (``"Wx"``, ``"Wx,Wh"``)."""
     __tracebackhide__ = True  # noqa: F841
     ups = upstream_args(bwd)
     if ups is None:
@@ -316,6 +333,7 @@ def plan(namespace, forward, fwd, backward, bwd, given: Optional[Given] = None, 
     unread = _unread_without_gradient(blocks, pair_gradients(returned, blocks, backward), evaluate, snapshot)
     for block in unread:
         del blocks.work[block]
+    blocks.choose(forward, only)
     sigma = " + ".join(f"{u.output}·{u.arg}" for u in upstream)
     description = f"{call_text} → Σ {sigma}, {bwd_text}"
     how = _describe_upstream(upstream)
@@ -323,16 +341,15 @@ def plan(namespace, forward, fwd, backward, bwd, given: Optional[Given] = None, 
         description += f"; {how}"
     if unread:
         description += f"; {', '.join(unread)}: not read by the cost (no gradient expected)"
-    returns_tuple = isinstance(returned, (tuple, list))
+    order = list(blocks.arrays)
+    positions = {b: order.index(b) for b in blocks.work} if isinstance(returned, (tuple, list)) else None
     plan_ = CheckPlan(
         description,
         forward,
         ", ".join(blocks.work),
         {b: blocks.original[b] for b in blocks.work},
         snapshot=snapshot,
-        hints=Hints(
-            backward_fn=bwd, positions={b: i for i, b in enumerate(blocks.work)} if returns_tuple else None
-        ),
+        hints=Hints(backward_fn=bwd, positions=positions),
         source=given.source if given is not None else "",
     )
 
@@ -357,10 +374,15 @@ def pair_gradients(returned, blocks: Blocks, backward: str) -> dict:
             found[block] = (value, key)
         return found
     items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
-    return {
-        b: (items[i] if i < len(items) else None, f"{backward}(...)[{i}]" if len(items) > 1 else f"d{b}")
-        for i, b in enumerate(blocks.work)
-    }
+    order = list(blocks.arrays)  # every array, checked or not: the tuple's positions
+    found = {}
+    for b in blocks.work:
+        i = order.index(b)
+        found[b] = (
+            items[i] if i < len(items) else None,
+            f"{backward}(...)[{i}]" if len(items) > 1 else f"d{b}",
+        )
+    return found
 
 
 def _peek(raw_gradients, snapshot):
@@ -405,7 +427,7 @@ def resolve(request: Request) -> Optional[CheckPlan]:
     arguments of the user's latest call of that forward (else bound by name); None otherwise (a plain
     one-output pair is the layers adapter's)."""
     namespace, forward = request.namespace, request.forward
-    if request.cost or request.params or request.target or not forward:
+    if request.cost or request.target or not forward:
         return None
     fwd = function_named(namespace, forward, "-f/--forward")
     backward = request.backward or forward.replace("forward", "backward")
@@ -414,7 +436,7 @@ def resolve(request: Request) -> Optional[CheckPlan]:
     bwd = function_named(namespace, backward, "-b/--backward")
     if bwd is None or not fits(fwd, bwd, namespace):
         return None
-    return _from_calls(request, forward, fwd, backward, bwd)
+    return _from_calls(request, forward, fwd, backward, bwd, request.params)
 
 
 def from_call(call, request: Request) -> Optional[CheckPlan]:
@@ -435,7 +457,7 @@ def from_call(call, request: Request) -> Optional[CheckPlan]:
     return _from_calls(request, forward, fwd, backward, bwd)
 
 
-def _from_calls(request: Request, forward, fwd, backward, bwd) -> CheckPlan:
+def _from_calls(request: Request, forward, fwd, backward, bwd, only=None) -> CheckPlan:
     """The plan on the user's latest calls of ``fwd`` (its arguments) and ``bwd`` (the upstream
     gradients it was passed), each bound by name when there is none."""
     namespace = request.namespace
@@ -449,7 +471,7 @@ def _from_calls(request: Request, forward, fwd, backward, bwd) -> CheckPlan:
         for u in upstream_args(bwd) or ():
             if u in passed:
                 upstream[u] = (passed[u].text, passed[u].value(namespace))
-    return plan(namespace, forward, fwd, backward, bwd, given, upstream)
+    return plan(namespace, forward, fwd, backward, bwd, given, upstream, only)
 
 
 def _is_checked(value) -> bool:
