@@ -24,6 +24,7 @@ from .binding import (
     is_float_array,
     pass_through,
     positional_params,
+    refuse_empty,
     resolved,
     written_in_notebook,
 )
@@ -215,6 +216,7 @@ def layer_problem(
     returns exactly one per float array (``word_embedding_backward`` returns only ``dW``)."""
     given = given or Given(bind_by_name(fwd, namespace, forward))
     names, arguments = _arguments(fwd, given)
+    refuse_empty(arguments.items())
     snapshot = ObjectSnapshot(dict(arguments))
     for n, v in arguments.items():
         snapshot.watch(n, v)
