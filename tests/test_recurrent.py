@@ -141,14 +141,15 @@ def flags(pair):
     return f"-f {pair}_forward -b {pair}_backward"
 
 
+@pytest.mark.parametrize("mode", ["auto", "fast"])
 @pytest.mark.parametrize("n", [2, 4])
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("pair", sorted(CS231N))
-def test_bare_gradcheck_after_cs231n_test_cell_passes_cleanly(ip, pair, seed, n):
+def test_bare_gradcheck_after_cs231n_test_cell_passes_cleanly(ip, pair, seed, n, mode):
     cell, rows, call = CS231N[pair]
     cs231n(ip)
     history_cell(ip, cell.format(seed=seed, n=n))
-    result = check(ip)
+    result = check(ip, f"--mode {mode}")
     assert result.passed and not result.warned, result
     assert list(result.table.index) == rows
     assert call in result.functions, result.functions
@@ -415,14 +416,15 @@ def c5w1(ip, replace=()):
     load(ip, "c5w1_rnn", replace=replace)
 
 
+@pytest.mark.parametrize("mode", ["auto", "fast"])
 @pytest.mark.parametrize("m", [4, 10])
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("cell", sorted(C5W1))
-def test_c5w1_cell_after_its_test_cell_passes_cleanly(ip, cell, seed, m):
+def test_c5w1_cell_after_its_test_cell_passes_cleanly(ip, cell, seed, m, mode):
     code, rows, call, unread = C5W1[cell]
     c5w1(ip)
     history_cell(ip, code.format(seed=seed, m=m))
-    result = check(ip)
+    result = check(ip, f"--mode {mode}")
     assert result.passed and not result.warned, result
     assert list(result.table.index) == rows
     assert call in result.functions
