@@ -493,9 +493,7 @@ def candidates(request: Request) -> list:
         if not callable(bwd) or not fits(fwd, bwd, namespace):
             continue
         required = [p.name for p in positional_params(fwd) if p.default is p.empty]
-        arrays = [
-            n for n in required if is_float_array(namespace.get(n)) or is_parameter_dict(namespace.get(n))
-        ]
+        arrays = [n for n in required if _is_checked(namespace.get(n))]
         if arrays and all(n in namespace for n in required) and all(n in prefer for n in arrays):
             found.append(
                 Candidate(
