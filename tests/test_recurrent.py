@@ -609,3 +609,21 @@ def test_p_chooses_which_blocks_of_a_recurrent_pair_to_check(ip):
     assert list(result.table.index) == ["prev_c", "Wx"] and result.failed == ["prev_c"], result
     with pytest.raises(UsageError, match=r"-p/--params W: lstm_step_forward's blocks are x, prev_h"):
         check(ip, flags("lstm_step") + " -p W")
+
+
+def test_zero_gradients_returned_for_the_prediction_weights_are_checked_against_zero(ip):
+    c5w1(
+        ip,
+        replace=[
+            (
+                '"dba": dba}\n    return gradients\n\n\ndef rnn_backward',
+                '"dba": dba, "dWya": 0 * parameters["Wya"], "dby": 0 * parameters["by"]}\n'
+                "    return gradients\n\n\ndef rnn_backward",
+            )
+        ],
+    )
+    history_cell(ip, C5_RNN_CELL.format(seed=0, m=6))
+    result = check(ip)
+    assert result.passed and list(result.table.index) == ["xt", "a_prev", "Wax", "Waa", "Wya", "ba", "by"], (
+        result
+    )
