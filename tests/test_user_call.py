@@ -164,3 +164,35 @@ def test_a_wrapper_and_a_model_built_after_it_are_one_candidate_the_model_wins(i
     result = check(ip)
     assert result.functions.startswith("model.loss(X, y)"), result.functions
     assert sorted(result.failed) == ["W1", "W2"]
+
+
+STALE = "x, w, b = np.ones((2, 3)), np.ones((3, 4)), np.ones(4)  # an earlier experiment"
+LATEST = """
+rng = np.random.default_rng(5)
+x2, w2, b2 = rng.standard_normal((5, 6)), rng.standard_normal((6, 3)), rng.standard_normal(3)
+dout2 = rng.standard_normal((5, 3))
+out, cache = affine_forward(x2, w2, b2)
+dx, dw, db = affine_backward(dout2, cache)
+"""
+
+
+def test_the_arrays_of_the_users_latest_call_are_checked_not_leftovers_named_like_the_arguments(ip):
+    load(ip, "cs231n_layers", replace=MODEL_BUG)
+    cell(ip, STALE)
+    cell(ip, LATEST)
+    result = check(ip)
+    assert result.functions.startswith("affine_forward(x2, w2, b2) → Σ out·dout"), result.functions
+    assert "dout2 from your call" in result.functions
+    assert result.table.loc["w", "shape"] == (6, 3) and result.failed == ["w"]
+
+
+def test_an_error_on_a_leftover_says_which_cell_assigned_each_argument(ip, capsys):
+    load(ip, "cs231n_layers")
+    cell(ip, "w = np.ones((7, 5))")
+    cell(ip, "x, b = np.ones((4, 6)), np.ones(5)")
+    result = ip.run_cell("%gradcheck -f affine_forward -b affine_backward")
+    assert isinstance(result.error_in_exec, ValueError)
+    assert (
+        "affine_forward(x, w, b) (x from cell [2], w from cell [1], b from cell [2]) raised"
+        in capsys.readouterr().err
+    )

@@ -365,9 +365,11 @@ class CellFacts:
         """Every call of the cell ``call`` was made in, newest first."""
         return [c for c in self.history if c.cell == call.cell]
 
-    def where_assigned(self, name: str) -> str:
-        """ " (assigned in cell [3])" for a name the history assigns, else ""."""
-        return f" (assigned in cell [{self.assigned[name]}])" if name in self.assigned else ""
+    def provenance(self, names) -> str:
+        """``" (x from cell [7], prev_h from cell [3])"``: which cell last assigned each variable a call
+        is given, so that a leftover of an earlier cell shows as one; "" when none is known."""
+        known = [f"{n} from cell [{self.assigned[n]}]" for n in dict.fromkeys(names) if n in self.assigned]
+        return f" ({', '.join(known)})" if known else ""
 
     @classmethod
     def of(cls, prefer) -> CellFacts:

@@ -388,7 +388,8 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
         f"{params_label} after the layers were built?"
     )
     work = {k: swaps.work(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
-    loss_call = marked(loss, f"{loss_label}({args.text()})")
+    bound = prefer.provenance(n for n, _ in args.items()) if hasattr(prefer, "provenance") else ""
+    loss_call = marked(loss, f"{loss_label}({args.text()}){bound}")
     values, keywords = args.values, args.kwvalues
 
     evaluate = _first_output(loss_call, values, keywords)
