@@ -14,6 +14,11 @@ in a returned tuple (cs231n), by ``"d" + name`` in a returned dict (C5W1).  An a
 the backward gives no gradient for and the cost does not read (``Wya``, ``by``) is said, not checked;
 one the cost reads fails as a missing gradient.  Integer arrays (word indices), masks and config
 dicts are data; every call gets a fresh copy of each dict.
+
+Which pair: ``-f``/``-b`` naming a pair this planner fits (``resolve``); else the user's latest call
+of such a forward or backward (``from_call``: the forward's arguments exactly as called, the upstream
+gradients its backward's call passed); else a %%gradcheck cell that assigns the arrays
+(``candidates``).  A plain one-output pair (affine, rnn_step, word_embedding) is :mod:`.layers`'.
 """
 
 from __future__ import annotations
@@ -39,12 +44,11 @@ from .binding import (
     written_in_notebook,
 )
 from .checkplan import CheckPlan, Hints, Request
+from .layers import CACHE_ARGS
 from .problem import ConventionProblem, marked, silenced
 from .ranking import Candidate
 from .snapshot import ObjectSnapshot
 
-#: Argument names of a backward that receive the forward's cache.
-CACHE_ARGS = ("cache", "caches")
 #: Seed of the upstream gradients drawn when the namespace has none of an output's shape.
 UPSTREAM_SEED = 0
 #: Relative size of the nudge that asks whether the cost reads an array the backward gives no gradient.
