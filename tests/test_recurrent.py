@@ -627,3 +627,12 @@ def test_zero_gradients_returned_for_the_prediction_weights_are_checked_against_
     assert result.passed and list(result.table.index) == ["xt", "a_prev", "Wax", "Waa", "Wya", "ba", "by"], (
         result
     )
+
+
+def test_an_empty_batch_is_refused_by_name(ip):
+    from IPython.core.error import UsageError
+
+    cs231n(ip)
+    run(ip, LSTM_STEP_CELL.format(seed=0, n=3).split("next_h, next_c, cache =")[0] + "x = x[:0]\n")
+    with pytest.raises(UsageError, match=r"x is empty \(shape \(0, 5\)\)"):
+        check(ip, flags("lstm_step"))

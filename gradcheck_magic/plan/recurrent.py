@@ -40,6 +40,7 @@ from .binding import (
     function_named,
     is_float_array,
     positional_params,
+    refuse_empty,
     resolved,
     written_in_notebook,
 )
@@ -269,6 +270,7 @@ def plan(
     if ups is None:
         raise GradCheckError(f"{backward} does not take (upstream gradients..., cache)")
     args = bind_forward(fwd, forward, namespace, given)
+    refuse_empty((a.text, a.value) for a in args)
     snapshot = ObjectSnapshot({a.text: a.value for a in args})
     for a in args:
         snapshot.watch(a.text, a.value)
