@@ -213,3 +213,13 @@ def test_a_re_run_from_another_copy_of_the_package_follows_the_same_call(ip):
     foreign = SimpleNamespace(**vars(facts))  # what a private copy sees: not its own CellFacts class
     result = gradcheck(ip.user_ns, prefer=foreign)
     assert result.failed == ["W2"] and result.functions.startswith("net.loss(X, y, reg=0.05)")
+
+
+def test_a_label_left_to_its_default_is_named_with_its_look_alikes(ip):
+    cell(ip, NET)
+    cell(
+        ip,
+        "net = TwoLayerNet(4, 10, 3)\nX = np.ones((5, 4))\ny_train = np.zeros(5, dtype=int)\ny_dev = y_train[:2]",
+    )
+    with pytest.raises(UsageError, match=r"net.loss needs `y`.*there is y_train, y_dev"):
+        check(ip, "net")

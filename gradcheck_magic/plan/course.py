@@ -28,6 +28,7 @@ from .binding import (
     defined_in,
     is_numeric_array,
     is_numeric_scalar,
+    is_plain_object,
     looks_like_parameters,
     missing_text,
     named,
@@ -47,7 +48,7 @@ from .problem import (
     working_copy,
 )
 from .ranking import Candidate, Unfit, choose
-from .snapshot import ObjectSnapshot, is_plain_object
+from .snapshot import ObjectSnapshot
 
 NAME_TOKENS = {
     "forward",

@@ -14,8 +14,7 @@ import numpy as np
 SNAPSHOT_DEPTH = 5
 
 
-def is_plain_object(value) -> bool:
-    """An instance of a user's class (not a module, class or function)."""
+def _is_plain_object(value) -> bool:
     return hasattr(value, "__dict__") and not isinstance(
         value, (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
     )
@@ -55,7 +54,7 @@ class ObjectSnapshot:
             items = [(f"{label}[{i}]", i, v) for i, v in enumerate(value)]
         elif isinstance(value, tuple):
             items = [(f"{label}[{i}]", None, v) for i, v in enumerate(value)]
-        elif is_plain_object(value) and type(value).__module__ not in ("builtins",):
+        elif _is_plain_object(value) and type(value).__module__ not in ("builtins",):
             if type(value).__module__.split(".")[0] in ("numpy", "pandas", "IPython", "gradcheck_magic"):
                 return
             seen.add(id(value))
