@@ -636,3 +636,18 @@ def test_an_empty_batch_is_refused_by_name(ip):
     run(ip, LSTM_STEP_CELL.format(seed=0, n=3).split("next_h, next_c, cache =")[0] + "x = x[:0]\n")
     with pytest.raises(UsageError, match=r"x is empty \(shape \(0, 5\)\)"):
         check(ip, flags("lstm_step"))
+
+
+def test_a_forward_argument_named_x_t_pairs_with_the_courses_dxt_key(ip):
+    # students rename xt to x_t in the forward and keep the notebook's "dxt" key in the backward
+    c5w1(
+        ip,
+        replace=[
+            ("def rnn_cell_forward(xt,", "def rnn_cell_forward(x_t,"),
+            ("np.dot(Wax, xt) + ba)\n    yt_pred", "np.dot(Wax, x_t) + ba)\n    yt_pred"),
+            ("cache = (a_next, a_prev, xt, parameters)", "cache = (a_next, a_prev, x_t, parameters)"),
+        ],
+    )
+    history_cell(ip, C5_RNN_CELL.format(seed=2, m=4))
+    result = check(ip)
+    assert result.passed and list(result.table.index) == ["x_t", "a_prev", "Wax", "Waa", "ba"], result

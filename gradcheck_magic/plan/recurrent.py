@@ -372,11 +372,20 @@ def pair_gradients(returned, blocks: Blocks, backward: str) -> dict:
     """{block: (gradient or None, its name)}: a dict by ``"d" + name`` (or the name itself), a tuple
     by position over the blocks, a single array for a single block."""
     if isinstance(returned, dict):
+        loose = {}  # "dx_t" finds "dxt": a student's x_t beside the course's gradient key
+        for k in returned:
+            if isinstance(k, str):
+                loose.setdefault(k.replace("_", ""), []).append(k)
         found = {}
         for block in blocks.work:
             key = blocks.gradient_key(block)
-            plain = key[1:]
-            value = returned.get(key, returned.get(plain)) if isinstance(plain, str) else None
+            near = loose.get(key.replace("_", ""), [])
+            if key in returned or key[1:] in returned:
+                value = returned.get(key, returned.get(key[1:]))
+            elif len(near) == 1:
+                key, value = near[0], returned[near[0]]
+            else:
+                value = None
             found[block] = (value, key)
         return found
     items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
