@@ -651,3 +651,19 @@ def test_a_forward_argument_named_x_t_pairs_with_the_courses_dxt_key(ip):
     history_cell(ip, C5_RNN_CELL.format(seed=2, m=4))
     result = check(ip)
     assert result.passed and list(result.table.index) == ["x_t", "a_prev", "Wax", "Waa", "ba"], result
+
+
+def test_an_unwritten_skeleton_is_told_which_output_is_none(ip):
+    from IPython.core.error import UsageError
+
+    cs231n(ip)
+    run(
+        ip,
+        "def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):\n    next_h, next_c, cache = None, None, None\n"
+        "    return next_h, next_c, cache\n",
+    )
+    run(ip, LSTM_STEP_CELL.format(seed=0, n=2).split("next_h, next_c, cache =")[0])
+    with pytest.raises(
+        UsageError, match=r"lstm_step_forward returned NoneType as next_h.*is it written yet\?"
+    ):
+        check(ip, flags("lstm_step"))

@@ -311,9 +311,13 @@ def plan(
     upstream = []
     for k, (arg, index) in enumerate(pairs):
         output = outputs[index]
-        if not is_float_array(output):
-            raise GradCheckError(f"{forward}'s output {index} (for {arg}) is not a float array")
         name = names[index] if index < len(names) and names[index] else f"out[{index}]"
+        if not is_float_array(output):
+            unfinished = ": is it written yet?" if output is None else ""
+            raise GradCheckError(
+                f"{forward} returned {type(output).__name__} as {name}, the output {arg} is the "
+                f"gradient of; it must be a float array{unfinished}"
+            )
         found = find_upstream(arg, name, output.shape, namespace, passed.get(arg), k, len(pairs) == 1)
         upstream.append(found)
     for u in upstream:
