@@ -402,8 +402,8 @@ def cs231n_recurrent():
         new_code_cell("%gradcheck"),
         new_markdown_cell(
             "Only `prev_c` is red, and the suspect is the line that computes `dprev_c`. A check with "
-            "`dnext_h` alone would not see it; `dnext_c` alone would not see a wrong output gate. "
-            "Use the total `dc`:"
+            "`dnext_c` alone would not see it (the bug drops the path through `next_h`), and one with "
+            "`dnext_h` alone would pass a backward that ignores `dnext_c`: both count. Use the total `dc`:"
         ),
         new_code_cell(code("cs231n_rnn", "lstm_step_backward")),
         new_code_cell("%gradcheck"),
