@@ -459,11 +459,3 @@ def refuse_empty(items) -> None:
                 f"{label} is empty (shape {value.shape}): there is no example to compute the cost on; "
                 "give it at least one (an empty batch, or a selection that kept nothing?)"
             )
-
-
-def is_plain_object(value) -> bool:
-    """An instance of a user's class (not a module, class, function or method), whose attributes
-    the user's functions may change."""
-    return hasattr(value, "__dict__") and not isinstance(
-        value, (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
-    )
