@@ -64,7 +64,8 @@ def gradcheck(
     ``user_ns``, or ``globals()``); ``forward``/``backward``/``cost``/``params`` are
     names or objects; keyword ``overrides`` set fields of :class:`Settings`.
     ``progress(total_evaluations, estimated_seconds)`` may return a tick callback;
-    ``prefer`` names variables to favour as the parameters (the magic passes those its cell assigned);
+    ``prefer`` is what the user's cells wrote and called (the magic passes a ``plan.CellFacts``: the
+    %%gradcheck cell's names and every call of it and of ``In``; a script may pass names to favour);
     ``target`` names a model or layer object to check (``%gradcheck model``), dotted names allowed.
     """
     namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})

@@ -193,7 +193,7 @@ def test_an_error_on_a_leftover_says_which_cell_assigned_each_argument(ip, capsy
     result = ip.run_cell("%gradcheck -f affine_forward -b affine_backward")
     assert isinstance(result.error_in_exec, ValueError)
     assert (
-        "affine_forward(x, w, b) (x from cell [2], w from cell [1], b from cell [2]) raised"
+        "affine_forward(x, w, b) (x from cell [2], w from cell [1], b from cell [2], w older than the rest) raised"
         in capsys.readouterr().err
     )
 

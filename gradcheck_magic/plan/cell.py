@@ -368,7 +368,12 @@ class CellFacts:
     def provenance(self, names) -> str:
         """``" (x from cell [7], prev_h from cell [3])"``: which cell last assigned each variable a call
         is given, so that a leftover of an earlier cell shows as one; "" when none is known."""
-        known = [f"{n} from cell [{self.assigned[n]}]" for n in dict.fromkeys(names) if n in self.assigned]
+        names = [n for n in dict.fromkeys(names) if n in self.assigned]
+        known = [f"{n} from cell [{self.assigned[n]}]" for n in names]
+        cells = sorted({self.assigned[n] for n in names})
+        if len(cells) > 1:  # the leftovers: what an earlier cell assigned than the newest ones
+            older = [n for n in names if self.assigned[n] < cells[-1]]
+            known.append(f"{', '.join(older)} older than the rest")
         return f" ({', '.join(known)})" if known else ""
 
     @classmethod
