@@ -6,6 +6,7 @@ Modules, top-down (each imports only those below it; tests/test_plan_layout.py k
                 ranking of every adapter's candidates (``candidates``); ADAPTERS is the registry
     objects     adapter: models and networks (``.params``, ``.loss``), layer objects, functions over them
     flat        adapter: a cost-and-gradient function on one flat vector, ``(f, fprime)`` pairs
+    recurrent   adapter: layer functions with several outputs (cs231n's RNN/LSTM), C5W1's dict-in/out cells
     layers      adapter: cs231n layer-function pairs, cost = Σ out·dout
     course      adapter: the course's forward/backward/cost families over a dict of parameters
     ranking     the one rule that orders candidates, merges duplicates, probes only the best
@@ -76,7 +77,7 @@ from __future__ import annotations
 
 import functools
 
-from . import course, flat, layers, objects, ranking
+from . import course, flat, layers, objects, ranking, recurrent
 from .cell import CellFacts
 from .checkplan import CheckPlan, Hints, Request
 
@@ -84,6 +85,7 @@ from .checkplan import CheckPlan, Hints, Request
 #: ranking.  A new convention adds one line.
 ADAPTERS = (
     objects,
+    recurrent,  # before layers: several outputs or a parameters dict, which layers' (out, cache) cannot take
     layers,
     flat,
     course,  # last: the name-based fallback
