@@ -33,6 +33,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
+from ..safety import Snapshot
 from .binding import (
     Given,
     bind_by_name,
@@ -48,7 +49,6 @@ from .checkplan import CheckPlan, Hints, Request
 from .layers import CACHE_ARGS
 from .problem import ConventionProblem, marked, silenced
 from .ranking import Candidate
-from .snapshot import ObjectSnapshot
 
 #: Seed of the upstream gradients drawn when the namespace has none of an output's shape.
 UPSTREAM_SEED = 0
@@ -271,7 +271,7 @@ def plan(
         raise GradCheckError(f"{backward} does not take (upstream gradients..., cache)")
     args = bind_forward(fwd, forward, namespace, given)
     refuse_empty((a.text, a.value) for a in args)
-    snapshot = ObjectSnapshot({a.text: a.value for a in args})
+    snapshot = Snapshot({forward: fwd, backward: bwd, **{a.text: a.value for a in args}})
     for a in args:
         snapshot.watch(a.text, a.value)
         if isinstance(a.value, dict):
@@ -368,7 +368,7 @@ def plan(
             f"{forward}'s outputs did not change when {found[0]} was perturbed: is it an argument it ignores?"
         )
 
-    plan_.problem = ConventionProblem(plan_, snapshot.rng, blocks.work, evaluate, gradients, unread_message)
+    plan_.problem = ConventionProblem(plan_, snapshot.draws, blocks.work, evaluate, gradients, unread_message)
     return plan_
 
 
