@@ -1,0 +1,309 @@
+"""Losses with one gradient per array argument (CS224n word2vec, cs231n linear classifiers), a flat
+vector at any argument position (CS224n 2017 forward_backward_prop), a one-argument lambda with -p,
+and batchnorm-fed biases whose true gradient is zero: the user's call decides the arguments, the
+gradients pair with the float array arguments, integer and index arrays are data."""
+
+import random
+
+import numpy as np
+import pytest
+from conftest import check, load, run
+from IPython.core.error import UsageError
+
+
+def notebook_cell(ip, code):
+    """Run a cell as a notebook does: stored in the history (``In``), which the check reads."""
+    result = ip.run_cell(code, store_history=True)
+    result.raise_error()
+    return result
+
+
+def failing(result):
+    return sorted(result.failed)
+
+
+def clean(result):
+    return result.passed and not result.warned
+
+
+# ---- cs231n assignment 1: loss, dW = svm_loss_naive(W, X_dev, y_dev, reg) --------------------------
+
+DEV_CELL = """
+rng = np.random.default_rng({seed})
+X_dev = rng.standard_normal(({n}, {d}))
+y_dev = rng.integers({c}, size={n})
+W = rng.standard_normal(({d}, {c})) * 0.01
+loss, grad = {loss}(W, X_dev, y_dev, 0.05)
+"""
+
+LOSSES = ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive", "softmax_loss_vectorized"]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("n,d,c", [(7, 5, 3), (20, 12, 6)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linear_classifier_loss_on_x_dev_passes_from_the_users_call(ip, loss, n, d, c, seed):
+    load(ip, "linear_classifiers")
+    notebook_cell(ip, DEV_CELL.format(seed=seed, n=n, d=d, c=c, loss=loss))
+    result = check(ip)
+    assert clean(result), result
+    assert list(result.table.index) == ["W"]
+    assert f"{loss}(W, X_dev, y_dev, 0.05)" in result.functions
+
+
+@pytest.mark.parametrize("loss", ["svm_loss_naive", "softmax_loss_vectorized"])
+def test_dash_f_takes_the_arguments_of_the_users_call_in_the_history(ip, loss):
+    load(ip, "linear_classifiers")
+    notebook_cell(ip, DEV_CELL.format(seed=3, n=9, d=4, c=3, loss=loss))
+    result = check(ip, f"-f {loss}")
+    assert clean(result) and list(result.table.index) == ["W"], result
+
+
+def test_the_users_regularization_strength_is_what_is_checked(ip):
+    load(ip, "linear_classifiers", replace=[("dW += 2 * reg * W", "dW += reg * W")])
+    notebook_cell(ip, DEV_CELL.format(seed=0, n=8, d=5, c=3, loss="svm_loss_naive"))
+    result = check(ip)
+    assert failing(result) == ["W"]
+    assert "dW += reg * W" in result.table.loc["W", "suspect"]
+
+
+def test_wrong_margin_gradient_in_svm_loss_naive_fails_w_and_names_its_line(ip):
+    load(ip, "linear_classifiers", replace=[("dW[:, y[i]] -= X[i]", "dW[:, y[i]] += X[i]")])
+    notebook_cell(ip, DEV_CELL.format(seed=1, n=8, d=5, c=3, loss="svm_loss_naive"))
+    result = check(ip)
+    assert failing(result) == ["W"]
+    assert "dW[:, y[i]] += X[i]" in result.table.loc["W", "suspect"]
+
+
+def test_a_missing_data_argument_names_its_look_alikes(ip):
+    load(ip, "linear_classifiers")
+    run(ip, "W = np.zeros((4, 3)); X_dev = np.ones((5, 4)); y_dev = np.zeros(5, dtype=int); reg = 0.1")
+    with pytest.raises(UsageError, match=r"svm_loss_naive needs `X`.*X_dev"):
+        check(ip, "-f svm_loss_naive")
+
+
+def test_integer_labels_are_data_and_untouched(ip):
+    load(ip, "linear_classifiers")
+    notebook_cell(ip, DEV_CELL.format(seed=0, n=6, d=4, c=3, loss="softmax_loss_naive"))
+    before = {k: ip.user_ns[k].copy() for k in ("W", "X_dev", "y_dev")}
+    result = check(ip)
+    assert "y_dev" not in result.table.index and "X_dev" not in result.table.index
+    for k, v in before.items():
+        assert ip.user_ns[k].dtype == v.dtype and ip.user_ns[k].tobytes() == v.tobytes()
+
+
+# ---- a one-argument function gets the vector, whatever its argument is called -----------------------
+
+
+def test_lambda_w_with_dash_p_gets_the_vector(ip):
+    load(ip, "linear_classifiers")
+    notebook_cell(ip, DEV_CELL.format(seed=0, n=9, d=5, c=4, loss="softmax_loss_naive"))
+    run(ip, "f = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)")
+    result = check(ip, "-f f -p W")
+    assert clean(result) and list(result.table.index) == ["W"], result
+    load(ip, "linear_classifiers", replace=[("dW = dW / num_train + 2 * reg * W", "dW = dW + 2 * reg * W")])
+    run(ip, "f = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)")
+    assert failing(check(ip, "-f f -p W")) == ["W"]
+
+
+# ---- CS224n word2vec: loss, gradCenterVec, gradOutsideVecs = f(centerWordVec, idx, outsideVectors, dataset)
+
+W2V_CELL = """
+dataset, dummy_vectors, dummy_tokens = getDummyObjects(dim={dim}, seed={seed})
+centerWordVec = np.random.randn({dim})
+loss, gradCenterVec, gradOutsideVecs = {loss}(centerWordVec, {idx}, dummy_vectors[5:], dataset)
+"""
+
+
+@pytest.mark.parametrize("loss", ["naiveSoftmaxLossAndGradient", "negSamplingLossAndGradient"])
+@pytest.mark.parametrize("dim", [3, 8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_word2vec_loss_passes_with_one_row_per_float_array_argument(ip, loss, dim, seed):
+    load(ip, "word2vec")
+    notebook_cell(ip, W2V_CELL.format(dim=dim, seed=seed, loss=loss, idx=seed + 1))
+    state = random.getstate()
+    result = check(ip)
+    assert clean(result), result
+    assert list(result.table.index) == ["centerWordVec", "outsideVectors"]
+    assert random.getstate() == state  # Python's random is restored after the check
+
+
+@pytest.mark.parametrize(
+    "loss,old,new,blocks",
+    [
+        (
+            "naiveSoftmaxLossAndGradient",
+            "gradCenterVec = outsideVectors.T @ delta",
+            "gradCenterVec = outsideVectors.T @ probs",
+            ["centerWordVec"],
+        ),
+        (
+            "naiveSoftmaxLossAndGradient",
+            "gradOutsideVecs = np.outer(delta, centerWordVec)",
+            "gradOutsideVecs = np.outer(probs, centerWordVec)",
+            ["outsideVectors"],
+        ),
+        (
+            "negSamplingLossAndGradient",
+            "gradOutsideVecs[outsideWordIdx] += (s_o - 1.0) * centerWordVec",
+            "gradOutsideVecs[outsideWordIdx] += (1.0 - s_o) * centerWordVec",
+            ["outsideVectors"],
+        ),
+        (
+            "negSamplingLossAndGradient",
+            "gradCenterVec = (s_o - 1.0) * u_o + (1.0 - s_k) @ outsideVectors[negatives]",
+            "gradCenterVec = (s_o - 1.0) * u_o - (1.0 - s_k) @ outsideVectors[negatives]",
+            ["centerWordVec"],
+        ),
+    ],
+)
+def test_word2vec_planted_bug_fails_exactly_its_block_with_its_line(ip, loss, old, new, blocks):
+    load(ip, "word2vec", replace=[(old, new)])
+    notebook_cell(ip, W2V_CELL.format(dim=4, seed=0, loss=loss, idx=2))
+    result = check(ip)
+    assert failing(result) == blocks
+    assert new.split(" = ")[0].split(" += ")[0] in result.table.loc[blocks[0], "suspect"]
+
+
+def test_negative_sampling_sees_the_same_draws_and_leaves_pythons_random_as_it_was(ip):
+    load(ip, "word2vec")
+    notebook_cell(ip, W2V_CELL.format(dim=3, seed=0, loss="negSamplingLossAndGradient", idx=1))
+    random.seed(77)
+    state = random.getstate()
+    result = check(ip, "-f negSamplingLossAndGradient")
+    assert clean(result), result
+    assert random.getstate() == state
+
+
+def test_skipgram_on_slices_of_the_word_vectors(ip):
+    load(ip, "word2vec")
+    notebook_cell(
+        ip,
+        "dataset, dummy_vectors, dummy_tokens = getDummyObjects()\n"
+        "loss, gin, gout = skipgram('c', 3, ['a', 'b', 'e', 'd', 'b', 'c'], dummy_tokens, "
+        "dummy_vectors[:5, :], dummy_vectors[5:, :], dataset)",
+    )
+    result = check(ip)
+    assert clean(result), result
+    assert list(result.table.index) == ["centerWordVectors", "outsideVectors"]
+
+
+def test_2017_softmax_cost_and_gradient(ip):
+    load(ip, "word2vec_2017")
+    notebook_cell(
+        ip,
+        "np.random.seed(3)\npredicted = np.random.randn(4)\noutputVectors = np.random.randn(6, 4)\n"
+        "dataset = SmallDataset()\ncost, gradPred, grad = softmaxCostAndGradient(predicted, 2, outputVectors, dataset)",
+    )
+    result = check(ip)
+    assert clean(result) and list(result.table.index) == ["predicted", "outputVectors"], result
+    load(
+        ip,
+        "word2vec_2017",
+        replace=[("grad = np.outer(probs, predicted)", "grad = np.outer(predicted, probs).T")],
+    )
+    run(ip, "dataset = SmallDataset()")
+    assert clean(check(ip))  # the same values, written transposed: still right
+    load(
+        ip,
+        "word2vec_2017",
+        replace=[("grad[k] += -predicted * (z - 1.0)", "grad[k] += predicted * (z - 1.0)")],
+    )
+    notebook_cell(
+        ip, "cost, gradPred, grad = negSamplingCostAndGradient(predicted, 2, outputVectors, dataset)"
+    )
+    assert failing(check(ip)) == ["outputVectors"]
+
+
+# ---- CS224n 2017: cost, grad = forward_backward_prop(data, labels, params, dimensions) --------------
+
+NEURAL_CELL = """
+rng = np.random.default_rng({seed})
+N, dimensions = {n}, [{dx}, 5, 4]
+data = rng.standard_normal((N, dimensions[0]))
+labels = np.eye(dimensions[2])[rng.integers(dimensions[2], size=N)]
+params = rng.standard_normal((dimensions[0] + 1) * dimensions[1] + (dimensions[1] + 1) * dimensions[2])
+"""
+
+
+@pytest.mark.parametrize("n,dx", [(6, 3), (20, 10)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_forward_backward_prop_with_dash_p_checks_params_the_third_argument(ip, n, dx, seed):
+    load(ip, "q2_neural")
+    run(ip, NEURAL_CELL.format(seed=seed, n=n, dx=dx))
+    result = check(ip, "-f forward_backward_prop -p params")
+    assert clean(result) and list(result.table.index) == ["params"], result
+    assert "forward_backward_prop(data, labels, params, dimensions)" in result.functions
+
+
+def test_forward_backward_prop_from_the_users_call_without_flags(ip):
+    load(ip, "q2_neural", replace=[("gradW2 = h.T.dot(d2)", "gradW2 = h.T.dot(d2) * 2")])
+    notebook_cell(
+        ip,
+        NEURAL_CELL.format(seed=0, n=8, dx=4)
+        + "cost, grad = forward_backward_prop(data, labels, params, dimensions)",
+    )
+    result = check(ip)
+    assert failing(result) == ["params"]
+    assert "gradW2 = h.T.dot(d2) * 2" in result.table.loc["params", "suspect"]
+    worst = result.table.loc["params", "worst_index"][0]
+    assert 4 * 5 + 5 <= worst < 4 * 5 + 5 + 5 * 4  # inside W2's part of the vector
+
+
+# ---- cs231n FullyConnectedNet(normalization='batchnorm'): b1 feeds a batchnorm -----------------------
+
+FC_CELL = """
+rng = np.random.default_rng({seed})
+N, D, H1, H2, C = {n}, 15, 20, 30, 10
+X = rng.standard_normal((N, D))
+y = rng.integers(C, size=N)
+model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, reg={reg}, normalization='batchnorm', seed={seed})
+loss, grads = model.loss(X, y)
+"""
+
+
+@pytest.mark.parametrize("n", [4, 8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batchnorm_net_passes_with_the_biases_before_batchnorm_checked_against_zero(ip, n, seed):
+    load(ip, "cs231n_layers", "fc_net")
+    notebook_cell(ip, FC_CELL.format(seed=seed, n=n, reg=3.14 if seed else 0.0))
+    result = check(ip, "model")
+    assert clean(result), result
+    assert {"b1", "b2", "gamma1", "beta2", "W3"} <= set(result.table.index)
+
+
+def test_batchnorm_backward_without_the_mean_term_fails_exactly_the_blocks_below_it(ip):
+    load(
+        ip,
+        "cs231n_layers",
+        "fc_net",
+        replace=[("(n * dx_hat - dx_hat.sum(axis=0) - x_hat", "(n * dx_hat - x_hat")],
+    )
+    notebook_cell(ip, FC_CELL.format(seed=0, n=6, reg=0.0))
+    result = check(ip, "model")
+    assert failing(result) == ["W1", "W2", "b1", "b2", "beta1", "gamma1"]
+
+
+def test_a_nonzero_gradient_for_a_bias_feeding_batchnorm_fails_that_bias(ip):
+    load(
+        ip,
+        "cs231n_layers",
+        "fc_net",
+        replace=[
+            (
+                'dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(dout, fc)',
+                'dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(dout + 0.01, fc)',
+            )
+        ],
+    )
+    notebook_cell(ip, FC_CELL.format(seed=1, n=4, reg=0.0))
+    result = check(ip, "model")
+    assert {"b1", "b2"} <= set(result.failed)
+
+
+def test_a_model_none_of_whose_blocks_moves_the_loss_is_told_its_arrays_are_not_read(ip):
+    frozen = "def loss(self, X, y=None):\n        caches = []\n        if hasattr(self, 'frozen'):\n            return self.frozen.loss(X, y)\n"
+    load(ip, "cs231n_layers", "fc_net", replace=[("def loss(self, X, y=None):\n        caches = []", frozen)])
+    run(ip, FC_CELL.format(seed=0, n=4, reg=0.0) + "import copy\nmodel.frozen = copy.deepcopy(model)")
+    with pytest.raises(UsageError, match="the arrays your methods read are not the ones"):
+        check(ip, "model")
