@@ -5,7 +5,6 @@ gradients pair with the float array arguments, integer and index arrays are data
 
 import random
 
-import numpy as np
 import pytest
 from conftest import check, load, run
 from IPython.core.error import UsageError
