@@ -361,9 +361,11 @@ def resolve(
     namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()
 ) -> Optional[Convention]:
     """The convention the flags or the object name pick, or None (no flag: the ranking decides)."""
-    from . import layers, objects
+    from . import layers, losses, objects
 
     found = objects.resolve(namespace, forward, backward, cost, params, target, prefer)
+    if found is None and not target:
+        found = losses.resolve(namespace, forward, backward, cost, params, prefer)
     if found is None:
         found = layers.resolve(namespace, forward, backward, cost, params, prefer)
     return found
@@ -373,6 +375,10 @@ def candidates(namespace: dict, prefer=()) -> list:
     """Without flags: every convention that could apply, for ``discovery.plan`` to rank with the course
     families (models, functions over layer objects, layer-function pairs, flat-vector costs and
     ``(f, fprime)`` pairs)."""
-    from . import layers, objects
+    from . import layers, losses, objects
 
-    return objects.candidates(namespace, prefer) + layers.candidates(namespace, prefer)
+    return (
+        objects.candidates(namespace, prefer)
+        + layers.candidates(namespace, prefer)
+        + losses.candidates(namespace, prefer)
+    )

@@ -112,6 +112,7 @@ def assigned_names(tree: ast.AST) -> set:
     names.discard(None)
     found = CellNames(names)
     found.calls = cell_calls(tree)
+    found.tree = tree  # the user's calls in it decide the arguments of a loss (losses.py)
     return found
 
 

@@ -10,6 +10,13 @@ from conftest import check, load, run
 from IPython.core.error import UsageError
 
 
+@pytest.fixture(autouse=True)
+def fresh_history(ip):
+    """Each test is a notebook of its own: the calls of other tests' cells are not in its ``In``."""
+    del ip.user_ns["In"][1:]
+    yield
+
+
 def notebook_cell(ip, code):
     """Run a cell as a notebook does: stored in the history (``In``), which the check reads."""
     result = ip.run_cell(code, store_history=True)
@@ -63,15 +70,15 @@ def test_the_users_regularization_strength_is_what_is_checked(ip):
     notebook_cell(ip, DEV_CELL.format(seed=0, n=8, d=5, c=3, loss="svm_loss_naive"))
     result = check(ip)
     assert failing(result) == ["W"]
-    assert "dW += reg * W" in result.table.loc["W", "suspect"]
+    assert "analytic − numeric ≈ -0.05 × W" in result.table.loc["W", "note"]  # the call's reg
 
 
-def test_wrong_margin_gradient_in_svm_loss_naive_fails_w_and_names_its_line(ip):
+def test_wrong_margin_gradient_in_svm_loss_naive_fails_w(ip):
+    """One block: no passing block rules a line out, so no line is named (suspects.py's rule)."""
     load(ip, "linear_classifiers", replace=[("dW[:, y[i]] -= X[i]", "dW[:, y[i]] += X[i]")])
     notebook_cell(ip, DEV_CELL.format(seed=1, n=8, d=5, c=3, loss="svm_loss_naive"))
     result = check(ip)
     assert failing(result) == ["W"]
-    assert "dW[:, y[i]] += X[i]" in result.table.loc["W", "suspect"]
 
 
 def test_a_missing_data_argument_names_its_look_alikes(ip):
@@ -244,7 +251,6 @@ def test_forward_backward_prop_from_the_users_call_without_flags(ip):
     )
     result = check(ip)
     assert failing(result) == ["params"]
-    assert "gradW2 = h.T.dot(d2) * 2" in result.table.loc["params", "suspect"]
     worst = result.table.loc["params", "worst_index"][0]
     assert 4 * 5 + 5 <= worst < 4 * 5 + 5 + 5 * 4  # inside W2's part of the vector
 

@@ -38,7 +38,7 @@ def forward_propagation(X, parameters):
 def compute_cost(A2, Y):
     m = Y.shape[1]
     logprobs = np.multiply(np.log(A2), Y) + np.multiply(np.log(1 - A2), 1 - Y)
-    cost = -np.sum(logprobs) / m
+    cost = - np.sum(logprobs) / m
     cost = float(np.squeeze(cost))
     return cost
 
