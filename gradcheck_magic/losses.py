@@ -190,11 +190,13 @@ def _index(node: ast.AST, namespace: dict):
     return value
 
 
-def latest_call(namespace: dict, prefer, wanted) -> Optional[Call]:
-    """The user's latest call of a function ``wanted(name)`` accepts, its arguments read now; a call
-    whose arguments cannot be read is skipped for an earlier one."""
+def latest_call(namespace: dict, prefer, wanted, any_call: bool = True) -> Optional[Call]:
+    """The user's latest call of a function ``wanted(name)`` accepts (``any_call`` False: only
+    ``loss, grad = f(...)`` and helpers' lambdas), its arguments read now; a call whose arguments
+    cannot be read, or that passes no float array, is skipped for an earlier one."""
     for where, tree in _sources(namespace, prefer):
-        for node in reversed(_unpacked_calls(tree) + _plain_calls(tree)):
+        calls = _unpacked_calls(tree) + (_plain_calls(tree) if any_call else [])
+        for node in sorted(calls, key=lambda n: (n.lineno, n.col_offset), reverse=True):
             if not (isinstance(node.func, ast.Name) and wanted(node.func.id)):
                 continue
             if any(isinstance(a, ast.Starred) for a in node.args) or any(
@@ -205,6 +207,8 @@ def latest_call(namespace: dict, prefer, wanted) -> Optional[Call]:
                 args = [(ast.unparse(a), _value(a, namespace)) for a in node.args]
                 kwargs = {k.arg: (ast.unparse(k.value), _value(k.value, namespace)) for k in node.keywords}
             except _Unresolvable:
+                continue
+            if not any(_is_float_array(v) for _, v in [*args, *kwargs.values()]) and not any_call:
                 continue
             return Call(node.func.id, args, kwargs, where)
     return None
@@ -420,7 +424,7 @@ def candidates(namespace: dict, prefer=()) -> list:
     def wanted(name):
         return _user_function(namespace.get(name)) and not _layer_forward(namespace, name)
 
-    call = latest_call(namespace, prefer, wanted)
+    call = latest_call(namespace, prefer, wanted, any_call=False)
     if call is None:
         return []
     name = call.function

@@ -312,3 +312,67 @@ def test_a_model_none_of_whose_blocks_moves_the_loss_is_told_its_arrays_are_not_
     run(ip, FC_CELL.format(seed=0, n=4, reg=0.0) + "import copy\nmodel.frozen = copy.deepcopy(model)")
     with pytest.raises(UsageError, match="the arrays your methods read are not the ones"):
         check(ip, "model")
+
+
+SGD_CELL = """
+dataset, dummy_vectors, dummy_tokens = getDummyObjects()
+gradcheck_naive(lambda vec: word2vec_sgd_wrapper(skipgram, dummy_tokens, vec, dataset, 5, {loss}), dummy_vectors, "{loss} Gradient")
+"""
+
+
+@pytest.mark.parametrize("loss", ["naiveSoftmaxLossAndGradient", "negSamplingLossAndGradient"])
+def test_bare_check_after_the_courses_own_gradcheck_naive_cell_checks_its_lambda(ip, loss):
+    load(ip, "word2vec")
+    notebook_cell(ip, SGD_CELL.format(loss=loss))
+    state = random.getstate()
+    result = check(ip)
+    assert clean(result), result
+    assert list(result.table.index) == ["wordVectors"]
+    assert "word2vec_sgd_wrapper(skipgram, dummy_tokens, dummy_vectors, dataset, 5" in result.functions
+    assert random.getstate() == state
+
+
+def test_sgd_wrapper_with_a_wrong_skipgram_fails_the_word_vectors(ip):
+    load(ip, "word2vec", replace=[("gradOutsideVectors += g_outside", "gradOutsideVectors -= g_outside")])
+    notebook_cell(ip, SGD_CELL.format(loss="negSamplingLossAndGradient"))
+    assert failing(check(ip)) == ["wordVectors"]
+
+
+def test_an_exception_mid_check_leaves_the_vectors_and_pythons_random_as_they_were(ip):
+    load(
+        ip,
+        "word2vec",
+        replace=[
+            (
+                "    negatives = getNegativeSamples(outsideWordIdx, dataset, K)\n",
+                "    negatives = getNegativeSamples(outsideWordIdx, dataset, K)\n"
+                "    calls.append(1)\n"
+                "    if len(calls) == 9:\n"
+                "        raise ValueError('planted failure')\n",
+            )
+        ],
+    )
+    notebook_cell(ip, "calls = []" + W2V_CELL.format(dim=3, seed=0, loss="negSamplingLossAndGradient", idx=1))
+    before = {k: ip.user_ns[k].copy() for k in ("centerWordVec", "dummy_vectors")}
+    random.seed(5)
+    state = random.getstate()
+    with pytest.raises(ValueError, match="planted failure"):
+        check(ip)
+    assert random.getstate() == state
+    for k, v in before.items():
+        assert ip.user_ns[k].tobytes() == v.tobytes()
+
+
+def test_dash_p_names_the_vector_the_call_passes_under_another_name(ip):
+    load(ip, "q2_neural")
+    notebook_cell(
+        ip,
+        NEURAL_CELL.format(seed=1, n=5, dx=3)
+        + "theta = params.copy()\ncost, grad = forward_backward_prop(data, labels, theta, dimensions)",
+    )
+    result = check(ip, "-f forward_backward_prop -p theta")
+    assert clean(result) and list(result.table.index) == ["params"], result
+    with pytest.raises(
+        UsageError, match="-p labels: forward_backward_prop returns no gradient of labels's shape"
+    ):
+        check(ip, "-f forward_backward_prop -p labels")
