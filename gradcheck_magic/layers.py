@@ -337,8 +337,8 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[Con
     vector = namespace.get(vector_name)
     if not _is_float_array(vector) or (bwd is None and vector_name not in namespace):
         return None
-    if bwd is not None and vector.ndim != 1:
-        return None  # a separate (f, fprime) pair is scipy's style: a 1-D vector
+    if bwd is not None and vector.ndim != 1 and not params:
+        return None  # a separate (f, fprime) pair is scipy's style: a 1-D vector, unless -p names it
     rest = bind_by_name(fwd, {**namespace, first_name: vector}, forward)[1:]
     snapshot = ObjectSnapshot({vector_name: vector, **dict(rest)})
     snapshot.watch(vector_name, vector)

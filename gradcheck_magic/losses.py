@@ -23,6 +23,7 @@ import ast
 import functools
 import inspect
 import random
+import textwrap
 import types
 from dataclasses import dataclass
 from typing import Optional
@@ -377,7 +378,9 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
     def unread(names):
         return f"{name} did not change when {names[0]} was perturbed: is it an argument it ignores?"
 
-    origin = f"the call in {call.where}" if call is not None else "arguments bound by name"
+    origin = "arguments bound by name"
+    if call is not None:
+        origin = f"through {call.where}" if " = lambda" in call.where else f"the call in {call.where}"
     grads = ", ".join(f"d{label[p]}" for p in blocks)
     plan = ConventionPlan(
         f"{text} → (loss, {grads}); {origin}",
@@ -414,7 +417,38 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     except GradCheckError as exc:
         if "needs `" in str(exc) or str(exc).startswith("-p "):
             raise
+        inner = _lambda_call(forward, fn, params, namespace)
+        if inner is not None:  # f = lambda w: loss(w, X_dev, y_dev, 0.0)[0]: the loss it takes apart
+            return plan_loss(namespace, inner.function, namespace[inner.function], inner, params)
         return None  # not a loss of this kind: the course and flat-vector conventions may fit
+
+
+def _lambda_call(name: str, fn, params: Optional[str], namespace: dict) -> Optional[Call]:
+    """``f = lambda w: svm_loss_naive(w, X_dev, y_dev, 0.0)[0]`` with ``-p W``: the loss it calls, on
+    ``W`` (cs231n's cell hands such an ``f`` to its numerical gradient); None for anything else."""
+    if fn.__name__ != "<lambda>" or not params:
+        return None
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)).strip().rstrip(",;"))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)]
+    if len(lambdas) != 1:
+        return None
+    inner = _through_lambda(lambdas[0], ast.Name(params, ast.Load()))
+    if (
+        inner is None
+        or not isinstance(inner.func, ast.Name)
+        or not _user_function(namespace.get(inner.func.id))
+    ):
+        return None
+    scope = {**fn.__globals__, **namespace}
+    try:
+        args = [(ast.unparse(a), _value(a, scope)) for a in inner.args]
+        kwargs = {k.arg: (ast.unparse(k.value), _value(k.value, scope)) for k in inner.keywords if k.arg}
+    except _Unresolvable:
+        return None
+    return Call(inner.func.id, args, kwargs, f"{name} = {ast.unparse(lambdas[0])}")
 
 
 def candidates(namespace: dict, prefer=()) -> list:

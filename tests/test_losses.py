@@ -101,15 +101,27 @@ def test_integer_labels_are_data_and_untouched(ip):
 # ---- a one-argument function gets the vector, whatever its argument is called -----------------------
 
 
-def test_lambda_w_with_dash_p_gets_the_vector(ip):
+LAMBDAS = {
+    "the loss's first output": ("f = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)[0]", "-f f -p W"),
+    "a gradient lambda beside it": (
+        "f = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)[0]\n"
+        "g = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)[1]",
+        "-f f -b g -p W",
+    ),
+    "both outputs": ("f = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)", "-f f -p W"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LAMBDAS))
+def test_one_argument_lambda_with_dash_p_gets_the_vector_whatever_its_argument_is_called(ip, kind):
+    cell, line = LAMBDAS[kind]
     load(ip, "linear_classifiers")
-    notebook_cell(ip, DEV_CELL.format(seed=0, n=9, d=5, c=4, loss="softmax_loss_naive"))
-    run(ip, "f = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)")
-    result = check(ip, "-f f -p W")
+    run(ip, DEV_CELL.format(seed=0, n=9, d=5, c=4, loss="softmax_loss_naive") + cell)
+    result = check(ip, line)
     assert clean(result) and list(result.table.index) == ["W"], result
     load(ip, "linear_classifiers", replace=[("dW = dW / num_train + 2 * reg * W", "dW = dW + 2 * reg * W")])
-    run(ip, "f = lambda w: softmax_loss_naive(w, X_dev, y_dev, 0.0)")
-    assert failing(check(ip, "-f f -p W")) == ["W"]
+    run(ip, cell)
+    assert failing(check(ip, line)) == ["W"]
 
 
 # ---- CS224n word2vec: loss, gradCenterVec, gradOutsideVecs = f(centerWordVec, idx, outsideVectors, dataset)
