@@ -2,8 +2,8 @@
 
     settings.validated  every setting, one validation                     (settings.py)
     Snapshot            every reachable array + np.random, before any user call (safety.py)
-    plan                which functions/parameters, and why; probes under the snapshot (discovery.py);
-                        layer functions, models and layer objects plan in conventions.py
+    plan                which convention, functions, arguments and blocks, and why: one CheckPlan
+                        from the adapters of the plan/ subpackage; probes under the snapshot
     preflight           baseline at θ; refuses what cannot be checked, by name     (here, problem.py)
     sweep (run)         central differences, RNG replayed per evaluation   (engine.py, problem.py)
     judge               the verdict rule                                   (engine.py)
@@ -22,11 +22,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from . import conventions, discovery, grading
+from . import grading
+from . import plan as planning
 from .diagnosis import Context, diagnose
 from .engine import Engine, EvaluationError, fmt_index, overall_difference
 from .errors import GradCheckError
-from .problem import Problem, arrays_in, coarse_blocks, dry_run_returns_cost, silenced
+from .plan.problem import Problem, arrays_in, coarse_blocks, silenced
 from .result import GradCheckResult
 from .safety import Snapshot
 from .settings import Settings, step_problem, validated
@@ -79,38 +80,13 @@ def gradcheck(
     started = time.perf_counter()
     snapshots = []  # each taken before the first user call it guards; all restored in the finally
     try:
-        # flags or an object name that pick a layer/object/flat-vector convention decide outright;
-        # its planner snapshots the objects it reaches
-        convention = conventions.resolve(namespace, forward, backward, cost, params, target, prefer)
-        if convention is None:
-            # without flags the conventions are candidates, ranked with the course families by one rule
-            flagged = any((forward, backward, cost, params, target))
-            others = [] if flagged else conventions.candidates(namespace, prefer)
-            try:
-                reach = discovery.reachable(namespace, forward, backward, cost, params, prefer)
-            except GradCheckError:
-                if not others:
-                    raise
-                reach = (None, [])  # no course parameters: no course family will be probed
-            snapshot = Snapshot(namespace, *reach)
-            snapshots.append(snapshot)
-            chosen = discovery.plan(
-                namespace,
-                forward,
-                backward,
-                cost,
-                params,
-                returns_cost=dry_run_returns_cost,
-                prefer=prefer,
-                others=others,
-            )
-            if isinstance(chosen, discovery.Plan):
-                plan, problem = chosen, Problem(chosen, snapshot.rng)
-            else:
-                convention = chosen
-        if convention is not None:
-            snapshots.append(convention.snapshot)
-            plan, problem = convention.plan, convention.problem
+        snapshots.append(Snapshot(namespace, None))  # np.random's state before any user call
+        request = planning.Request(
+            namespace, forward, backward, cost, params, target, planning.CellFacts.of(prefer), snapshots[0]
+        )
+        request.snapshots = snapshots
+        plan = planning.make(request)
+        problem = plan.problem
         checked = preflight(plan, problem, snapshots, settings)
         run = sweep(problem, checked, settings, progress)
         refuse_coarse(plan, checked, run)
@@ -138,6 +114,7 @@ def gradcheck(
         time.perf_counter() - started,
         finding=finding,
         sweep_seconds=run.seconds,
+        plan=plan.summary(),
     )
     grading.record(result)  # the headless checker grades only checks recorded here
     return result
@@ -165,15 +142,13 @@ class Checked:
 def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Checked:
     """Evaluate once at θ and refuse, with a one-line reason, what cannot be checked."""
     __tracebackhide__ = True  # noqa: F841
-    for binding in (plan.forward, getattr(plan, "backward", None), getattr(plan, "cost", None)):
-        for arg in getattr(binding, "args", ()):
-            if arg.source == discovery.VALUE:
-                snapshots[-1].watch(arg.name, arg.value)
+    for name, value in plan.inputs:
+        snapshots[-1].watch(name, value)
     j0, first, cache = problem.baseline()
     changed = _changes(snapshots)
     if changed:
         raise GradCheckError(
-            f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
+            f"{plan.forward} modified {', '.join(changed)} in place: a forward "
             "pass must not change its inputs (your arrays are restored)"
         )
     if not np.isfinite(j0):
@@ -192,12 +167,12 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
         raise GradCheckError(
             f"the cost is not finite ({again}) on a second evaluation at the same "
             f"parameters (it was {j0!r} the first time): nothing can be verified; does "
-            f"{plan.forward.name} change a global or its inputs between calls?"
+            f"{plan.forward} change a global or its inputs between calls?"
         )
     if not abs(again - j0) <= REPEAT_ULPS * np.finfo(float).eps * max(abs(j0), 1e-300):
         raise GradCheckError(
             f"the cost changed between two evaluations at the same parameters ({j0!r} then "
-            f"{again!r}): {plan.forward.name} is not deterministic. Random draws must come from "
+            f"{again!r}): {plan.forward} is not deterministic. Random draws must come from "
             "np.random's global state (replayed before every evaluation), not from an unseeded "
             "np.random.default_rng() or another source"
         )
@@ -206,7 +181,7 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
         sensitive = not gradient_is_nonzero or problem.sensitivity(j0, cost_fn)
     if not sensitive:
         raise GradCheckError(
-            f"the cost did not change when the parameters were perturbed: {plan.forward.name} "
+            f"the cost did not change when the parameters were perturbed: {plan.forward} "
             f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
             "instead?)"
         )
@@ -256,7 +231,7 @@ def refuse_coarse(plan, checked: Checked, run: Run) -> None:
         coarse = coarse_blocks(doubtful, checked.cost, checked.j0)
     if coarse:
         raise GradCheckError(
-            f"{plan.forward.name} reads {', '.join(coarse)} at float32 precision or coarser: "
+            f"{plan.forward} reads {', '.join(coarse)} at float32 precision or coarser: "
             "a change smaller than float32's rounding, which float64 resolves, leaves the cost exactly "
             "as it was, so central differences would be mistaken for wrong gradients. Compute in float64 "
             "(no astype(np.float32) on parameters or activations, no float32 arrays mixed in)"
@@ -266,8 +241,8 @@ def refuse_coarse(plan, checked: Checked, run: Run) -> None:
 def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Settings) -> tuple:
     """Hints for the failing blocks, and the lines to suspect for them."""
     ctx = Context(
-        m=plan.m,
-        lambd=_number(plan.value_of("lambd")),
+        m=plan.hints.m,
+        lambd=_number(plan.hints.lambd),
         values={k: v for k, v in problem.pristine.items()},
         activations=[a for _, a in arrays_in((checked.first, checked.cache), "out")],
     )
@@ -298,19 +273,10 @@ def _suspects(plan, outcomes, ctx) -> Finding:
 
 
 def _find_suspects(plan, outcomes, ctx) -> Finding:
-    if not hasattr(plan, "backward"):  # a layer / object convention
-        if plan.backward_fn is None:
-            return Finding()
-        return find_suspects(plan.backward_fn, outcomes, ctx, plan.cost_fns, {}, plan.positions)
-    scalars = {
-        arg.name: float(arg.value)
-        for arg in plan.backward.args
-        if arg.source == discovery.VALUE
-        and discovery.is_numeric_scalar(arg.value)
-        and float(arg.value) not in (0.0, 1.0)
-    }
-    costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
-    return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
+    hints = plan.hints
+    if hints.backward_fn is None:
+        return Finding()
+    return find_suspects(hints.backward_fn, outcomes, ctx, hints.cost_fns, hints.scalars, hints.positions)
 
 
 def _worst(o) -> str:

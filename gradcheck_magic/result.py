@@ -104,6 +104,7 @@ class GradCheckResult:
         seconds: float = 0.0,
         finding: Optional[Finding] = None,
         sweep_seconds: Optional[float] = None,
+        plan=None,
     ):
         self.outcomes = outcomes
         self.difference = difference
@@ -116,6 +117,7 @@ class GradCheckResult:
         self.seconds = seconds  # the whole check, discovery to verdict
         self.sweep_seconds = seconds if sweep_seconds is None else sweep_seconds  # the evaluations alone
         self.finding = finding or Finding()  # which lines to suspect, per failing block
+        self.plan = plan  # what was checked, from which call and why (plan.checkplan.PlanSummary)
         self._table = None
 
     # ---- what people read -----------------------------------------------------
@@ -259,6 +261,7 @@ class GradCheckResult:
         details = []
         if self.functions:
             details.append(f"checked: <code>{html.escape(self.functions)}</code>")
+        details.extend(html.escape(line) for line in self._plan_lines())
         details.extend(html.escape(w) for w in self.warnings)
         if details:
             parts.append(
@@ -309,12 +312,21 @@ class GradCheckResult:
                 )
         if self.functions:
             lines.extend(textwrap.wrap(f"checked: {self.functions}", width, subsequent_indent="  "))
+        for line in self._plan_lines():
+            lines.extend(textwrap.wrap(line, width, subsequent_indent="  "))
         for w in self.warnings:
             lines.extend(textwrap.wrap(f"warning: {w}", width, subsequent_indent="  "))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.text()
+
+    def _plan_lines(self) -> list:
+        """Under "checked:": the user's call the check followed, and why it was chosen."""
+        if self.plan is None:
+            return []
+        lines = [f"from: {self.plan.source}"] if self.plan.source else []
+        return lines + ([f"why: {self.plan.reason}"] if self.plan.reason else [])
 
     def _repr_pretty_(self, p, cycle):
         p.text(self.text(colour=colour_terminal(sys.stdout)))

@@ -476,7 +476,7 @@ def test_snapshot_rebinds_every_reachable_reference_and_restore_puts_each_back()
     from collections import OrderedDict
     from types import SimpleNamespace
 
-    from gradcheck_magic.conventions import ObjectSnapshot
+    from gradcheck_magic.plan.snapshot import ObjectSnapshot
 
     weight, other = np.ones((2, 2), dtype=np.float32), np.zeros(3)
     layer = SimpleNamespace(W=weight, cache=(weight, other))

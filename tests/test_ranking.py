@@ -290,3 +290,13 @@ def test_of_two_calls_in_the_cell_the_later_one_gives_the_data(ip):
     result = ip.run_cell_magic("gradcheck", "-o", cell)
     assert result.functions.startswith("net2.loss(Xb, yb)"), result.functions
     assert result.passed, result
+
+
+def test_why_the_ranking_chose_is_shown_in_the_caption_and_in_result_plan(ip):
+    notebook(ip, course_bug=SEED_FIX)
+    run(ip, COURSE_CELL)
+    result = ip.run_cell_magic("gradcheck", "-o", MODEL_CELL)
+    reason = result.plan.reason
+    assert reason.startswith("chose model over forward_propagation_n / backward_propagation_n"), reason
+    assert "the cell assigns or defines" in reason
+    assert f"why: {reason}"[:60] in result.text() and "why: chose model" in result._repr_html_()

@@ -1,7 +1,7 @@
 """Models, networks and layer objects whose methods read their own arrays.
 
 Such code only sees a change when its own arrays change, so these blocks are the
-user's arrays, perturbed in place; :class:`~.conventions.ObjectSnapshot` puts back
+user's arrays, perturbed in place; :class:`~.snapshot.ObjectSnapshot` puts back
 every array, attribute and dict entry on every path (pass, fail, exception, Ctrl-C).
 A float32, integer, read-only or non-contiguous array is never written: one float64 copy
 of it is swapped into every dict entry, list item and attribute the snapshot reaches
@@ -18,23 +18,17 @@ array back.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from .conventions import (
-    Convention,
-    ConventionPlan,
-    ConventionProblem,
-    ObjectSnapshot,
-    Step,
-    dry_run,
-    marked,
-)
-from .discovery import Candidate, defined_in, looks_like_parameters, user_functions
-from .errors import GradCheckError
+from ..errors import GradCheckError
+from .binding import bind_by_name, defined_in, looks_like_parameters, lookup, user_functions
+from .checkplan import CheckPlan, Hints, Request
+from .problem import ConventionProblem, marked
+from .ranking import Candidate, dry_run
+from .snapshot import ObjectSnapshot
 
 #: Attribute names that hold a layer's parameters even before its gradient attribute exists.
 PARAM_ATTRS = ("weights", "biases", "W", "b", "gamma", "beta", "kernel", "bias")
@@ -44,20 +38,6 @@ DATA_ATTRS = ("inputs", "input", "output", "outputs", "x", "X")
 UPSTREAM_NAMES = ("dvalues", "dout", "dy")
 #: Seed of the upstream gradient drawn when the namespace has none of the output's shape.
 UPSTREAM_SEED = 0
-
-
-def lookup(namespace: dict, dotted: str, flag: str = ""):
-    """The value of ``name`` or ``obj.attr.attr``; the error names the missing part."""
-    head, *attrs = dotted.split(".")
-    prefix = f"{flag} {dotted}: " if flag else ""
-    if head not in namespace:
-        raise GradCheckError(f"{prefix}no variable named {head!r} in the namespace")
-    value, path = namespace[head], head
-    for attr in attrs:
-        if not hasattr(value, attr):
-            raise GradCheckError(f"{prefix}{path} ({type(value).__name__}) has no attribute {attr!r}")
-        value, path = getattr(value, attr), f"{path}.{attr}"
-    return value
 
 
 def is_model(value) -> bool:
@@ -95,40 +75,6 @@ def is_layer(value) -> bool:
 def cell_call(prefer, label: str):
     """The plain names the cell itself passed to ``label`` (``model.loss(Xs, ys)``), or None."""
     return getattr(prefer, "calls", {}).get(label)
-
-
-def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = None, given=None):
-    """Positional arguments of ``fn``: the variables the cell passed it (``given``, from
-    ``cell_call``) first, else from the namespace by name (``fallback`` second, the default last);
-    the error names what is missing."""
-    args = []
-    positional, keywords = given or ((), {})
-    for i, p in enumerate(inspect.signature(fn).parameters.values()):
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
-            continue
-        passed = positional[i] if i < len(positional) else keywords.get(p.name)
-        if passed in namespace:
-            args.append((passed, namespace[passed]))
-        elif p.name in namespace:
-            args.append((p.name, namespace[p.name]))
-        elif fallback and p.name in fallback:
-            args.append((p.name, fallback[p.name]))
-        elif p.default is not p.empty:
-            break
-        else:
-            alike = [
-                k for k in namespace if k.startswith(f"{p.name}_") and isinstance(namespace[k], np.ndarray)
-            ]
-            raise GradCheckError(
-                f"{label} needs `{p.name}`, which is not defined in the namespace"
-                + (
-                    f" (there is {', '.join(alike[:3])}: call {label}(...) with it in the %%gradcheck "
-                    f"cell, or assign {p.name} = {alike[0]})"
-                    if alike
-                    else ""
-                )
-            )
-    return args
 
 
 def _why_copied(label: str, arr, owner: str) -> Optional[str]:
@@ -253,8 +199,16 @@ class Swaps:
         return self.by_block[swapped[0]].unread(changed, self.elsewhere) + also
 
 
-def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()):
+def resolve(request: Request) -> Optional[CheckPlan]:
     """A model/network/layer-object convention for this line, or None."""
+    namespace, prefer = request.namespace, request.cell
+    forward, backward, cost, params, target = (
+        request.forward,
+        request.backward,
+        request.cost,
+        request.params,
+        request.target,
+    )
     dotted = [x for x in (forward, backward, params) if isinstance(x, str) and "." in x]
     if target:
         owner_name, owner = target, lookup(namespace, target, "OBJECT")
@@ -317,7 +271,7 @@ def _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer) 
     return args, bind_by_name(gradient, namespace, gradient_label, given=given)
 
 
-def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> Convention:
+def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> CheckPlan:
     params_label = params or f"{owner_name}.params"
     weights = lookup(namespace, params_label, "-p/--params")
     if not looks_like_parameters(weights):
@@ -382,19 +336,16 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
         else f"{loss_label}({arg_text}) → (loss, grads)"
     ) + f"; {params_label} perturbed in place{swaps.described()}"
     x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
-    plan = ConventionPlan(
-        description,
-        Step(loss_label),
-        params_label,
-        dict(weights),
-        values={n: v for n, v in args} | {"lambd": getattr(owner, "reg", None)},
+    hints = Hints(
         m=int(x.shape[0]) if x is not None else None,
+        lambd=getattr(owner, "reg", None),
         backward_fn=gradient or loss,
         cost_fns=(loss,) if gradient is not None else (),
     )
+    plan = CheckPlan(description, loss_label, params_label, dict(weights), snapshot=snapshot, hints=hints)
     swaps.apply(snapshot)
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
-    return Convention(snapshot, plan, problem)
+    plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
+    return plan
 
 
 def _upstream(namespace: dict, shape: tuple, label: str):
@@ -407,7 +358,7 @@ def _upstream(namespace: dict, shape: tuple, label: str):
     return drawn, f"upstream gradient: seeded random {shape} (no dvalues/dout of {label}'s output shape)"
 
 
-def _layer(namespace, owner_name, layer, prefer=()) -> Convention:
+def _layer(namespace, owner_name, layer, prefer=()) -> CheckPlan:
     """One layer object against an upstream gradient: cost = Σ output·dvalues."""
     fallback = {k: v for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
     if "inputs" not in namespace and "inputs" not in fallback and isinstance(namespace.get("X"), np.ndarray):
@@ -463,16 +414,17 @@ def _layer(namespace, owner_name, layer, prefer=()) -> Convention:
     description = (
         f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}{swaps.described()}"
     )
-    plan = ConventionPlan(
+    plan = CheckPlan(
         description,
-        Step(f"{owner_name}.forward"),
+        f"{owner_name}.forward",
         owner_name,
         {**originals, **dict(args)},
-        backward_fn=layer.backward,
+        snapshot=snapshot,
+        hints=Hints(backward_fn=layer.backward),
     )
     swaps.apply(snapshot)
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
-    return Convention(snapshot, plan, problem)
+    plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
+    return plan
 
 
 def _calls_layers(namespace: dict, fn) -> bool:
@@ -480,10 +432,13 @@ def _calls_layers(namespace: dict, fn) -> bool:
     return code is not None and any(is_layer(namespace.get(n)) for n in code.co_names)
 
 
-def candidates(namespace: dict, prefer=()) -> list:
+def candidates(request: Request) -> list:
     """Without flags, what the ranking weighs from here: every model or network object (``.params``
     dict and ``.loss``), and every forward function that calls layer objects with its mirrored
     backward.  A single layer object is checked only when named (``%gradcheck dense1``)."""
+    if request.flagged:
+        return []
+    namespace, prefer = request.namespace, request.cell
     found = [
         _model_candidate(namespace, name, prefer)
         for name in sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
@@ -548,7 +503,7 @@ def _shared_backward(layers: list):
     return method if callable(method) else None
 
 
-def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]:
+def _functions_over_layers(namespace, forward, backward) -> Optional[CheckPlan]:
     """Plain ``forward``/``backward`` functions that call layer objects of the namespace: the blocks
     are those objects' parameters (``dense1.weights``, ...), paired with ``dense1.dweights``."""
     if "." in forward or "." in backward:
@@ -596,17 +551,18 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
             "layer's arrays (a copy, or another object?)"
         )
 
-    plan = ConventionPlan(
+    plan = CheckPlan(
         f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
         f"{backward}(...); layer arrays perturbed in place{swaps.described()}",
-        Step(forward),
+        forward,
         ", ".join(layers),
         originals,
-        backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd,
+        snapshot=snapshot,
+        hints=Hints(backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd),
     )
     swaps.apply(snapshot)
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
-    return Convention(snapshot, plan, problem)
+    plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
+    return plan
 
 
-__all__ = ["candidates", "is_layer", "is_model", "layer_params", "lookup", "resolve"]
+__all__ = ["candidates", "is_layer", "is_model", "layer_params", "resolve"]

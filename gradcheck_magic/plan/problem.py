@@ -1,4 +1,4 @@
-"""Turn a discovery ``Plan`` into what the engine needs: float64 working parameters,
+"""Turn a plan into what the engine needs: float64 working parameters,
 a cost closure ``J()`` and the analytic gradient of every block.
 
 The forward always sees a float64 *working copy* (the user's arrays and their
@@ -13,13 +13,13 @@ import copy
 import io
 import time
 import warnings
+from typing import Callable, Optional
 
 import numpy as np
 
-from .discovery import Binding, Plan
-from .engine import Block
-from .errors import GradCheckError, mark_call
-from .safety import rng_equal
+from ..engine import Block
+from ..errors import GradCheckError, mark_call
+from ..safety import rng_equal
 
 
 @contextlib.contextmanager
@@ -188,21 +188,6 @@ def to_float_for(value):
     return float if np.ndim(value) == 0 else (lambda v: float(np.asarray(v).reshape(-1)[0]))
 
 
-def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
-    """Call a candidate forward once on a working copy: does it return the cost itself?"""
-    __tracebackhide__ = True  # noqa: F841
-    state = np.random.get_state()
-    try:
-        _, _, value = working_copy(params)
-        with silenced():
-            out = _marked(binding.caller(value), binding.signature())()
-    finally:
-        np.random.set_state(state)
-    first, _ = split_output(out, binding.name)
-    refuse_complex_cost(first, binding.name)
-    return is_scalar_like(first)
-
-
 def refuse_complex_cost(value, where: str) -> None:
     """A complex cost has no ordering to descend: refused by name, not taken for an activation."""
     if np.iscomplexobj(value) and np.size(value) == 1:
@@ -213,11 +198,13 @@ def refuse_complex_cost(value, where: str) -> None:
         )
 
 
-def _marked(call, signature: str):
-    def run(*args):
+def marked(fn: Callable, signature: str) -> Callable:
+    """Call ``fn``; an exception remembers which of the user's calls raised."""
+
+    def run(*args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         try:
-            return call(*args)
+            return fn(*args, **kwargs)
         except BaseException as exc:
             mark_call(exc, signature)
             raise
@@ -244,10 +231,11 @@ def arrays_in(obj, label: str, depth: int = 0, seen=None):
 
 
 class Problem:
-    """The user's functions wired to a float64 working copy of the parameters."""
+    """The course's functions wired to a float64 working copy of the parameters."""
 
-    def __init__(self, plan: Plan, rng_state):
+    def __init__(self, plan, rng_state):
         self.plan = plan
+        self.name = plan.forward.name
         self.rng = rng_state
         self.params_obj, work_dict, self.params_value = working_copy(plan.params)
         if work_dict is None:
@@ -260,11 +248,9 @@ class Problem:
         self.replay = True
         self.warnings = []
         self.eval_seconds = 0.0
-        self._forward = _marked(plan.forward.caller(self.params_value), plan.forward.signature())
-        self._cost = (
-            _marked(plan.cost.caller(self.params_value), plan.cost.signature()) if plan.cost else None
-        )
-        self._backward = _marked(plan.backward.caller(self.params_value), plan.backward.signature())
+        self._forward = marked(plan.forward.caller(self.params_value), plan.forward.signature())
+        self._cost = marked(plan.cost.caller(self.params_value), plan.cost.signature()) if plan.cost else None
+        self._backward = marked(plan.backward.caller(self.params_value), plan.backward.signature())
 
     # ---- the baseline -------------------------------------------------------
     def _changed_blocks(self) -> list:
@@ -296,7 +282,7 @@ class Problem:
         if changed:
             self._reset_work()
             raise GradCheckError(
-                f"{self.plan.forward.name} changed {what} in place ({', '.join(changed)}): a forward "
+                f"{self.name} changed {what} in place ({', '.join(changed)}): a forward "
                 "pass must not modify its inputs (your arrays are restored)"
             )
         return out
@@ -486,3 +472,126 @@ class Problem:
         if bad.any():
             block.fatal = f"analytic gradient {key} has {int(bad.sum())} non-finite entries"
         return block
+
+
+#: Relative size of the all-entries nudge that asks "does the cost read this block at all?".
+NUDGE = 1e-3
+
+
+class ConventionProblem(Problem):
+    """The Problem interface api.py drives, over blocks the conventions define.
+
+    ``work`` maps block names to the float64 arrays ``evaluate()`` reads: working copies
+    for functions, the user's own arrays (perturbed in place) for objects, or the float64
+    copies swapped into an object for its float32/integer arrays.  ``gradients()``
+    returns ``{block: (analytic or None, key)}`` at the unperturbed point.  ``unread(names)``
+    words the error when perturbing a block does not change the cost.  ``notes`` are a block's
+    own notes; they stand in for the generic dtype note (they say how that block was checked)."""
+
+    def __init__(
+        self,
+        plan,
+        rng_state,
+        work: dict,
+        evaluate: Callable[[], object],
+        gradients: Callable[[], dict],
+        unread: Callable[[list], str],
+        notes: Optional[dict] = None,
+    ):
+        self.plan = plan
+        self.name = plan.forward
+        self.rng = rng_state
+        self.work = work
+        self.pristine = {k: v.copy() for k, v in work.items()}
+        self.params_obj = None
+        self.replay = True
+        self.warnings = []
+        self.eval_seconds = 0.0
+        self._evaluate, self._gradients, self._unread = evaluate, gradients, unread
+        self._notes = notes or {}
+        self._blocks = []
+
+    def _changed_blocks(self) -> list:
+        return [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+
+    def _reset_work(self):
+        for k, v in self.work.items():
+            v[...] = self.pristine[k]
+
+    def baseline(self):
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        start = time.perf_counter()
+        value = self._first_call(self._evaluate, "the arrays it is checked on")
+        if not is_scalar_like(value):
+            raise GradCheckError(
+                f"{self.name} returned {type(value).__name__}, not a single number: the cost must be a scalar"
+            )
+        return self._accepted_cost(value, self.name, start), None, None
+
+    def cost_function(self):
+        evaluate, to_float, replay, rng, set_state = (
+            self._evaluate,
+            self.to_float,
+            self.replay,
+            self.rng,
+            np.random.set_state,
+        )
+
+        def J():
+            __tracebackhide__ = True  # noqa: F841
+            if replay:
+                set_state(rng)
+            return to_float(evaluate())
+
+        return J
+
+    def blocks(self, first=None, cache=None) -> list:
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        np.random.set_state(self.rng)
+        grads = self._gradients()
+        changed = self._changed_blocks()
+        if changed:
+            self._reset_work()
+            self.warnings.append(
+                f"the backward modified {', '.join(changed)} in place; the check used "
+                "the original values and your arrays are restored"
+            )
+        self._blocks = []
+        for name, work in self.work.items():
+            grad, key = grads.get(name, (None, f"d{name}"))
+            block = self._block(name, work, grad, key)
+            if name in self._notes:
+                block.notes[:] = self._notes[name]
+            self._blocks.append(block)
+        return self._blocks
+
+    def sensitivity(self, j0: float, cost) -> bool:
+        """Is any block read at all?  Each block with a nonzero gradient is nudged; when none of them
+        changes the cost, the arrays the code reads are not the ones perturbed: say which, precisely.
+        A block that alone does not move the cost is checked like any other: its true gradient may
+        be zero (a bias feeding a batchnorm), and a nonzero analytic one then fails, with this note;
+        unless it is a float64 copy swapped into an object, which the code may simply not read."""
+        rng = np.random.default_rng(12345)
+        nudged, unread = [], []
+        for block in self._blocks:
+            if block.comparable is None or not np.any(block.comparable):
+                continue
+            nudged.append(block)
+            try:
+                # a Gaussian direction: ±1 signs can all agree, and softmax ignores a shift of its biases
+                block.work += (
+                    NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.standard_normal(block.work.shape)
+                )
+                if cost() == j0:
+                    unread.append(block)
+            finally:
+                self._reset_work()
+        swapped = [b for b in unread if b.name in self._notes]  # a float64 copy the code never saw
+        if swapped or (unread and len(unread) == len(nudged)):
+            raise GradCheckError(self._unread([b.name for b in swapped or unread]))
+        for block in unread:
+            block.notes.append(
+                f"the cost did not change when {block.name} was nudged: its true gradient is zero "
+                f"(a bias feeding a batchnorm), or the code reads another array than {block.name}"
+            )
+        return True

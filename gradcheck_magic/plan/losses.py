@@ -30,11 +30,16 @@ from typing import Optional
 
 import numpy as np
 
-from .conventions import Convention, ConventionPlan, ConventionProblem, ObjectSnapshot, Step, marked
-from .discovery import Candidate
-from .errors import GradCheckError
-from .objects import bind_by_name
-from .problem import is_scalar_like, silenced
+from ..errors import GradCheckError
+from .binding import bind_by_name, is_float_array, pass_through, written_in_notebook
+from .checkplan import CheckPlan, Hints, Request
+from .problem import ConventionProblem, is_scalar_like, marked, silenced
+from .ranking import Candidate, Unfit
+from .snapshot import ObjectSnapshot
+
+
+class NotALoss(GradCheckError):
+    """The function does not return ``(loss, gradient, ...)`` pairing with its array arguments."""
 
 
 class _Unresolvable(Exception):
@@ -49,15 +54,6 @@ class Call:
     args: list  # [(text, value)]
     kwargs: dict  # name -> (text, value)
     where: str  # "this cell", "In[12]"
-
-
-def _is_float_array(value) -> bool:
-    return isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size > 0
-
-
-def _user_function(value) -> bool:
-    """A plain function or lambda written in the notebook (library helpers never compete)."""
-    return isinstance(value, types.FunctionType) and value.__module__ == "__main__"
 
 
 # ---- the user's call: the cell, then In ------------------------------------------------------------
@@ -84,10 +80,15 @@ def _trees(text: str) -> list:
     return found
 
 
-def _sources(namespace: dict, prefer) -> list:
+def _user_function(value) -> bool:
+    """A plain function or lambda written in the notebook (library helpers never compete)."""
+    return isinstance(value, types.FunctionType) and written_in_notebook(value)
+
+
+def _sources(namespace: dict, cell) -> list:
     """(where, tree), the latest first: the ``%%gradcheck`` cell, then the history."""
     found = []
-    tree = getattr(prefer, "tree", None)
+    tree = getattr(cell, "tree", None)
     if tree is not None:
         found.append(("this cell", tree))
     history = namespace.get("In")
@@ -191,11 +192,11 @@ def _index(node: ast.AST, namespace: dict):
     return value
 
 
-def latest_call(namespace: dict, prefer, wanted, any_call: bool = True) -> Optional[Call]:
+def latest_call(namespace: dict, cell, wanted, any_call: bool = True) -> Optional[Call]:
     """The user's latest call of a function ``wanted(name)`` accepts (``any_call`` False: only
     ``loss, grad = f(...)`` and helpers' lambdas), its arguments read now; a call whose arguments
     cannot be read, or that passes no float array, is skipped for an earlier one."""
-    for where, tree in _sources(namespace, prefer):
+    for where, tree in _sources(namespace, cell):
         calls = _unpacked_calls(tree) + (_plain_calls(tree) if any_call else [])
         for node in sorted(calls, key=lambda n: (n.lineno, n.col_offset), reverse=True):
             if not (isinstance(node.func, ast.Name) and wanted(node.func.id)):
@@ -209,7 +210,7 @@ def latest_call(namespace: dict, prefer, wanted, any_call: bool = True) -> Optio
                 kwargs = {k.arg: (ast.unparse(k.value), _value(k.value, namespace)) for k in node.keywords}
             except _Unresolvable:
                 continue
-            if not any(_is_float_array(v) for _, v in [*args, *kwargs.values()]) and not any_call:
+            if not any(is_float_array(v) for _, v in [*args, *kwargs.values()]) and not any_call:
                 continue
             return Call(node.func.id, args, kwargs, where)
     return None
@@ -259,11 +260,6 @@ class _Snapshot(ObjectSnapshot):
         random.setstate(self.py_random)
 
 
-def _pass_through(value):
-    """Dicts are copied for each call (a config dict the function writes into never leaks)."""
-    return dict(value) if isinstance(value, dict) else value
-
-
 def _bind(fn, name: str, call: Optional[Call], namespace: dict, params: Optional[str]) -> tuple:
     """([(parameter, text, value)] positional, {parameter: (text, value)} keywords, the parameter ``-p``
     names or None): from the user's call, else by name.  ``-p NAME`` is the argument the call passes
@@ -310,8 +306,8 @@ def _bind(fn, name: str, call: Optional[Call], namespace: dict, params: Optional
     return positional, keywords, target
 
 
-def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Optional[str]) -> Convention:
-    """The check of ``fn`` on these arguments; raises GradCheckError when it does not return
+def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Optional[str]) -> CheckPlan:
+    """The check of ``fn`` on these arguments; raises :class:`NotALoss` when it does not return
     ``(loss, gradient, ...)`` with each gradient pairing with a float array argument."""
     __tracebackhide__ = True  # noqa: F841
     positional, keywords, target = _bind(fn, name, call, namespace, params)
@@ -324,7 +320,7 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
             )
     single = len([p for p, _, _ in entries]) == 1 and params is not None
     label = {p: (params if single else p) for p, _, _ in entries}
-    arrays = [(p, v) for p, _, v in entries if _is_float_array(v)]
+    arrays = [(p, v) for p, _, v in entries if is_float_array(v)]
     snapshot = _Snapshot({t: v for _, t, v in entries})
     for _, t, v in entries:
         snapshot.watch(t, v)
@@ -338,8 +334,8 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
     def call_it(blocks):
         __tracebackhide__ = True  # noqa: F841
         random.setstate(py_state)  # every evaluation sees the same draws of Python's random
-        args = [work[p] if p in blocks else _pass_through(v) for p, _, v in positional]
-        kwargs = {p: work[p] if p in blocks else _pass_through(v) for p, (_, v) in keywords.items()}
+        args = [work[p] if p in blocks else pass_through(v) for p, _, v in positional]
+        kwargs = {p: work[p] if p in blocks else pass_through(v) for p, (_, v) in keywords.items()}
         return fn_call(*args, **kwargs)
 
     try:
@@ -351,11 +347,11 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
             work[p][...] = v
     returns = "(loss, gradient, ...)"
     if not (isinstance(out, tuple) and len(out) >= 2 and is_scalar_like(out[0])):
-        raise GradCheckError(f"{text} does not return {returns}: it returned {type(out).__name__}")
+        raise NotALoss(f"{text} does not return {returns}: it returned {type(out).__name__}")
     paired = pair(arrays, out[1:])
     if paired is None:
         shapes = ", ".join(str(np.shape(g)) for g in out[1:])
-        raise GradCheckError(
+        raise NotALoss(
             f"{text} returned gradients of shapes {shapes}, which pair with none of its float array arguments"
         )
     if target is not None:
@@ -380,21 +376,20 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
 
     origin = "arguments bound by name"
     if call is not None:
-        origin = f"through {call.where}" if " = lambda" in call.where else f"the call in {call.where}"
+        origin = call.where if " = lambda" in call.where else f"{text} in {call.where}"
     grads = ", ".join(f"d{label[p]}" for p in blocks)
-    plan = ConventionPlan(
-        f"{text} → (loss, {grads}); {origin}",
-        Step(name),
+    plan = CheckPlan(
+        f"{text} → (loss, {grads})",
+        name,
         ", ".join(rows),
         {label[p]: v for p, v in arrays if p in paired},
-        values={label[p]: v for p, _, v in entries},
-        backward_fn=fn,
-        cost_fns=(fn,),
-        positions={label[p]: i for p, i in paired.items()},
+        snapshot=snapshot,
+        hints=Hints(backward_fn=fn, cost_fns=(fn,), positions={label[p]: i for p, i in paired.items()}),
+        source=origin,
+        inputs=[(t, v) for _, t, v in entries if isinstance(v, np.ndarray)],
     )
-    return Convention(
-        snapshot, plan, ConventionProblem(plan, snapshot.rng, rows, evaluate, gradients, unread)
-    )
+    plan.problem = ConventionProblem(plan, snapshot.rng, rows, evaluate, gradients, unread)
+    return plan
 
 
 def _layer_forward(namespace: dict, name: str) -> bool:
@@ -403,24 +398,25 @@ def _layer_forward(namespace: dict, name: str) -> bool:
     return mirrored != name and callable(namespace.get(mirrored))
 
 
-def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, prefer=()):
+def resolve(request: Request) -> Optional[CheckPlan]:
     """``-f loss`` (``-p`` optional): the loss convention when the function returns ``(loss, gradient,
-    ...)``; None when it returns something else, for the other conventions to try."""
-    if not forward or cost or (backward and backward != forward) or forward not in namespace:
+    ...)``; None when it returns something else, for the other adapters to try."""
+    namespace, forward, params = request.namespace, request.forward, request.params
+    if not forward or request.cost or request.target or forward not in namespace:
+        return None
+    if request.backward and request.backward != forward:
         return None
     fn = namespace[forward]
     if not isinstance(fn, types.FunctionType) or _layer_forward(namespace, forward):
         return None
-    call = latest_call(namespace, prefer, lambda n: n == forward)
+    call = latest_call(namespace, request.cell, lambda n: n == forward)
     try:
         return plan_loss(namespace, forward, fn, call, params)
-    except GradCheckError as exc:
-        if "needs `" in str(exc) or str(exc).startswith("-p "):
-            raise
+    except NotALoss:
         inner = _lambda_call(forward, fn, params, namespace)
         if inner is not None:  # f = lambda w: loss(w, X_dev, y_dev, 0.0)[0]: the loss it takes apart
             return plan_loss(namespace, inner.function, namespace[inner.function], inner, params)
-        return None  # not a loss of this kind: the course and flat-vector conventions may fit
+        return None  # not a loss of this kind: the flat-vector and course adapters may fit
 
 
 def _lambda_call(name: str, fn, params: Optional[str], namespace: dict) -> Optional[Call]:
@@ -451,14 +447,17 @@ def _lambda_call(name: str, fn, params: Optional[str], namespace: dict) -> Optio
     return Call(inner.func.id, args, kwargs, f"{name} = {ast.unparse(lambdas[0])}")
 
 
-def candidates(namespace: dict, prefer=()) -> list:
+def candidates(request: Request) -> list:
     """Without flags: the user's latest ``loss, grad... = f(...)`` call of a notebook function (or a
     numerical-gradient helper's lambda around one), in the cell or the history."""
+    if request.flagged:
+        return []
+    namespace = request.namespace
 
     def wanted(name):
         return _user_function(namespace.get(name)) and not _layer_forward(namespace, name)
 
-    call = latest_call(namespace, prefer, wanted, any_call=False)
+    call = latest_call(namespace, request.cell, wanted, any_call=False)
     if call is None:
         return []
     name = call.function
@@ -471,6 +470,13 @@ def candidates(namespace: dict, prefer=()) -> list:
             "losses",
             inputs=inputs,
             functions=(name,),
-            build=functools.partial(plan_loss, namespace, name, namespace[name], call, None),
+            build=functools.partial(_build, namespace, name, call),
         )
     ]
+
+
+def _build(namespace: dict, name: str, call: Call) -> CheckPlan:
+    try:
+        return plan_loss(namespace, name, namespace[name], call, None)
+    except NotALoss as exc:
+        raise Unfit(str(exc)) from None
