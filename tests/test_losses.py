@@ -113,10 +113,13 @@ LAMBDAS = {
 
 
 @pytest.mark.parametrize("kind", sorted(LAMBDAS))
-def test_one_argument_lambda_with_dash_p_gets_the_vector_whatever_its_argument_is_called(ip, kind):
+@pytest.mark.parametrize("seed,n,d,c", [(0, 9, 5, 4), (1, 20, 8, 3), (2, 9, 5, 4)])
+def test_one_argument_lambda_with_dash_p_gets_the_vector_whatever_its_argument_is_called(
+    ip, kind, seed, n, d, c
+):
     cell, line = LAMBDAS[kind]
     load(ip, "linear_classifiers")
-    run(ip, DEV_CELL.format(seed=0, n=9, d=5, c=4, loss="softmax_loss_naive") + cell)
+    run(ip, DEV_CELL.format(seed=seed, n=n, d=d, c=c, loss="softmax_loss_naive") + cell)
     result = check(ip, line)
     assert clean(result) and list(result.table.index) == ["W"], result
     load(ip, "linear_classifiers", replace=[("dW = dW / num_train + 2 * reg * W", "dW = dW + 2 * reg * W")])
@@ -193,11 +196,12 @@ def test_negative_sampling_sees_the_same_draws_and_leaves_pythons_random_as_it_w
     assert random.getstate() == state
 
 
-def test_skipgram_on_slices_of_the_word_vectors(ip):
+@pytest.mark.parametrize("dim,seed", [(3, 0), (3, 1), (6, 2)])
+def test_skipgram_on_slices_of_the_word_vectors(ip, dim, seed):
     load(ip, "word2vec")
     notebook_cell(
         ip,
-        "dataset, dummy_vectors, dummy_tokens = getDummyObjects()\n"
+        f"dataset, dummy_vectors, dummy_tokens = getDummyObjects(dim={dim}, seed={seed})\n"
         "loss, gin, gout = skipgram('c', 3, ['a', 'b', 'e', 'd', 'b', 'c'], dummy_tokens, "
         "dummy_vectors[:5, :], dummy_vectors[5:, :], dataset)",
     )
@@ -388,3 +392,50 @@ def test_dash_p_names_the_vector_the_call_passes_under_another_name(ip):
         UsageError, match="-p labels: forward_backward_prop returns no gradient of labels's shape"
     ):
         check(ip, "-f forward_backward_prop -p labels")
+
+
+CS231N_SVM_CELL = """
+def grad_check_sparse(f, x, analytic_grad, num_checks=3, h=1e-5):
+    for i in range(num_checks):
+        ix = tuple(np.random.randint(m) for m in x.shape)
+        old = x[ix]
+        x[ix] = old + h
+        plus = f(x)
+        x[ix] = old - h
+        minus = f(x)
+        x[ix] = old
+
+rng = np.random.default_rng({seed})
+X_dev = rng.standard_normal((12, 6))
+y_dev = rng.integers(4, size=12)
+W = rng.standard_normal((6, 4)) * 0.0001
+loss, grad = svm_loss_naive(W, X_dev, y_dev, 0.0)
+f = lambda w: svm_loss_naive(w, X_dev, y_dev, 0.0)[0]
+grad_numerical = grad_check_sparse(f, W, grad)
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bare_check_after_cs231ns_svm_gradient_cell_checks_that_call(ip, seed):
+    load(ip, "linear_classifiers")
+    notebook_cell(ip, CS231N_SVM_CELL.format(seed=seed))
+    result = check(ip)
+    assert clean(result) and list(result.table.index) == ["W"], result
+    assert "svm_loss_naive(W, X_dev, y_dev, 0.0)" in result.functions
+
+
+def test_the_gradcheck_cell_itself_gives_the_call(ip):
+    load(ip, "word2vec")
+    body = W2V_CELL.format(dim=5, seed=1, loss="naiveSoftmaxLossAndGradient", idx=3)
+    result = ip.run_cell_magic("gradcheck", "-o", body)
+    assert clean(result) and list(result.table.index) == ["centerWordVec", "outsideVectors"], result
+    assert result.plan.source.endswith("in this cell"), result.plan
+
+
+def test_dash_p_on_integer_labels_is_refused_as_data(ip):
+    load(ip, "linear_classifiers")
+    notebook_cell(ip, DEV_CELL.format(seed=0, n=6, d=4, c=3, loss="svm_loss_naive"))
+    with pytest.raises(UsageError, match="-p y_dev: y_dev holds integers .* data, not a parameter"):
+        check(ip, "-f svm_loss_naive -p y_dev")
+    with pytest.raises(UsageError, match="-p nothing: no variable 'nothing'"):
+        check(ip, "-f svm_loss_naive -p nothing")
