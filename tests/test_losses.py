@@ -439,3 +439,26 @@ def test_dash_p_on_integer_labels_is_refused_as_data(ip):
         check(ip, "-f svm_loss_naive -p y_dev")
     with pytest.raises(UsageError, match="-p nothing: no variable 'nothing'"):
         check(ip, "-f svm_loss_naive -p nothing")
+
+
+def test_the_calls_keyword_arguments_are_checked_as_given(ip):
+    """K=3 in the call: the check draws three negative samples per evaluation, as the call did."""
+    load(
+        ip,
+        "word2vec",
+        replace=[
+            (
+                "    negatives = getNegativeSamples(outsideWordIdx, dataset, K)\n",
+                "    negatives = getNegativeSamples(outsideWordIdx, dataset, K)\n    seen_K.append(K)\n",
+            )
+        ],
+    )
+    notebook_cell(
+        ip,
+        "seen_K = []\ndataset, dummy_vectors, dummy_tokens = getDummyObjects()\ncenterWordVec = np.random.randn(3)\n"
+        "loss, gc, go = negSamplingLossAndGradient(centerWordVec, 2, dummy_vectors[5:], dataset, K=3)",
+    )
+    result = check(ip)
+    assert clean(result), result
+    assert "K=3" in result.functions
+    assert set(ip.user_ns["seen_K"]) == {3}
