@@ -20,7 +20,7 @@ from traitlets.config import Config
 from . import grading
 from .api import gradcheck
 from .errors import GradCheckError, describe_failure
-from .plan.cell import assigned_names
+from .plan.cell import CellFacts
 from .progress import progress_factory
 from .settings import MODES, Settings, check_pair, check_value, suggest, validated
 
@@ -224,7 +224,11 @@ class GradCheck(Magics):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
         args = self._parse_line(line)
         settings = self.settings(args)
-        assigned = self._run_cell(cell) if cell is not None and cell.strip() else set()
+        history = self.shell.user_ns.get("In", ())
+        if cell is not None and cell.strip():
+            assigned = self._run_cell(cell, history)
+        else:
+            assigned = CellFacts.read(None, "", history)
         if assigned is None:  # the body did not compile: the user's SyntaxError is already shown
             return None
         progress = progress_factory(self.progress and not args.no_progress, settings=settings)
@@ -272,10 +276,10 @@ class GradCheck(Magics):
                 setattr(args, key, value[1:-1])
         return args
 
-    def _run_cell(self, cell: str):
+    def _run_cell(self, cell: str, history=()):
         """Run the body like a normal cell (magics inside work); its errors propagate.
-        Returns the names it assigns or defines (discovery ranks what the cell wrote first),
-        or None when the body has a syntax error (shown as the user's own, as IPython does)."""
+        Returns what it wrote and called, with the notebook's history (the plan follows the user's
+        latest call), or None when the body has a syntax error (shown as the user's own)."""
         __tracebackhide__ = True  # noqa: F841
         source = self.shell.transform_cell(cell)
         filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
@@ -285,7 +289,7 @@ class GradCheck(Magics):
             self.shell.showsyntaxerror(filename)
             return None
         exec(self.shell.compile(tree, filename, "exec"), self.shell.user_ns)
-        return assigned_names(tree)
+        return CellFacts.read(tree, source, history)
 
     # ---- %gradcheck_config -----------------------------------------------------------------
     @line_magic

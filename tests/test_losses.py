@@ -429,7 +429,7 @@ def test_the_gradcheck_cell_itself_gives_the_call(ip):
     body = W2V_CELL.format(dim=5, seed=1, loss="naiveSoftmaxLossAndGradient", idx=3)
     result = ip.run_cell_magic("gradcheck", "-o", body)
     assert clean(result) and list(result.table.index) == ["centerWordVec", "outsideVectors"], result
-    assert result.plan.source.endswith("in this cell"), result.plan
+    assert result.plan.source.endswith("in the %%gradcheck cell"), result.plan
 
 
 def test_dash_p_on_integer_labels_is_refused_as_data(ip):

@@ -362,3 +362,58 @@ def written_in_notebook(value) -> bool:
 def pass_through(value):
     """Dicts are copied for each call (batchnorm stores running averages in its bn_param)."""
     return dict(value) if isinstance(value, dict) else value
+
+
+@dataclass
+class Given:
+    """A function's arguments as one call gives them: positional ``(label, value)`` pairs and keyword
+    ``name -> (label, value)``; ``source`` says which of the user's calls they come from."""
+
+    args: list
+    kwargs: dict = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def values(self) -> list:
+        return [v for _, v in self.args]
+
+    @property
+    def kwvalues(self) -> dict:
+        return {k: v for k, (_, v) in self.kwargs.items()}
+
+    def items(self) -> list:
+        """Every (label, value), keywords included: what a snapshot roots and watches."""
+        return list(self.args) + list(self.kwargs.values())
+
+    def text(self) -> str:
+        return ", ".join([n for n, _ in self.args] + [f"{k}={n}" for k, (n, _) in self.kwargs.items()])
+
+
+def resolved(namespace: dict, name: str):
+    """The value of a dotted name now, or None when it cannot be read (for matching calls: never
+    raises, a property that raises is not a match)."""
+    try:
+        return lookup(namespace, name)
+    except Exception:  # noqa: BLE001 - a property or __getattr__ of the user's that raises
+        return None
+
+
+def bind_call(fn, call, namespace: dict) -> Optional[Given]:
+    """The arguments of the user's ``call`` of ``fn``, exactly (positional and keyword), with their
+    values as they are now; None when one cannot be read without running code or the call no
+    longer fits ``fn``'s signature (then the arguments are bound by name)."""
+    values = call.values(namespace)
+    if values is None:
+        return None
+    args, kwargs = values
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return None
+    except ValueError:  # no signature (a builtin): take the call as written
+        pass
+    return Given(
+        [(e.text, v) for e, v in zip(call.args, args)],
+        {k: (call.keywords[k].text, v) for k, v in kwargs.items()},
+        call.describe(),
+    )

@@ -9,6 +9,7 @@ function takes?), run once per forward under the check's snapshot.  The chosen f
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Optional
@@ -44,7 +45,7 @@ from .problem import (
     split_output,
     working_copy,
 )
-from .ranking import Candidate, Unfit
+from .ranking import Candidate, Unfit, choose
 
 NAME_TOKENS = {
     "forward",
@@ -515,6 +516,26 @@ def candidates(request: Request) -> list:
         return [_refused(exc, getattr(exc, "params_name", None))]
     found.namespace, found.request = ns, request
     return [_joined(f, found) for f in found.families]
+
+
+def from_call(call, request: Request) -> Optional[CheckPlan]:
+    """A call of one of the course's functions (``forward_propagation_n(X, Y, parameters)``): the
+    families that contain it, ranked as ever (their arguments bind by name: the course's calls name
+    the variables); None when no family contains it."""
+    if "." in call.function or not callable(request.namespace.get(call.function)):
+        return None
+    if not any(call.function in user_functions(request.namespace, role) for role in ROLES):
+        return None
+    pool = [c for c in candidates(request) if isinstance(c, Family) and call.function in c.functions]
+    if not pool:
+        return None
+    found = choose(pool, request.written, functools.partial(nothing_fits, pool))
+    found.source = call.describe()
+    return found
+
+
+#: The course's function roles.
+ROLES = ("forward", "backward", "cost")
 
 
 def _joined(family: Family, found: Course) -> Family:

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import GradCheckError
 from .binding import bind_by_name, is_float_array, pass_through, written_in_notebook
+from .cell import UNSAFE, CellFacts, _inner_call, _substituted, _value, dotted
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, is_scalar_like, marked, silenced
 from .ranking import Candidate, Unfit
@@ -42,42 +43,14 @@ class NotALoss(GradCheckError):
     """The function does not return ``(loss, gradient, ...)`` pairing with its array arguments."""
 
 
-class _Unresolvable(Exception):
-    """An argument expression that cannot be read without running code."""
-
-
 @dataclass
 class Call:
-    """A call of the user's, as written: argument texts with their values now."""
+    """A call of the user's, its arguments read now: (text, value) of each."""
 
     function: str
     args: list  # [(text, value)]
     kwargs: dict  # name -> (text, value)
-    where: str  # "this cell", "In[12]"
-
-
-# ---- the user's call: the cell, then In ------------------------------------------------------------
-
-
-def _trees(text: str) -> list:
-    """The statements of a cell's text, and of the ``%%gradcheck`` body inside it (IPython stores
-    ``get_ipython().run_cell_magic('gradcheck', '', body)`` in ``In``)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return []
-    found = [tree]
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "run_cell_magic"
-            and len(node.args) == 3
-            and isinstance(node.args[2], ast.Constant)
-            and isinstance(node.args[2].value, str)
-        ):
-            found.extend(_trees(node.args[2].value))
-    return found
+    where: str  # "... in the %%gradcheck cell", "f = lambda w: ..."
 
 
 def _user_function(value) -> bool:
@@ -85,142 +58,32 @@ def _user_function(value) -> bool:
     return isinstance(value, types.FunctionType) and written_in_notebook(value)
 
 
-def _sources(namespace: dict, cell) -> list:
-    """(where, tree), the latest first: the ``%%gradcheck`` cell, then the history."""
-    found = []
-    tree = getattr(cell, "tree", None)
-    if tree is not None:
-        found.append(("this cell", tree))
-    history = namespace.get("In")
-    if isinstance(history, list):
-        for i in range(len(history) - 1, 0, -1):
-            if isinstance(history[i], str):
-                found.extend((f"In[{i}]", t) for t in reversed(_trees(history[i])))
-    return found
-
-
-def _outside_definitions(tree: ast.AST):
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-                stack.append(child)
-
-
-def _unpacked_calls(tree: ast.AST) -> list:
-    """``a, b = f(...)`` statements' calls, and calls in a lambda handed to a numerical-gradient helper
-    with the vector it is given substituted (``gradcheck_naive(lambda v: f(x, v)[0], W)`` → ``f(x, W)``)."""
-    found = []
-    for node in _outside_definitions(tree):
-        if (
-            isinstance(node, ast.Assign)
-            and isinstance(node.value, ast.Call)
-            and isinstance(node.targets[0], ast.Tuple)
-            and len(node.targets[0].elts) >= 2
-        ):
-            found.append(node.value)
-        elif isinstance(node, ast.Call) and len(node.args) >= 2 and isinstance(node.args[0], ast.Lambda):
-            inner = _through_lambda(node.args[0], node.args[1])
-            if inner is not None:
-                found.append(inner)
-    return sorted(found, key=lambda n: (n.lineno, n.col_offset))
-
-
-def _through_lambda(fn: ast.Lambda, given: ast.expr) -> Optional[ast.Call]:
-    params = fn.args.args
-    body = fn.body
-    while isinstance(body, ast.Subscript):  # f(...)[0]
-        body = body.value
-    if len(params) != 1 or not isinstance(body, ast.Call):
-        return None
-    name = params[0].arg
-
-    class Substitute(ast.NodeTransformer):
-        def visit_Name(self, node):
-            return given if node.id == name else node
-
-    inner = Substitute().visit(ast.parse(ast.unparse(body), mode="eval").body)
-    return ast.copy_location(inner, fn)
-
-
-def _value(node: ast.AST, namespace: dict):
-    """The value of a plain argument expression now: a name, an attribute, a constant, a slice or
-    item of one, a tuple or list of them.  Anything else would have to be run: unresolvable."""
-    if isinstance(node, ast.Name):
-        if node.id not in namespace:
-            raise _Unresolvable(node.id)
-        return namespace[node.id]
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        value = _value(node.operand, namespace)
-        if not isinstance(value, (int, float)):
-            raise _Unresolvable(ast.unparse(node))
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.Attribute):
-        base = _value(node.value, namespace)
-        if isinstance(base, types.ModuleType):
-            raise _Unresolvable(ast.unparse(node))
-        try:
-            return getattr(base, node.attr)
-        except Exception:  # noqa: BLE001 - a property that raises is not replayed here
-            raise _Unresolvable(ast.unparse(node)) from None
-    if isinstance(node, ast.Subscript):
-        base = _value(node.value, namespace)
-        if not isinstance(base, (np.ndarray, list, tuple, dict)):
-            raise _Unresolvable(ast.unparse(node))
-        return base[_index(node.slice, namespace)]
-    if isinstance(node, (ast.Tuple, ast.List)):
-        items = [_value(e, namespace) for e in node.elts]
-        return tuple(items) if isinstance(node, ast.Tuple) else items
-    raise _Unresolvable(ast.unparse(node))
-
-
-def _index(node: ast.AST, namespace: dict):
-    if isinstance(node, ast.Slice):
-        parts = [None if p is None else _value(p, namespace) for p in (node.lower, node.upper, node.step)]
-        if not all(p is None or isinstance(p, (int, np.integer)) for p in parts):
-            raise _Unresolvable(ast.unparse(node))
-        return slice(*parts)
-    if isinstance(node, ast.Tuple):
-        return tuple(_index(e, namespace) for e in node.elts)
-    value = _value(node, namespace)
-    if not isinstance(value, (int, np.integer, str)):
-        raise _Unresolvable(ast.unparse(node))
-    return value
-
-
-def latest_call(namespace: dict, cell, wanted, any_call: bool = True) -> Optional[Call]:
-    """The user's latest call of a function ``wanted(name)`` accepts (``any_call`` False: only
-    ``loss, grad = f(...)`` and helpers' lambdas), its arguments read now; a call whose arguments
-    cannot be read, or that passes no float array, is skipped for an earlier one."""
-    for where, tree in _sources(namespace, cell):
-        calls = _unpacked_calls(tree) + (_plain_calls(tree) if any_call else [])
-        for node in sorted(calls, key=lambda n: (n.lineno, n.col_offset), reverse=True):
-            if not (isinstance(node.func, ast.Name) and wanted(node.func.id)):
-                continue
-            if any(isinstance(a, ast.Starred) for a in node.args) or any(
-                k.arg is None for k in node.keywords
-            ):
-                continue
-            try:
-                args = [(ast.unparse(a), _value(a, namespace)) for a in node.args]
-                kwargs = {k.arg: (ast.unparse(k.value), _value(k.value, namespace)) for k in node.keywords}
-            except _Unresolvable:
-                continue
-            if not any(is_float_array(v) for _, v in [*args, *kwargs.values()]) and not any_call:
-                continue
-            return Call(node.func.id, args, kwargs, where)
-    return None
-
-
-def _plain_calls(tree: ast.AST) -> list:
-    return sorted(
-        (n for n in _outside_definitions(tree) if isinstance(n, ast.Call)),
-        key=lambda n: (n.lineno, n.col_offset),
+def _returns_tuples(fn) -> bool:
+    """Does ``fn``'s source return a tuple of two or more (``return loss, dW``)?  Read, never run: a
+    call of anything else in the history is not taken for a loss's."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return False
+    return any(
+        isinstance(n, ast.Return) and isinstance(n.value, ast.Tuple) and len(n.value.elts) >= 2
+        for n in ast.walk(tree)
     )
+
+
+def latest_call(namespace: dict, cell: CellFacts, wanted) -> Optional[Call]:
+    """The user's latest call (the %%gradcheck cell, then ``In``) of a function ``wanted(name)``
+    accepts, whose arguments can be read now without running code."""
+    for c in cell.history:
+        if not wanted(c.function):
+            continue
+        values = c.values(namespace)
+        if values is None:
+            continue
+        args = [(e.text, v) for e, v in zip(c.args, values[0])]
+        kwargs = {k: (c.keywords[k].text, v) for k, v in values[1].items()}
+        return Call(c.function, args, kwargs, c.describe())
+    return None
 
 
 # ---- pairing the returned gradients with the array arguments ---------------------------------------
@@ -376,7 +239,7 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
 
     origin = "arguments bound by name"
     if call is not None:
-        origin = call.where if " = lambda" in call.where else f"{text} in {call.where}"
+        origin = call.where
     grads = ", ".join(f"d{label[p]}" for p in blocks)
     plan = CheckPlan(
         f"{text} → (loss, {grads})",
@@ -425,26 +288,23 @@ def _lambda_call(name: str, fn, params: Optional[str], namespace: dict) -> Optio
     if fn.__name__ != "<lambda>" or not params:
         return None
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)).strip().rstrip(",;"))
+        source = textwrap.dedent(inspect.getsource(fn)).strip()
+        tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError):
         return None
     lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)]
-    if len(lambdas) != 1:
+    if len(lambdas) != 1 or len(lambdas[0].args.args) != 1:
         return None
-    inner = _through_lambda(lambdas[0], ast.Name(params, ast.Load()))
-    if (
-        inner is None
-        or not isinstance(inner.func, ast.Name)
-        or not _user_function(namespace.get(inner.func.id))
-    ):
+    inner = _inner_call(lambdas[0].body)
+    if inner is None or not _user_function(namespace.get(dotted(inner.func) or "")):
         return None
+    inner = _substituted(inner, {lambdas[0].args.args[0].arg: ast.Name(params, ast.Load())})
     scope = {**fn.__globals__, **namespace}
-    try:
-        args = [(ast.unparse(a), _value(a, scope)) for a in inner.args]
-        kwargs = {k.arg: (ast.unparse(k.value), _value(k.value, scope)) for k in inner.keywords if k.arg}
-    except _Unresolvable:
+    args = [(ast.unparse(a), _value(a, scope, {})) for a in inner.args]
+    kwargs = {k.arg: (ast.unparse(k.value), _value(k.value, scope, {})) for k in inner.keywords if k.arg}
+    if any(v is UNSAFE for _, v in [*args, *kwargs.values()]):
         return None
-    return Call(inner.func.id, args, kwargs, f"{name} = {ast.unparse(lambdas[0])}")
+    return Call(dotted(inner.func), args, kwargs, f"{name} = {ast.unparse(lambdas[0])}")
 
 
 def candidates(request: Request) -> list:
@@ -455,9 +315,10 @@ def candidates(request: Request) -> list:
     namespace = request.namespace
 
     def wanted(name):
-        return _user_function(namespace.get(name)) and not _layer_forward(namespace, name)
+        fn = namespace.get(name)
+        return _user_function(fn) and not _layer_forward(namespace, name) and _returns_tuples(fn)
 
-    call = latest_call(namespace, request.cell, wanted, any_call=False)
+    call = latest_call(namespace, request.cell, wanted)
     if call is None:
         return []
     name = call.function

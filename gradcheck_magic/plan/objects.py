@@ -18,13 +18,23 @@ array back.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from ..errors import GradCheckError
-from .binding import bind_by_name, defined_in, looks_like_parameters, lookup, user_functions
+from .binding import (
+    Given,
+    bind_by_name,
+    bind_call,
+    defined_in,
+    looks_like_parameters,
+    lookup,
+    resolved,
+    user_functions,
+)
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, marked
 from .ranking import Candidate, dry_run
@@ -210,6 +220,10 @@ def resolve(request: Request) -> Optional[CheckPlan]:
         request.target,
     )
     dotted = [x for x in (forward, backward, params) if isinstance(x, str) and "." in x]
+    alias = _method_owner(namespace, forward) if forward and not (target or dotted) else None
+    if alias is not None:  # loss, gradient, params = network.loss, network.gradient, network.params
+        owner_name, owner = alias
+        return _model(namespace, owner_name, owner, forward, backward, params, prefer)
     if target:
         owner_name, owner = target, lookup(namespace, target, "OBJECT")
         if isinstance(owner, (np.ndarray, dict, list, tuple, float, int)):
@@ -250,25 +264,98 @@ def resolve(request: Request) -> Optional[CheckPlan]:
     )
 
 
-def _first_output(call, values: list):
-    """The cost closure: ``call(*values)``'s first output (a loss method returns ``(loss, grads)``)."""
+def from_call(call, request: Request) -> Optional[CheckPlan]:
+    """A model's ``loss``/``gradient``/``numerical_gradient`` call (``net.loss(X, y, reg=0.05)``,
+    ``network.gradient(x_batch, t_batch)``): that model, on exactly those arguments; else None."""
+    if call.function.split(".")[-1] not in DATA_METHODS:
+        return None
+    found = _method_owner(request.namespace, call.function)
+    if found is None:
+        return None
+    owner_name, owner = found
+    return dry_run(_model(request.namespace, owner_name, owner, None, None, None, request.cell))
+
+
+def _method_owner(namespace: dict, name: str):
+    """(the owner's name, the model) when ``name`` is a bound method of a model (``loss =
+    network.loss``), else None."""
+    value = resolved(namespace, name)
+    owner = getattr(value, "__self__", None)
+    if not (inspect.ismethod(value) and is_model(owner)):
+        return None
+    owner_name = next((k for k, v in namespace.items() if v is owner and not k.startswith("_")), None)
+    return owner_name or type(owner).__name__, owner
+
+
+def _first_output(call, values: list, keywords=None):
+    """The cost closure: ``call(*values, **keywords)``'s first output (a loss method returns
+    ``(loss, grads)``)."""
+    keywords = keywords or {}
 
     def evaluate():
         __tracebackhide__ = True  # noqa: F841
-        out = call(*values)
+        out = call(*values, **keywords)
         return out[0] if isinstance(out, tuple) else out
 
     return evaluate
 
 
+#: A model's methods whose calls give the data it is checked on (they all take the same data).
+DATA_METHODS = ("loss", "gradient", "numerical_gradient")
+
+
+def _latest_call(namespace, prefer, owner, methods):
+    """The user's most recent call of one of ``methods`` (bound methods of ``owner``, under any
+    name: ``net.loss``, ``loss = network.loss``), in the %%gradcheck cell, then in the history."""
+    wanted = [m for m in methods if m is not None]
+
+    def fits(call) -> bool:
+        if call.function.split(".")[-1] not in (*DATA_METHODS, *(getattr(m, "__name__", "") for m in wanted)):
+            return False
+        value = resolved(namespace, call.function)
+        return any(value == m for m in wanted)
+
+    history = getattr(prefer, "history", None) or []
+    return next((c for c in history if fits(c) and _has_labels(c, namespace)), None)
+
+
+#: Names of a loss's labels: a call without them returns scores (cs231n's ``model.loss(X)``).
+LABELS = ("y", "t", "Y", "labels", "targets", "target")
+
+
+def _has_labels(call, namespace) -> bool:
+    """Does the call give the labels its method takes (``net.loss(X)`` gives scores, no loss)?"""
+    method = resolved(namespace, call.function)
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return True
+    names = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    given = set(names[: len(call.args)]) | set(call.keywords)
+    return all(n in given for n in names if n in LABELS)
+
+
 def _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer) -> tuple:
-    """(the loss's arguments, the gradient's): what the cell passed each (the gradient, when the cell
-    called only the loss, what it passed the loss), else by name; the loss's twice without a gradient."""
-    args = bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label))
+    """(the loss's arguments, the gradient's) as :class:`Given`: the user's latest call of the loss
+    (or of its gradient, numerical_gradient: the same data), exactly as given with the values as they
+    are now; else by name.  The gradient gets its own latest call, else the loss's arguments."""
+    owner = getattr(loss, "__self__", None)
+    siblings = [getattr(owner, m, None) for m in DATA_METHODS] if owner is not None else []
+    call = _latest_call(namespace, prefer, owner, [loss])
+    call = call or _latest_call(namespace, prefer, owner, [gradient, *siblings])
+    args = bind_call(loss, call, namespace) if call is not None else None
+    if args is None:
+        args = Given(bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label)))
     if gradient is None:
         return args, args
-    given = cell_call(prefer, gradient_label) or cell_call(prefer, loss_label)
-    return args, bind_by_name(gradient, namespace, gradient_label, given=given)
+    own = _latest_call(namespace, prefer, owner, [gradient])
+    grad_args = bind_call(gradient, own, namespace) if own is not None else None
+    if grad_args is None:
+        grad_args = bind_call(gradient, call, namespace) if call is not None else None
+    if grad_args is None:
+        given = cell_call(prefer, gradient_label) or cell_call(prefer, loss_label)
+        grad_args = Given(bind_by_name(gradient, namespace, gradient_label, given=given))
+    return args, grad_args
 
 
 def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> CheckPlan:
@@ -283,30 +370,32 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
     )
     gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
     args, grad_args = _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer)
-    roots = {owner_name: owner, **{n: v for n, v in args + grad_args}}
+    roots = {owner_name: owner, **dict(args.items() + grad_args.items())}
     snapshot = ObjectSnapshot(roots)
     for k, v in weights.items():
         snapshot.watch(f"{params_label}[{k!r}]", v)
-    for n, v in args + grad_args:
+    for n, v in args.items() + grad_args.items():
         snapshot.watch(n, v)
     swaps = Swaps(
         "a tuple, a closure, a copy in a layer object, or was it replaced in "
         f"{params_label} after the layers were built?"
     )
     work = {k: swaps.work(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
-    loss_call = marked(loss, f"{loss_label}({', '.join(n for n, _ in args)})")
-    values = [v for _, v in args]
+    loss_call = marked(loss, f"{loss_label}({args.text()})")
+    values, keywords = args.values, args.kwvalues
 
-    evaluate = _first_output(loss_call, values)
+    evaluate = _first_output(loss_call, values, keywords)
 
     def gradients():
         __tracebackhide__ = True  # noqa: F841
         if gradient is not None:
-            grads = marked(gradient, f"{gradient_label}(...)")(*[v for _, v in grad_args])
+            grads = marked(gradient, f"{gradient_label}({grad_args.text()})")(
+                *grad_args.values, **grad_args.kwvalues
+            )
             if isinstance(grads, tuple) and len(grads) == 2 and isinstance(grads[1], dict):
                 grads = grads[1]  # -b model.loss: the (loss, grads) a cs231n model returns
         else:
-            out = loss_call(*values)
+            out = loss_call(*values, **keywords)
             if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
                 raise GradCheckError(
                     f"{loss_label} returned {type(out).__name__}; expected (loss, grads) "
@@ -329,9 +418,9 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
             + (f" (also {', '.join(names[1:])})" if len(names) > 1 else "")
         )
 
-    arg_text = ", ".join(n for n, _ in args)
+    arg_text = args.text()
     description = (
-        f"{loss_label}({arg_text}), {gradient_label}(...)"
+        f"{loss_label}({arg_text}), {gradient_label}({grad_args.text()})"
         if gradient
         else f"{loss_label}({arg_text}) → (loss, grads)"
     ) + f"; {params_label} perturbed in place{swaps.described()}"
@@ -343,6 +432,7 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
         cost_fns=(loss,) if gradient is not None else (),
     )
     plan = CheckPlan(description, loss_label, params_label, dict(weights), snapshot=snapshot, hints=hints)
+    plan.source = args.source
     swaps.apply(snapshot)
     plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
     return plan
@@ -469,7 +559,7 @@ def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
         name,
         choose,
         kind,
-        inputs=frozenset([name, *(n for n, _ in args + grad_args)]),
+        inputs=frozenset([name, *(n for n, _ in args.items() + grad_args.items())]),
         local=type(owner).__module__ == "__main__",
         build=lambda: dry_run(_model(namespace, name, owner, None, None, None, prefer)),
     )

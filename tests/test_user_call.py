@@ -1,0 +1,127 @@
+"""The user's call is the plan: the most recent call in the %%gradcheck cell, then in the notebook's
+history (``In``), of a model's method, a layer-function pair or a numerical-gradient helper on a
+lambda decides what is checked, with exactly the arguments it was given, their values as they are
+now.  Each test stores its cells in ``In`` as a notebook does."""
+
+import pytest
+from conftest import cell, check, load
+from IPython.core.error import UsageError
+
+#: cs231n 2017's assignment-1 net: the regularization strength is an argument of loss (default 0).
+NET = """
+class TwoLayerNet:
+    def __init__(self, input_size, hidden_size, output_size, std=1e-1, seed=0):
+        rng = np.random.default_rng(seed)
+        self.params = {
+            "W1": std * rng.standard_normal((input_size, hidden_size)),
+            "b1": 0.1 * rng.standard_normal(hidden_size),
+            "W2": std * rng.standard_normal((hidden_size, output_size)),
+            "b2": 0.1 * rng.standard_normal(output_size),
+        }
+
+    def loss(self, X, y=None, reg=0.0):
+        W1, b1, W2, b2 = self.params["W1"], self.params["b1"], self.params["W2"], self.params["b2"]
+        z1 = X @ W1 + b1
+        h = np.maximum(z1, 0)
+        scores = h @ W2 + b2
+        if y is None:
+            return scores
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        n = X.shape[0]
+        loss = -np.log(probs[np.arange(n), y]).mean() + reg * (np.sum(W1 * W1) + np.sum(W2 * W2))
+        dscores = probs.copy()
+        dscores[np.arange(n), y] -= 1
+        dscores /= n
+        grads = {"W2": h.T @ dscores + 2 * reg * W2, "b2": dscores.sum(axis=0)}
+        dz1 = (dscores @ W2.T) * (z1 > 0)
+        grads["W1"] = X.T @ dz1 + 2 * reg * W1
+        grads["b1"] = dz1.sum(axis=0)
+        return loss, grads
+"""
+REG_BUG = NET.replace('"W2": h.T @ dscores + 2 * reg * W2', '"W2": h.T @ dscores + reg * W2')
+
+
+def net_cell(n, d, seed):
+    return f"""
+rng = np.random.default_rng({seed})
+net = TwoLayerNet({d}, 10, 3, seed={seed})
+X = rng.standard_normal(({n}, {d}))
+y = rng.integers(3, size={n})
+"""
+
+
+def test_the_cells_keyword_argument_is_checked_so_a_wrong_regularization_gradient_fails(ip):
+    cell(ip, REG_BUG)
+    cell(ip, net_cell(5, 4, 0))
+    result = ip.run_cell_magic("gradcheck", "-o", "loss, grads = net.loss(X, y, reg=0.05)")
+    assert result.failed == ["W2"], result
+    assert result.functions.startswith("net.loss(X, y, reg=0.05)"), result.functions
+    assert "from: net.loss(X, y, reg=0.05) in the %%gradcheck cell" in result.text()
+
+
+@pytest.mark.parametrize("line", ["", "net", "-f net.loss -p net.params"])
+def test_a_bare_check_after_the_cell_calling_net_loss_uses_its_reg(ip, line):
+    cell(ip, REG_BUG)
+    cell(ip, net_cell(5, 4, 0))
+    cell(ip, "loss, grads = net.loss(X, y, reg=0.05)\nprint(loss)")
+    result = check(ip, line)
+    assert result.failed == ["W2"], result
+    assert result.plan.source == "net.loss(X, y, reg=0.05) in cell [3]", result.plan
+
+
+@pytest.mark.parametrize("n,d,seed", [(5, 4, 0), (5, 4, 1), (5, 4, 2), (20, 9, 0), (20, 9, 1), (20, 9, 2)])
+def test_correct_regularized_net_passes_cleanly_with_the_users_reg(ip, n, d, seed):
+    cell(ip, NET)
+    cell(ip, net_cell(n, d, seed))
+    cell(ip, "loss, grads = net.loss(X, y, reg=0.05)")
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert result.functions.startswith("net.loss(X, y, reg=0.05)")
+
+
+def test_the_values_are_those_of_now_not_of_the_call(ip):
+    cell(ip, REG_BUG)
+    cell(ip, net_cell(5, 4, 0))
+    cell(ip, "r = 0.05\nloss, grads = net.loss(X, y, reg=r)")
+    cell(ip, "r = 0.0")  # reg is zero now: the planted L2 bug cannot show
+    assert check(ip).passed
+    ip.user_ns["r"] = 0.05
+    assert check(ip).failed == ["W2"]
+
+
+#: deep-learning-from-scratch's gradient_check.py names its data x_batch, t_batch.
+BOOK_CELL = """
+network = TwoLayerNetwork(input_size=6, hidden_size=5, output_size=3, seed=1)
+rng = np.random.default_rng(3)
+x_batch = rng.standard_normal((4, 6))
+t_batch = np.eye(3)[rng.integers(3, size=4)]
+"""
+BOOK_BUG = [('"W2": self.layers["Affine2"].dW,', '"W2": 2 * self.layers["Affine2"].dW,')]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "network",
+        "",
+        "-f network.loss -b network.gradient -p network.params",
+        "-f loss -b gradient -p params",
+    ],
+)
+@pytest.mark.parametrize("bug,failed", [((), []), (BOOK_BUG, ["W2"])])
+def test_the_books_gradient_check_cell_gives_the_data_and_aliases_are_the_network(ip, line, bug, failed):
+    load(ip, "scratch_net", replace=bug)
+    cell(ip, BOOK_CELL)
+    cell(ip, "grad_backprop = network.gradient(x_batch, t_batch)")
+    cell(ip, "loss, gradient, params = network.loss, network.gradient, network.params")
+    result = check(ip, line)
+    assert result.failed == failed and not result.warned, result
+    assert "(x_batch, t_batch)" in result.functions, result.functions
+
+
+def test_without_a_call_a_missing_argument_still_names_its_look_alike(ip):
+    load(ip, "scratch_net")
+    cell(ip, BOOK_CELL)
+    with pytest.raises(UsageError, match="needs `x`.*x_batch"):
+        check(ip, "network")
