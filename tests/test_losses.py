@@ -165,6 +165,18 @@ def test_word2vec_loss_passes_with_one_row_per_float_array_argument(ip, loss, di
             ["outsideVectors"],
         ),
         (
+            "naiveSoftmaxLossAndGradient",
+            "gradCenterVec = outsideVectors.T @ delta",
+            "gradCenterVec = (outsideVectors.T @ delta)[None, :]",
+            ["centerWordVec"],
+        ),
+        (
+            "naiveSoftmaxLossAndGradient",
+            "gradOutsideVecs = np.outer(delta, centerWordVec)",
+            "gradOutsideVecs = np.outer(centerWordVec, delta)",
+            ["outsideVectors"],
+        ),
+        (
             "negSamplingLossAndGradient",
             "gradOutsideVecs[outsideWordIdx] += (s_o - 1.0) * centerWordVec",
             "gradOutsideVecs[outsideWordIdx] += (1.0 - s_o) * centerWordVec",
