@@ -486,3 +486,17 @@ def test_cs231ns_own_batchnorm_cell_at_n_2_passes_without_a_warning(ip):
     notebook_cell(ip, FC_CELL.format(seed=231, n=2, reg=3.14))
     result = check(ip, "model")
     assert clean(result), result
+
+
+def test_the_most_recent_call_decides_between_a_loss_and_a_model(ip):
+    load(ip, "linear_classifiers", "cs231n_layers")
+    notebook_cell(ip, DEV_CELL.format(seed=0, n=8, d=5, c=3, loss="svm_loss_naive"))
+    notebook_cell(
+        ip,
+        "model = TwoLayerNet(input_dim=5, hidden_dim=4, num_classes=3)\n"
+        "X = rng.standard_normal((6, 5))\ny = rng.integers(3, size=6)\nloss, grads = model.loss(X, y)",
+    )
+    assert list(check(ip).table.index) == ["W1", "b1", "W2", "b2"]
+    notebook_cell(ip, "loss, grad = svm_loss_naive(W, X_dev, y_dev, 0.05)")
+    result = check(ip)
+    assert list(result.table.index) == ["W"] and "svm_loss_naive(W, X_dev, y_dev, 0.05)" in result.functions

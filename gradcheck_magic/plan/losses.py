@@ -71,19 +71,30 @@ def _returns_tuples(fn) -> bool:
     )
 
 
+def _read(c, namespace: dict) -> Optional[Call]:
+    """A call of the history with its arguments read now, or None when one cannot be read."""
+    values = c.values(namespace)
+    if values is None:
+        return None
+    args = [(e.text, v) for e, v in zip(c.args, values[0])]
+    kwargs = {k: (c.keywords[k].text, v) for k, v in values[1].items()}
+    return Call(c.function, args, kwargs, c.describe())
+
+
 def latest_call(namespace: dict, cell: CellFacts, wanted) -> Optional[Call]:
     """The user's latest call (the %%gradcheck cell, then ``In``) of a function ``wanted(name)``
     accepts, whose arguments can be read now without running code."""
     for c in cell.history:
-        if not wanted(c.function):
-            continue
-        values = c.values(namespace)
-        if values is None:
-            continue
-        args = [(e.text, v) for e, v in zip(c.args, values[0])]
-        kwargs = {k: (c.keywords[k].text, v) for k, v in values[1].items()}
-        return Call(c.function, args, kwargs, c.describe())
+        found = _read(c, namespace) if wanted(c.function) else None
+        if found is not None:
+            return found
     return None
+
+
+def _looks_like_loss(namespace: dict, name: str) -> bool:
+    """A notebook function, no layer or course forward, whose source returns ``(loss, grad, ...)``."""
+    fn = namespace.get(name)
+    return _user_function(fn) and not _layer_forward(namespace, name) and _returns_tuples(fn)
 
 
 # ---- pairing the returned gradients with the array arguments ---------------------------------------
@@ -307,6 +318,21 @@ def _lambda_call(name: str, fn, params: Optional[str], namespace: dict) -> Optio
     return Call(dotted(inner.func), args, kwargs, f"{name} = {ast.unparse(lambdas[0])}")
 
 
+def from_call(call, request: Request) -> Optional[CheckPlan]:
+    """The user's call is the plan: ``loss, gradCenterVec, gradOutsideVecs = f(...)`` (or a helper's
+    lambda around it) checks ``f`` on exactly those arguments; None for a call of anything else."""
+    namespace = request.namespace
+    if not _looks_like_loss(namespace, call.function):
+        return None
+    found = _read(call, namespace)
+    if found is None or not any(is_float_array(v) for _, v in [*found.args, *found.kwargs.values()]):
+        return None
+    try:
+        return plan_loss(namespace, found.function, namespace[found.function], found, None)
+    except NotALoss:
+        return None
+
+
 def candidates(request: Request) -> list:
     """Without flags: the user's latest ``loss, grad... = f(...)`` call of a notebook function (or a
     numerical-gradient helper's lambda around one), in the cell or the history."""
@@ -314,11 +340,7 @@ def candidates(request: Request) -> list:
         return []
     namespace = request.namespace
 
-    def wanted(name):
-        fn = namespace.get(name)
-        return _user_function(fn) and not _layer_forward(namespace, name) and _returns_tuples(fn)
-
-    call = latest_call(namespace, request.cell, wanted)
+    call = latest_call(namespace, request.cell, functools.partial(_looks_like_loss, namespace))
     if call is None:
         return []
     name = call.function
