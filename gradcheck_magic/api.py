@@ -16,6 +16,7 @@ The restore runs in a ``finally``; what it could only rebind is reported in the 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -97,7 +98,11 @@ def gradcheck(
     except EvaluationError as err:
         exc = err.original
         exc._gradcheck_where = err.where
-        raise exc.with_traceback(exc.__traceback__) from None
+        raise exc.with_traceback(user_frames(exc.__traceback__)) from None
+    except GradCheckError:
+        raise
+    except Exception as exc:  # the user's own error (a forward that raises, a property): their frames
+        raise exc.with_traceback(user_frames(exc.__traceback__)) from None
     finally:
         # the latest first: the earliest snapshot, taken before any user call, has the last word
         restored = [note for s in reversed(snapshots) for note in (s.restore() or [])]
@@ -118,6 +123,19 @@ def gradcheck(
     )
     grading.record(result)  # the headless checker grades only checks recorded here
     return result
+
+
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_frames(tb):
+    """The traceback from the first frame outside this package: a user's exception is shown from
+    their own code, not from the plan or the engine that called it (unchanged when no frame of the
+    user's is in it: a bug of the package's own shows where it is)."""
+    first = tb
+    while first is not None and os.path.abspath(first.tb_frame.f_code.co_filename).startswith(PACKAGE):
+        first = first.tb_next
+    return first if first is not None else tb
 
 
 def _changes(snapshots) -> list:

@@ -46,6 +46,10 @@ FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
 class GradCheckFailed(AssertionError):
     """Raised by ``--raise-on-fail`` (or the config key) so that notebooks fail loudly in CI."""
 
+    def _render_traceback_(self) -> list:
+        """IPython shows the verdict, not this package's frame (the table above says the rest)."""
+        return [f"GradCheckFailed: {self}"]
+
 
 @magics_class
 class GradCheck(Magics):

@@ -125,3 +125,74 @@ def test_without_a_call_a_missing_argument_still_names_its_look_alike(ip):
     cell(ip, BOOK_CELL)
     with pytest.raises(UsageError, match="needs `x`.*x_batch"):
         check(ip, "network")
+
+
+MODEL_CELL = """
+rng = np.random.default_rng(0)
+model = TwoLayerNet(input_dim=3, hidden_dim=5, num_classes=3, seed=0)
+X = rng.standard_normal((4, 3))
+y = rng.integers(3, size=4)
+"""
+WRAPPER = """
+params = model.params
+def forward(params):
+    model.params = params
+    loss, grads = model.loss(X, y)
+    return loss, grads
+def backward(cache):
+    return cache
+"""
+MODEL_BUG = [("dw = flat.T @ dout", "dw = flat.T @ dout * 1.01")]  # affine_backward: W1 and W2 wrong
+
+
+@pytest.mark.parametrize("bug,failed", [((), []), (MODEL_BUG, ["W1", "W2"])])
+def test_a_wrapper_and_the_model_it_wraps_are_one_candidate_the_wrapper_defined_last_wins(ip, bug, failed):
+    load(ip, "cs231n_layers", replace=bug)
+    cell(ip, MODEL_CELL)
+    cell(ip, WRAPPER)
+    model, params = ip.user_ns["model"], ip.user_ns["model"].params
+    result = check(ip)
+    assert result.functions.startswith("forward(params) → backward(cache)"), result.functions
+    assert sorted(result.failed) == failed and not result.warned, result
+    assert model.params is params and ip.user_ns["params"] is params  # the wrapper's rebinding undone
+
+
+def test_a_wrapper_and_a_model_built_after_it_are_one_candidate_the_model_wins(ip):
+    load(ip, "cs231n_layers", replace=MODEL_BUG)
+    cell(ip, "model = None\n" + WRAPPER.replace("params = model.params\n", ""))
+    cell(ip, MODEL_CELL + "params = model.params")
+    result = check(ip)
+    assert result.functions.startswith("model.loss(X, y)"), result.functions
+    assert sorted(result.failed) == ["W1", "W2"]
+
+
+STALE = "x, w, b = np.ones((2, 3)), np.ones((3, 4)), np.ones(4)  # an earlier experiment"
+LATEST = """
+rng = np.random.default_rng(5)
+x2, w2, b2 = rng.standard_normal((5, 6)), rng.standard_normal((6, 3)), rng.standard_normal(3)
+dout2 = rng.standard_normal((5, 3))
+out, cache = affine_forward(x2, w2, b2)
+dx, dw, db = affine_backward(dout2, cache)
+"""
+
+
+def test_the_arrays_of_the_users_latest_call_are_checked_not_leftovers_named_like_the_arguments(ip):
+    load(ip, "cs231n_layers", replace=MODEL_BUG)
+    cell(ip, STALE)
+    cell(ip, LATEST)
+    result = check(ip)
+    assert result.functions.startswith("affine_forward(x2, w2, b2) → Σ out·dout"), result.functions
+    assert "dout2 from your call" in result.functions
+    assert result.table.loc["w", "shape"] == (6, 3) and result.failed == ["w"]
+
+
+def test_an_error_on_a_leftover_says_which_cell_assigned_each_argument(ip, capsys):
+    load(ip, "cs231n_layers")
+    cell(ip, "w = np.ones((7, 5))")
+    cell(ip, "x, b = np.ones((4, 6)), np.ones(5)")
+    result = ip.run_cell("%gradcheck -f affine_forward -b affine_backward")
+    assert isinstance(result.error_in_exec, ValueError)
+    assert (
+        "affine_forward(x, w, b) (x from cell [2], w from cell [1], b from cell [2]) raised"
+        in capsys.readouterr().err
+    )

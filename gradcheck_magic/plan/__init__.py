@@ -79,7 +79,9 @@ def make(request: Request) -> CheckPlan:
     else:
         found = None if request.flagged else _from_calls(request)
         if found is None:
-            pool = [c for adapter in ADAPTERS for c in adapter.candidates(request)]
+            pool = ranking.merged(
+                [c for adapter in ADAPTERS for c in adapter.candidates(request)], request.cell
+            )
             found = ranking.choose(pool, request.written, functools.partial(course.nothing_fits, pool))
     if found.snapshot is not None:
         request.keep(found.snapshot)

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..errors import GradCheckError
+from ..errors import GradCheckError, mark_call
 from ..settings import suggest
 
 PARAM_ALIASES = ("parameters", "params", "theta", "weights")
@@ -207,17 +207,35 @@ def bind(
 
 
 def lookup(namespace: dict, dotted: str, flag: str = ""):
-    """The value of ``name`` or ``obj.attr.attr``; the error names the missing part."""
+    """The value of ``name`` or ``obj.attr.attr``; the error names the missing part.  A property or
+    ``__getattr__`` of the user's that raises something else is the user's exception, marked with
+    what was read."""
     head, *attrs = dotted.split(".")
     prefix = f"{flag} {dotted}: " if flag else ""
     if head not in namespace:
         raise GradCheckError(f"{prefix}no variable named {head!r} in the namespace")
     value, path = namespace[head], head
     for attr in attrs:
-        if not hasattr(value, attr):
-            raise GradCheckError(f"{prefix}{path} ({type(value).__name__}) has no attribute {attr!r}")
-        value, path = getattr(value, attr), f"{path}.{attr}"
+        try:
+            value, path = getattr(value, attr), f"{path}.{attr}"
+        except AttributeError:
+            raise GradCheckError(
+                f"{prefix}{path} ({type(value).__name__}) has no attribute {attr!r}"
+            ) from None
+        except Exception as exc:
+            mark_call(exc, f"reading {path}.{attr}")
+            raise
     return value
+
+
+def attribute(value, name: str, default=None):
+    """``getattr(value, name, default)`` for discovery's look at every object of the namespace: a
+    property or ``__getattr__`` that raises anything (a dict subclass mapping attributes to keys
+    raises KeyError) means the attribute is not there."""
+    try:
+        return getattr(value, name, default)
+    except Exception:  # noqa: BLE001 - the user's property; discovery only looks
+        return default
 
 
 def named(namespace: dict, name: str, what: str, flag: str, found: dict):
@@ -294,6 +312,12 @@ def validate_parameters(name: str, value) -> None:
             if arr.size == 0:
                 raise GradCheckError(f"{name}[{key!r}] is empty (shape {arr.shape})")
         return
+    if isinstance(value, (tuple, list)):
+        raise GradCheckError(
+            f"{name!r} is a {type(value).__name__}: parameters must be a dict of numpy arrays (each key a "
+            f"block) or one array; put its {len(value)} items in a dict, e.g. "
+            f"{name} = {{'W1': ..., 'b1': ...}}, or check one array with -p NAME"
+        )
     _refuse_unusual(name, value)
     if is_numeric_scalar(value) or (is_numeric_array(value) and value.size):
         return
@@ -310,7 +334,11 @@ def _refuse_unusual(label: str, value) -> None:
             f"{label} is a masked array: the check cannot know what the mask means for the "
             "gradient; pass plain data (np.ma.getdata(...) or .filled(value))"
         )
-    if np.iscomplexobj(value):
+    try:
+        complex_ = np.iscomplexobj(value)
+    except Exception:  # noqa: BLE001 - not array-like (ragged): the dtype checks refuse it by name
+        complex_ = False
+    if complex_:
         raise GradCheckError(
             f"{label} is complex: central differences check real parameters; check the real "
             "and imaginary parts as two real arrays"
@@ -417,3 +445,14 @@ def bind_call(fn, call, namespace: dict) -> Optional[Given]:
         {k: (call.keywords[k].text, v) for k, v in kwargs.items()},
         call.describe(),
     )
+
+
+def refuse_empty(items) -> None:
+    """A data argument with no entries (an empty batch: ``X[:0]``, a filter that kept nothing) has no
+    loss to check: refused by name before any call, instead of the user's code failing inside."""
+    for label, value in items:
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.size == 0:
+            raise GradCheckError(
+                f"{label} is empty (shape {value.shape}): there is no example to compute the cost on; "
+                "give it at least one (an empty batch, or a selection that kept nothing?)"
+            )

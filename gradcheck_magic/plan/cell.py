@@ -267,6 +267,15 @@ def calls_in(tree: ast.AST, source: str, cell: Optional[int]) -> list:
             continue
         name = dotted(node.func)
         first = node.args[0] if node.args else None
+        if (
+            name
+            and name.split(".")[-1] == "check_grad"
+            and isinstance(first, ast.Name)
+            and first.id not in lambdas
+        ):
+            if len(node.args) >= 3:  # scipy's check_grad(f, fprime, x0, *args): the call f(x0, *args)
+                add(ast.Call(func=first, args=node.args[2:], keywords=[]), via=text(node), names={})
+            continue
         if name and HELPER.search(name.split(".")[-1]) and first is not None:
             lam = lambdas.get(first.id) if isinstance(first, ast.Name) else first
             if isinstance(lam, ast.Lambda) and _inner_call(lam.body) is not None:
@@ -285,8 +294,15 @@ def calls_in(tree: ast.AST, source: str, cell: Optional[int]) -> list:
 
 
 def assignments_in(tree: ast.AST) -> set:
-    """The plain names a cell assigns (for "which cell assigned what was bound")."""
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    """The names a cell binds: assignments, definitions and imports (for "which cell assigned what
+    was bound" and "the one defined last")."""
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
 
 
 def _magic_body(tree: ast.AST) -> Optional[str]:
@@ -349,9 +365,11 @@ class CellFacts:
         """Every call of the cell ``call`` was made in, newest first."""
         return [c for c in self.history if c.cell == call.cell]
 
-    def where_assigned(self, name: str) -> str:
-        """ " (assigned in cell [3])" for a name the history assigns, else ""."""
-        return f" (assigned in cell [{self.assigned[name]}])" if name in self.assigned else ""
+    def provenance(self, names) -> str:
+        """``" (x from cell [7], prev_h from cell [3])"``: which cell last assigned each variable a call
+        is given, so that a leftover of an earlier cell shows as one; "" when none is known."""
+        known = [f"{n} from cell [{self.assigned[n]}]" for n in dict.fromkeys(names) if n in self.assigned]
+        return f" ({', '.join(known)})" if known else ""
 
     @classmethod
     def of(cls, prefer) -> CellFacts:

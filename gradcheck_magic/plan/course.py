@@ -32,6 +32,7 @@ from .binding import (
     missing_text,
     named,
     only_star_args,
+    refuse_empty,
     user_functions,
     validate_parameters,
 )
@@ -46,6 +47,7 @@ from .problem import (
     working_copy,
 )
 from .ranking import Candidate, Unfit, choose
+from .snapshot import ObjectSnapshot, is_plain_object
 
 NAME_TOKENS = {
     "forward",
@@ -233,6 +235,24 @@ class Family:
     kind = "function sets"
     refusal = ""
 
+    @property
+    def arrays(self) -> frozenset:
+        """Ids of the arrays it checks (for :func:`~.ranking.merged`)."""
+        value = self.course.params_value if self.course is not None else None
+        items = value.values() if isinstance(value, dict) else [value]
+        return frozenset(id(v) for v in items if isinstance(v, np.ndarray))
+
+    @property
+    def reaches(self) -> frozenset:
+        """The namespace names its functions read (a wrapper reads ``model``)."""
+        return frozenset(
+            n for b in self.bindings for n in getattr(getattr(b.fn, "__code__", None), "co_names", ())
+        )
+
+    @property
+    def defined(self) -> str:
+        return self.forward.name
+
     def build(self):
         return self.course.build(self)
 
@@ -340,6 +360,7 @@ class Course:
         """A family's probe: its CheckPlan when its forward returns what it assumes, else Unfit."""
         __tracebackhide__ = True  # noqa: F841
         name = family.forward.name
+        refuse_empty((a.name, a.value) for b in family.bindings for a in b.args if a.source == VALUE)
         if name not in self.probes:
             self.probes[name] = _probe(family.forward, self.params_name, self.params_value)
         verdict = self.probes[name]
@@ -515,7 +536,11 @@ def candidates(request: Request) -> list:
     except GradCheckError as exc:
         return [_refused(exc, getattr(exc, "params_name", None))]
     found.namespace, found.request = ns, request
-    return [_joined(f, found) for f in found.families]
+    families = [_joined(f, found) for f in found.families]
+    reached = {n: ns[n] for f in families for n in f.reaches if n in ns and is_plain_object(ns[n])}
+    if reached:  # objects the functions use (a wrapper sets model.params): put back as they were
+        request.keep(ObjectSnapshot(reached))
+    return families
 
 
 def from_call(call, request: Request) -> Optional[CheckPlan]:

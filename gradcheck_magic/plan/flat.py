@@ -8,6 +8,7 @@ block, the vector.  The functions get a float64 working copy; the user's arrays 
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Optional
 
 import numpy as np
@@ -16,10 +17,13 @@ from ..errors import GradCheckError
 from .binding import (
     PARAM_ALIASES,
     bind_by_name,
+    bind_call,
     function_named,
     is_float_array,
     pass_through,
     positional_params,
+    refuse_empty,
+    resolved,
     written_in_notebook,
 )
 from .checkplan import CheckPlan, Hints, Request
@@ -27,6 +31,13 @@ from .layers import is_layer_backward
 from .problem import ConventionProblem, is_scalar_like, marked, silenced
 from .ranking import Candidate
 from .snapshot import ObjectSnapshot
+
+
+def _takes_star_args(fn) -> bool:
+    try:
+        return any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
 
 
 def resolve(request: Request) -> Optional[CheckPlan]:
@@ -53,7 +64,8 @@ def resolve(request: Request) -> Optional[CheckPlan]:
         return None  # a course pair found by its mirrored name
     if bwd is not None and not params:
         params = _vector_for(namespace, forward, fwd, request.written)
-    return flat_problem(namespace, forward, fwd, backward, bwd, params)
+    call = request.cell.latest(lambda c: resolved(namespace, c.function) is fwd)
+    return flat_problem(namespace, forward, fwd, backward, bwd, params, call)
 
 
 def candidates(request: Request) -> list:
@@ -183,8 +195,10 @@ def _flat_fits(namespace, forward, fwd, backward, bwd, vector) -> CheckPlan:
     return found
 
 
-def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[CheckPlan]:
-    """``J, grad = f(theta, ...)`` or ``f(theta, ...)`` with ``fprime(theta, ...)``: one block, theta."""
+def flat_problem(namespace, forward, fwd, backward, bwd, params, call=None) -> Optional[CheckPlan]:
+    """``J, grad = f(theta, ...)`` or ``f(theta, ...)`` with ``fprime(theta, ...)``: one block, theta.
+    The arguments after the vector are those of the user's ``call`` of ``f`` when there is one
+    (``f(x0, a)``, ``check_grad(f, g, x0, a)``), else bound by name."""
     params_list = positional_params(fwd)
     if not params_list:
         return None
@@ -195,13 +209,30 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params) -> Optional[Che
         return None
     if bwd is not None and vector.ndim != 1 and not params:
         return None  # a separate (f, fprime) pair is scipy's style: a 1-D vector
-    rest = bind_by_name(fwd, {**namespace, first_name: vector}, forward)[1:]
+    given = bind_call(fwd, call, namespace) if call is not None and call.args else None
+    if given is not None:
+        rest = given.args[1:] + list(given.kwargs.values())
+    elif _takes_star_args(fwd):
+        raise GradCheckError(
+            f"{forward}({first_name}, *args): no call of yours shows what *args are, and the check "
+            f"cannot guess them; call {forward}({vector_name}, ...) with them in the %%gradcheck cell "
+            f"(or scipy's check_grad({forward}, {backward or '...'}, {vector_name}, ...)), or bind "
+            f"them: {forward}1 = lambda {first_name}: {forward}({first_name}, ...)"
+        )
+    else:
+        rest = bind_by_name(fwd, {**namespace, first_name: vector}, forward)[1:]
+    refuse_empty(rest)
     snapshot = ObjectSnapshot({vector_name: vector, **dict(rest)})
     snapshot.watch(vector_name, vector)
     for n, v in rest:
         snapshot.watch(n, v)
     work = np.array(vector, dtype=np.float64, order="C")
     others = [pass_through(v) for _, v in rest]
+    if given is not None and given.kwargs:  # keywords stay keywords: f(x0, a, scale=2)
+        keywords = {k: pass_through(v) for k, (_, v) in given.kwargs.items()}
+        others = others[: len(others) - len(keywords)]
+        fwd = functools.partial(fwd, **keywords)
+        bwd = functools.partial(bwd, **keywords) if bwd is not None else None
     arg_text = ", ".join([first_name] + [n for n, _ in rest])
     fwd_call = marked(fwd, f"{forward}({arg_text})")
     try:

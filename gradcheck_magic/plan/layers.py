@@ -24,9 +24,11 @@ from .binding import (
     is_float_array,
     pass_through,
     positional_params,
+    refuse_empty,
     resolved,
     written_in_notebook,
 )
+from .cell import CellFacts
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, marked, silenced
 from .ranking import Candidate
@@ -62,7 +64,7 @@ def resolve(request: Request) -> Optional[CheckPlan]:
     call = request.cell.latest(lambda c: resolved(namespace, c.function) is fwd)
     given = bind_call(fwd, call, namespace) if call is not None else None
     upstream = _upstream_of(request, call, bwd) if call is not None else None
-    return layer_problem(namespace, forward, fwd, name, bwd, given, upstream, only=request.params)
+    return layer_problem(namespace, forward, fwd, name, bwd, given, upstream, request.params, request.cell)
 
 
 def from_call(call, request: Request) -> Optional[CheckPlan]:
@@ -98,9 +100,8 @@ def from_call(call, request: Request) -> Optional[CheckPlan]:
         return None
     fwd_call = call if fwd is fn else request.cell.latest(lambda c: resolved(namespace, c.function) is fwd)
     given = bind_call(fwd, fwd_call, namespace) if fwd_call is not None else None
-    found = layer_problem(
-        namespace, fwd_name, fwd, bwd_name, bwd, given, _upstream_of(request, fwd_call, bwd, bwd_call)
-    )
+    upstream = _upstream_of(request, fwd_call, bwd, bwd_call)
+    found = layer_problem(namespace, fwd_name, fwd, bwd_name, bwd, given, upstream, cell=request.cell)
     found.source = (fwd_call or call).describe()
     return found
 
@@ -203,7 +204,15 @@ def _upstream_for(namespace, upstream_name, upstream, shape) -> tuple:
 
 
 def layer_problem(
-    namespace, forward, fwd, backward, bwd, given: Optional[Given] = None, upstream=None, only=None
+    namespace,
+    forward,
+    fwd,
+    backward,
+    bwd,
+    given: Optional[Given] = None,
+    upstream=None,
+    only=None,
+    cell: Optional[CellFacts] = None,
 ) -> CheckPlan:
     """The check of one layer-function pair.  ``given``: the forward's arguments as the user's call
     gave them (else bound by name); ``upstream``: ``(label, array)`` the user's backward call or
@@ -215,6 +224,7 @@ def layer_problem(
     returns exactly one per float array (``word_embedding_backward`` returns only ``dW``)."""
     given = given or Given(bind_by_name(fwd, namespace, forward))
     names, arguments = _arguments(fwd, given)
+    refuse_empty(arguments.items())
     snapshot = ObjectSnapshot(dict(arguments))
     for n, v in arguments.items():
         snapshot.watch(n, v)
@@ -223,7 +233,8 @@ def layer_problem(
     blocks = _chosen(forward, floats, arguments, only)
     work = {n: np.array(arguments[n], dtype=np.float64, order="C") for n in blocks}
     arg_text = given.text() or ", ".join(arguments)
-    fwd_call = marked(fwd, f"{forward}({arg_text})")
+    bound = cell.provenance(n for n, _ in given.items()) if cell is not None else ""
+    fwd_call = marked(fwd, f"{forward}({arg_text}){bound}")
     bwd_names = [p.name for p in positional_params(bwd)]
     upstream_name = next(n for n in bwd_names if n not in CACHE_ARGS)
     bwd_call = marked(bwd, f"{backward}({', '.join(bwd_names)})")

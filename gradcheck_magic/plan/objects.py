@@ -27,11 +27,13 @@ import numpy as np
 from ..errors import GradCheckError
 from .binding import (
     Given,
+    attribute,
     bind_by_name,
     bind_call,
     defined_in,
     looks_like_parameters,
     lookup,
+    refuse_empty,
     resolved,
     user_functions,
 )
@@ -54,14 +56,15 @@ def is_model(value) -> bool:
     """A cs231n model or a from-scratch network: a dict ``.params`` of arrays and a ``.loss`` method."""
     return (
         not isinstance(value, type)
-        and looks_like_parameters(getattr(value, "params", None))
-        and callable(getattr(value, "loss", None))
+        and looks_like_parameters(attribute(value, "params"))
+        and callable(attribute(value, "loss"))
     )
 
 
 def layer_params(obj) -> list:
     """Attribute names of a layer object's parameter arrays (``weights``, or any ``a`` with a ``da``)."""
-    attrs = vars(obj) if hasattr(obj, "__dict__") else {}
+    attrs = attribute(obj, "__dict__", None)
+    attrs = attrs if isinstance(attrs, dict) else {}
     return [
         k
         for k, v in attrs.items()
@@ -76,8 +79,8 @@ def layer_params(obj) -> list:
 def is_layer(value) -> bool:
     return (
         not isinstance(value, type)
-        and callable(getattr(value, "forward", None))
-        and callable(getattr(value, "backward", None))
+        and callable(attribute(value, "forward"))
+        and callable(attribute(value, "backward"))
         and bool(layer_params(value))
     )
 
@@ -243,7 +246,9 @@ def resolve(request: Request) -> Optional[CheckPlan]:
         return _functions_over_layers(namespace, forward, backward)
     else:
         return None
-    if not (target or hasattr(owner, "params") or is_layer(owner) or (params and "." in params)):
+    if not (
+        target or attribute(owner, "params") is not None or is_layer(owner) or (params and "." in params)
+    ):
         return None  # dotted functions of a module or helper object: the course discovery looks them up
     flags = {"-f/--forward": forward, "-b/--backward": backward, "-p/--params": params}
     for flag, name in flags.items():
@@ -252,11 +257,12 @@ def resolve(request: Request) -> Optional[CheckPlan]:
                 f"{flag} {name}: with the object {owner_name} give its own attribute "
                 f"({owner_name}.…), or leave the flag out"
             )
-    if hasattr(owner, "params") or (params and "." in params):
+    if attribute(owner, "params") is not None or (params and "." in params):
         return _model(namespace, owner_name, owner, forward, backward, params, prefer)
     if is_layer(owner):
         return _layer(namespace, owner_name, owner, prefer)
-    missing = "params" if hasattr(owner, "loss") else "loss" if hasattr(owner, "params") else "params"
+    has = {a: attribute(owner, a) is not None for a in ("params", "loss")}
+    missing = "params" if has["loss"] else "loss" if has["params"] else "params"
     raise GradCheckError(
         f"{owner_name} ({type(owner).__name__}) has no attribute {missing!r}: expected a "
         "model (.params dict and .loss method) or a layer object (.weights/.W with "
@@ -340,7 +346,7 @@ def _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer) 
     (or of its gradient, numerical_gradient: the same data), exactly as given with the values as they
     are now; else by name.  The gradient gets its own latest call, else the loss's arguments."""
     owner = getattr(loss, "__self__", None)
-    siblings = [getattr(owner, m, None) for m in DATA_METHODS] if owner is not None else []
+    siblings = [attribute(owner, m) for m in DATA_METHODS] if owner is not None else []
     call = _latest_call(namespace, prefer, owner, [loss])
     call = call or _latest_call(namespace, prefer, owner, [gradient, *siblings])
     args = bind_call(loss, call, namespace) if call is not None else None
@@ -366,10 +372,11 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
     loss_label = forward or f"{owner_name}.loss"
     loss = lookup(namespace, loss_label, "-f/--forward")
     gradient_label = backward or (
-        f"{owner_name}.gradient" if callable(getattr(owner, "gradient", None)) else None
+        f"{owner_name}.gradient" if callable(attribute(owner, "gradient")) else None
     )
     gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
     args, grad_args = _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer)
+    refuse_empty(args.items() + grad_args.items())
     roots = {owner_name: owner, **dict(args.items() + grad_args.items())}
     snapshot = ObjectSnapshot(roots)
     for k, v in weights.items():
@@ -381,7 +388,8 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
         f"{params_label} after the layers were built?"
     )
     work = {k: swaps.work(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
-    loss_call = marked(loss, f"{loss_label}({args.text()})")
+    bound = prefer.provenance(n for n, _ in args.items()) if hasattr(prefer, "provenance") else ""
+    loss_call = marked(loss, f"{loss_label}({args.text()}){bound}")
     values, keywords = args.values, args.kwvalues
 
     evaluate = _first_output(loss_call, values, keywords)
@@ -427,7 +435,7 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
     x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
     hints = Hints(
         m=int(x.shape[0]) if x is not None else None,
-        lambd=getattr(owner, "reg", None),
+        lambd=attribute(owner, "reg"),
         backward_fn=gradient or loss,
         cost_fns=(loss,) if gradient is not None else (),
     )
@@ -543,7 +551,7 @@ def candidates(request: Request) -> list:
 def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
     owner = namespace[name]
     kind, choose = "models", f"%gradcheck {name}"
-    gradient = getattr(owner, "gradient", None)
+    gradient = attribute(owner, "gradient")
     try:
         args, grad_args = _method_args(
             namespace,
@@ -562,6 +570,9 @@ def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
         inputs=frozenset([name, *(n for n, _ in args.items() + grad_args.items())]),
         local=type(owner).__module__ == "__main__",
         build=lambda: dry_run(_model(namespace, name, owner, None, None, None, prefer)),
+        arrays=frozenset(id(v) for v in owner.params.values() if isinstance(v, np.ndarray)),
+        reaches=frozenset([name]),
+        defined=name,
     )
 
 

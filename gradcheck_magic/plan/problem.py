@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..engine import Block
+from ..engine import Block, fmt_index
 from ..errors import GradCheckError, mark_call
 from ..safety import rng_equal
 
@@ -173,7 +173,14 @@ def coarse_blocks(blocks, cost, j0: float) -> list:
         try:
             for step in (nudge, -nudge, VISIBLE_SCALE * nudge, -VISIBLE_SCALE * nudge):
                 block.work[...] = pristine + step
-                costs.append(cost())
+                costs.append(
+                    perturbed(
+                        cost,
+                        {block.name: block.work},
+                        {block.name: pristine},
+                        f"every entry of {block.name} was nudged by less than float32's rounding",
+                    )
+                )
         finally:
             block.work[...] = pristine
         plus, minus, far_plus, far_minus = costs
@@ -181,6 +188,50 @@ def coarse_blocks(blocks, cost, j0: float) -> list:
         if np.isfinite(expected) and abs(expected) > VISIBLE_ULPS * ulp and plus == minus == j0:
             coarse.append(block.name)
     return coarse
+
+
+#: How many entries, one at a time, are tried to find the one whose perturbation makes the code raise.
+LOCATE_ENTRIES = 2000
+
+
+def perturbed(cost, blocks: dict, pristine: dict, nudge: str) -> float:
+    """``cost()`` with ``blocks`` (name -> working array) perturbed, outside the engine's sweep.
+    When the user's code raises, the exception says which entry's perturbation makes it raise
+    (tried one entry at a time from the pristine values), or what was nudged when none alone does."""
+    __tracebackhide__ = True  # noqa: F841
+    try:
+        return cost()
+    except Exception as exc:
+        if not hasattr(exc, "_gradcheck_where"):
+            changed = {n: w.copy() for n, w in blocks.items()}
+            where = _raising_entry(cost, blocks, pristine, changed) or f"while {nudge}"
+            try:
+                exc._gradcheck_where = where
+            except AttributeError:  # pragma: no cover - exceptions with __slots__
+                pass
+            for name, work in blocks.items():  # as it was when it raised; the caller resets
+                work[...] = changed[name]
+        raise
+
+
+def _raising_entry(cost, blocks: dict, pristine: dict, changed: dict) -> str:
+    tried = 0
+    for name, work in blocks.items():
+        work[...] = pristine[name]
+    for name, work in blocks.items():
+        flat, moved = work.reshape(-1), changed[name].reshape(-1)
+        for k in np.flatnonzero(moved != pristine[name].reshape(-1))[: LOCATE_ENTRIES - tried]:
+            tried += 1
+            old = flat[k]
+            flat[k] = moved[k]
+            try:
+                cost()
+            except Exception:  # noqa: BLE001 - the user's error again: this entry makes it raise
+                entry = fmt_index(name, tuple(int(i) for i in np.unravel_index(k, work.shape)))
+                return f"while {entry} was perturbed by {moved[k] - old:+.3g}"
+            finally:
+                flat[k] = old
+    return ""
 
 
 def to_float_for(value):
@@ -362,7 +413,10 @@ class Problem:
         try:
             for v in self.work.values():
                 v += 1e-3 * np.maximum(np.abs(v), 1.0) * rng.choice((-1.0, 1.0), size=v.shape)
-            return cost() != j0
+            return (
+                perturbed(cost, self.work, self.pristine, "every parameter was nudged by 1e-3 (relative)")
+                != j0
+            )
         finally:
             self._reset_work()
 
@@ -582,7 +636,8 @@ class ConventionProblem(Problem):
                 block.work += (
                     NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.standard_normal(block.work.shape)
                 )
-                if cost() == j0:
+                what = f"every entry of {block.name} was nudged by 1e-3 (relative)"
+                if perturbed(cost, {block.name: block.work}, self.pristine, what) == j0:
                     unread.append(block)
             finally:
                 self._reset_work()

@@ -44,6 +44,11 @@ class Candidate:
     local: bool = True  # written in this notebook
     build: Optional[Callable[[], object]] = None
     refusal: str = ""
+    #: for :func:`merged`: ids of the arrays it checks, the namespace names its functions read, and
+    #: the name whose definition dates it (the model's, the wrapper function's)
+    arrays: frozenset = frozenset()
+    reaches: frozenset = frozenset()
+    defined: str = ""
 
     consistent = True
 
@@ -80,6 +85,27 @@ def rank(families: list, written: set) -> list:
         return pool  # different inputs and nothing separates them: the caller refuses
     pool.sort(key=lambda f: f.tie_break(), reverse=True)
     return [f for f in pool if f.tie_break() == pool[0].tie_break()]
+
+
+def merged(pool: list, cell) -> list:
+    """Candidates that check the same arrays through the same function are one candidate: a wrapper
+    ``def forward(params): model.params = params; return model.loss(X, y)`` and the model it wraps.
+    The one defined last is what the user means (the %%gradcheck cell's definitions are the newest;
+    unknown or the same cell: the wrapper, written with the model in mind)."""
+
+    def age(c) -> float:
+        if c.defined in cell.names:
+            return float("inf")
+        return cell.assigned.get(c.defined, -1)
+
+    kept = list(pool)
+    for a in pool:
+        for b in pool:
+            if a is b or a not in kept or b not in kept or not a.arrays or a.arrays != b.arrays:
+                continue
+            if a.defined and a.defined in b.reaches:  # b wraps a
+                kept.remove(a if age(a) <= age(b) else b)
+    return kept
 
 
 def choose(pool: list, written: set, nothing_fits: Callable[[], str]) -> CheckPlan:

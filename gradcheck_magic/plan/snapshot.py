@@ -14,7 +14,8 @@ import numpy as np
 SNAPSHOT_DEPTH = 5
 
 
-def _is_plain_object(value) -> bool:
+def is_plain_object(value) -> bool:
+    """An instance of a user's class (not a module, class or function)."""
     return hasattr(value, "__dict__") and not isinstance(
         value, (type, types.ModuleType, types.FunctionType, types.MethodType, types.BuiltinFunctionType)
     )
@@ -54,7 +55,7 @@ class ObjectSnapshot:
             items = [(f"{label}[{i}]", i, v) for i, v in enumerate(value)]
         elif isinstance(value, tuple):
             items = [(f"{label}[{i}]", None, v) for i, v in enumerate(value)]
-        elif _is_plain_object(value) and type(value).__module__ not in ("builtins",):
+        elif is_plain_object(value) and type(value).__module__ not in ("builtins",):
             if type(value).__module__.split(".")[0] in ("numpy", "pandas", "IPython", "gradcheck_magic"):
                 return
             seen.add(id(value))
