@@ -500,3 +500,22 @@ def test_the_most_recent_call_decides_between_a_loss_and_a_model(ip):
     notebook_cell(ip, "loss, grad = svm_loss_naive(W, X_dev, y_dev, 0.05)")
     result = check(ip)
     assert list(result.table.index) == ["W"] and "svm_loss_naive(W, X_dev, y_dev, 0.05)" in result.functions
+
+
+def test_bare_check_after_q2_neurals_own_gradcheck_naive_cell(ip):
+    load(
+        ip,
+        "q2_neural",
+        replace=[("gradb1 = d1.sum(axis=0, keepdims=True)", "gradb1 = d1.sum(axis=0, keepdims=True) * 0")],
+    )
+    notebook_cell(
+        ip,
+        "def gradcheck_naive(f, x):\n    return f(x)\n"
+        + NEURAL_CELL.format(seed=2, n=10, dx=6)
+        + "gradcheck_naive(lambda params: forward_backward_prop(data, labels, params, dimensions), params)",
+    )
+    result = check(ip)
+    assert failing(result) == ["params"]
+    assert "forward_backward_prop(data, labels, params, dimensions)" in result.functions
+    worst = result.table.loc["params", "worst_index"][0]
+    assert 6 * 5 <= worst < 6 * 5 + 5  # inside b1's part of the vector
