@@ -519,3 +519,21 @@ def test_bare_check_after_q2_neurals_own_gradcheck_naive_cell(ip):
     assert "forward_backward_prop(data, labels, params, dimensions)" in result.functions
     worst = result.table.loc["params", "worst_index"][0]
     assert 6 * 5 <= worst < 6 * 5 + 5  # inside b1's part of the vector
+
+
+def test_a_loss_that_changes_its_data_in_place_is_named_and_the_data_put_back(ip):
+    load(
+        ip,
+        "linear_classifiers",
+        replace=[
+            (
+                "    scores = X.dot(W)\n    scores -= scores.max(axis=1, keepdims=True)",
+                "    X *= 1.01\n    scores = X.dot(W)\n    scores -= scores.max(axis=1, keepdims=True)",
+            )
+        ],
+    )
+    notebook_cell(ip, DEV_CELL.format(seed=0, n=8, d=5, c=3, loss="softmax_loss_vectorized"))
+    before = ip.user_ns["X_dev"].copy()
+    with pytest.raises(UsageError, match="softmax_loss_vectorized modified X_dev in place"):
+        check(ip)
+    assert ip.user_ns["X_dev"].tobytes() == before.tobytes()
