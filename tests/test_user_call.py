@@ -196,3 +196,20 @@ def test_an_error_on_a_leftover_says_which_cell_assigned_each_argument(ip, capsy
         "affine_forward(x, w, b) (x from cell [2], w from cell [1], b from cell [2]) raised"
         in capsys.readouterr().err
     )
+
+
+def test_a_re_run_from_another_copy_of_the_package_follows_the_same_call(ip):
+    """The headless grader re-runs each check with its own copy of the package: the cell facts it was
+    given (another copy's class) still carry the user's call."""
+    from types import SimpleNamespace
+
+    from gradcheck_magic import gradcheck
+    from gradcheck_magic.plan.cell import CellFacts
+
+    cell(ip, REG_BUG)
+    cell(ip, net_cell(5, 4, 0))
+    cell(ip, "loss, grads = net.loss(X, y, reg=0.05)")
+    facts = CellFacts.read(None, "", ip.user_ns["In"])
+    foreign = SimpleNamespace(**vars(facts))  # what a private copy sees: not its own CellFacts class
+    result = gradcheck(ip.user_ns, prefer=foreign)
+    assert result.failed == ["W2"] and result.functions.startswith("net.loss(X, y, reg=0.05)")

@@ -1,31 +1,51 @@
 """The plan stage: from the namespace, the flags and the user's cells to one :class:`CheckPlan`.
 
-Modules, top-down (each imports only those below it):
+Modules, top-down (each imports only those below it; tests/test_plan_layout.py keeps it so):
 
-    __init__    make(): the flags decide outright (``resolve``), else one ranking of every adapter's
-                candidates (``candidates``); ADAPTERS is the registry
+    __init__    make(): flags decide (``resolve``), else the user's latest call (``from_call``), else one
+                ranking of every adapter's candidates (``candidates``); ADAPTERS is the registry
     objects     adapter: models and networks (``.params``, ``.loss``), layer objects, functions over them
     flat        adapter: a cost-and-gradient function on one flat vector, ``(f, fprime)`` pairs
     losses      adapter: losses with one gradient per array argument (word2vec, svm_loss_naive), a flat
                 vector at any argument position (forward_backward_prop), from the user's latest call
     layers      adapter: cs231n layer-function pairs, cost = Σ out·dout
     course      adapter: the course's forward/backward/cost families over a dict of parameters
-    ranking     the one rule that orders candidates, and the loop that probes only the best
+    ranking     the one rule that orders candidates, merges duplicates, probes only the best
     binding     the binder: each argument's value (the user's call, by name, the default); lookups
     problem     evaluation: float64 working copies, the cost closure, gradients paired with blocks
     snapshot    ObjectSnapshot: what a plan perturbs in place, put back (safety.py will take it over)
     checkplan   the interface: Request (what the user gave), CheckPlan (what every adapter produces)
-    cell        what the %%gradcheck cell wrote and called (its syntax tree; no user code runs)
+    cell        the user's cells: what the %%gradcheck cell wrote, every call it and ``In`` made
+
+How a check is planned (``make``):
+
+1.  Flags or an object name: each adapter's ``resolve(request)`` in ADAPTERS order; the first plan wins.
+2.  The user's call is the plan: ``request.cell.history`` holds every call of the %%gradcheck cell, then
+    of the notebook's cells (``In``), newest first (:class:`~.cell.Call`: the function as written, each
+    argument's text and syntax tree, the cell, and for a numerical-gradient helper on a lambda the call
+    inside the lambda with the helper's ``x`` and ``dout``).  The newest call an adapter recognises
+    (``from_call``) is the plan, on exactly its arguments (``binding.bind_call``: positional and keyword,
+    values as they are now).  History calls count only when the %%gradcheck cell wrote nothing itself.
+3.  Otherwise one ranking (:func:`.ranking.rank`) of every adapter's ``candidates``, after
+    :func:`.ranking.merged` has made candidates that check the same arrays through the same function one.
 
 Writing an adapter (a new convention, e.g. ``plan/recurrent.py``):
 
-1.  Write a module with two functions, both taking the :class:`Request`:
+1.  Write a module with these functions, all taking the :class:`Request`:
 
     ``resolve(request) -> CheckPlan | None``
         The flags or the object name (``request.forward``, ``.backward``, ``.cost``, ``.params``,
         ``.target``) pick your convention: return its plan, already built; return None when they
         do not (the next adapter is asked); raise ``GradCheckError`` when they pick it but it cannot
         be checked (the message names what to fix).
+    ``from_call(call, request) -> CheckPlan | None`` (optional)
+        ``call`` is one of the user's calls (newest first).  Return None when it is not a call of your
+        convention; else its plan, bound with ``bind_call(fn, call, request.namespace)`` (None when an
+        argument cannot be read without running code: then bind by name).  ``request.cell.in_cell(call)``
+        gives the other calls of that cell (the backward it called), ``request.cell.latest(pred)`` the
+        newest call matching ``pred``; ``call.upstream`` is a helper's ``dout``.  Set the plan's
+        ``source = call.describe()`` (the caption's "from:").  Raise ``ranking.Unfit`` to have the
+        ranking decide instead.
     ``candidates(request) -> list[Candidate]``
         Without flags (return ``[]`` when ``request.flagged``): one :class:`~.ranking.Candidate`
         per check your convention could make here, described by what it consumes (``inputs``: the
@@ -33,17 +53,21 @@ Writing an adapter (a new convention, e.g. ``plan/recurrent.py``):
         name) so that the one rule can weigh it against everything else, and a ``build()`` that
         returns its CheckPlan (it may run the user's code once, under the plan's own snapshot) or
         raises to be dropped.  ``refusal=`` instead of ``build`` when it cannot even be bound.
+        ``arrays``/``reaches``/``defined`` let :func:`.ranking.merged` see it checks what another does.
 
-2.  Build the plan: bind the arguments with :mod:`.binding` (``bind_by_name``: the user's call first,
-    then by name), snapshot what the user's code can reach (``ObjectSnapshot(roots)``, ``watch`` the
-    arrays whose changes are to be reported), give the functions float64 working arrays, and wrap
-    them in a ``ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)``:
-    ``work`` maps block names to the float64 arrays the engine perturbs, ``evaluate()`` returns the
-    cost, ``gradients()`` returns ``{block: (analytic array or None, key for the note)}``.
-    Fill :class:`~.checkplan.Hints` for the suspect lines (``backward_fn``, ``positions``).
+2.  Build the plan: bind the arguments with :mod:`.binding` (``bind_call``, else ``bind_by_name``),
+    refuse empty data (``refuse_empty``), snapshot what the user's code can reach
+    (``ObjectSnapshot(roots)``; ``watch`` the arrays whose changes are to be reported), give the
+    functions float64 working arrays, and wrap them in a ``ConventionProblem(plan, snapshot.rng, work,
+    evaluate, gradients, unread)``: ``work`` maps block names to the float64 arrays the engine perturbs,
+    ``evaluate()`` returns the cost, ``gradients()`` returns ``{block: (analytic array or None, key for
+    the note)}``.  Integers and index arrays are data, never blocks.  Wrap each user function with
+    ``problem.marked(fn, "f(x, w)")`` so that its exceptions say which call raised.  Fill
+    :class:`~.checkplan.Hints` for the suspect lines (``backward_fn``, ``positions``).
 
 3.  Register it: add the module to ``ADAPTERS`` below, one line.  The order is the order in which
-    ``resolve`` is asked (more specific conventions first); the ranking does not depend on it.
+    ``resolve`` and ``from_call`` are asked (more specific conventions first); the ranking does not
+    depend on it.
 
 Tests: drive it through the real shell (tests/conftest.py), correct and planted-bug code, several
 sizes and seeds.
