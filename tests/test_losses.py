@@ -537,3 +537,11 @@ def test_a_loss_that_changes_its_data_in_place_is_named_and_the_data_put_back(ip
     with pytest.raises(UsageError, match="softmax_loss_vectorized modified X_dev in place"):
         check(ip)
     assert ip.user_ns["X_dev"].tobytes() == before.tobytes()
+
+
+def test_an_empty_batch_is_refused_by_name(ip):
+    load(ip, "linear_classifiers")
+    notebook_cell(ip, DEV_CELL.format(seed=0, n=8, d=5, c=3, loss="softmax_loss_vectorized"))
+    notebook_cell(ip, "X_small, y_small = X_dev[:0], y_dev[:0]")
+    with pytest.raises(UsageError, match=r"X_small is empty \(shape \(0, 5\)\)"):
+        ip.run_cell_magic("gradcheck", "-o", "loss, grad = svm_loss_vectorized(W, X_small, y_small, 0.0)")

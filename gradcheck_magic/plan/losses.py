@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
-from .binding import bind_by_name, is_float_array, pass_through, written_in_notebook
+from .binding import bind_by_name, is_float_array, pass_through, refuse_empty, written_in_notebook
 from .cell import UNSAFE, CellFacts, _inner_call, _substituted, _value, dotted
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, is_scalar_like, marked, silenced
@@ -192,6 +192,7 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
             raise GradCheckError(
                 f"-p {params}: {params} holds integers (indices or labels): it is data, not a parameter"
             )
+    refuse_empty((t, v) for _, t, v in entries)
     single = len([p for p, _, _ in entries]) == 1 and params is not None
     label = {p: (params if single else p) for p, _, _ in entries}
     arrays = [(p, v) for p, _, v in entries if is_float_array(v)]
