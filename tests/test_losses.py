@@ -545,3 +545,20 @@ def test_an_empty_batch_is_refused_by_name(ip):
     notebook_cell(ip, "X_small, y_small = X_dev[:0], y_dev[:0]")
     with pytest.raises(UsageError, match=r"X_small is empty \(shape \(0, 5\)\)"):
         ip.run_cell_magic("gradcheck", "-o", "loss, grad = svm_loss_vectorized(W, X_small, y_small, 0.0)")
+
+
+def test_a_cost_function_called_earlier_and_its_vector_assigned_in_the_cell_is_one_check(ip):
+    """The history's call and the flat adapter's candidate for the cell's vector are not two checks."""
+    load(ip, "flat_cost")
+    flat = (
+        "rng = np.random.default_rng(0)\ninput_layer_size, hidden_layer_size, num_labels = 3, 5, 3\n"
+        "X = rng.standard_normal((7, 3))\ny = rng.integers(3, size=7)\nlambda_ = 1.0\n"
+        "nn_params = 0.5 * rng.standard_normal(5 * 4 + 3 * 6)\n"
+    )
+    notebook_cell(
+        ip,
+        flat
+        + "J, grad = nnCostFunction(nn_params, input_layer_size, hidden_layer_size, num_labels, X, y, lambda_)",
+    )
+    result = ip.run_cell_magic("gradcheck", "-o", flat)
+    assert clean(result) and list(result.table.index) == ["nn_params"], result
