@@ -54,6 +54,7 @@ class FullyConnectedNet:
         for i in range(L - 1, 0, -1):
             fc, bn, relu = caches[i - 1]
             dout = relu_backward(dout, relu)
+            before_bn = dout
             if bn is not None:
                 dout, grads[f"gamma{i}"], grads[f"beta{i}"] = batchnorm_backward(dout, bn)
             dout, grads[f"W{i}"], grads[f"b{i}"] = affine_backward(dout, fc)
