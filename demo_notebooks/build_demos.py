@@ -29,7 +29,7 @@ EXPECTED = {
     "06_dropout.ipynb": [["W1", "b1"], []],
     "07_cs231n_layers.ipynb": [["w"], ["W1", "W2"], [], [], ["gamma"], []],
     "08_layer_objects.ipynb": [["dense1.weights"], ["dense1.weights", "dense2.weights"], [], []],
-    "09_cs224n_word2vec.ipynb": [["outsideVectors"], [], []],
+    "10_cs224n_word2vec.ipynb": [["outsideVectors"], [], []],
 }
 
 
@@ -404,7 +404,7 @@ BUILDERS = {
     "06_dropout.ipynb": dropout,
     "07_cs231n_layers.ipynb": cs231n_layers,
     "08_layer_objects.ipynb": layer_objects,
-    "09_cs224n_word2vec.ipynb": word2vec,
+    "10_cs224n_word2vec.ipynb": word2vec,
 }
 
 

@@ -70,7 +70,7 @@ def test_layer_objects_demo_names_blocks_after_the_objects():
 
 
 def test_word2vec_demo_follows_the_cells_call_and_its_history():
-    text = _stored_text("09_cs224n_word2vec.ipynb")
+    text = _stored_text("10_cs224n_word2vec.ipynb")
     assert "negSamplingLossAndGradient(centerWordVec, 1, dummy_vectors[5:], dataset)" in text
     assert "in the %%gradcheck cell" in text and "in cell [" in text  # the cell's call, then In's
     assert "centerWordVectors" in text  # skip-gram over both slices of the word vectors
