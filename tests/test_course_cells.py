@@ -378,3 +378,11 @@ def test_p_naming_no_float_argument_of_the_layer_is_refused_with_the_choices(ip)
     cell(ip, CELLS["affine"].format(n=4, seed=0))
     with pytest.raises(UsageError, match="float array arguments are x, w, b"):
         check(ip, "-f affine_forward -b affine_backward -p W1")
+
+
+def test_without_history_a_config_dict_is_never_named_as_the_parameters(ip):
+    for code in (source("cs231n_layers") + MORE_LAYERS, CELLS["batchnorm"].format(n=4, seed=0)):
+        ip.run_cell(code).raise_error()  # not stored in In (a script): no call to follow
+    with pytest.raises(UsageError) as info:
+        check(ip)
+    assert "bn_param" not in str(info.value) and "-f NAME -b NAME" in str(info.value), info.value

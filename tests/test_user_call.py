@@ -213,3 +213,37 @@ def test_a_re_run_from_another_copy_of_the_package_follows_the_same_call(ip):
     foreign = SimpleNamespace(**vars(facts))  # what a private copy sees: not its own CellFacts class
     result = gradcheck(ip.user_ns, prefer=foreign)
     assert result.failed == ["W2"] and result.functions.startswith("net.loss(X, y, reg=0.05)")
+
+
+def test_a_label_left_to_its_default_is_named_with_its_look_alikes(ip):
+    cell(ip, NET)
+    cell(
+        ip,
+        "net = TwoLayerNet(4, 10, 3)\nX = np.ones((5, 4))\ny_train = np.zeros(5, dtype=int)\ny_dev = y_train[:2]",
+    )
+    with pytest.raises(UsageError, match=r"net.loss needs `y`.*there is y_train, y_dev"):
+        check(ip, "net")
+
+
+@pytest.mark.parametrize(
+    "n,hidden,seed", [(4, 5, 1), (4, 5, 2), (4, 5, 3), (12, 9, 1), (12, 9, 2), (12, 9, 3)]
+)
+@pytest.mark.parametrize("bug,failed", [((), []), (BOOK_BUG, ["W2"])])
+def test_the_books_network_is_checked_on_the_batch_its_gradient_call_got_at_several_sizes(
+    ip, n, hidden, seed, bug, failed
+):
+    load(ip, "scratch_net", replace=bug)
+    cell(
+        ip,
+        BOOK_CELL.replace(
+            "hidden_size=5, output_size=3, seed=1", f"hidden_size={hidden}, output_size=3, seed={seed}"
+        )
+        .replace("(4, 6)", f"({n}, 6)")
+        .replace("size=4", f"size={n}"),
+    )
+    cell(
+        ip, "grad_numerical = network.numerical_gradient\ngrad_backprop = network.gradient(x_batch, t_batch)"
+    )
+    result = check(ip)
+    assert result.failed == failed and not result.warned, result
+    assert result.table.loc["W1", "shape"] == (6, hidden)

@@ -270,12 +270,10 @@ def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = Non
             args.append((p.name, namespace[p.name]))
         elif fallback and p.name in fallback:
             args.append((p.name, fallback[p.name]))
-        elif p.default is not p.empty:
-            break
+        elif p.default is not p.empty and not (p.default is None and _look_alikes(namespace, p.name)):
+            break  # the default (a y=None left out while y_train, y_dev exist would give scores: named)
         else:
-            alike = [
-                k for k in namespace if k.startswith(f"{p.name}_") and isinstance(namespace[k], np.ndarray)
-            ]
+            alike = _look_alikes(namespace, p.name)
             raise GradCheckError(
                 f"{label} needs `{p.name}`, which is not defined in the namespace"
                 + (
@@ -286,6 +284,11 @@ def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = Non
                 )
             )
     return args
+
+
+def _look_alikes(namespace: dict, name: str) -> list:
+    """Arrays named like an argument with a suffix: ``y_train``, ``y_dev`` for ``y``."""
+    return [k for k in namespace if k.startswith(f"{name}_") and isinstance(namespace[k], np.ndarray)]
 
 
 def validate_parameters(name: str, value) -> None:

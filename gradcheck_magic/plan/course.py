@@ -121,6 +121,13 @@ def functions(namespace: dict, role: str, flagged: Optional[str]) -> dict:
     return {flagged: named(namespace, flagged, f"{role} function", FLAGS[role], found)}
 
 
+def is_config(value: dict) -> bool:
+    """A layer's settings (``bn_param = {'mode': 'train'}``, ``conv_param``): words beside or instead
+    of arrays, and no array of floats to check.  Data that passes through, never parameters."""
+    arrays = [v for v in value.values() if is_numeric_array(v) and v.dtype.kind == "f"]
+    return any(isinstance(v, str) for v in value.values()) or not arrays
+
+
 def reachable(namespace: dict, forward=None, backward=None, cost=None, params=None, prefer=()) -> tuple:
     """(parameters' name, namespace variables any candidate function could be given): what the
     snapshot records before the first user call.  Reads names and signatures only."""
@@ -182,7 +189,7 @@ def find_parameters(namespace: dict, params: Optional[str], forwards: dict, pref
                 "pass -f/--forward NAME of the function it wraps"
             )
         for k in sorted(arg_names):  # a dict the forward takes by name, unusable: say which entry and why
-            if isinstance(namespace.get(k), dict) and namespace[k]:
+            if isinstance(namespace.get(k), dict) and namespace[k] and not is_config(namespace[k]):
                 try:
                     validate_parameters(k, namespace[k])
                 except GradCheckError as exc:
