@@ -1,7 +1,8 @@
 """``gradcheck()``: the one implementation behind the magic and behind scripts, as named stages.
 
     settings.validated  every setting, one validation                     (settings.py)
-    Snapshot            every reachable array + np.random, before any user call (safety.py)
+    Snapshot            every array, object and global the user's calls can reach + both random
+                        generators, before any user call (safety.py)
     plan                which convention, functions, arguments and blocks, and why: one CheckPlan
                         from the adapters of the plan/ subpackage; probes under the snapshot
     preflight           baseline at θ; refuses what cannot be checked, by name     (here, problem.py)
@@ -81,7 +82,7 @@ def gradcheck(
     started = time.perf_counter()
     snapshots = []  # each taken before the first user call it guards; all restored in the finally
     try:
-        snapshots.append(Snapshot(namespace, None))  # np.random's state before any user call
+        snapshots.append(Snapshot(namespace=namespace))  # both random states before any user call
         request = planning.Request(
             namespace, forward, backward, cost, params, target, planning.CellFacts.of(prefer), snapshots[0]
         )

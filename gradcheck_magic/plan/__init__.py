@@ -13,7 +13,6 @@ Modules, top-down (each imports only those below it; tests/test_plan_layout.py k
     ranking     the one rule that orders candidates, merges duplicates, probes only the best
     binding     the binder: each argument's value (the user's call, by name, the default); lookups
     problem     evaluation: float64 working copies, the cost closure, gradients paired with blocks
-    snapshot    ObjectSnapshot: what a plan perturbs in place, put back (safety.py will take it over)
     checkplan   the interface: Request (what the user gave), CheckPlan (what every adapter produces)
     cell        the user's cells: what the %%gradcheck cell wrote, every call it and ``In`` made
 
@@ -57,11 +56,13 @@ Writing an adapter (a new convention, e.g. ``plan/recurrent.py``):
 
 2.  Build the plan: bind the arguments with :mod:`.binding` (``bind_call``, else ``bind_by_name``),
     refuse empty data (``refuse_empty``), snapshot what the user's code can reach
-    (``ObjectSnapshot(roots)``; ``watch`` the arrays whose changes are to be reported), give the
-    functions float64 working arrays, and wrap them in a ``ConventionProblem(plan, snapshot.rng, work,
-    evaluate, gradients, unread)``: ``work`` maps block names to the float64 arrays the engine perturbs,
-    ``evaluate()`` returns the cost, ``gradients()`` returns ``{block: (analytic array or None, key for
-    the note)}``.  Integers and index arrays are data, never blocks.  Wrap each user function with
+    (``safety.Snapshot(roots)``, the functions among the roots so that the globals they read are
+    restored; ``watch`` the arrays whose changes are to be reported; ``stand_in``/``swap_in`` for
+    float32 arrays an object reads), give the functions float64 working arrays, and wrap them in a
+    ``ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread)``: ``work`` maps
+    block names to the float64 arrays the engine perturbs, ``evaluate()`` returns the cost,
+    ``gradients()`` returns ``{block: (analytic array or None, key for the note)}``.  Integers and
+    index arrays are data, never blocks.  Wrap each user function with
     ``problem.marked(fn, "f(x, w)")`` so that its exceptions say which call raised.  Fill
     :class:`~.checkplan.Hints` for the suspect lines (``backward_fn``, ``positions``).
 

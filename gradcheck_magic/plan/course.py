@@ -9,6 +9,7 @@ function takes?), run once per forward under the check's snapshot.  The chosen f
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
+from ..safety import Draws
 from .binding import (
     CACHE,
     OUTPUT,
@@ -47,7 +49,6 @@ from .problem import (
     working_copy,
 )
 from .ranking import Candidate, Unfit, choose
-from .snapshot import ObjectSnapshot, is_plain_object
 
 NAME_TOKENS = {
     "forward",
@@ -473,19 +474,19 @@ def _nothing_fits(rejected: list, probed=None) -> str:
 def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
     """Call a candidate forward once on a working copy: does it return the cost itself?"""
     __tracebackhide__ = True  # noqa: F841
-    state = np.random.get_state()
+    draws = Draws()
     try:
         _, _, value = working_copy(params)
         with silenced():
             out = marked(binding.caller(value), binding.signature())()
     finally:
-        np.random.set_state(state)
+        draws.restore()
     first, _ = split_output(out, binding.name)
     refuse_complex_cost(first, binding.name)
     return is_scalar_like(first)
 
 
-def checkplan_of(plan: Plan, rng_state) -> CheckPlan:
+def checkplan_of(plan: Plan, draws) -> CheckPlan:
     """The chosen family as the pipeline reads every convention."""
     scalars = {
         arg.name: float(arg.value)
@@ -504,7 +505,7 @@ def checkplan_of(plan: Plan, rng_state) -> CheckPlan:
         plan.forward.name,
         plan.params_name,
         plan.params,
-        Problem(plan, rng_state),
+        Problem(plan, draws),
         hints=hints,
     )
     found.inputs = [
@@ -538,15 +539,18 @@ def candidates(request: Request) -> list:
     for name in dict.fromkeys([n for n in (params_name, *watched) if n]):
         if name in ns:
             request.snapshot.watch(name, ns[name])
+    for role, flagged in zip(("forward", "backward", "cost"), flags):
+        with contextlib.suppress(GradCheckError):  # a flag naming no function: course() says so
+            for name, fn in functions(ns, role, flagged).items():
+                request.snapshot.keep(name, fn)  # the globals it reads (a log, a helper) are restored
     try:
         found = course(ns, *flags, prefer)
     except GradCheckError as exc:
         return [_refused(exc, getattr(exc, "params_name", None))]
     found.namespace, found.request = ns, request
     families = [_joined(f, found) for f in found.families]
-    reached = {n: ns[n] for f in families for n in f.reaches if n in ns and is_plain_object(ns[n])}
-    if reached:  # objects the functions use (a wrapper sets model.params): put back as they were
-        request.keep(ObjectSnapshot(reached))
+    for name in dict.fromkeys(n for f in families for n in f.reaches if n in ns):
+        request.snapshot.keep(name, ns[name])  # objects the functions use (a wrapper sets model.params)
     return families
 
 

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
+from ..safety import Snapshot
 from .binding import (
     PARAM_ALIASES,
     bind_by_name,
@@ -30,7 +31,6 @@ from .checkplan import CheckPlan, Hints, Request
 from .layers import is_layer_backward
 from .problem import ConventionProblem, is_scalar_like, marked, silenced
 from .ranking import Candidate
-from .snapshot import ObjectSnapshot
 
 
 def _takes_star_args(fn) -> bool:
@@ -222,7 +222,8 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params, call=None) -> O
     else:
         rest = bind_by_name(fwd, {**namespace, first_name: vector}, forward)[1:]
     refuse_empty(rest)
-    snapshot = ObjectSnapshot({vector_name: vector, **dict(rest)})
+    functions = {forward: fwd, **({backward: bwd} if bwd is not None else {})}
+    snapshot = Snapshot({**functions, vector_name: vector, **dict(rest)})
     snapshot.watch(vector_name, vector)
     for n, v in rest:
         snapshot.watch(n, v)
@@ -281,5 +282,5 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params, call=None) -> O
         positions=None if bwd is not None else {vector_name: 1},  # J, grad = f(...)
     )
     plan = CheckPlan(description, forward, vector_name, {vector_name: vector}, snapshot=snapshot, hints=hints)
-    plan.problem = ConventionProblem(plan, snapshot.rng, {vector_name: work}, evaluate, gradients, unread)
+    plan.problem = ConventionProblem(plan, snapshot.draws, {vector_name: work}, evaluate, gradients, unread)
     return plan

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
+from ..safety import Snapshot
 from .binding import (
     Given,
     bind_by_name,
@@ -32,7 +33,6 @@ from .cell import CellFacts
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, marked, silenced
 from .ranking import Candidate
-from .snapshot import ObjectSnapshot
 
 #: Argument names of a backward that receive the forward's cache.
 CACHE_ARGS = ("cache", "caches")
@@ -225,7 +225,8 @@ def layer_problem(
     given = given or Given(bind_by_name(fwd, namespace, forward))
     names, arguments = _arguments(fwd, given)
     refuse_empty(arguments.items())
-    snapshot = ObjectSnapshot(dict(arguments))
+    functions = {forward: fwd, **({backward: bwd} if bwd is not None else {})}
+    snapshot = Snapshot({**functions, **dict(arguments)})
     for n, v in arguments.items():
         snapshot.watch(n, v)
     floats = [n for n, v in arguments.items() if is_float_array(v)]
@@ -294,7 +295,7 @@ def layer_problem(
         ),
         source=given.source,
     )
-    plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread)
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread)
     return plan
 
 

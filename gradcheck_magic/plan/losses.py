@@ -13,15 +13,14 @@ replayed).  Without a call the arguments are bound by name.  The returned gradie
 float array arguments: all of them in order when there are as many of each and the shapes agree,
 else each gradient with the first float array argument of its shape (``grad`` with ``params``, not
 ``data``).  Integer and index arrays (``y``, ``outsideWordIdx``) are data, never blocks; so is a float
-array no gradient pairs with (``X_dev``).  Python's ``random`` is replayed for every evaluation
-(``dataset.sampleTokenIdx``) and restored after.
+array no gradient pairs with (``X_dev``).  Both random generators are replayed for every evaluation
+(``dataset.sampleTokenIdx`` draws from Python's ``random``) and restored after (``safety.Snapshot``).
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
-import random
 import textwrap
 import types
 from dataclasses import dataclass
@@ -30,11 +29,11 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
+from ..safety import Snapshot
 from .binding import bind_by_name, is_float_array, pass_through, refuse_empty, written_in_notebook
 from .cell import UNSAFE, CellFacts, _inner_call, _substituted, _value, dotted
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, is_scalar_like, marked, silenced
-from .snapshot import ObjectSnapshot
 
 
 class NotALoss(GradCheckError):
@@ -120,18 +119,6 @@ def pair(arrays: list, grads: tuple) -> Optional[dict]:
 # ---- the plan ---------------------------------------------------------------------------------------
 
 
-class _Snapshot(ObjectSnapshot):
-    """The objects' snapshot, and Python's ``random`` state (word2vec's ``dataset`` draws from it)."""
-
-    def __init__(self, roots: dict):
-        super().__init__(roots)
-        self.py_random = random.getstate()
-
-    def restore(self) -> None:
-        super().restore()
-        random.setstate(self.py_random)
-
-
 def _bind(fn, name: str, call: Optional[Call], namespace: dict, params: Optional[str]) -> tuple:
     """([(parameter, text, value)] positional, {parameter: (text, value)} keywords, the parameter ``-p``
     names or None): from the user's call, else by name.  ``-p NAME`` is the argument the call passes
@@ -194,7 +181,7 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
     single = len([p for p, _, _ in entries]) == 1 and params is not None
     label = {p: (params if single else p) for p, _, _ in entries}
     arrays = [(p, v) for p, _, v in entries if is_float_array(v)]
-    snapshot = _Snapshot({t: v for _, t, v in entries})
+    snapshot = Snapshot({name: fn, **{t: v for _, t, v in entries}})  # the globals it reads, both draws
     for _, t, v in entries:
         snapshot.watch(t, v)
     work = {p: np.array(v, dtype=np.float64, order="C") for p, v in arrays}
@@ -202,11 +189,9 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
         f"{name}({', '.join([t for _, t, _ in positional] + [f'{k}={t}' for k, (t, _) in keywords.items()])})"
     )
     fn_call = marked(fn, text)
-    py_state = snapshot.py_random
 
     def call_it(blocks):
         __tracebackhide__ = True  # noqa: F841
-        random.setstate(py_state)  # every evaluation sees the same draws of Python's random
         args = [work[p] if p in blocks else pass_through(v) for p, _, v in positional]
         kwargs = {p: work[p] if p in blocks else pass_through(v) for p, (_, v) in keywords.items()}
         return fn_call(*args, **kwargs)
@@ -261,7 +246,7 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
         source=origin,
         inputs=[(t, v) for _, t, v in entries if isinstance(v, np.ndarray)],
     )
-    plan.problem = ConventionProblem(plan, snapshot.rng, rows, evaluate, gradients, unread)
+    plan.problem = ConventionProblem(plan, snapshot.draws, rows, evaluate, gradients, unread)
     return plan
 
 

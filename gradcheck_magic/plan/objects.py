@@ -1,12 +1,12 @@
 """Models, networks and layer objects whose methods read their own arrays.
 
 Such code only sees a change when its own arrays change, so these blocks are the
-user's arrays, perturbed in place; :class:`~.snapshot.ObjectSnapshot` puts back
+user's arrays, perturbed in place; :class:`~..safety.Snapshot` puts back
 every array, attribute and dict entry on every path (pass, fail, exception, Ctrl-C).
 A float32, integer, read-only or non-contiguous array is never written: one float64 copy
 of it is swapped into every dict entry, list item and attribute the snapshot reaches
-(:class:`Swaps`), the methods compute in float64 on it, and the restore swaps the user's
-array back.
+(:meth:`~..safety.Snapshot.stand_in`), the methods compute in float64 on it, and the restore
+swaps the user's array back.
 
 - cs231n models: ``model.params`` (dict), ``loss, grads = model.loss(X, y)``.
 - deep learning from scratch: ``network.params``, ``network.loss(x, t)``,
@@ -19,12 +19,12 @@ array back.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
 from ..errors import GradCheckError
+from ..safety import Snapshot
 from .binding import (
     Given,
     attribute,
@@ -40,7 +40,6 @@ from .binding import (
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, marked
 from .ranking import Candidate, dry_run
-from .snapshot import ObjectSnapshot
 
 #: Attribute names that hold a layer's parameters even before its gradient attribute exists.
 PARAM_ATTRS = ("weights", "biases", "W", "b", "gamma", "beta", "kernel", "bias")
@@ -88,128 +87,6 @@ def is_layer(value) -> bool:
 def cell_call(prefer, label: str):
     """The plain names the cell itself passed to ``label`` (``model.loss(Xs, ys)``), or None."""
     return getattr(prefer, "calls", {}).get(label)
-
-
-def _why_copied(label: str, arr, owner: str) -> Optional[str]:
-    """None when an array the methods read can be perturbed where it lies (float64, contiguous,
-    writeable); else why it is checked through a float64 copy instead: its dtype, or its layout."""
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
-        kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise GradCheckError(
-            f"{label} is {kind}: {owner}'s methods read it in place, so only real (float or "
-            "integer) arrays can be checked (make it float64)"
-        )
-    if arr.dtype != np.float64:
-        return str(arr.dtype)
-    if not arr.flags.writeable:
-        return "read-only"
-    if not arr.flags.c_contiguous:
-        return "non-contiguous"
-    return None
-
-
-def _listed(labels: list, most: int = 3) -> str:
-    shown = ", ".join(labels[:most])
-    return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
-
-
-@dataclass
-class Swap:
-    """A float32, integer, read-only or non-contiguous array the methods read: a float64 copy stands in
-    for it in every dict entry, list item and attribute the snapshot reaches, for the check only."""
-
-    label: str
-    why: str  # its dtype ("float32", "int64"), "read-only" or "non-contiguous"
-    original: np.ndarray
-    copy: np.ndarray
-    places: list = field(default_factory=list)  # where the copy was swapped in
-    held: list = field(default_factory=list)  # where the original stays (tuples, containers that refuse)
-
-    @property
-    def of_dtype(self) -> bool:
-        return self.why not in ("read-only", "non-contiguous")
-
-    def note(self) -> str:
-        kind = {"read-only": "a writeable", "non-contiguous": "a contiguous"}.get(self.why, "a float64")
-        note = (
-            f"{self.why} array checked through {kind} copy swapped into {_listed(self.places)} "
-            "(your array untouched)"
-        )
-        return note + (f"; {_listed(self.held)} still holds your array" if self.held else "")
-
-    def remedy(self) -> str:
-        if self.of_dtype:
-            return "build the object with float64 arrays to check it"
-        return "store a contiguous writeable float64 array in the object (np.array(..., dtype=np.float64))"
-
-    def unread(self, changed: str, elsewhere: str) -> str:
-        where = f"it also sits in {_listed(self.held)}, which cannot be swapped" if self.held else elsewhere
-        return (
-            f"{changed} did not change when {self.label} was perturbed: {self.label} is {self.why}, and "
-            f"the check could not swap every reference to it: it swapped a float64 copy into "
-            f"{_listed(self.places)}, but your code reads the {self.why} array elsewhere ({where}); "
-            f"{self.remedy()} (your arrays are untouched)"
-        )
-
-
-class Swaps:
-    """The arrays a planner perturbs: the user's own where they lie when they can be, else a float64
-    copy per array (one copy however many places hold it, so a network's ``params['W1']`` and its
-    layer's ``.W`` stay the same array), swapped in by :meth:`apply` after the snapshot is taken:
-    the snapshot's ``restore()`` puts every reference back."""
-
-    #: Where the methods may read an array that no copy can reach, when the walk found no such place.
-    ELSEWHERE = "a tuple, a view of another array, a closure, or a copy made when the object was built?"
-
-    def __init__(self, elsewhere: str = ELSEWHERE):
-        self.by_id, self.by_block, self.elsewhere = {}, {}, elsewhere
-
-    def work(self, block: str, label: str, arr, owner: str) -> np.ndarray:
-        """The array the check perturbs for this block."""
-        why = _why_copied(label, arr, owner)
-        if why is None:
-            return arr
-        swap = self.by_id.get(id(arr))
-        if swap is None:
-            swap = Swap(label, why, arr, np.array(arr, dtype=np.float64, order="C", copy=True))
-            self.by_id[id(arr)] = swap
-        self.by_block[block] = swap
-        return swap.copy
-
-    def apply(self, snapshot: ObjectSnapshot) -> None:
-        """Swap the copies in; on any failure (or a Ctrl-C) everything is put back before it propagates."""
-        try:
-            for swap in self.by_id.values():
-                swap.places, held = snapshot.rebind(swap.original, swap.copy)
-                swap.held = list(dict.fromkeys(held))
-                if not swap.places:
-                    raise GradCheckError(
-                        f"{swap.label} is {swap.why}: the check would perturb a float64 copy of it, but "
-                        "found no dict entry, list item or attribute holding it to swap the copy into"
-                        + (f" (it sits in {_listed(swap.held)})" if swap.held else "")
-                        + f"; {swap.remedy()}"
-                    )
-        except BaseException:
-            snapshot.restore()
-            raise
-
-    def described(self) -> str:
-        """For the plan's description: which blocks go through copies."""
-        if not self.by_block:
-            return ""
-        return f" (float64 copies swapped in for {_listed(list(self.by_block), 4)})"
-
-    def notes(self) -> dict:
-        return {block: [swap.note()] for block, swap in self.by_block.items()}
-
-    def unread(self, names: list, changed: str) -> Optional[str]:
-        """The message when perturbing a swapped block did not change the cost, or None."""
-        swapped = [n for n in names if n in self.by_block]
-        if not swapped:
-            return None
-        others = [n for n in names if n != swapped[0]]
-        also = f" (also {', '.join(others)})" if others else ""
-        return self.by_block[swapped[0]].unread(changed, self.elsewhere) + also
 
 
 def resolve(request: Request) -> Optional[CheckPlan]:
@@ -378,16 +255,16 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
     args, grad_args = _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer)
     refuse_empty(args.items() + grad_args.items())
     roots = {owner_name: owner, **dict(args.items() + grad_args.items())}
-    snapshot = ObjectSnapshot(roots)
+    snapshot = Snapshot({**roots, loss_label: loss, **({gradient_label: gradient} if gradient else {})})
     for k, v in weights.items():
         snapshot.watch(f"{params_label}[{k!r}]", v)
     for n, v in args.items() + grad_args.items():
         snapshot.watch(n, v)
-    swaps = Swaps(
+    elsewhere = (
         "a tuple, a closure, a copy in a layer object, or was it replaced in "
         f"{params_label} after the layers were built?"
     )
-    work = {k: swaps.work(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
+    work = {k: snapshot.stand_in(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
     bound = prefer.provenance(n for n, _ in args.items()) if hasattr(prefer, "provenance") else ""
     loss_call = marked(loss, f"{loss_label}({args.text()}){bound}")
     values, keywords = args.values, args.kwvalues
@@ -419,7 +296,7 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
 
     def unread(names):
         k = names[0]
-        return swaps.unread(names, loss_label) or (
+        return snapshot.swapped_unread(names, loss_label, elsewhere) or (
             f"{loss_label} did not change when {params_label}[{k!r}] was perturbed in place: the arrays "
             f"your methods read are not the ones in {params_label} (does a layer object keep a copy, or "
             f"was {params_label}[{k!r}] replaced after the layers were built?)"
@@ -431,7 +308,7 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
         f"{loss_label}({arg_text}), {gradient_label}({grad_args.text()})"
         if gradient
         else f"{loss_label}({arg_text}) → (loss, grads)"
-    ) + f"; {params_label} perturbed in place{swaps.described()}"
+    ) + f"; {params_label} perturbed in place{snapshot.swapped_description()}"
     x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
     hints = Hints(
         m=int(x.shape[0]) if x is not None else None,
@@ -441,8 +318,9 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
     )
     plan = CheckPlan(description, loss_label, params_label, dict(weights), snapshot=snapshot, hints=hints)
     plan.source = args.source
-    swaps.apply(snapshot)
-    plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
+    snapshot.swap_in()
+    notes = snapshot.swapped_notes()
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
     return plan
 
 
@@ -463,13 +341,12 @@ def _layer(namespace, owner_name, layer, prefer=()) -> CheckPlan:
         fallback["inputs"] = namespace["X"]
     label = f"{owner_name}.forward"
     args = bind_by_name(layer.forward, namespace, label, fallback, given=cell_call(prefer, label))
-    snapshot = ObjectSnapshot({owner_name: layer, **dict(args)})
+    snapshot = Snapshot({owner_name: layer, **dict(args)})
     attrs = layer_params(layer)
     for a in attrs:
         snapshot.watch(f"{owner_name}.{a}", getattr(layer, a))
     originals = {f"{owner_name}.{a}": getattr(layer, a) for a in attrs}
-    swaps = Swaps()
-    work = {label: swaps.work(label, label, v, owner_name) for label, v in originals.items()}
+    work = {label: snapshot.stand_in(label, label, v, owner_name) for label, v in originals.items()}
     inputs = {
         n: np.array(v, dtype=np.float64) for n, v in args if isinstance(v, np.ndarray) and v.dtype.kind == "f"
     }
@@ -504,13 +381,14 @@ def _layer(namespace, owner_name, layer, prefer=()) -> CheckPlan:
         return found
 
     def unread(names):
-        return swaps.unread(names, f"{owner_name}.forward") or (
+        return snapshot.swapped_unread(names, f"{owner_name}.forward") or (
             f"{owner_name}.forward did not change its output when {names[0]} was perturbed in place: "
             "the arrays it reads are not the attributes the check perturbs"
         )
 
     description = (
-        f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}{swaps.described()}"
+        f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}"
+        + snapshot.swapped_description()
     )
     plan = CheckPlan(
         description,
@@ -520,8 +398,9 @@ def _layer(namespace, owner_name, layer, prefer=()) -> CheckPlan:
         snapshot=snapshot,
         hints=Hints(backward_fn=layer.backward),
     )
-    swaps.apply(snapshot)
-    plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
+    snapshot.swap_in()
+    notes = snapshot.swapped_notes()
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
     return plan
 
 
@@ -617,13 +496,15 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[CheckPlan]:
         return None
     args = bind_by_name(fwd, namespace, forward)
     back_args = bind_by_name(bwd, namespace, backward)
-    snapshot = ObjectSnapshot({**{n: namespace[n] for n in layers}, **dict(args + back_args)})
-    work, originals, grad_keys, swaps = {}, {}, {}, Swaps()
+    snapshot = Snapshot(
+        {forward: fwd, backward: bwd, **{n: namespace[n] for n in layers}, **dict(args + back_args)}
+    )
+    work, originals, grad_keys = {}, {}, {}
     for n in layers:
         for a in layer_params(namespace[n]):
             label = f"{n}.{a}"
             snapshot.watch(label, getattr(namespace[n], a))
-            work[label] = swaps.work(label, label, getattr(namespace[n], a), n)
+            work[label] = snapshot.stand_in(label, label, getattr(namespace[n], a), n)
             originals[label] = getattr(namespace[n], a)
             grad_keys[label] = (namespace[n], f"d{a}")
     for n, v in args + back_args:
@@ -647,22 +528,23 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[CheckPlan]:
         }
 
     def unread(names):
-        return swaps.unread(names, forward) or (
+        return snapshot.swapped_unread(names, forward) or (
             f"{forward} did not change when {names[0]} was perturbed in place: it does not read that "
             "layer's arrays (a copy, or another object?)"
         )
 
     plan = CheckPlan(
         f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
-        f"{backward}(...); layer arrays perturbed in place{swaps.described()}",
+        f"{backward}(...); layer arrays perturbed in place{snapshot.swapped_description()}",
         forward,
         ", ".join(layers),
         originals,
         snapshot=snapshot,
         hints=Hints(backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd),
     )
-    swaps.apply(snapshot)
-    plan.problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
+    snapshot.swap_in()
+    notes = snapshot.swapped_notes()
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
     return plan
 
 

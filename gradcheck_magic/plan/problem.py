@@ -2,8 +2,9 @@
 a cost closure ``J()`` and the analytic gradient of every block.
 
 The forward always sees a float64 *working copy* (the user's arrays and their
-dtype are never touched).  If the forward draws from ``np.random``, the state is
-replayed before every evaluation so that dropout masks are the same each time.
+dtype are never touched).  If the forward draws from ``np.random`` or Python's ``random``,
+both states are replayed before every evaluation so that dropout masks (and word2vec's
+negative samples) are the same each time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..engine import Block, fmt_index
 from ..errors import GradCheckError, mark_call
-from ..safety import rng_equal
+from ..safety import Draws
 
 
 @contextlib.contextmanager
@@ -284,10 +285,10 @@ def arrays_in(obj, label: str, depth: int = 0, seen=None):
 class Problem:
     """The course's functions wired to a float64 working copy of the parameters."""
 
-    def __init__(self, plan, rng_state):
+    def __init__(self, plan, draws: Draws):
         self.plan = plan
         self.name = plan.forward.name
-        self.rng = rng_state
+        self.rng = draws  # both random generators, replayed before every evaluation
         self.params_obj, work_dict, self.params_value = working_copy(plan.params)
         if work_dict is None:
             self.work = {plan.params_name: np.asarray(self.params_obj)}
@@ -326,9 +327,9 @@ class Problem:
         from np.random (then every evaluation replays it) and refuses a forward that changes
         ``what`` in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        np.random.set_state(self.rng)
+        self.rng.replay()
         out = call()
-        self.replay = not rng_equal(np.random.get_state(), self.rng)
+        self.replay = self.rng.moved()
         changed = self._changed_blocks()
         if changed:
             self._reset_work()
@@ -374,7 +375,7 @@ class Problem:
         """J() at the current working arrays: the engine's hot path, kept lean.  With a dict or
         array of parameters the forward's arguments never change, so they are bound once."""
         forward, cost, to_float = self._forward, self._cost, self.to_float
-        replay, rng, set_state = self.replay, self.rng, np.random.set_state
+        replay = self.rng.replay if self.replay else None
         fixed = (
             None
             if np.ndim(self.params_obj) == 0 and not isinstance(self.params_obj, dict)
@@ -390,7 +391,7 @@ class Problem:
             __tracebackhide__ = True  # noqa: F841
             nonlocal tuple_out
             if replay:
-                set_state(rng)
+                replay()
             try:
                 out = fn(*fargs, **fkw)
             except BaseException as exc:
@@ -429,7 +430,7 @@ class Problem:
             for label, a in arrays_in(cache, "cache")
             if not any(a is w for w in self.work.values())
         ]
-        np.random.set_state(self.rng)
+        self.rng.replay()
         grads = self._backward(first, cache)
         name = self.plan.backward.name
         changed = self._changed_blocks()
@@ -545,7 +546,7 @@ class ConventionProblem(Problem):
     def __init__(
         self,
         plan,
-        rng_state,
+        draws: Draws,
         work: dict,
         evaluate: Callable[[], object],
         gradients: Callable[[], dict],
@@ -554,7 +555,7 @@ class ConventionProblem(Problem):
     ):
         self.plan = plan
         self.name = plan.forward
-        self.rng = rng_state
+        self.rng = draws  # both random generators, replayed before every evaluation
         self.work = work
         self.pristine = {k: v.copy() for k, v in work.items()}
         self.params_obj = None
@@ -583,25 +584,20 @@ class ConventionProblem(Problem):
         return self._accepted_cost(value, self.name, start), None, None
 
     def cost_function(self):
-        evaluate, to_float, replay, rng, set_state = (
-            self._evaluate,
-            self.to_float,
-            self.replay,
-            self.rng,
-            np.random.set_state,
-        )
+        evaluate, to_float = self._evaluate, self.to_float
+        replay = self.rng.replay if self.replay else None
 
         def J():
             __tracebackhide__ = True  # noqa: F841
             if replay:
-                set_state(rng)
+                replay()
             return to_float(evaluate())
 
         return J
 
     def blocks(self, first=None, cache=None) -> list:
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        np.random.set_state(self.rng)
+        self.rng.replay()
         grads = self._gradients()
         changed = self._changed_blocks()
         if changed:

@@ -14,7 +14,6 @@ from typing import Callable, Optional
 from ..errors import GradCheckError
 from .checkplan import CheckPlan
 from .problem import is_scalar_like, silenced
-from .snapshot import ObjectSnapshot
 
 
 class Unfit(Exception):
@@ -225,26 +224,22 @@ def _why(chosen, families: list, written: set) -> str:
 
 def dry_run(convention: Optional[CheckPlan]) -> CheckPlan:
     """A candidate's probe: evaluate its cost once, then put everything back as the planner left it
-    (float64 copies it swapped into an object stay swapped in; the check's own snapshot puts the
-    user's arrays back at the end).  It raises, to have the candidate dropped, when the user's code
-    raises or the cost is not a single number (a cs231n ``model.loss(X)`` without labels returns
-    scores)."""
+    (the user's arrays restored, the float64 copies swapped into an object swapped in again).  It
+    raises, to have the candidate dropped, when the user's code raises or the cost is not a single
+    number (a cs231n ``model.loss(X)`` without labels returns scores)."""
     __tracebackhide__ = True  # noqa: F841
     if convention is None:
         raise GradCheckError("it does not fit this convention")
-    planned = ObjectSnapshot(convention.snapshot.roots)
+    snapshot = convention.snapshot
     try:
         with silenced():
             value = convention.problem._evaluate()
-    except BaseException:
-        planned.restore()
-        convention.snapshot.restore()  # a candidate that is dropped leaves nothing swapped in
-        raise
-    planned.restore()
+    finally:
+        snapshot.restore()  # a candidate that is dropped leaves nothing swapped in
     if not is_scalar_like(value):
-        convention.snapshot.restore()
         raise GradCheckError(
             f"{convention.forward} returned {type(value).__name__}, not a single number: "
             "the cost must be a scalar"
         )
+    snapshot.swap_in()  # the float64 copies again, refilled from the user's arrays
     return convention
