@@ -563,3 +563,16 @@ def test_a_cost_function_called_earlier_and_its_vector_assigned_in_the_cell_is_o
     )
     result = ip.run_cell_magic("gradcheck", "-o", flat)
     assert clean(result) and list(result.table.index) == ["nn_params"], result
+
+
+@pytest.mark.parametrize("block", ["centerWordVec", "outsideVectors"])
+def test_dash_p_checks_only_the_argument_it_names(ip, block):
+    load(
+        ip,
+        "word2vec",
+        replace=[("gradCenterVec = outsideVectors.T @ delta", "gradCenterVec = outsideVectors.T @ probs")],
+    )
+    notebook_cell(ip, W2V_CELL.format(dim=4, seed=0, loss="naiveSoftmaxLossAndGradient", idx=2))
+    result = check(ip, f"-f naiveSoftmaxLossAndGradient -p {block}")
+    assert list(result.table.index) == [block]
+    assert result.failed == ([block] if block == "centerWordVec" else [])

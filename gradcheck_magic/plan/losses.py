@@ -123,7 +123,8 @@ def _bind(fn, name: str, call: Optional[Call], namespace: dict, params: Optional
     """([(parameter, text, value)] positional, {parameter: (text, value)} keywords, the parameter ``-p``
     names or None): from the user's call, else by name.  ``-p NAME`` is the argument the call passes
     as ``NAME``, else the parameter called ``NAME``, else a one-argument function's only one (a
-    ``lambda w: ...`` gets the vector whatever its argument is called); its value is ``NAME``'s."""
+    ``lambda w: ...`` gets the vector whatever its argument is called); its value is the variable
+    ``NAME``'s, or what the call passes for the parameter ``NAME`` when no variable has that name."""
     sig = inspect.signature(fn)
     names = [
         p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
@@ -133,8 +134,9 @@ def _bind(fn, name: str, call: Optional[Call], namespace: dict, params: Optional
         passed = {(names[i] if i < len(names) else f"*{i}"): t for i, (t, _) in enumerate(call.args)}
         passed |= {k: t for k, (t, _) in call.kwargs.items()}
     target = None
+    from_call = params in passed and params not in namespace  # -p outsideVectors: the call's value
     if params:
-        if params not in namespace:
+        if params not in namespace and not from_call:
             raise GradCheckError(f"-p {params}: no variable {params!r} in the namespace")
         target = next((p for p, t in passed.items() if t == params), None)
         if target is None and params in names:
@@ -154,7 +156,7 @@ def _bind(fn, name: str, call: Optional[Call], namespace: dict, params: Optional
         bound = bind_by_name(fn, {**namespace, **override}, name)
         positional = [(names[i], t, v) for i, (t, v) in enumerate(bound)]
         keywords = {}
-    if target is not None:
+    if target is not None and not from_call:
         value = namespace[params]
         if target in keywords:
             keywords[target] = (params, value)
