@@ -29,6 +29,7 @@ EXPECTED = {
     "06_dropout.ipynb": [["W1", "b1"], []],
     "07_cs231n_layers.ipynb": [["w"], ["W1", "W2"], [], [], ["gamma"], []],
     "08_layer_objects.ipynb": [["dense1.weights"], ["dense1.weights", "dense2.weights"], [], []],
+    "10_cs224n_word2vec.ipynb": [["outsideVectors"], [], []],
 }
 
 
@@ -418,6 +419,51 @@ def cs231n_recurrent():
 
 EXPECTED[RECURRENT] = [["prev_c"], [], []]
 
+W2V_BUG = [
+    (
+        "gradOutsideVecs[outsideWordIdx] += (s_o - 1.0) * centerWordVec",
+        "gradOutsideVecs[outsideWordIdx] += (1.0 - s_o) * centerWordVec",
+    )
+]
+
+
+def word2vec():
+    """CS224n word2vec: a loss with one gradient per array argument, negative samples drawn from
+    Python's random module (replayed for every evaluation, restored after)."""
+    return story(
+        "# CS224n word2vec\n\n`loss, gradCenterVec, gradOutsideVecs = negSamplingLossAndGradient("
+        "centerWordVec, outsideWordIdx, outsideVectors, dataset)`: one gradient per float array argument. "
+        "The integer `outsideWordIdx` is data, and the negative samples come from Python's `random` "
+        "through `dataset.sampleTokenIdx()`: `%gradcheck` replays that generator for every evaluation "
+        "(as the course's own `gradcheck_naive` does) and leaves it as it was.",
+        [
+            "import random\n\n\n"
+            + code("word2vec", "sigmoid", "softmax", "normalizeRows", "getNegativeSamples")
+            + "\n\n\n"
+            + code("word2vec", "DummyDataset", "getDummyObjects"),
+        ],
+        "A negative-sampling loss whose gradient for the true outside word has its sign flipped:",
+        code("word2vec", "negSamplingLossAndGradient", replace=W2V_BUG),
+        "%%gradcheck\ndataset, dummy_vectors, dummy_tokens = getDummyObjects()\n"
+        "centerWordVec = np.random.randn(3)\n"
+        "loss, gradCenterVec, gradOutsideVecs = negSamplingLossAndGradient(centerWordVec, 1, "
+        "dummy_vectors[5:], dataset)",
+        "The check took the call in the cell: `centerWordVec` passes, `outsideVectors` is red and its "
+        "suspect line is the one to fix. The derivative of `-log σ(u_o·v_c)` is `(σ - 1)·v_c`:",
+        code("word2vec", "negSamplingLossAndGradient"),
+    ) + [
+        new_markdown_cell(
+            "The skip-gram model over both word-vector matrices, sliced as the course's test slices them: "
+            "rows `centerWordVectors` and `outsideVectors`."
+        ),
+        new_code_cell(code("word2vec", "naiveSoftmaxLossAndGradient", "skipgram")),
+        new_code_cell(
+            "%%gradcheck\nloss, gin, gout = skipgram('c', 3, ['a', 'b', 'e', 'd', 'b', 'c'], dummy_tokens, "
+            "dummy_vectors[:5, :], dummy_vectors[5:, :], dataset, negSamplingLossAndGradient)"
+        ),
+    ]
+
+
 BUILDERS = {
     "01_fraud_detection.ipynb": fraud_detection,
     "02_one_dimensional.ipynb": one_dimensional,
@@ -427,6 +473,7 @@ BUILDERS = {
     "06_dropout.ipynb": dropout,
     "07_cs231n_layers.ipynb": cs231n_layers,
     "08_layer_objects.ipynb": layer_objects,
+    "10_cs224n_word2vec.ipynb": word2vec,
 }
 BUILDERS[RECURRENT] = cs231n_recurrent
 

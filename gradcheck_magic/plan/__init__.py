@@ -7,6 +7,8 @@ Modules, top-down (each imports only those below it; tests/test_plan_layout.py k
     objects     adapter: models and networks (``.params``, ``.loss``), layer objects, functions over them
     flat        adapter: a cost-and-gradient function on one flat vector, ``(f, fprime)`` pairs
     recurrent   adapter: layer functions with several outputs (cs231n's RNN/LSTM), C5W1's dict-in/out cells
+    losses      adapter: losses with one gradient per array argument (word2vec, svm_loss_naive), a flat
+                vector at any argument position (forward_backward_prop), from the user's latest call
     layers      adapter: cs231n layer-function pairs, cost = Σ out·dout
     course      adapter: the course's forward/backward/cost families over a dict of parameters
     ranking     the one rule that orders candidates, merges duplicates, probes only the best
@@ -77,7 +79,7 @@ from __future__ import annotations
 
 import functools
 
-from . import course, flat, layers, objects, ranking, recurrent
+from . import course, flat, layers, losses, objects, ranking, recurrent
 from .cell import CellFacts
 from .checkplan import CheckPlan, Hints, Request
 
@@ -86,6 +88,7 @@ from .checkplan import CheckPlan, Hints, Request
 ADAPTERS = (
     objects,
     recurrent,  # before layers: several outputs or a parameters dict, which layers' (out, cache) cannot take
+    losses,
     layers,
     flat,
     course,  # last: the name-based fallback

@@ -207,7 +207,7 @@ def flat_problem(namespace, forward, fwd, backward, bwd, params, call=None) -> O
     vector = namespace.get(vector_name)
     if not is_float_array(vector) or (bwd is None and vector_name not in namespace):
         return None
-    if bwd is not None and vector.ndim != 1:
+    if bwd is not None and vector.ndim != 1 and not params:
         return None  # a separate (f, fprime) pair is scipy's style: a 1-D vector
     given = bind_call(fwd, call, namespace) if call is not None and call.args else None
     if given is not None:
