@@ -23,7 +23,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import conventions, discovery, grading
-from .diagnosis import Context, diagnose
+from .diagnosis import Context, Hint, diagnose
 from .engine import Engine, EvaluationError, fmt_index, overall_difference
 from .errors import GradCheckError
 from .problem import Problem, arrays_in, coarse_blocks, dry_run_returns_cost, silenced
@@ -313,9 +313,11 @@ def _find_suspects(plan, outcomes, ctx) -> Finding:
     return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
 
 
-def _worst(o) -> str:
+def _worst(o) -> Hint:
     i = o.worst_index
-    return f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} vs numeric {o.numeric[i]:.4g}"
+    return Hint(
+        "worst", f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} vs numeric {o.numeric[i]:.4g}"
+    )
 
 
 def _number(value) -> Optional[float]:

@@ -6,6 +6,7 @@ from conftest import check, load, load_convention, run, source
 from test_planted_bugs import SEED_FIX
 
 from gradcheck_magic import widgets as gw
+from gradcheck_magic.diagnosis import Hint
 from gradcheck_magic.engine import Outcome
 from gradcheck_magic.suspects import NOTHING, Unfollowable, find_suspects, flow_of, source_html
 
@@ -396,7 +397,7 @@ def test_tuple_gradients_are_paired_by_position(ip):
     dw = rng.normal(size=w.shape)
     outcomes = [
         outcome("x", x, x),
-        outcome("w", dw, 3 * dw, ["analytic ≈ 3.00 × numeric"]),
+        outcome("w", dw, 3 * dw, [Hint("ratio", "analytic ≈ 3.00 × numeric", 3.0)]),
         outcome("b", b, b),
     ]
     finding = find_suspects(ip.user_ns["affine_backward"], outcomes)
@@ -419,7 +420,7 @@ def test_attribute_gradients_of_a_layer_object(ip):
     rng = np.random.default_rng(1)
     weights, biases = rng.normal(size=(4, 3)), rng.normal(size=(1, 3))
     outcomes = [
-        outcome("dense1.weights", weights, weights.T, ["dweights is transposed"]),
+        outcome("dense1.weights", weights, weights.T, [Hint("transposed", "dweights is transposed")]),
         outcome("dense1.biases", biases, biases),
     ]
     layer = ip.user_ns["Layer_Dense"]()
@@ -455,7 +456,10 @@ def relu_net_backward(dA, Z, A_prev):
     w = rng.normal(size=(3, 2))
     finding = find_suspects(
         ip.user_ns["relu_net_backward"],
-        [outcome("W", w, 0.5 * w, ["analytic ≈ 0.50 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+        [
+            outcome("W", w, 0.5 * w, [Hint("ratio", "analytic ≈ 0.50 × numeric", 0.5)]),
+            outcome("b", w[:, :1], w[:, :1]),
+        ],
     )
     assert finding.ranked["W"][0].line == "dW *= 0.5"
 
@@ -475,7 +479,7 @@ class Loss_CategoricalCrossentropy:
     x = np.arange(1.0, 7.0).reshape(3, 2)
     finding = find_suspects(
         ip.user_ns["Loss_CategoricalCrossentropy"]().backward,
-        [outcome("loss.inputs", x, 2 * x, ["analytic ≈ 2.00 × numeric"])],
+        [outcome("loss.inputs", x, 2 * x, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)])],
     )
     assert [s.line for s in finding.ranked["loss.inputs"]][:1] == [
         "self.dinputs = self.dinputs / samples * 2"
@@ -499,7 +503,10 @@ def backward_with_grads_dict(X, cache):
     w = np.arange(6.0).reshape(3, 2) + 1
     finding = find_suspects(
         ip.user_ns["backward_with_grads_dict"],
-        [outcome("W", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+        [
+            outcome("W", w, 2 * w, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+            outcome("b", w[:, :1], w[:, :1]),
+        ],
     )
     assert finding.ranked["W"][0].line == 'grads["dW"] = np.dot(dZ, X.T) * 2'
 
@@ -520,19 +527,21 @@ def model_loss(X, W1, W2):
 """,
     )
     w = np.arange(1.0, 7.0).reshape(3, 2)
-    outcomes = [outcome("W1", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("W2", w, w)]
+    outcomes = [
+        outcome("W1", w, 2 * w, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+        outcome("W2", w, w),
+    ]
     finding = find_suspects(ip.user_ns["model_loss"], outcomes)
     assert finding.ranked["W1"][0].line == 'grads["W1"] = X.T.dot(dhidden) * 2'
     assert set(finding.ranked) == {"W1"}
 
 
-def test_a_line_calling_a_helper_says_the_bug_may_be_inside_it(ip):
+def test_a_line_calling_a_helper_without_source_says_the_bug_may_be_inside_it(ip):
+    ip.user_ns["_helper"] = "def relu_grad(dA, Z):\n    return dA * 2\n"
+    run(ip, "exec(compile(_helper, '<generated>', 'exec'))")  # no source to follow
     run(
         ip,
         """
-def relu_grad(dA, Z):
-    return dA * 2
-
 def backward_with_helper(X, Z1, dA1):
     dZ1 = relu_grad(dA1, Z1)
     dW1 = np.dot(dZ1, X.T)
@@ -545,6 +554,36 @@ def backward_with_helper(X, Z1, dA1):
     top = find_suspects(ip.user_ns["backward_with_helper"], outcomes).ranked["W1"][0]
     assert top.line == "dZ1 = relu_grad(dA1, Z1)"
     assert "or inside relu_grad, whose body is not followed" in top.reason
+
+
+def test_a_helper_with_source_is_followed_to_the_line_that_fits(ip):
+    run(
+        ip,
+        """
+def relu_grad(dA, Z):
+    dZ = dA * 2
+    return dZ * (Z > 0)
+
+def backward_with_helper(X, Z1, dA1):
+    dZ1 = relu_grad(dA1, Z1)
+    dW1 = np.dot(dZ1, X.T)
+    db1 = np.sum(dZ1, axis=1, keepdims=True)
+    return {"dW1": dW1, "db1": db1}
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [
+        outcome("W1", w, 2 * w, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+        outcome("b1", w[:, :1], 2 * w[:, :1], [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+    ]
+    finding = find_suspects(ip.user_ns["backward_with_helper"], outcomes)
+    top = finding.ranked["W1"][0]
+    assert (top.function, top.line, top.reason) == (
+        "relu_grad",
+        "dZ = dA * 2",
+        "constant factor 2 in the line",
+    )
+    assert "suspect lines in <code>relu_grad</code>" in source_html(finding, "W1")
 
 
 def test_a_gradient_read_from_a_layer_object_singles_out_no_line(ip):
