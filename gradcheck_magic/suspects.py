@@ -667,6 +667,37 @@ class _Graph:
                 todo.extend(self._next(*pair))
         return {step for step, _ in seen}
 
+    def masks(self, roots: list) -> dict:
+        """(step, context) -> bitmask of the roots (lists of steps) that reach it: one depth-first
+        walk for the order, one pass in that order, whatever the number of roots."""
+        order, seen = [], set()
+        for steps in roots:
+            for start in ((s, self.root) for s in steps):
+                if start in seen:
+                    continue
+                seen.add(start)
+                stack = [(start, iter(self._next(*start)))]
+                while stack:
+                    node, following = stack[-1]
+                    for pair in following:
+                        if pair not in seen:
+                            seen.add(pair)
+                            stack.append((pair, iter(self._next(*pair))))
+                            break
+                    else:
+                        stack.pop()
+                        order.append(node)
+        mask = {}
+        for bit, steps in enumerate(roots):
+            for s in steps:
+                mask[(s, self.root)] = mask.get((s, self.root), 0) | 1 << bit
+        for node in reversed(order):  # every reader before what it reads
+            m = mask.get(node, 0)
+            if m:
+                for pair in self._next(*node):
+                    mask[pair] = mask.get(pair, 0) | m
+        return mask
+
     def own(self, steps) -> set:
         """The lines that compute a gradient, past the dict, tuple, call or argument that only
         carries it out (``grads["W2"]`` taken from ``affine_backward``'s ``dw``)."""
@@ -926,21 +957,73 @@ class _Ranker:
         self.flipped = frozenset(
             c.name for c in cases.values() if c.ratio is not None and _close(c.ratio, -1)
         )
+        self.names = sorted(cases)  # bit i of a line's mask: it feeds the i-th failing block (alphabetical)
+        self.bits = {name: i for i, name in enumerate(self.names)}
+        self.flipped_mask = sum(1 << self.bits[n] for n in self.flipped)
+        self.groups = {}  # (kind, ratio) -> mask of the blocks showing it, for the ratio kinds
+        for c in cases.values():
+            if c.ratio:
+                key = _signature(c)
+                self.groups[key] = self.groups.get(key, 0) | 1 << self.bits[c.name]
         self.memo = {}
+        self.orders = {}
         self.cost_memo = {}
         self.cost_lines = [s for f in cost_flows for s in f.steps if any(_is_reg(r) for r in s.reads)]
+        self.lines = {}  # (function, line) -> its first step; set by find_suspects
+        self.line_mask = {}  # (function, line) -> the failing blocks it feeds, as bits
+
+    def describe(self, mask: int) -> str:
+        """The blocks of a mask, alphabetical (the first few when there are many)."""
+        names, m = [], mask
+        while m and len(names) <= MAX_LISTED:
+            low = m & -m
+            names.append(self.names[low.bit_length() - 1])
+            m ^= low
+        if mask.bit_count() > MAX_LISTED:
+            return f"{', '.join(names[:3])} and {mask.bit_count() - 3} other blocks"
+        return _describe(names)
 
     def flow(self, step: Step) -> Flow:
         return self.graph.flows[step.function]
 
-    def evidence(self, case: _Case, step: Step, own: bool, fed: frozenset) -> str | None:
-        """Why this line fits the kind of bug the data show, or None (once per line and kind)."""
-        key = (step, case.kind, _rounded(case.ratio), own, case.name if own else None, fed)
+    def evidence(self, case: _Case, step: Step, own: bool, fed: int) -> str | None:
+        """Why this line fits the kind of bug the data show, or None; else the evidence the line
+        shows for another failing block it feeds (b1's ratio for ``dA1 = ... * 3``)."""
+        why = self.fits(case, step, own, fed)
+        if why is None:
+            others = [(m & -m, key) for key, m in ((k, fed & g) for k, g in self.groups.items()) if m]
+            for low, key in sorted(others, key=lambda t: t[0]):
+                other = self.cases[self.names[low.bit_length() - 1]]
+                if key == _signature(case):
+                    continue
+                found = self.fits(other, step, own, fed)
+                if found:
+                    return f"{found} ({other.name} is off by it)"
+        return why
+
+    def fits(self, case: _Case, step: Step, own: bool, fed: int) -> str | None:
+        """Why this line fits the kind of bug ``case`` shows, or None (once per line and kind)."""
+        key = (step, _signature(case), own, case.name if own else None, fed == self.flipped_mask)
         if key not in self.memo:
             self.memo[key] = self._evidence(case, step, own, fed)
         return self.memo[key]
 
-    def _evidence(self, case: _Case, step: Step, own: bool, fed: frozenset) -> str | None:
+    def order(self, case: _Case) -> list:
+        """Every line that feeds a failing block and no passing one, scored for the kind of bug
+        ``case`` shows as if it were no block's own line, the likeliest first (once per kind)."""
+        key = _signature(case)
+        if key not in self.orders:
+            scored = []
+            for line, step in self.lines.items():
+                fed = self.line_mask[line]
+                why = self.evidence(case, step, False, fed)
+                fits = STRONG if why else WEAK if self.built_here(case, step, fed) else NO_FIT
+                scored.append((_rank_key(fits, fed, 0, step), line, fits, why))
+            scored.sort(key=lambda t: t[0])
+            self.orders[key] = scored
+        return self.orders[key]
+
+    def _evidence(self, case: _Case, step: Step, own: bool, fed: int) -> str | None:
         value, kind, ratio = step.value, case.kind, case.ratio
         if value is None:
             return None
@@ -949,10 +1032,10 @@ class _Ranker:
                 return "a minus sign in the line"
             if _has(value, ast.Sub) and own:
                 return "a subtraction in the block's own line: operands swapped?"
-            if _swappable(value) and len(self.flipped) > 1 and fed == self.flipped:
+            if _swappable(value) and len(self.flipped) > 1 and fed == self.flipped_mask:
                 return (
                     f"a subtraction in a line that feeds exactly the blocks whose sign is flipped "
-                    f"({_describe(fed)}): operands swapped?"
+                    f"({self.describe(fed)}): operands swapped?"
                 )
             return None
         if ratio is not None and not _close(abs(ratio), 1):
@@ -1031,14 +1114,15 @@ class _Ranker:
             return f"{step.target} is used without the ReLU mask that {twins[0].target} has"
         return None
 
-    def built_here(self, case: _Case, step: Step, fed: frozenset) -> str | None:
+    def built_here(self, case: _Case, step: Step, fed: int) -> str | None:
         """Weaker: a dZ that feeds several failing blocks, with no constant ratio to explain them
         (built on this line: a dZ a followed call gives is built in the callee)."""
         if step.call is not None and self.graph.followed(step.call):
             return None
-        if case.ratio is None and len(fed) > 1 and re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
+        if case.ratio is None and fed.bit_count() > 1 and re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
             return (
-                f"{step.target} is built here and feeds {_describe(fed)}: the activation derivative or mask?"
+                f"{step.target} is built here and feeds {self.describe(fed)}: "
+                "the activation derivative or mask?"
             )
         return None
 
@@ -1158,88 +1242,90 @@ def _own(direct) -> set:
     return own
 
 
-@dataclass
-class _Line:
-    """A candidate line, scored for one block."""
-
-    fits: int
-    fed: frozenset
-    origin: int  # 0: the backward (or a function it calls), 1: the cost
-    step: Step
-    why: str | None
-
-    def key(self):
-        return (-self.fits, -len(self.fed), self.origin, -self.step.lineno, -self.step.order)
+def _signature(case: _Case) -> tuple:
+    return (case.kind, _rounded(case.ratio))
 
 
-def _rank(ranker: _Ranker, case: _Case, own: set, reached: set, passing: set, feeds: dict) -> tuple:
+def _rank_key(fits: int, fed: int, origin: int, step: Step) -> tuple:
+    """The ranking: how well the line fits, how many failing blocks it feeds, the backward before
+    the cost, the later line first."""
+    return (-fits, -fed.bit_count(), origin, -step.lineno, -step.order)
+
+
+def _rank(ranker: _Ranker, case: _Case, own: set) -> tuple:
     """The lines feeding this block and no passing block, the likeliest first: the lines the kind
-    of bug points at, then those feeding more failing blocks, then the later.  Returns the
-    candidates' count, the best MAX_RANKED as Suspects, whether the best fits the numbers, and
-    whether a line was ruled out as an L2 term the data do not show."""
-    candidates, ruled_out = {}, False
-    for step in sorted(reached, key=lambda s: (s.function, s.lineno, s.order)):
-        where = (step.function, step.lineno)
-        if step.packaging or where in passing or where in candidates:
-            continue
-        if case.kind != "l2" and _adds_weight_term(step, case.name):
+    of bug points at, then those feeding more failing blocks, then the later.  Returns how to
+    count the candidates, the best MAX_RANKED as Suspects, whether the best fits the numbers, and
+    whether a line was ruled out as an L2 term the data do not show.
+
+    The lines come in the kind's order (worked out once); a block takes the first MAX_RANKED that
+    feed it, and scores its own lines (where "in the block's own line" matters) itself."""
+    bit = 1 << ranker.bits[case.name]
+    mine = {(s.function, s.lineno) for s in own}
+    mine = {line for line in mine if line in ranker.lines and ranker.line_mask[line] & bit}
+    mine = {line for line in mine if ranker.lines[line] in own}
+    ruled_out = False
+
+    def allowed(line) -> bool:
+        nonlocal ruled_out
+        if case.kind != "l2" and _adds_weight_term(ranker.lines[line], case.name):
             ruled_out = True  # it adds a multiple of the weights, and the error is none: the data rule it out
-            continue
-        candidates[where] = step
-    preferred = ranker.l2(case, [s for s in candidates.values() if s in own]) if case.kind == "l2" else []
+            return False
+        return True
+
+    preferred = ranker.l2(case, [ranker.lines[line] for line in sorted(mine)]) if case.kind == "l2" else []
     named = {(s.function, s.lineno) for s in preferred}
-    lines = []
-    for where, step in candidates.items():
-        if where in named:
-            continue
-        fed = feeds.get(where, frozenset({case.name}))
-        why = ranker.evidence(case, step, step in own, fed)
-        if why is None:
-            for other in _others_with_a_ratio(ranker, fed, case.name):  # b1's ratio for dA1 = ... * 3
-                found = ranker.evidence(ranker.cases[other], step, step in own, fed)
-                if found:
-                    why = f"{found} ({other} is off by it)"
-                    break
-        fits = STRONG if why else WEAK if ranker.built_here(case, step, fed) else NO_FIT
-        lines.append(_Line(fits, fed, 0, step, why))
+    chosen, complete = [], True
+    for key, line, fits, why in ranker.order(case):
+        if ranker.line_mask[line] & bit and line not in mine and allowed(line):
+            chosen.append((key, 0, ranker.lines[line], fits, why))
+            if len(chosen) >= MAX_RANKED:
+                complete = False
+                break
+    for line in mine - named:
+        if allowed(line):
+            step, fed = ranker.lines[line], ranker.line_mask[line]
+            why = ranker.evidence(case, step, True, fed)
+            fits = STRONG if why else WEAK if ranker.built_here(case, step, fed) else NO_FIT
+            chosen.append((_rank_key(fits, fed, 0, step), 0, step, fits, why))
+    backward = len(chosen) if complete else None  # more than MAX_RANKED: counted only if a message needs it
     if ranker.uniform:
-        everything = frozenset(ranker.cases)
-        lines += [
-            _Line(WEAK if fits else NO_FIT, everything, 1, s, why) for fits, s, why in ranker.cost_scale(case)
+        everything = (1 << len(ranker.names)) - 1
+        chosen += [
+            (_rank_key(WEAK if fits else NO_FIT, everything, 1, s), 1, s, WEAK if fits else NO_FIT, why)
+            for fits, s, why in ranker.cost_scale(case)
         ]
-    best = heapq.nsmallest(max(MAX_RANKED - len(preferred), 1), lines, key=_Line.key)
-    ranked = preferred + [_suspect(ranker, case, line, len(candidates)) for line in best]
-    fits = bool(preferred) or bool(best) and (best[0].why is not None or best[0].fits != NO_FIT)
-    return len(candidates) + len(preferred), ranked[:MAX_RANKED], fits, ruled_out
+    best = heapq.nsmallest(max(MAX_RANKED - len(preferred), 1), chosen, key=lambda t: t[0])
+    ranked = preferred + [_suspect(ranker, case, t, backward) for t in best]
+    fits = bool(preferred) or bool(best) and (best[0][4] is not None or best[0][3] != NO_FIT)
+
+    def count() -> int:
+        lines = backward
+        if lines is None:
+            lines = sum(
+                1
+                for line, m in ranker.line_mask.items()
+                if m & bit
+                and line not in named
+                and (line in mine or not _adds_weight_term(ranker.lines[line], case.name))
+            )
+        return lines + len(preferred) + sum(1 for t in chosen if t[1] == 1)
+
+    return count, ranked[:MAX_RANKED], fits, ruled_out
 
 
-def _others_with_a_ratio(ranker: _Ranker, fed: frozenset, name: str) -> list:
-    """The other failing blocks a line feeds that show a ratio: per kind and ratio, the first
-    (alphabetically) that is not ``name``.  Worked out once per line: the first two of each."""
-    key = ("others", fed)
-    if key not in ranker.memo:
-        firsts = {}
-        for other in sorted(fed):
-            case = ranker.cases[other]
-            if case.ratio:
-                names = firsts.setdefault((case.kind, _rounded(case.ratio)), [])
-                if len(names) < 2:
-                    names.append(other)
-        ranker.memo[key] = list(firsts.values())
-    return [next(n for n in names if n != name) for names in ranker.memo[key] if names != [name]]
-
-
-def _suspect(ranker: _Ranker, case: _Case, line: _Line, count: int) -> Suspect:
-    step, why = line.step, line.why
-    if why is None and line.fits == WEAK:
-        why = ranker.built_here(case, step, line.fed)
+def _suspect(ranker: _Ranker, case: _Case, chosen: tuple, count: int) -> Suspect:
+    _, origin, step, fits, why = chosen
+    fed = ranker.line_mask.get((step.function, step.lineno), 0) if origin == 0 else 0
+    if why is None and fits == WEAK:
+        why = ranker.built_here(case, step, fed)
     if why is None:
         why = (
-            f"the only line that feeds {_describe(line.fed)} and no passing block"
+            f"the only line that feeds {ranker.describe(fed)} and no passing block"
             if count == 1
-            else f"feeds {_describe(line.fed)} and no passing block"
+            else f"feeds {ranker.describe(fed)} and no passing block"
         )
-    unfollowed = list(step.opaque) if line.origin == 0 else []
+    unfollowed = list(step.opaque) if origin == 0 else []
     if step.call is not None and not ranker.graph.followed(step.call):
         unfollowed.insert(0, step.call.name)
     if unfollowed:
@@ -1276,14 +1362,16 @@ def find_suspects(
             [s for o in outcomes if o.status == "pass" and o.name in direct for s in direct[o.name]]
         )
     }
-    reached = {o.name: graph.reach(direct[o.name]) for o in failing if o.name in direct}
-    feeds = {}  # (function, line) -> the failing blocks it feeds
-    for name, steps in reached.items():
-        for where in {(s.function, s.lineno) for s in steps}:
-            feeds.setdefault(where, set()).add(name)
-    feeds = {where: frozenset(names) for where, names in feeds.items()}
     cases = _cases(failing)
     ranker = _Ranker(graph, cost_flows, scalars or {}, ctx, cases, len(failing) == len(outcomes) > 1)
+    masks = graph.masks([direct.get(name, ()) for name in ranker.names])
+    for (step, _), mask in masks.items():  # each line: its first step, and the failing blocks it feeds
+        line = (step.function, step.lineno)
+        if line not in passing:
+            ranker.line_mask[line] = ranker.line_mask.get(line, 0) | mask
+            if not step.packaging and (line not in ranker.lines or step.order < ranker.lines[line].order):
+                ranker.lines[line] = step
+    ranker.line_mask = {line: m for line, m in ranker.line_mask.items() if line in ranker.lines}
     for o in failing:
         if o.name not in direct and not flow.dynamic:
             continue  # the backward does not return it: the note already says "missing gradient"
@@ -1291,9 +1379,7 @@ def find_suspects(
         if why:
             finding.why_none[o.name] = why
             continue
-        count, ranked, fits, ruled_out = _rank(
-            ranker, cases[o.name], graph.own(direct[o.name]), reached[o.name], passing, feeds
-        )
+        count, ranked, fits, ruled_out = _rank(ranker, cases[o.name], graph.own(direct[o.name]))
         if not ranked:
             finding.why_none[o.name] = f"every line that feeds {o.name} also feeds a passing block" + (
                 f", or only adds a multiple of {o.name} (an L2 term), which the error is not"
@@ -1301,10 +1387,10 @@ def find_suspects(
                 else ""
             )
             continue
-        if not passing and count > 1 and not fits:
+        if not passing and not fits and len(ranked) > 1:
             # nothing passing rules a line out and no line fits the numbers: naming one is a guess
             finding.why_none[o.name] = (
-                f"{count} lines feed {o.name}, no passing block rules any of them out, "
+                f"{count()} lines feed {o.name}, no passing block rules any of them out, "
                 "and the numbers fit none in particular"
             )
             continue
