@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import check, load, load_convention, run, source
+from conftest import FILES, SETUPS, check, load, load_convention, run, source
 from test_planted_bugs import SEED_FIX
 
 from gradcheck_magic import widgets as gw
@@ -920,3 +920,135 @@ def test_an_l2_term_doubled_in_the_cost_is_not_called_missing_from_the_backward(
     cost = result.suspects("W2")[1]
     assert cost.function == "compute_cost_with_regularization"
     assert "the data fit no L2 term of it in the cost" in cost.reason  # not "3.14e-11·λ/m·ΣW2²"
+
+
+# ---- never a correct line first ----------------------------------------------------------------------
+MODEL_SETUP = (
+    "rng = np.random.default_rng(0)\nmodel = TwoLayerNet(input_dim=6, hidden_dim=7, num_classes=3)\n"
+    "X = rng.standard_normal((4, 6))\ny = np.array([0, 2, 1, 2])"
+)
+LAYER_SETUP = (
+    "rng = np.random.default_rng(0)\nx = rng.standard_normal((3, 2, 3))\nw = rng.standard_normal((6, 4))\n"
+    "b = rng.standard_normal(4)\ndout = rng.standard_normal((3, 4))"
+)
+DENSE_SETUP = (
+    "rng = np.random.default_rng(0)\ndense1 = Layer_Dense(3, 4)\nX = rng.standard_normal((5, 3))\n"
+    "dense1.forward(X)\ndvalues = rng.standard_normal((5, 4))"
+)
+# case -> (homework files, setup, the check's line, planted change, the lines that hold (or take) the fix)
+PLANTED = {
+    **{
+        name: (FILES[c], SETUPS[c], "", change, set(lines.values()))
+        for name, (c, change, lines, _) in CASES.items()
+    },
+    "seed_dZ3_doubled": (
+        ("seed_net",),
+        "X, Y, parameters = gradient_check_n_test_case()",
+        "",
+        [("dZ3 = A3 - Y", "dZ3 = 2 * (A3 - Y)")],
+        {"dZ3 = 2 * (A3 - Y)"},
+    ),
+    "seed_dZ3_sign": (
+        ("seed_net",),
+        "X, Y, parameters = gradient_check_n_test_case()",
+        "",
+        [("dZ3 = A3 - Y", "dZ3 = Y - A3")],
+        {"dZ3 = Y - A3"},
+    ),
+    "seed_cost_without_one_over_m": (
+        ("seed_net",),
+        "X, Y, parameters = gradient_check_n_test_case()",
+        "",
+        [("cost = 1. / m * np.sum(log_probs)", "cost = np.sum(log_probs)")],
+        {"cost = np.sum(log_probs)"},
+    ),
+    "planar_sign_dZ2": (
+        ("planar",),
+        "X, Y, parameters = planar_test_case()",
+        "",
+        [("dZ2 = A2 - Y", "dZ2 = Y - A2")],
+        {"dZ2 = Y - A2"},
+    ),
+    "planar_sign_db2": (
+        ("planar",),
+        "X, Y, parameters = planar_test_case()",
+        "",
+        [("db2 = (1 / m)", "db2 = -(1 / m)")],
+        {"db2 = -(1 / m) * np.sum(dZ2, axis=1, keepdims=True)"},
+    ),
+    "l2_doubled_in_dW2": (
+        ("three_layer", "l2"),
+        "X, Y, parameters = three_layer_test_case()",
+        "",
+        [("(lambd / m) * W2", "(2 * lambd / m) * W2")],
+        {"dW2 = 1. / m * np.dot(dZ2, A1.T) + (2 * lambd / m) * W2"},
+    ),
+    "l_layer_missing_one_over_m": (
+        ("l_layer",),
+        "X, Y, parameters = L_layer_test_case()",
+        "",
+        [("dW = 1 / m * np.dot(dZ, A_prev.T)", "dW = np.dot(dZ, A_prev.T)")],
+        {"dW = np.dot(dZ, A_prev.T)"},
+    ),
+    "model_affine_dw_over_n": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [("dw = flat.T @ dout", "dw = flat.T @ dout / len(dout)")],
+        {"dw = flat.T @ dout / len(dout)"},
+    ),
+    "model_affine_db_doubled": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [("db = dout.sum(axis=0)", "db = dout.sum(axis=0) * 2")],
+        {"db = dout.sum(axis=0) * 2"},
+    ),
+    "model_l2_doubled": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [('grads["W2"] += self.reg * self.params["W2"]', 'grads["W2"] += 2 * self.reg * self.params["W2"]')],
+        {'grads["W2"] += 2 * self.reg * self.params["W2"]'},
+    ),
+    "model_softmax_dx_doubled": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [("dx = np.exp(log_probs)", "dx = 2 * np.exp(log_probs)")],
+        {"dx = 2 * np.exp(log_probs)"},
+    ),
+    "layer_affine_dw_doubled": (
+        ("cs231n_layers",),
+        LAYER_SETUP,
+        "-f affine_forward -b affine_backward",
+        [("dw = flat.T @ dout", "dw = flat.T @ dout * 2")],
+        {"dw = flat.T @ dout * 2"},
+    ),
+    "dense_dweights_doubled": (
+        ("nnfs_layers",),
+        DENSE_SETUP,
+        "dense1",
+        [("self.dweights = self.inputs.T @ dvalues", "self.dweights = self.inputs.T @ dvalues * 2")],
+        {"self.dweights = self.inputs.T @ dvalues * 2"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANTED))
+def test_a_planted_bug_never_gets_a_correct_line_as_its_top_suspect(ip, case):
+    """Across the homework fixtures: for every failing block the first suspect is a planted line
+    (or where the fix goes), or no line is singled out, with the reason; never a correct line."""
+    files, setup, line, change, planted = PLANTED[case]
+    load(ip, *files, replace=change, setup=setup)
+    result = check(ip, line)
+    assert result.failed, result
+    for block in result.failed:
+        ranked = result.suspects(block)
+        if ranked:
+            assert any(ranked[0].line.startswith(p) for p in planted), (block, ranked[0], planted)
+        else:
+            assert (
+                NOTHING in result.table.loc[block, "note"]
+                or "missing gradient" in result.table.loc[block, "note"]
+            )
