@@ -26,7 +26,7 @@ import numpy as np
 
 from . import grading
 from . import plan as planning
-from .diagnosis import Context, diagnose
+from .diagnosis import Context, Hint, diagnose
 from .engine import Engine, EvaluationError, fmt_index, overall_difference
 from .errors import GradCheckError
 from .plan.problem import Problem, arrays_in, coarse_blocks, silenced
@@ -299,9 +299,11 @@ def _find_suspects(plan, outcomes, ctx) -> Finding:
     return find_suspects(hints.backward_fn, outcomes, ctx, hints.cost_fns, hints.scalars, hints.positions)
 
 
-def _worst(o) -> str:
+def _worst(o) -> Hint:
     i = o.worst_index
-    return f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} vs numeric {o.numeric[i]:.4g}"
+    return Hint(
+        "worst", f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} vs numeric {o.numeric[i]:.4g}"
+    )
 
 
 def _number(value) -> Optional[float]:

@@ -149,7 +149,7 @@ class GradCheckResult:
     def _note(self, o: Outcome) -> str:
         """What kind of bug (the hints) first, as a student reads it, then the engine's notes, then why
         the top suspect line is suspected (or why no line can be)."""
-        return "; ".join(o.hints + o.notes + [n for n in [self.finding.note(o.name)] if n])
+        return "; ".join([h.text for h in o.hints] + o.notes + [n for n in [self.finding.note(o.name)] if n])
 
     @property
     def blocks(self) -> dict:

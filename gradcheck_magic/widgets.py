@@ -93,7 +93,7 @@ def block_html(result: GradCheckResult, name: str) -> str:
     parts = [
         f"<h4 style='margin:6px 0;white-space:normal;overflow-wrap:anywhere;line-height:1.3'>"
         f"{html.escape(name)} {o.shape}: {o.status}"
-        f" — {html.escape('; '.join(o.notes + o.hints)) or 'no notes'}</h4>"
+        f" — {html.escape('; '.join(o.notes + [h.text for h in o.hints])) or 'no notes'}</h4>"
     ]
     parts.append(source_html(result.finding, name))  # the function's source, suspect lines highlighted
     pic = heatmap.picture(o, result.settings.threshold, result.settings.fail_threshold)
