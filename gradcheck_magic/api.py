@@ -1,5 +1,6 @@
 """``gradcheck()``: the one implementation behind the magic and behind scripts, as named stages.
 
+    grading.capture     a grading run is handed the inputs first, to re-run the check (grading.py)
     settings.validated  every setting, one validation                     (settings.py)
     Snapshot            every reachable array + np.random, before any user call (safety.py)
     plan                which functions/parameters, and why; probes under the snapshot (discovery.py);
@@ -8,8 +9,7 @@
     sweep (run)         central differences, RNG replayed per evaluation   (engine.py, problem.py)
     judge               the verdict rule                                   (engine.py)
     diagnosed           hints for failing blocks, suspect lines      (diagnosis.py, suspects.py)
-    result              GradCheckResult, built once, after the restore     (result.py);
-                        recorded for the headless checker                 (grading.py)
+    result              GradCheckResult, built once, after the restore     (result.py)
 
 The restore runs in a ``finally``; what it could only rebind is reported in the result's warnings.
 """
@@ -65,8 +65,20 @@ def gradcheck(
     ``prefer`` names variables to favour as the parameters (the magic passes those its cell assigned);
     ``target`` names a model or layer object to check (``%gradcheck model``), dotted names allowed.
     """
+    # a grading run re-runs this check with its own copy after the last cell: hand it the inputs first
+    grading.capture(
+        namespace,
+        forward=forward,
+        backward=backward,
+        cost=cost,
+        params=params,
+        settings=settings,
+        prefer=prefer,
+        target=target,
+        **overrides,
+    )
     namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})
-    settings = grading.in_force(validated(settings, **overrides))  # a grading run's settings win
+    settings = validated(settings, **overrides)
     if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params, target)):
         namespace = dict(namespace)
         target = _as_name(namespace, target, "model")
@@ -139,7 +151,6 @@ def gradcheck(
         finding=finding,
         sweep_seconds=run.seconds,
     )
-    grading.record(result)  # the headless checker grades only checks recorded here
     return result
 
 
