@@ -25,11 +25,24 @@ def write(path, cells, kernel="python3"):
     return path
 
 
-def cli(*args, timeout=300):
-    """Run ``python -m gradcheck_magic`` as a grader would; the kernels import this worktree."""
+INSTALLED = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from gradcheck_magic.notebook_cli import main; "
+    "sys.exit(main())"
+)
+
+
+def cli(*args, timeout=300, installed=False):
+    """Run ``python -m gradcheck_magic`` as a grader would; the kernels import this worktree.
+    ``installed``: only the checker process imports this worktree (as an installed package would be
+    imported); the kernels get no PYTHONPATH, so a folder next to a notebook comes before the package
+    on their ``sys.path``, as it does for a package in site-packages."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "gradcheck_magic"]
+    if installed:
+        env.pop("PYTHONPATH")
+        command = [sys.executable, "-c", INSTALLED, str(ROOT)]
     proc = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, "-m", "gradcheck_magic", *map(os.fsdecode, args)],
+        [*command, *map(os.fsdecode, args)],
         capture_output=True,
         text=True,
         env=env,
@@ -351,12 +364,19 @@ LOOKALIKE = {
         "                                'functions': 'forward_propagation_n', 'settings': {}}) + '\\n')\n"
     ),
 }
-BYPASS_SETTINGS = (
-    "from gradcheck_magic import grading\n"
-    "try:\n    grading.in_force = lambda settings: settings\nexcept Exception:\n    pass\n"
-    "try:\n    object.__delattr__(grading._session, 'imposed')\nexcept Exception:\n    pass\n"
-    "get_ipython().run_line_magic('gradcheck_config', 'threshold=1 fail_threshold=1')"
-)
+LENIENT_LATER = "get_ipython().run_line_magic('gradcheck_config', 'threshold=1 fail_threshold=1')"
+BYPASSES = {  # under --settings defaults: the imposed settings undone from inside the kernel
+    "in_force_patched": (
+        "from gradcheck_magic import grading\n"
+        "grading.in_force = lambda settings: settings\n"
+        "grading.imposes_settings = lambda: False\n" + LENIENT_LATER
+    ),
+    "imposed_removed": (
+        "from gradcheck_magic import grading\n"
+        "try:\n    object.__setattr__(grading._session, 'imposed', None)\nexcept Exception:\n    pass\n"
+        + LENIENT_LATER
+    ),
+}
 REBIND = (
     "class Quadratic:  # an unrelated object, with a right gradient\n"
     "    def __init__(self):\n"
@@ -390,8 +410,8 @@ def forgery_cells(name: str, wrong: bool) -> list:
         return [*seed_net(wrong), FORGERIES["nonce_from_session"]] + ([] if wrong else [SEED_CHECK])
     if name == "lookalike_folder":  # the notebook's own cells entirely honest
         return [*seed_net(wrong), SEED_CHECK]
-    if name == "settings_bypassed":
-        return [*seed_net(wrong), BYPASS_SETTINGS, SEED_CHECK]
+    if name in BYPASSES:
+        return [*seed_net(wrong), BYPASSES[name], SEED_CHECK]
     if name == "model_rebound":
         model = source("cs231n_layers", replace=MODEL_BUG if wrong else ())
         return [
@@ -424,7 +444,7 @@ def forgeries(tmp_path_factory):
     cells with the W2 gradient right.  The look-alike package sits next to the look-alike notebooks."""
     root = tmp_path_factory.mktemp("forgeries")
     for kind in ("wrong", "right"):
-        for name in (*DEFAULT_RULES, "settings_bypassed"):
+        for name in (*DEFAULT_RULES, *BYPASSES):
             folder = root / kind / ("lookalike" if name == "lookalike_folder" else "")
             folder.mkdir(parents=True, exist_ok=True)
             write(folder / f"{name}.ipynb", forgery_cells(name, kind == "wrong"))
@@ -441,7 +461,7 @@ def test_each_forgery_fails_with_exit_1_and_its_honest_twin_passes_by_default_ru
         forgeries / kind / ("lookalike" if n == "lookalike_folder" else "") / f"{n}.ipynb"
         for n in DEFAULT_RULES
     ]
-    code, out, err = cli(*paths)
+    code, out, err = cli(*paths, installed=True)
     assert_fits(out)
     statuses = {n: summary(out, f"{n}.ipynb").split(": ", 1)[1].split(" —")[0] for n in DEFAULT_RULES}
     if kind == "wrong":
@@ -458,15 +478,17 @@ def test_each_forgery_fails_with_exit_1_and_its_honest_twin_passes_by_default_ru
 
 @pytest.mark.parametrize("kind", ["wrong", "right"])
 def test_imposed_defaults_survive_patching_the_public_grading_module(forgeries, kind):
-    code, out, _ = cli(forgeries / kind / "settings_bypassed.ipynb", "--settings", "defaults")
-    verdict = summary(out, "settings_bypassed.ipynb")
-    if kind == "wrong":
-        assert code == 1 and "FAIL — 1 check(s), 1 failing (W2)" in verdict, out
-    else:
-        assert code == 0 and "PASS — 1 check(s), 0 failing" in verdict, out
-    assert (
-        "notebook settings: threshold=1, fail_threshold=1 (shown; the grader's thresholds decide)" in verdict
-    )
+    paths = [forgeries / kind / f"{name}.ipynb" for name in BYPASSES]
+    code, out, _ = cli(*paths, "--settings", "defaults", installed=True)
+    for name in BYPASSES:
+        verdict = summary(out, f"{name}.ipynb")
+        if kind == "wrong":
+            assert "FAIL — 1 check(s), 1 failing (W2)" in verdict, out
+        else:
+            assert "PASS — 1 check(s), 0 failing" in verdict, out
+        shown = "notebook settings: threshold=1, fail_threshold=1 (shown; the grader's thresholds decide)"
+        assert shown in verdict
+    assert code == (1 if kind == "wrong" else 0)
 
 
 def test_a_skipped_cell_is_run_and_reported(forgeries):
