@@ -129,7 +129,7 @@ class Capture:
     count: int
     namespace: dict
     call: dict
-    rewind: Rewind
+    rewind: Rewind | None  # None: the state could not be recorded (the re-run then says so)
 
 
 class Session:
@@ -147,7 +147,11 @@ class Session:
         count = int(getattr(shell, "execution_count", 0) or 0)
         if not isinstance(namespace, dict):
             namespace = dict(namespace or {})
-        self.captures.append(Capture(count, namespace, dict(call), Rewind(namespace, self.versions)))
+        try:
+            rewind = Rewind(namespace, self.versions)
+        except Exception:  # noqa: BLE001 - a user object that cannot be read: the check still counts
+            rewind = None
+        self.captures.append(Capture(count, namespace, dict(call), rewind))
 
     def finish(self, grader: Settings, imposed: bool) -> list:
         """Rewind to each check and re-run it with this copy: its evidence, in the notebook's order."""
@@ -184,7 +188,10 @@ class Session:
         elif run.sample is not None or coarse_step(run.epsilon, grader):
             record["marks"].append("the grader's own sample or step cannot be re-judged at its thresholds")
         record["run_settings"] = dataclasses.asdict(run)
-        capture.rewind.apply()
+        if capture.rewind is None:
+            record["marks"].append("the state at the check could not be recorded: re-run on the final state")
+        else:
+            capture.rewind.apply()
         try:
             result = gradcheck(capture.namespace, settings=run, progress=None, **call)
         except (Exception, KeyboardInterrupt) as exc:

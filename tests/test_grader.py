@@ -537,6 +537,8 @@ def test_rerun_keeps_the_notebooks_step_and_mode_but_never_its_thresholds_or_a_s
         in coarse["marks"][0]
     )
     assert all(not rejudge(r, Settings())["failed"] for r in (homework, sampled, coarse))
+    for record in (homework, sampled, coarse):  # judged here as the kernel's engine judged it
+        assert [b["status"] for b in record["blocks"]] == [b["kernel_status"] for b in record["blocks"]]
 
 
 def test_families_follow_where_functions_are_defined_and_the_blocks_not_the_names(ip, session):
