@@ -30,6 +30,7 @@ import numpy as np
 from .settings import Settings
 
 PUBLIC = "gradcheck_magic"
+_OWN = __name__.partition(".")[0]  # this copy's own name (the private one, in a grading kernel)
 FOLDER = os.path.dirname(os.path.abspath(__file__))  # the package this module was loaded from
 
 # ---- the public side: the hook every check calls ----------------------------------------------------
@@ -101,13 +102,21 @@ def start(private: str) -> None:
     importlib.import_module(PUBLIC + ".grading")._grader = _session.capture
 
 
-def finish(payload: str) -> str:
+class Json(str):
+    """JSON text that a user expression's reply carries as it is (its repr is itself, not a quoted
+    string the checker would have to unquote: 10,000 checks make megabytes)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def finish(payload: str) -> Json:
     """Called by the hidden last request: re-run every captured check; the evidence as JSON."""
     options = json.loads(payload)
     if not options["rerun"]:
         late = "the notebook ran out of time"
-        return json.dumps([{"count": c.count, "not_rerun": late} for c in _session.captures])
-    return json.dumps(_session.finish(Settings(**options["grader"]), options["imposed"]))
+        return Json(json.dumps([{"count": c.count, "not_rerun": late} for c in _session.captures]))
+    return Json(json.dumps(_session.finish(Settings(**options["grader"]), options["imposed"])))
 
 
 #: What a notebook may choose for its own check and the re-run keeps (unless the grader imposes
@@ -143,8 +152,10 @@ class Session:
     def capture(self, namespace, call: dict) -> None:
         if self.finishing:
             return
-        shell = _shell()
-        count = int(getattr(shell, "execution_count", 0) or 0)
+        try:
+            count = int(getattr(_shell(), "execution_count", 0) or 0)
+        except (TypeError, ValueError):  # a count the notebook rebound: the check counts, its cell is 0
+            count = 0
         if not isinstance(namespace, dict):
             namespace = dict(namespace or {})
         try:
@@ -318,7 +329,7 @@ def _function(value):
 WALK_LIMIT = 10_000
 #: How deep the walk goes from a variable: model.layers[0].params['W'] is 4.
 WALK_DEPTH = 6
-#: Objects of these packages hold no student state worth rewinding (and can be large).
+#: Objects of these packages (and the checker's own results) hold no student state worth rewinding.
 FOREIGN = ("numpy", "pandas", "IPython", "ipykernel", "matplotlib", "scipy", "builtins", "torch", "PIL")
 HISTORY = ("In", "_ih")
 #: Values the walk does not enter: immutable scalars, and code (functions run as they are at the end).
@@ -379,7 +390,7 @@ class Rewind:
                     self.lists.append((value, list(value)))
                 for item in value:
                     self._walk(item, versions, seen, depth - 1)
-        elif str(type(value).__module__).partition(".")[0] not in FOREIGN:
+        elif str(type(value).__module__).partition(".")[0] not in (*FOREIGN, PUBLIC, _OWN):
             attributes = getattr(value, "__dict__", None)
             if isinstance(attributes, dict) and len(attributes) <= WALK_LIMIT:
                 items = list(attributes.items())

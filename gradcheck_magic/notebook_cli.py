@@ -392,7 +392,8 @@ def _evidence_from(content: dict) -> list:
             "the checker's copy in the kernel could not re-run the checks: "
             f"{failed.get('ename', 'no reply')}: {failed.get('evalue', '')}"
         )
-    records = json.loads(ast.literal_eval(value["data"]["text/plain"]))
+    text = value["data"]["text/plain"]
+    records = json.loads(text if text[:1] == "[" else ast.literal_eval(text))  # as it is, or quoted
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise SetupFailed("the checker's copy in the kernel sent back something other than its records")
     return records
