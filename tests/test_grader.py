@@ -274,6 +274,15 @@ def test_help_says_what_it_cannot_defend_and_points_to_sandboxes_and_hidden_test
     assert "grade inside a sandbox with hidden tests" in help_text
 
 
+def test_help_fits_an_80_column_terminal(monkeypatch):
+    from gradcheck_magic.notebook_cli import parser
+
+    monkeypatch.setenv("COLUMNS", "80")  # argparse sizes the options to the terminal; we size the rest
+    help_text = parser(80).format_help()
+    assert_fits(help_text, 80)
+    assert "LIMITS: What it cannot defend" in help_text
+
+
 def test_kernels_talk_over_local_sockets_so_they_print_no_tcp_warning(tmp_path):
     probe = "from ipykernel.kernelapp import IPKernelApp\nprint(IPKernelApp.instance().transport)"
     nb, report = run(write(tmp_path / "probe.ipynb", [probe]), Options(allow_no_checks=True))
