@@ -147,7 +147,9 @@ class Session:
     def __init__(self):
         self.finishing = False  # a check the re-run itself triggers is not the notebook's
         self.captures: list = []
-        self.versions: dict = {}  # id(array) -> (array, its last copy): unchanged arrays are copied once
+        # id(array) -> (array, its last copy), "rng" -> the random states: what has not changed since the
+        # previous check is not copied again
+        self.versions: dict = {}
 
     def capture(self, namespace, call: dict) -> None:
         if self.finishing:
@@ -358,7 +360,7 @@ class Rewind:
         # keeping them alive for every check would hold 10,000 result tables
         self.bindings = {k: v for k, v in namespace.items() if not _checkers(v)}
         self.history = {k: len(v) for k in HISTORY if isinstance(v := namespace.get(k), list)}
-        self.rng = (np.random.get_state(), random.getstate())
+        self.rng = _shared_rng(versions)
         self.arrays: list = []  # (array, copy)
         self.dicts: list = []  # (dict, items)
         self.lists: list = []  # (list, items)
@@ -423,6 +425,21 @@ class Rewind:
                 pass
         np.random.set_state(self.rng[0])
         random.setstate(self.rng[1])
+
+
+def _shared_rng(versions: dict) -> tuple:
+    """numpy's and Python's random states now; the previous check's objects when unchanged (Python's
+    state alone is 625 integers: 10,000 checks would hold a quarter of a gigabyte of copies)."""
+    state = (np.random.get_state(), random.getstate())
+    kept = versions.get("rng")
+    if kept is not None and kept[1] == state[1] and _same_rng(kept[0], state[0]):
+        return kept
+    versions["rng"] = state
+    return state
+
+
+def _same_rng(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:]
 
 
 def _package(value) -> str:
