@@ -1,5 +1,6 @@
 """``gradcheck()``: the one implementation behind the magic and behind scripts, as named stages.
 
+    grading.capture     a grading run is handed the inputs first, to re-run the check (grading.py)
     settings.validated  every setting, one validation                     (settings.py)
     Snapshot            every array, object and global the user's calls can reach + both random
                         generators, before any user call (safety.py)
@@ -9,8 +10,7 @@
     sweep (run)         central differences, RNG replayed per evaluation   (engine.py, problem.py)
     judge               the verdict rule                                   (engine.py)
     diagnosed           hints for failing blocks, suspect lines      (diagnosis.py, suspects.py)
-    result              GradCheckResult, built once, after the restore     (result.py);
-                        recorded for the headless checker                 (grading.py)
+    result              GradCheckResult, built once, after the restore     (result.py)
 
 The restore runs in a ``finally``; what it could only rebind is reported in the result's warnings.
 """
@@ -69,8 +69,20 @@ def gradcheck(
     %%gradcheck cell's names and every call of it and of ``In``; a script may pass names to favour);
     ``target`` names a model or layer object to check (``%gradcheck model``), dotted names allowed.
     """
+    # a grading run re-runs this check with its own copy after the last cell: hand it the inputs first
+    grading.capture(
+        namespace,
+        forward=forward,
+        backward=backward,
+        cost=cost,
+        params=params,
+        settings=settings,
+        prefer=prefer,
+        target=target,
+        **overrides,
+    )
     namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})
-    settings = grading.in_force(validated(settings, **overrides))  # a grading run's settings win
+    settings = validated(settings, **overrides)
     if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params, target)):
         namespace = dict(namespace)
         target = _as_name(namespace, target, "model")
@@ -123,7 +135,6 @@ def gradcheck(
         sweep_seconds=run.seconds,
         plan=plan.summary(),
     )
-    grading.record(result)  # the headless checker grades only checks recorded here
     return result
 
 

@@ -133,6 +133,7 @@ class Outcome:
     near_kinks: Optional[np.ndarray] = None  # bool mask: a smaller step no longer crossed the kink
     disagreeing: int = 0  # entries whose disagreement survived every re-step
     restepped: Optional[np.ndarray] = None  # bool mask: estimated at a wider step (round-off at h)
+    evidence: Optional[Evidence] = None  # what the status was decided from (the grader re-judges it)
 
     @property
     def error(self) -> np.ndarray:
@@ -696,6 +697,7 @@ class Engine:
     def _judge(self, out: Outcome, ev: Evidence):
         """Apply the verdict rule and say why in the notes."""
         s = self.settings
+        out.evidence = ev
         out.status = verdict(ev, s)
         if ev.fatal:
             return
