@@ -281,7 +281,9 @@ class GradCheckResult:
             .set_table_styles(
                 [{"selector": "caption", "props": CAPTION_PROPS}, {"selector": "td, th", "props": CELL_PROPS}]
             )
-            .set_properties(subset=[c for c in df.columns if c not in HIDDEN_IN_HTML], **{"white-space": "nowrap"})
+            .set_properties(
+                subset=[c for c in df.columns if c not in HIDDEN_IN_HTML], **{"white-space": "nowrap"}
+            )
             .apply_index(lambda names: [_css(NAME_PROPS)] * len(names), axis=0)
             .hide(list(HIDDEN_IN_HTML), axis="columns")
         )

@@ -158,7 +158,9 @@ def test_the_html_holds_every_block_drill_down_as_sections_that_open_without_jav
     html = result._repr_html_()
     assert html.count("<details class='gradcheck-block'") == 6
     assert html.count("<details class='gradcheck-block' open") == 1  # b1, the worst
-    assert html.count("data:image/png") >= 6 and "suspect lines in <code>backward_propagation_n</code>" in html
+    assert (
+        html.count("data:image/png") >= 6 and "suspect lines in <code>backward_propagation_n</code>" in html
+    )
     result.open_drilldown = False  # under a live widget showing the same view
     assert "<details class='gradcheck-block' open" not in result._repr_html_()
 
@@ -232,4 +234,7 @@ def test_a_suspect_column_wraps_like_the_note_and_goes_under_its_row_in_text(ip)
     assert lines[at].startswith("    suspect: backward_propagation_n:12  db1 = 4. / m")
     assert lines[at + 1].strip() == "keepdims=True)" and max(len(line) for line in lines) <= 80
     html = result._repr_html_()
-    assert "suspect: <code style='color: inherit; background: none'>backward_<wbr>propagation_<wbr>n:<wbr>12" in html
+    assert (
+        "suspect: <code style='color: inherit; background: none'>backward_<wbr>propagation_<wbr>n:<wbr>12"
+        in html
+    )
