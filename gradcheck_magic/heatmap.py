@@ -165,7 +165,7 @@ def _patterns(shape) -> tuple:
     return ((x + y) // 2) % 2 == 0, ((x // 2) + (y // 2)) % 2 == 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def swatch(kind: str, side: int = 12) -> str:
     """The legend's swatch of a pattern (``"kink"`` or ``"unverifiable"``) as a PNG data URI: the
     picture's own stripes, which a sanitizer keeps (it drops CSS gradients)."""

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .engine import Outcome
-from .palette import ansi, colour_terminal, row_style
+from .palette import ROW_COLOURS, ansi, colour_terminal, row_style
 from .settings import Settings
 from .suspects import Finding
 
@@ -299,7 +299,7 @@ class GradCheckResult:
             if not parts:
                 rows.append("")
                 continue
-            lines = "".join(f"<div>{_note_html(part)}</div>" for part in parts)
+            lines = "".join(f"<div>{_note_html(part, ROW_COLOURS[o.status][1])}</div>" for part in parts)
             rows.append(
                 f'<tr class="gradcheck-note"><td colspan="{shown}" '
                 f'style="{row_style(o.status)}; {NOTE_ROW_PROPS}">{lines}</td></tr>'
@@ -428,11 +428,14 @@ def _css(props: dict) -> str:
     return "; ".join(f"{k}: {v}" for k, v in props.items())
 
 
-def _note_html(part: str) -> str:
-    """One line under a row: the suspect's code in monospace, breakable after ``_`` and ``.``."""
+def _note_html(part: str, colour: str) -> str:
+    """One line under a row: the suspect's code in monospace, breakable after ``_`` and ``.``, in the
+    row's text colour (a theme's own colour for code would land on the row's background)."""
     if part.startswith("suspect: "):
         code = part[len("suspect: ") :]
-        return f"suspect: <code style='color: inherit; background: none'>{_breakable(code)}</code>"
+        return (
+            f"suspect: <code style='color: {colour}; background-color: transparent'>{_breakable(code)}</code>"
+        )
     return _unbroken_numbers(html.escape(part))
 
 

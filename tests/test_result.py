@@ -235,6 +235,6 @@ def test_a_suspect_column_wraps_like_the_note_and_goes_under_its_row_in_text(ip)
     assert lines[at + 1].strip() == "keepdims=True)" and max(len(line) for line in lines) <= 80
     html = result._repr_html_()
     assert (
-        "suspect: <code style='color: inherit; background: none'>backward_<wbr>propagation_<wbr>n:<wbr>12"
+        "suspect: <code style='color: #7f1d1d; background-color: transparent'>backward_<wbr>propagation_<wbr>n:<wbr>12"
         in html
     )
