@@ -12,7 +12,6 @@ Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/notebook7_700px.png.
 
 import json
 import os
-import shutil
 import sys
 import urllib.request
 
