@@ -10,13 +10,8 @@ Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/jupyterlab_untrusted.png and d
 """
 
 import os
-import queue
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
-import threading
 
 import pytest
 from browser_support import (
@@ -27,6 +22,7 @@ from browser_support import (
     executed_demo,
     is_green,
     is_red,
+    jupyter_server,
     rgba,
 )
 
@@ -54,7 +50,7 @@ RUN_ALL_SECONDS = 240
 NOTEBOOK_WIDTH = 700  # px: the narrow notebook the table must fit
 
 ROWS = """() => Array.from(document.querySelectorAll('table.gradcheck-table')).map(t =>
-  Array.from(t.querySelectorAll('tbody tr')).map(tr => {
+  Array.from(t.querySelectorAll('tbody tr:not(.gradcheck-note)')).map(tr => {
     const cells = Array.from(tr.querySelectorAll('td'));
     return [tr.querySelector('th').textContent.trim(), cells[4].textContent.trim(),
             getComputedStyle(cells[0]).backgroundColor, getComputedStyle(cells[0]).color];
@@ -103,90 +99,18 @@ def slow_notebook(path):
     nbformat.write(nb, str(path))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab on 127.0.0.1 (a free port, a token, a temporary root and Jupyter dirs), stopped afterwards."""
+    """JupyterLab on 127.0.0.1 with the executed demo and the slow notebook, stopped afterwards."""
     root = tmp_path_factory.mktemp("lab")
-    home = tmp_path_factory.mktemp("jupyter")
     notebook = executed_demo(root)
     slow_notebook(root / SLOW)
-    labconfig = home / "config" / "labconfig"
-    labconfig.mkdir(parents=True)
-    # no "notified about Jupyter news?" toast over the notebook (and no request for the news)
-    (labconfig / "page_config.json").write_text(
-        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
-    )
-    # render every cell, not only those scrolled into view, so both tables are on the page
-    tracker = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
-    tracker.mkdir(parents=True)
-    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(
-        os.environ,
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_DATA_DIR=str(home / "data"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.port_retries=0",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-
-    def read():
-        for line in server.stderr:
-            lines.put(line)
-        lines.put(None)  # the server exited
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        log = []
-        while True:
-            try:
-                line = lines.get(timeout=SERVER_START_SECONDS)
-            except queue.Empty:
-                line = None
-            if line is None:
-                pytest.fail("JupyterLab did not start:\n" + "".join(log))
-            log.append(line)
-            if f"127.0.0.1:{port}/lab" in line:
-                break
+    with jupyter_server(root, tmp_path_factory.mktemp("jupyter"), SERVER_START_SECONDS) as (base, token):
         yield {
-            "url": f"http://127.0.0.1:{port}/lab/tree/{DEMO}?token={token}",
+            "url": f"{base}/lab/tree/{DEMO}?token={token}",
             "notebook": notebook,
-            "slow_url": f"http://127.0.0.1:{port}/lab/tree/{SLOW}?token={token}",
+            "slow_url": f"{base}/lab/tree/{SLOW}?token={token}",
         }
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
