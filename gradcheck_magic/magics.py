@@ -160,7 +160,9 @@ class GradCheck(Magics):
     time_budget = Float(1.0, help="Nominal seconds of full mode (20,000 evaluations a second) for auto.").tag(
         config=True
     )
-    widgets = Bool(True, help="Show the ipywidgets drill-down under the table in notebooks.").tag(config=True)
+    widgets = Bool(
+        True, help="Add the ipywidgets block picker under the (static) drill-down in notebooks."
+    ).tag(config=True)
     progress = Bool(True, help="Show a progress bar for checks expected to take over a second.").tag(
         config=True
     )
@@ -299,7 +301,7 @@ class GradCheck(Magics):
         help="return the GradCheckResult (Out shows it; it is not displayed twice)",
     )
     @argument("-q", "--quiet", action="store_true", help="do not display the result (use with -o)")
-    @argument("--no-widgets", action="store_true", help="no ipywidgets drill-down under the table")
+    @argument("--no-widgets", action="store_true", help="no ipywidgets block picker under the drill-down")
     @argument("--no-progress", action="store_true", help="no progress bar")
     @argument(
         "--raise-on-fail", action="store_true", help="raise GradCheckFailed when a block fails (for CI)"
@@ -328,6 +330,8 @@ class GradCheck(Magics):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
         args = self._parse_line(line)
         if args.watch == "off":
+            if not self.watch:
+                print("gradcheck: not watching")
             self.watch = False  # says so in one line when it was watching
             return None
         if args.watch == "on":
