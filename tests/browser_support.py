@@ -153,3 +153,16 @@ def is_red(css: str) -> bool:
 def is_green(css: str) -> bool:
     r, g, b, a = rgba(css)
     return a > 0 and g > 200 and g - r > 20 and g - b > 10
+
+
+def narrow_notebook(page, width: int = 700) -> None:
+    """JupyterLab with its side bars collapsed and the window sized so that the notebook itself is
+    ``width`` px wide, whatever the bars around it take (its output area is then about 600 px)."""
+    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')")
+    page.evaluate("() => { const s = window.jupyterapp.shell; s.collapseLeft(); s.collapseRight(); }")
+    page.wait_for_function("() => !document.querySelector('.jp-SideBar.jp-mod-left .lm-mod-current')")
+    notebook = page.evaluate("() => document.querySelector('.jp-Notebook').getBoundingClientRect().width")
+    page.set_viewport_size({"width": round(page.viewport_size["width"] + width - notebook), "height": 900})
+    page.wait_for_function(
+        f"() => Math.abs(document.querySelector('.jp-Notebook').getBoundingClientRect().width - {width}) < 2"
+    )

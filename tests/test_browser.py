@@ -46,7 +46,7 @@ def test_failing_rows_are_visibly_red_in_chromium(tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page = browser.new_page(viewport={"width": 700, "height": 900})
             page.goto(page_file.as_uri())
             tables = page.evaluate(ROW_STATUS)
             first = page.locator("table.gradcheck-table").first

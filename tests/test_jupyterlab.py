@@ -23,6 +23,7 @@ from browser_support import (
     is_green,
     is_red,
     jupyter_server,
+    narrow_notebook,
     rgba,
 )
 
@@ -122,6 +123,7 @@ def page(lab):
             page.set_default_timeout(PAGE_SECONDS * 1000)
             page.goto(lab["url"])
             page.wait_for_function("() => document.querySelectorAll('table.gradcheck-table').length >= 2")
+            narrow_notebook(page, NOTEBOOK_WIDTH)  # every check and screenshot in a 700 px notebook
             yield page
         finally:
             browser.close()
@@ -199,12 +201,6 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
 
 def assert_tables_fit_a_narrow_notebook(page):
     """At a notebook NOTEBOOK_WIDTH wide, no table reaches past its output area or scrolls."""
-    page.set_viewport_size({"width": NOTEBOOK_WIDTH + 60, "height": 900})
-    if page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").count():
-        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()  # close the files
-    page.wait_for_function(
-        f"() => document.querySelector('.jp-Notebook').getBoundingClientRect().width <= {NOTEBOOK_WIDTH}"
-    )
     fits = page.evaluate(FITS)
     print("widths at a narrow notebook:", fits)
 

@@ -16,7 +16,15 @@ import sys
 import urllib.request
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, ROOT, executed_demo, jupyter_server, rgba
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    executed_demo,
+    jupyter_server,
+    narrow_notebook,
+    rgba,
+)
 
 REQUIRED = bool(os.environ.get("GRADCHECK_REQUIRE_BROWSER"))
 if REQUIRED:
@@ -141,15 +149,8 @@ def open_notebook(browser, server, app, name):
     page.evaluate(
         "() => { const s = window.jupyterapp.shell; s.collapseLeft && s.collapseLeft(); s.collapseRight && s.collapseRight(); }"
     )
-    if app == "notebook7":  # a 700 px browser window
-        return page
-    page.wait_for_function("() => !document.querySelector('.jp-SideBar.jp-mod-left .lm-mod-current')")
-    # JupyterLab: the window as wide as makes the notebook itself NOTEBOOK_WIDTH (whatever the bars around it take)
-    notebook = page.evaluate("() => document.querySelector('.jp-Notebook').getBoundingClientRect().width")
-    page.set_viewport_size({"width": round(width + NOTEBOOK_WIDTH - notebook), "height": 900})
-    page.wait_for_function(
-        f"() => Math.abs(document.querySelector('.jp-Notebook').getBoundingClientRect().width - {NOTEBOOK_WIDTH}) < 2"
-    )
+    if app == "lab":
+        narrow_notebook(page, NOTEBOOK_WIDTH)
     return page
 
 

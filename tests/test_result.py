@@ -41,8 +41,12 @@ def test_wrong_shape_note_gives_both_shapes(ip):
     load_convention(
         ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 1. / m * np.dot(X, dZ1.T)")]
     )
-    note = check(ip).table.loc["W1", "note"]
+    result = check(ip)
+    note = result.table.loc["W1", "note"]
     assert note.startswith("dW1 is transposed") and "shape (4, 5) != (5, 4)" in note
+    # the headline says why W1 failed (its difference was never computed), and what the figure covers
+    assert "failed: W1 (shape (4, 5) != (5, 4)) — overall difference" in result.summary()
+    assert "over the other blocks" in result.summary()
 
 
 def test_html_is_a_styler_table_with_red_failing_rows(ip):
