@@ -249,6 +249,21 @@ def test_progress_bar_suggests_fast_mode_and_goes_away_on_interrupt(page, lab):
         ".some(e => e.textContent.replace(/\\u2007/g, ' ').replace(/\\u2060/g, '').includes(text))",
         arg=SUGGEST_FAST,
     )
+    lines = page.evaluate(  # the hint's "try -m fast" on one line, never "try -" / "m fast"
+        """() => {
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const at = n.textContent.indexOf('try');
+        if (at < 0 || !n.textContent.includes('fast')) continue;
+        const range = document.createRange();
+        range.setStart(n, at);
+        range.setEnd(n, n.textContent.indexOf('fast', at) + 4);
+        return new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top))).size;
+      }
+      return -1;
+    }"""
+    )
+    assert lines == 1, lines
     page.get_by_text("Kernel", exact=True).first.click()
     page.get_by_text("Interrupt Kernel", exact=True).first.click()
     page.wait_for_function(IDLE, timeout=RUN_ALL_SECONDS * 1000)

@@ -53,7 +53,8 @@ APPS = {"lab": ("lab/tree", NOTEBOOK_WIDTH + 60), "notebook7": ("notebooks", NOT
 #: the outputs of the checks, every drill-down section opened; what reaches past its output area or is
 #: cut by a box that hides overflow (inside the boxes that scroll by design, only the box is measured)
 MEASURE = """() => {
-  const outputs = Array.from(document.querySelectorAll('.jp-OutputArea-output')).filter(o =>
+  const root = window.jupyterapp.shell.currentWidget.node;  // this notebook only, not other tabs
+  const outputs = Array.from(root.querySelectorAll('.jp-OutputArea-output')).filter(o =>
     o.querySelector('.gradcheck-table, .gradcheck-drilldown, .widget-html'));
   outputs.forEach(o => o.querySelectorAll('details').forEach(d => { d.open = true; }));
   const problems = [], widths = [], texts = [];
@@ -89,12 +90,17 @@ MEASURE = """() => {
   }
   return {problems, widths, texts, outputs: outputs.length};
 }"""
-TABLES = "() => document.querySelectorAll('.jp-OutputArea-output table.gradcheck-table').length"
+TABLES = (
+    "() => window.jupyterapp.shell.currentWidget.node"
+    ".querySelectorAll('.jp-OutputArea-output table.gradcheck-table').length"
+)
 DONE = """n => {
-  const prompts = Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))
+  const widget = window.jupyterapp.shell.currentWidget;
+  if (!widget || !widget.node.querySelector('.jp-Notebook')) return false;
+  const prompts = Array.from(widget.node.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'))
     .map(p => p.textContent.trim());
   return prompts.length > 0 && prompts.every(p => /^\\[\\d+\\]:$/.test(p))
-    && document.querySelectorAll('.jp-OutputArea-output table.gradcheck-table').length === n;
+    && widget.node.querySelectorAll('.jp-OutputArea-output table.gradcheck-table').length === n;
 }"""
 
 
@@ -142,7 +148,8 @@ def open_notebook(browser, server, app, name):
     path, width = APPS[app]
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(PAGE_SECONDS * 1000)
-    page.goto(f"{server['base']}/{path}/{name}?token={server['token']}")
+    reset = "reset&" if app == "lab" else ""  # a fresh workspace: no tabs of earlier notebooks
+    page.goto(f"{server['base']}/{path}/{name}?{reset}token={server['token']}")
     page.wait_for_function(
         "() => window.jupyterapp && window.jupyterapp.shell && document.querySelector('.jp-Notebook')"
     )
