@@ -157,7 +157,7 @@ def test_untrusted_stored_notebook_shows_red_and_green_rows(page, tmp_path):
     assert_rows_coloured(tables)
     # the sanitizer really ran: no <style> element reached the page from the outputs
     assert page.evaluate("() => document.querySelectorAll('.jp-OutputArea-output style').length") == 0
-    assert page.locator(".jp-OutputArea-output img[src^='data:image/png']").count() >= 1  # the static picture
+    assert page.locator(".jp-OutputArea-output .gradcheck-heatmap img[src^='data:image/png']").count() >= 1  # the static picture
     scroll_to_first_table(page)
     save_screenshot(page, "jupyterlab_untrusted.png", tmp_path)
     assert_tables_fit_a_narrow_notebook(page)  # the sanitizer drops some wrapping styles: still fits
@@ -172,17 +172,17 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
     assert_rows_coloured(page.evaluate(ROWS))
 
     select = page.locator(".jupyter-widgets select").first
-    picture = page.locator(".widget-html img[src^='data:image/png']").first
+    picture = page.locator(".widget-html .gradcheck-heatmap img").first
     before = picture.get_attribute("src")
     assert select.input_value() == "b1 (fail)"  # the worst block is preselected
     select.select_option(label="W1 (pass)")
     page.wait_for_function(
-        "before => { const img = document.querySelector('.widget-html img[src^=\"data:image/png\"]');"
+        "before => { const img = document.querySelector('.widget-html .gradcheck-heatmap img');"
         " return img && img.getAttribute('src') !== before; }",
         arg=before,
     )
     assert "W1 (5, 4): pass" in page.locator(".widget-html").first.inner_text()
-    scroll_to_first_table(page)
+    select.scroll_into_view_if_needed()  # the block picker with W1's view under it
     save_screenshot(page, "jupyterlab_live.png", tmp_path)
 
     assert_tables_fit_a_narrow_notebook(page)
@@ -225,11 +225,12 @@ def test_dark_theme_keeps_rows_readable_and_the_heatmap_dark(page, tmp_path):
     for name, status, background, text in page.evaluate(ROWS)[0]:
         hexes = ["#" + "".join(f"{int(v):02x}" for v in rgba(css)[:3]) for css in (background, text)]
         assert contrast_ratio(*hexes) >= MIN_CONTRAST, (name, status, hexes)
-    picture = page.locator(".widget-html img[src^='data:image/png']").first
+    picture = page.locator(".widget-html .gradcheck-heatmap img").first
     picture.scroll_into_view_if_needed()
     pixels = np.asarray(Image.open(io.BytesIO(picture.screenshot())).convert("RGB")).astype(int)
     near_white = (pixels > 235).all(axis=-1).mean()
     assert near_white < 0.05, near_white  # only the worst entry's thin light ring
+    scroll_to_first_table(page)
     save_screenshot(page, "jupyterlab_dark.png", tmp_path)
 
 
