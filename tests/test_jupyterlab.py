@@ -157,7 +157,9 @@ def test_untrusted_stored_notebook_shows_red_and_green_rows(page, tmp_path):
     assert_rows_coloured(tables)
     # the sanitizer really ran: no <style> element reached the page from the outputs
     assert page.evaluate("() => document.querySelectorAll('.jp-OutputArea-output style').length") == 0
-    assert page.locator(".jp-OutputArea-output .gradcheck-heatmap img[src^='data:image/png']").count() >= 1  # the static picture
+    assert (
+        page.locator(".jp-OutputArea-output .gradcheck-heatmap img[src^='data:image/png']").count() >= 1
+    )  # the static picture
     scroll_to_first_table(page)
     save_screenshot(page, "jupyterlab_untrusted.png", tmp_path)
     assert_tables_fit_a_narrow_notebook(page)  # the sanitizer drops some wrapping styles: still fits

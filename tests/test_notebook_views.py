@@ -3,8 +3,7 @@ and live (after Run All), in the light and the dark theme, in JupyterLab and in 
 state every output of a check (the table, its notes, every drill-down section opened, the widget) stays
 inside its output area (no horizontal scroll, nothing clipped; only a big block's picture and numbers
 scroll inside their own box), and every text on a coloured background (table cells, note rows, badges,
-suspect source lines) has a contrast ratio of at least 4.5.  And a student's own notebook, run, saved and
-reopened with its kernel gone, still shows the heatmap and the suspect panel.
+suspect source lines) has a contrast ratio of at least 4.5.
 
 Every wait is on a condition in the page (never a fixed sleep), so a loaded machine is only slower.
 Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/notebook7_700px.png.
@@ -203,38 +202,6 @@ def test_every_check_fits_600px_and_reads_in_both_themes_stored_and_live(browser
             shot = ROOT / "docs" / "notebook7_700px.png"
             if os.environ.get("GRADCHECK_UPDATE_SCREENSHOT"):
                 page.screenshot(path=str(shot), full_page=False)
-    finally:
-        page.close()
-        kernels(server["base"], server["token"], delete=True)
-
-
-def test_a_saved_and_reopened_notebook_keeps_the_heatmap_and_suspect_panel(browser, server):
-    import nbformat
-    from build_demos import build
-
-    name = "student.ipynb"
-    nbformat.write(build("01_fraud_detection.ipynb"), str(server["root"] / name))  # never run
-    page = open_notebook(browser, server, "lab", name)
-    try:
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        page.wait_for_function(DONE, arg=2, timeout=RUN_ALL_SECONDS * 1000)
-        page.wait_for_selector(".jupyter-widgets select")  # the live widget was there
-        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-        page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
-    finally:
-        page.close()
-    kernels(server["base"], server["token"], delete=True)  # the session is over: no widget models left
-    page = open_notebook(browser, server, "lab", name)
-    try:
-        page.wait_for_function(DONE, arg=2)
-        page.evaluate(
-            "() => document.querySelectorAll('.jp-OutputArea-output details').forEach(d => d.open = true)"
-        )
-        heatmaps = page.locator(".jp-OutputArea-output .gradcheck-drilldown img[src^='data:image/png']")
-        suspects = page.locator(".jp-OutputArea-output .gradcheck-drilldown .gradcheck-source")
-        assert heatmaps.count() >= 6 and heatmaps.first.is_visible()
-        assert suspects.count() >= 2 and suspects.first.is_visible()
-        assert "db1 = 4. / m * np.sum(dZ1" in suspects.first.inner_text()
     finally:
         page.close()
         kernels(server["base"], server["token"], delete=True)
