@@ -14,7 +14,7 @@ import sys
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, observe, validate
 from traitlets.config import Config
 
 from .api import gradcheck
@@ -35,9 +35,20 @@ CONFIG_KEYS = (
     "widgets",
     "progress",
     "raise_on_fail",
+    "watch",
 )
 #: The traits that are fields of Settings (checked by the settings validation); the rest are display switches.
-SETTING_TRAITS = ("epsilon", "threshold", "fail_threshold", "mode", "sample", "probes", "seed", "time_budget")
+SETTING_TRAITS = (
+    "epsilon",
+    "threshold",
+    "fail_threshold",
+    "mode",
+    "sample",
+    "probes",
+    "seed",
+    "time_budget",
+    "watch",
+)
 #: The settings a flag of the magic line can override for one run.
 FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
 
@@ -80,11 +91,25 @@ class GradCheck(Magics):
     time_budget = Float(1.0, help="Nominal seconds of full mode (20,000 evaluations a second) for auto.").tag(
         config=True
     )
-    widgets = Bool(True, help="Show the ipywidgets drill-down under the table in notebooks.").tag(config=True)
+    widgets = Bool(
+        True, help="Add the ipywidgets block picker under the (static) drill-down in notebooks."
+    ).tag(config=True)
     progress = Bool(True, help="Show a progress bar for checks expected to take over a second.").tag(
         config=True
     )
     raise_on_fail = Bool(False, help="Raise GradCheckFailed when a block fails (for CI).").tag(config=True)
+    watch = Bool(
+        False,
+        help="Re-run the last check (fast mode unless a mode is set) whenever a cell redefines a "
+        "function it checked, updating its table in place.",
+    ).tag(config=True)
+
+    @observe("watch")
+    def _watch_switched(self, change):
+        """Watching off (``--watch off``, ``%gradcheck_config watch=off``): unhook, say so in one line."""
+        if not change["new"] and self._watching is not None:
+            self._watching.stop()
+            self._watching = None
 
     @validate(*SETTING_TRAITS)
     def _check_setting(self, proposal):
@@ -130,6 +155,7 @@ class GradCheck(Magics):
 
     def __init__(self, shell=None, **kwargs):
         self._loaded = False
+        self._watching = None  # the Watch of the last check while watching (watch.py)
         super().__init__(shell=shell, **kwargs)
         self._loaded = True
 
@@ -204,10 +230,18 @@ class GradCheck(Magics):
         help="return the GradCheckResult (Out shows it; it is not displayed twice)",
     )
     @argument("-q", "--quiet", action="store_true", help="do not display the result (use with -o)")
-    @argument("--no-widgets", action="store_true", help="no ipywidgets drill-down under the table")
+    @argument("--no-widgets", action="store_true", help="no ipywidgets block picker under the drill-down")
     @argument("--no-progress", action="store_true", help="no progress bar")
     @argument(
         "--raise-on-fail", action="store_true", help="raise GradCheckFailed when a block fails (for CI)"
+    )
+    @argument(
+        "--watch",
+        nargs="?",
+        const="on",
+        choices=("on", "off"),
+        help="re-run this check whenever a cell redefines a function it checked (fast mode unless -m), "
+        "updating the table in place; --watch off stops",
     )
     @argument(
         "object",
@@ -224,6 +258,13 @@ class GradCheck(Magics):
         """
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
         args = self._parse_line(line)
+        if args.watch == "off":
+            if not self.watch:
+                print("gradcheck: not watching")
+            self.watch = False  # says so in one line when it was watching
+            return None
+        if args.watch == "on":
+            self.watch = True
         settings = self.settings(args)
         history = self.shell.user_ns.get("In", ())
         if cell is not None and cell.strip():
@@ -232,37 +273,63 @@ class GradCheck(Magics):
             assigned = CellFacts.read(None, "", history)
         if assigned is None:  # the body did not compile: the user's SyntaxError is already shown
             return None
-        progress = progress_factory(self.progress and not args.no_progress, settings=settings)
-        try:
-            result = gradcheck(
+
+        def run(settings=settings, progress=self.progress and not args.no_progress):
+            return gradcheck(
                 self.shell.user_ns,
                 forward=args.forward,
                 backward=args.backward,
                 cost=args.cost,
                 params=args.params,
                 settings=settings,
-                progress=progress,
+                progress=progress_factory(progress, settings=settings),
                 prefer=assigned,
                 target=args.object,
             )
+
+        try:
+            result = run()
         except GradCheckError as exc:
             raise UsageError(str(exc)) from None
         except BaseException as exc:
             if hasattr(exc, "_gradcheck_call"):
                 print(describe_failure(exc, getattr(exc, "_gradcheck_where", "")), file=sys.stderr)
             raise
+        show_widget = (
+            self.widgets and not self.watch and not args.no_widgets and not args.quiet and not args.output
+        )
+        handle = None
         if not args.quiet and not args.output:
             from IPython.display import display
 
-            display(result)
-        if self.widgets and not args.no_widgets and not args.quiet and not args.output:
-            # with -o the caller owns the result: result.drilldown() gives the widget
+            from .widgets import widgets_supported
+
+            # under a live widget that shows the worst block, the static sections start closed
+            result.open_drilldown = not (show_widget and widgets_supported(self.shell))
+            handle = display(result, display_id=True)
+        if show_widget:  # with -o the caller owns the result: result.drilldown() gives the widget
             from .widgets import show_drilldown
 
             show_drilldown(result, self.shell)
+        if self.watch:
+            self._start_watching(args, run, result, handle)
         if (self.raise_on_fail or args.raise_on_fail) and not result.passed:
             raise GradCheckFailed(f"gradient check failed: {', '.join(result.failed)}")
         return result if args.output else None
+
+    def _start_watching(self, args, run, result, handle):
+        """Watch this check (the last one): re-run in fast mode unless a mode was set, no progress bar."""
+        from .watch import Watch
+
+        mode = args.mode or (self.mode if self.mode != "auto" else "fast")
+        quick = validated(self.settings(args), mode=mode)
+        before, self._watching = self._watching, Watch(self.shell, lambda: run(quick, False), result, handle)
+        if before is not None:
+            before.stop(
+                " (the new check is watched instead)", quiet=before.functions == self._watching.functions
+            )
+        if before is None or before.functions != self._watching.functions:
+            print(f"gradcheck: watching {self._watching.describe()} ({mode} mode); --watch off stops")
 
     def _parse_line(self, line: str):
         """The magic line's options; a bad line (unclosed quote included) is one UsageError.
@@ -299,7 +366,7 @@ class GradCheck(Magics):
 
         Bare, it shows the settings; ``--reset`` restores the defaults.  Keys:
         epsilon (a number or auto), threshold, fail_threshold, mode (auto/full/fast),
-        sample, probes, seed, time_budget, widgets, progress, raise_on_fail.
+        sample, probes, seed, time_budget, widgets, progress, raise_on_fail, watch (on/off).
         Also settable as ``%config GradCheck.<key> = value``.
         """
         try:

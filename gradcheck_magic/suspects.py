@@ -35,6 +35,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from . import palette
 from .diagnosis import RATIO_KINDS
 
 NOTHING = "no line can be singled out"
@@ -1455,7 +1456,7 @@ def _unexplained(flow: Flow, block: str, direct: dict) -> str:
 
 
 # ---- the drill-down's source panel -------------------------------------------------------------
-SUSPECT_STYLE = ("background-color: #f4c7c3", "background-color: #fbe3e1", "background-color: #fdf1f0")
+SUSPECT_STYLE = tuple(palette.suspect_style(i) for i in range(len(palette.SUSPECT_COLOURS)))
 
 
 def source_html(finding: Finding, block: str) -> str:
@@ -1475,18 +1476,19 @@ def source_html(finding: Finding, block: str) -> str:
         for offset, text in enumerate(lines):
             lineno = start + offset
             i = rank.get(lineno)
-            style = f" style='{SUSPECT_STYLE[min(i, len(SUSPECT_STYLE) - 1)]}'" if i is not None else ""
+            colours = f"{SUSPECT_STYLE[min(i, len(SUSPECT_STYLE) - 1)]};" if i is not None else ""
             mark = f"#{i + 1}" if i is not None else ""
             title = f" title='{html.escape(ranked[i].reason, quote=True)}'" if i is not None else ""
-            rows.append(
-                f"<div{style}{title}><span style='color:#888;display:inline-block;width:3.5em'>"
-                f"{lineno}</span><b style='display:inline-block;width:2.5em'>{mark}</b>"
+            rows.append(  # a long line wraps under itself (hanging indent), never past the output
+                f"<div{title} style='{colours}padding-left:6em;text-indent:-6em'>"
+                f"<span style='display:inline-block;width:3.5em;text-indent:0'>"
+                f"{lineno}</span><b style='display:inline-block;width:2.5em;text-indent:0'>{mark}</b>"
                 f"{html.escape(text)}</div>"
             )
         parts.append(
             f"<div class='gradcheck-source'><p style='margin:4px 0'>suspect lines in "
             f"<code>{html.escape(function)}</code>, most likely first:</p>"
-            f"<pre style='margin:0;white-space:pre'>{''.join(rows)}</pre></div>"
+            f"<pre style='margin:0;white-space:pre-wrap;overflow-wrap:anywhere'>{''.join(rows)}</pre></div>"
         )
     items = "".join(f"<li><code>{html.escape(str(s))}</code> — {html.escape(s.reason)}</li>" for s in ranked)
     parts.append(f"<ol style='margin:4px 0'>{items}</ol>")

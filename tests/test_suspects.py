@@ -345,8 +345,10 @@ def test_drilldown_shows_the_source_with_the_suspect_highlighted(ip):
     page = gw.block_html(result, "W2")
     top = result.suspects("W2")[0]
     assert "suspect lines in <code>backward_propagation_n</code>" in page
-    assert f"{top.lineno}</span><b style='display:inline-block;width:2.5em'>#1</b>" in page
-    assert "background-color: #f4c7c3" in page and "dZ3 = A3 - Y" in page  # the whole function is shown
+    assert f"{top.lineno}</span><b style='display:inline-block;width:2.5em;text-indent:0'>#1</b>" in page
+    assert (
+        "background-color: #f4c7c3; color: #7f1d1d" in page and "dZ3 = A3 - Y" in page
+    )  # the whole function is shown
     assert "suspect lines" not in gw.block_html(result, "W1")  # a passing block has none
 
 
