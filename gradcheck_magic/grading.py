@@ -169,7 +169,15 @@ class Session:
     def finish(self, grader: Settings, imposed: bool) -> list:
         """Rewind to each check and re-run it with this copy: its evidence, in the notebook's order."""
         self.finishing = True
-        return [self._rerun(c, grader, imposed) for c in self.captures]
+        # each rewind rebinds names (``In`` to a copy of its length then): bind them back afterwards, so
+        # that a live shell's history and names go on as before
+        names = {id(c.namespace): (c.namespace, dict(c.namespace)) for c in self.captures}
+        try:
+            return [self._rerun(c, grader, imposed) for c in self.captures]
+        finally:
+            for namespace, bindings in names.values():
+                namespace.clear()
+                namespace.update(bindings)
 
     def _rerun(self, capture: Capture, grader: Settings, imposed: bool) -> dict:
         from .api import gradcheck

@@ -93,6 +93,7 @@ FIT_AND_COLOURS = """() => {
 def long_named_result():
     import numpy as np
 
+    from gradcheck_magic.diagnosis import Hint
     from gradcheck_magic.engine import Outcome, Settings
     from gradcheck_magic.result import GradCheckResult
 
@@ -112,7 +113,7 @@ def long_named_result():
                 rel_error=0.1 if i < 2 else 1e-10,
                 max_abs_error=1.0 if i < 2 else 1e-10,
                 worst_index=(1, 2),
-                hints=["analytic ≈ 0.50 × numeric"] if i < 2 else [],
+                hints=[Hint("ratio", "analytic ≈ 0.50 × numeric", 0.5)] if i < 2 else [],
                 notes=["use a larger step (-e), float64, or remove a constant offset from the cost"],
             )
         )
