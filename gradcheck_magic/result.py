@@ -172,7 +172,7 @@ class GradCheckResult:
     def worst_entries(self, name: str, k: int = 5) -> list:
         """The k entries of a block with the largest |analytic − numeric|."""
         o: Outcome = self.blocks[name]
-        err = o.error.reshape(-1)
+        err = np.where(o.judged, o.error, np.nan).reshape(-1)
         order = np.argsort(-np.nan_to_num(err, nan=-1.0), kind="stable")
         out = []
         for i in order[np.isfinite(err[order])][:k]:
