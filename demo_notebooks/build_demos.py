@@ -29,6 +29,7 @@ EXPECTED = {
     "06_dropout.ipynb": [["W1", "b1"], []],
     "07_cs231n_layers.ipynb": [["w"], ["W1", "W2"], [], [], ["gamma"], []],
     "08_layer_objects.ipynb": [["dense1.weights"], ["dense1.weights", "dense2.weights"], [], []],
+    "10_cs224n_word2vec.ipynb": [["outsideVectors"], [], []],
 }
 
 
@@ -349,6 +350,120 @@ def layer_objects():
     ]
 
 
+# ---- cs231n's recurrent layers: several outputs, one upstream gradient per output ---------------
+RECURRENT = "09_cs231n_recurrent.ipynb"
+RECURRENT_BUG = [("dprev_c = dc * f", "dprev_c = dnext_c * f")]
+LSTM_STEP_TEST = """np.random.seed(231)
+N, D, H = 4, 5, 6
+x = np.random.randn(N, D)
+prev_h = np.random.randn(N, H)
+prev_c = np.random.randn(N, H)
+Wx = np.random.randn(D, 4 * H)
+Wh = np.random.randn(H, 4 * H)
+b = np.random.randn(4 * H)
+
+next_h, next_c, cache = lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)
+dnext_h = np.random.randn(*next_h.shape)
+dnext_c = np.random.randn(*next_c.shape)
+dx, dh, dc, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, cache)"""
+LSTM_TEST = """N, D, T, H = 2, 3, 6, 4
+x = np.random.randn(N, T, D)
+h0 = np.random.randn(N, H)
+Wx = np.random.randn(D, 4 * H)
+Wh = np.random.randn(H, 4 * H)
+b = np.random.randn(4 * H)
+
+out, cache = lstm_forward(x, h0, Wx, Wh, b)
+dout = np.random.randn(*out.shape)
+dx, dh0, dWx, dWh, db = lstm_backward(dout, cache)"""
+
+
+def cs231n_recurrent():
+    return [
+        new_markdown_cell(
+            "# cs231n's recurrent layers\n\n"
+            "`next_h, next_c, cache = lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)` has two outputs, "
+            "so `lstm_step_backward(dnext_h, dnext_c, cache)` takes one upstream gradient for each. "
+            "`%gradcheck` checks the vector-Jacobian product with both: the cost is "
+            "Σ next_h·dnext_h + next_c·dnext_c (`dnext_h` ↔ `next_h` by name), and every float array "
+            "argument is a block, paired with the backward's tuple by position."
+        ),
+        new_code_cell(SETUP),
+        new_code_cell(code("cs231n_rnn", "sigmoid", "lstm_step_forward", "lstm_forward", "lstm_backward")),
+        new_markdown_cell(
+            "A step backward whose cell-state gradient forgets the path through `next_h` "
+            "(`dnext_c` where the total `dc` belongs):"
+        ),
+        new_code_cell(code("cs231n_rnn", "lstm_step_backward", replace=RECURRENT_BUG)),
+        new_code_cell(LSTM_STEP_TEST),
+        new_markdown_cell(
+            "That is the notebook's own test cell. A bare `%gradcheck` right after it checks the pair it "
+            "called, on the arrays it passed, with the upstream gradients its backward call passed:"
+        ),
+        new_code_cell("%gradcheck"),
+        new_markdown_cell(
+            "Only `prev_c` is red, and the suspect is the line that computes `dprev_c`. A check with "
+            "`dnext_c` alone would not see it (the bug drops the path through `next_h`), and one with "
+            "`dnext_h` alone would pass a backward that ignores `dnext_c`: both count. Use the total `dc`:"
+        ),
+        new_code_cell(code("cs231n_rnn", "lstm_step_backward")),
+        new_code_cell("%gradcheck"),
+        new_markdown_cell(
+            "The whole sequence: `lstm_forward(x, h0, Wx, Wh, b)` returns `h, cache`, and "
+            "`lstm_backward(dh, cache)` takes the upstream gradient of every hidden state (`dout` here):"
+        ),
+        new_code_cell(LSTM_TEST),
+        new_code_cell("%gradcheck"),
+    ]
+
+
+EXPECTED[RECURRENT] = [["prev_c"], [], []]
+
+W2V_BUG = [
+    (
+        "gradOutsideVecs[outsideWordIdx] += (s_o - 1.0) * centerWordVec",
+        "gradOutsideVecs[outsideWordIdx] += (1.0 - s_o) * centerWordVec",
+    )
+]
+
+
+def word2vec():
+    """CS224n word2vec: a loss with one gradient per array argument, negative samples drawn from
+    Python's random module (replayed for every evaluation, restored after)."""
+    return story(
+        "# CS224n word2vec\n\n`loss, gradCenterVec, gradOutsideVecs = negSamplingLossAndGradient("
+        "centerWordVec, outsideWordIdx, outsideVectors, dataset)`: one gradient per float array argument. "
+        "The integer `outsideWordIdx` is data, and the negative samples come from Python's `random` "
+        "through `dataset.sampleTokenIdx()`: `%gradcheck` replays that generator for every evaluation "
+        "(as the course's own `gradcheck_naive` does) and leaves it as it was.",
+        [
+            "import random\n\n\n"
+            + code("word2vec", "sigmoid", "softmax", "normalizeRows", "getNegativeSamples")
+            + "\n\n\n"
+            + code("word2vec", "DummyDataset", "getDummyObjects"),
+        ],
+        "A negative-sampling loss whose gradient for the true outside word has its sign flipped:",
+        code("word2vec", "negSamplingLossAndGradient", replace=W2V_BUG),
+        "%%gradcheck\ndataset, dummy_vectors, dummy_tokens = getDummyObjects()\n"
+        "centerWordVec = np.random.randn(3)\n"
+        "loss, gradCenterVec, gradOutsideVecs = negSamplingLossAndGradient(centerWordVec, 1, "
+        "dummy_vectors[5:], dataset)",
+        "The check took the call in the cell: `centerWordVec` passes, `outsideVectors` is red and its "
+        "suspect line is the one to fix. The derivative of `-log σ(u_o·v_c)` is `(σ - 1)·v_c`:",
+        code("word2vec", "negSamplingLossAndGradient"),
+    ) + [
+        new_markdown_cell(
+            "The skip-gram model over both word-vector matrices, sliced as the course's test slices them: "
+            "rows `centerWordVectors` and `outsideVectors`."
+        ),
+        new_code_cell(code("word2vec", "naiveSoftmaxLossAndGradient", "skipgram")),
+        new_code_cell(
+            "%%gradcheck\nloss, gin, gout = skipgram('c', 3, ['a', 'b', 'e', 'd', 'b', 'c'], dummy_tokens, "
+            "dummy_vectors[:5, :], dummy_vectors[5:, :], dataset, negSamplingLossAndGradient)"
+        ),
+    ]
+
+
 BUILDERS = {
     "01_fraud_detection.ipynb": fraud_detection,
     "02_one_dimensional.ipynb": one_dimensional,
@@ -358,7 +473,9 @@ BUILDERS = {
     "06_dropout.ipynb": dropout,
     "07_cs231n_layers.ipynb": cs231n_layers,
     "08_layer_objects.ipynb": layer_objects,
+    "10_cs224n_word2vec.ipynb": word2vec,
 }
+BUILDERS[RECURRENT] = cs231n_recurrent
 
 
 def build(name: str) -> nbformat.NotebookNode:

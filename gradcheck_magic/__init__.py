@@ -28,6 +28,9 @@ def load_ipython_extension(ipython):
 
 def unload_ipython_extension(ipython):
     manager = ipython.magics_manager
+    magics = manager.registry.get("GradCheck")
+    if magics is not None and magics.watch:
+        magics.watch = False  # unhooks its post_run_cell and says so
     for kind, names in (("line", ("gradcheck", "gradcheck_config")), ("cell", ("gradcheck",))):
         for name in names:
             manager.magics[kind].pop(name, None)

@@ -1,32 +1,35 @@
 """``gradcheck()``: the one implementation behind the magic and behind scripts, as named stages.
 
+    grading.capture     a grading run is handed the inputs first, to re-run the check (grading.py)
     settings.validated  every setting, one validation                     (settings.py)
-    Snapshot            every reachable array + np.random, before any user call (safety.py)
-    plan                which functions/parameters, and why; probes under the snapshot (discovery.py);
-                        layer functions, models and layer objects plan in conventions.py
+    Snapshot            every array, object and global the user's calls can reach + both random
+                        generators, before any user call (safety.py)
+    plan                which convention, functions, arguments and blocks, and why: one CheckPlan
+                        from the adapters of the plan/ subpackage; probes under the snapshot
     preflight           baseline at θ; refuses what cannot be checked, by name     (here, problem.py)
     sweep (run)         central differences, RNG replayed per evaluation   (engine.py, problem.py)
     judge               the verdict rule                                   (engine.py)
     diagnosed           hints for failing blocks, suspect lines      (diagnosis.py, suspects.py)
-    result              GradCheckResult, built once, after the restore     (result.py);
-                        recorded for the headless checker                 (grading.py)
+    result              GradCheckResult, built once, after the restore     (result.py)
 
 The restore runs in a ``finally``; what it could only rebind is reported in the result's warnings.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
 
-from . import conventions, discovery, grading
-from .diagnosis import Context, diagnose
+from . import grading
+from . import plan as planning
+from .diagnosis import Context, Hint, diagnose
 from .engine import Engine, EvaluationError, fmt_index, overall_difference
 from .errors import GradCheckError
-from .problem import Problem, arrays_in, coarse_blocks, dry_run_returns_cost, silenced
+from .plan.problem import Problem, arrays_in, coarse_blocks, silenced
 from .result import GradCheckResult
 from .safety import Snapshot
 from .settings import Settings, step_problem, validated
@@ -62,11 +65,24 @@ def gradcheck(
     ``user_ns``, or ``globals()``); ``forward``/``backward``/``cost``/``params`` are
     names or objects; keyword ``overrides`` set fields of :class:`Settings`.
     ``progress(total_evaluations, estimated_seconds)`` may return a tick callback;
-    ``prefer`` names variables to favour as the parameters (the magic passes those its cell assigned);
+    ``prefer`` is what the user's cells wrote and called (the magic passes a ``plan.CellFacts``: the
+    %%gradcheck cell's names and every call of it and of ``In``; a script may pass names to favour);
     ``target`` names a model or layer object to check (``%gradcheck model``), dotted names allowed.
     """
+    # a grading run re-runs this check with its own copy after the last cell: hand it the inputs first
+    grading.capture(
+        namespace,
+        forward=forward,
+        backward=backward,
+        cost=cost,
+        params=params,
+        settings=settings,
+        prefer=prefer,
+        target=target,
+        **overrides,
+    )
     namespace = namespace if isinstance(namespace, dict) else dict(namespace or {})
-    settings = grading.in_force(validated(settings, **overrides))  # a grading run's settings win
+    settings = validated(settings, **overrides)
     if any(not isinstance(v, (str, type(None))) for v in (forward, backward, cost, params, target)):
         namespace = dict(namespace)
         target = _as_name(namespace, target, "model")
@@ -79,38 +95,13 @@ def gradcheck(
     started = time.perf_counter()
     snapshots = []  # each taken before the first user call it guards; all restored in the finally
     try:
-        # flags or an object name that pick a layer/object/flat-vector convention decide outright;
-        # its planner snapshots the objects it reaches
-        convention = conventions.resolve(namespace, forward, backward, cost, params, target, prefer)
-        if convention is None:
-            # without flags the conventions are candidates, ranked with the course families by one rule
-            flagged = any((forward, backward, cost, params, target))
-            others = [] if flagged else conventions.candidates(namespace, prefer)
-            try:
-                reach = discovery.reachable(namespace, forward, backward, cost, params, prefer)
-            except GradCheckError:
-                if not others:
-                    raise
-                reach = (None, [])  # no course parameters: no course family will be probed
-            snapshot = Snapshot(namespace, *reach)
-            snapshots.append(snapshot)
-            chosen = discovery.plan(
-                namespace,
-                forward,
-                backward,
-                cost,
-                params,
-                returns_cost=dry_run_returns_cost,
-                prefer=prefer,
-                others=others,
-            )
-            if isinstance(chosen, discovery.Plan):
-                plan, problem = chosen, Problem(chosen, snapshot.rng)
-            else:
-                convention = chosen
-        if convention is not None:
-            snapshots.append(convention.snapshot)
-            plan, problem = convention.plan, convention.problem
+        snapshots.append(Snapshot(namespace=namespace))  # both random states before any user call
+        request = planning.Request(
+            namespace, forward, backward, cost, params, target, planning.CellFacts.of(prefer), snapshots[0]
+        )
+        request.snapshots = snapshots
+        plan = planning.make(request)
+        problem = plan.problem
         checked = preflight(plan, problem, snapshots, settings)
         run = sweep(problem, checked, settings, progress)
         refuse_coarse(plan, checked, run)
@@ -121,7 +112,11 @@ def gradcheck(
     except EvaluationError as err:
         exc = err.original
         exc._gradcheck_where = err.where
-        raise exc.with_traceback(exc.__traceback__) from None
+        raise exc.with_traceback(user_frames(exc.__traceback__)) from None
+    except GradCheckError:
+        raise
+    except Exception as exc:  # the user's own error (a forward that raises, a property): their frames
+        raise exc.with_traceback(user_frames(exc.__traceback__)) from None
     finally:
         # the latest first: the earliest snapshot, taken before any user call, has the last word
         restored = [note for s in reversed(snapshots) for note in (s.restore() or [])]
@@ -138,9 +133,22 @@ def gradcheck(
         time.perf_counter() - started,
         finding=finding,
         sweep_seconds=run.seconds,
+        plan=plan.summary(),
     )
-    grading.record(result)  # the headless checker grades only checks recorded here
     return result
+
+
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_frames(tb):
+    """The traceback from the first frame outside this package: a user's exception is shown from
+    their own code, not from the plan or the engine that called it (unchanged when no frame of the
+    user's is in it: a bug of the package's own shows where it is)."""
+    first = tb
+    while first is not None and os.path.abspath(first.tb_frame.f_code.co_filename).startswith(PACKAGE):
+        first = first.tb_next
+    return first if first is not None else tb
 
 
 def _changes(snapshots) -> list:
@@ -165,15 +173,13 @@ class Checked:
 def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Checked:
     """Evaluate once at θ and refuse, with a one-line reason, what cannot be checked."""
     __tracebackhide__ = True  # noqa: F841
-    for binding in (plan.forward, getattr(plan, "backward", None), getattr(plan, "cost", None)):
-        for arg in getattr(binding, "args", ()):
-            if arg.source == discovery.VALUE:
-                snapshots[-1].watch(arg.name, arg.value)
+    for name, value in plan.inputs:
+        snapshots[-1].watch(name, value)
     j0, first, cache = problem.baseline()
     changed = _changes(snapshots)
     if changed:
         raise GradCheckError(
-            f"{plan.forward.name} modified {', '.join(changed)} in place: a forward "
+            f"{plan.forward} modified {', '.join(changed)} in place: a forward "
             "pass must not change its inputs (your arrays are restored)"
         )
     if not np.isfinite(j0):
@@ -192,12 +198,12 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
         raise GradCheckError(
             f"the cost is not finite ({again}) on a second evaluation at the same "
             f"parameters (it was {j0!r} the first time): nothing can be verified; does "
-            f"{plan.forward.name} change a global or its inputs between calls?"
+            f"{plan.forward} change a global or its inputs between calls?"
         )
     if not abs(again - j0) <= REPEAT_ULPS * np.finfo(float).eps * max(abs(j0), 1e-300):
         raise GradCheckError(
             f"the cost changed between two evaluations at the same parameters ({j0!r} then "
-            f"{again!r}): {plan.forward.name} is not deterministic. Random draws must come from "
+            f"{again!r}): {plan.forward} is not deterministic. Random draws must come from "
             "np.random's global state (replayed before every evaluation), not from an unseeded "
             "np.random.default_rng() or another source"
         )
@@ -206,7 +212,7 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
         sensitive = not gradient_is_nonzero or problem.sensitivity(j0, cost_fn)
     if not sensitive:
         raise GradCheckError(
-            f"the cost did not change when the parameters were perturbed: {plan.forward.name} "
+            f"the cost did not change when the parameters were perturbed: {plan.forward} "
             f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
             "instead?)"
         )
@@ -256,7 +262,7 @@ def refuse_coarse(plan, checked: Checked, run: Run) -> None:
         coarse = coarse_blocks(doubtful, checked.cost, checked.j0)
     if coarse:
         raise GradCheckError(
-            f"{plan.forward.name} reads {', '.join(coarse)} at float32 precision or coarser: "
+            f"{plan.forward} reads {', '.join(coarse)} at float32 precision or coarser: "
             "a change smaller than float32's rounding, which float64 resolves, leaves the cost exactly "
             "as it was, so central differences would be mistaken for wrong gradients. Compute in float64 "
             "(no astype(np.float32) on parameters or activations, no float32 arrays mixed in)"
@@ -266,8 +272,8 @@ def refuse_coarse(plan, checked: Checked, run: Run) -> None:
 def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Settings) -> tuple:
     """Hints for the failing blocks, and the lines to suspect for them."""
     ctx = Context(
-        m=plan.m,
-        lambd=_number(plan.value_of("lambd")),
+        m=plan.hints.m,
+        lambd=_number(plan.hints.lambd),
         values={k: v for k, v in problem.pristine.items()},
         activations=[a for _, a in arrays_in((checked.first, checked.cache), "out")],
     )
@@ -298,24 +304,17 @@ def _suspects(plan, outcomes, ctx) -> Finding:
 
 
 def _find_suspects(plan, outcomes, ctx) -> Finding:
-    if not hasattr(plan, "backward"):  # a layer / object convention
-        if plan.backward_fn is None:
-            return Finding()
-        return find_suspects(plan.backward_fn, outcomes, ctx, plan.cost_fns, {}, plan.positions)
-    scalars = {
-        arg.name: float(arg.value)
-        for arg in plan.backward.args
-        if arg.source == discovery.VALUE
-        and discovery.is_numeric_scalar(arg.value)
-        and float(arg.value) not in (0.0, 1.0)
-    }
-    costs = [(plan.cost or plan.forward).fn]  # the function whose value is the cost
-    return find_suspects(plan.backward.fn, outcomes, ctx, costs, scalars)
+    hints = plan.hints
+    if hints.backward_fn is None:
+        return Finding()
+    return find_suspects(hints.backward_fn, outcomes, ctx, hints.cost_fns, hints.scalars, hints.positions)
 
 
-def _worst(o) -> str:
+def _worst(o) -> Hint:
     i = o.worst_index
-    return f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} vs numeric {o.numeric[i]:.4g}"
+    return Hint(
+        "worst", f"worst {fmt_index(o.name, i)}: analytic {o.analytic[i]:.4g} vs numeric {o.numeric[i]:.4g}"
+    )
 
 
 def _number(value) -> Optional[float]:

@@ -1,7 +1,8 @@
 """Hints for failing blocks: what kind of bug the analytic-vs-numeric data point to.
 
 Each rule claims a pattern only when the data fit it closely (a least-squares fit
-with a small residual); otherwise it says nothing.
+with a small residual); otherwise it says nothing.  A hint is data (``kind``, ``ratio``,
+``text``): the suspects read the kind and the number, people read the text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,25 @@ import numpy as np
 
 FIT = 1e-3  # a pattern fits when its residual is below this fraction of what it explains
 MIN_ENTRIES = 4  # entries needed before an arbitrary constant ratio counts as a pattern
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What the data say about a failing block: the kind of bug, the number behind it, the sentence.
+
+    ``kind`` is one of KINDS; ``ratio`` is analytic/numeric for the ratio kinds and the
+    coefficient c of ``analytic − numeric ≈ c × W`` for "l2" (None for the others)."""
+
+    kind: str
+    text: str
+    ratio: Optional[float] = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+RATIO_KINDS = ("sign", "missing_m", "extra_m", "ratio")  # analytic ≈ ratio × numeric
+KINDS = RATIO_KINDS + ("l2", "transposed", "keepdims", "no_effect", "mask", "rows", "worst")
 
 
 @dataclass
@@ -30,7 +50,7 @@ def _close(x: float, target: float, tol: float = 2e-3) -> bool:
     return abs(x - target) <= tol * max(abs(target), 1e-300)
 
 
-def _ratio_hint(g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
+def _ratio_hint(g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[Hint]:
     """A constant ratio analytic/numeric.  With few entries any two numbers have "a ratio",
     so below MIN_ENTRIES only a simple one (±k, 1/k, m, 1/m) is claimed."""
     aa = float(a @ a)
@@ -41,20 +61,22 @@ def _ratio_hint(g: np.ndarray, a: np.ndarray, ctx: Context) -> Optional[str]:
         return None
     m = ctx.m if ctx.m and ctx.m > 1 else None
     if _close(c, -1.0):
-        why = " (sign flipped)"
+        kind, why = "sign", " (sign flipped)"
     elif m and _close(c, m):
-        why = f" (= m = {m}: a missing 1/m?)"
+        kind, why = "missing_m", f" (= m = {m}: a missing 1/m?)"
     elif m and _close(c, 1.0 / m):
-        why = " (= 1/m: an extra 1/m?)"
+        kind, why = "extra_m", " (= 1/m: an extra 1/m?)"
     else:
-        why = ""
+        kind, why = "ratio", ""
     simple = why or any(_close(abs(c), k) or _close(abs(c), 1.0 / k) for k in range(2, 11))
     if not simple and np.count_nonzero(a) < MIN_ENTRIES:
         return None
-    return f"analytic ≈ {c:.2f} × numeric{why}"
+    return Hint(kind, f"analytic ≈ {c:.2f} × numeric{why}", c)
 
 
-def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, sel: np.ndarray, ctx: Context) -> Optional[str]:
+def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, sel: np.ndarray, ctx: Context) -> Optional[Hint]:
+    """analytic − numeric ≈ c × W.  The data tell only the difference: one (λ/m)·W short is the
+    backward's term missing or the cost's counted twice; one too many, the other way round."""
     w = ctx.values.get(name)
     if w is None or not name.startswith("W"):
         return None
@@ -70,17 +92,27 @@ def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, sel: np.ndarray, ctx: Cont
     if ctx.lambd and ctx.m:
         full = ctx.lambd / ctx.m
         if _close(c, -full, 1e-2):
-            return text + f" — the L2 term (λ/m)·{name} is missing"
+            return Hint(
+                "l2",
+                text + f" — the analytic gradient lacks (λ/m)·{name}: the L2 term missing from the "
+                "backward, or counted twice in the cost",
+                c,
+            )
         if _close(c, -full / 2, 1e-2):
-            return text + f" — only half the L2 term: use (λ/m)·{name}, not (λ/2m)·{name}"
+            return Hint("l2", text + f" — only half the L2 term: use (λ/m)·{name}, not (λ/2m)·{name}", c)
         if _close(c, full, 1e-2):
-            return text + " — the L2 term is counted twice"
-    return text + " (check the L2 regularization term)"
+            return Hint(
+                "l2",
+                text + f" — the analytic gradient has (λ/m)·{name} too much: the L2 term counted twice "
+                "in the backward, or missing from the cost",
+                c,
+            )
+    return Hint("l2", text + " (check the L2 regularization term)", c)
 
 
 def _rows_hint(
     name: str, g2: np.ndarray, a2: np.ndarray, shape: tuple, ctx: Context, fail: float
-) -> Optional[str]:
+) -> Optional[Hint]:
     """Errors confined to some units (rows), or present where the cost is flat: a missing mask."""
     if len(shape) != 2 or shape[0] < 2:
         return None
@@ -92,20 +124,25 @@ def _rows_hint(
     dead = bad & (np.abs(a2).max(axis=1) == 0)
     mask = "a missing ReLU or dropout mask, or a wrong activation derivative?"
     if dead.any():
-        return (
+        return Hint(
+            "mask",
             f"the analytic gradient is nonzero in {_listing(dead)} where the numeric gradient is "
-            f"exactly 0 (those units are inactive for every example): {mask}"
+            f"exactly 0 (those units are inactive for every example): {mask}",
         )
     for act in ctx.activations:
         if act.ndim == 2 and act.shape[0] == shape[0] and (ctx.m is None or act.shape[1] == ctx.m):
             flat = (act == 0).any(axis=1)
             if flat.any() and not flat.all() and np.array_equal(bad, flat):
-                return (
+                return Hint(
+                    "mask",
                     f"errors only in {_listing(bad)}: exactly units whose output is 0 for some "
-                    f"examples (inactive ReLU or dropped-out units), the others match: {mask}"
+                    f"examples (inactive ReLU or dropped-out units), the others match: {mask}",
                 )
     if not bad.all():
-        return f"errors only in {_listing(bad)} of {shape[0]} (units of this layer); the other rows match"
+        return Hint(
+            "rows",
+            f"errors only in {_listing(bad)} of {shape[0]} (units of this layer); the other rows match",
+        )
     return None
 
 
@@ -120,7 +157,7 @@ def _listing(rows: np.ndarray) -> str:
 
 def _shape_hint(
     name: str, raw: np.ndarray, numeric: np.ndarray, shape: tuple, threshold: float
-) -> Optional[str]:
+) -> Optional[Hint]:
     def matches(candidate):
         ok = np.isfinite(numeric)
         if not ok.any():
@@ -131,17 +168,23 @@ def _shape_hint(
 
     if raw.ndim == 2 and len(shape) == 2 and raw.shape == shape[::-1]:
         fit = matches(raw.T)
-        return f"d{name} is transposed" + (
-            " (its transpose matches the numeric gradient)"
-            if fit
-            else " and its transpose does not match either"
+        return Hint(
+            "transposed",
+            f"d{name} is transposed"
+            + (
+                " (its transpose matches the numeric gradient)"
+                if fit
+                else " and its transpose does not match either"
+            ),
         )
     if raw.size == int(np.prod(shape)) and tuple(s for s in raw.shape if s != 1) == tuple(
         s for s in shape if s != 1
     ):
         fit = matches(raw.reshape(shape))
-        return "missing keepdims=True in the sum" + (
-            " (the values match)" if fit else "; the values differ too"
+        return Hint(
+            "keepdims",
+            "missing keepdims=True in the sum"
+            + (" (the values match)" if fit else "; the values differ too"),
         )
     return None
 
@@ -151,7 +194,7 @@ def _layer(name: str) -> str:
     return re.sub(r"^\D+", "", name)
 
 
-def _sibling_ratio(name, g, a, ratios) -> Optional[str]:
+def _sibling_ratio(name, g, a, ratios) -> Optional[Hint]:
     """Too few entries for a ratio of its own, but the layer's other block has one that fits."""
     for other, c in ratios.items():
         if (
@@ -160,12 +203,12 @@ def _sibling_ratio(name, g, a, ratios) -> Optional[str]:
             and np.any(a)
             and np.linalg.norm(g - c * a) <= FIT * np.linalg.norm(g)
         ):
-            return f"analytic ≈ {c:.2f} × numeric, as in {other}"
+            return Hint("ratio", f"analytic ≈ {c:.2f} × numeric, as in {other}", c)
     return None
 
 
 def diagnose(blocks, outcomes, ctx: Context, threshold: float, fail: float) -> None:
-    """Append hints to the outcomes of failing (or warning) blocks."""
+    """Append hints (``Hint``) to the outcomes of failing (or warning) blocks."""
     ratios = {}  # block -> constant ratio found, which a small sibling block may share
     pending = []
     for block, out in zip(blocks, outcomes):
@@ -184,14 +227,17 @@ def diagnose(blocks, outcomes, ctx: Context, threshold: float, fail: float) -> N
         g, a = out.analytic[sel], out.numeric[sel]
         if not np.any(a) and np.any(g):
             out.hints.append(
-                f"the cost does not change when {out.name} is perturbed: does the forward "
-                f"use {out.name} from its parameters argument?"
+                Hint(
+                    "no_effect",
+                    f"the cost does not change when {out.name} is perturbed: does the forward "
+                    f"use {out.name} from its parameters argument?",
+                )
             )
             continue
         ratio = _ratio_hint(g, a, ctx)
         if ratio:
             out.hints.append(ratio)
-            ratios[out.name] = float(g @ a) / float(a @ a)
+            ratios[out.name] = ratio.ratio
             continue
         hint = _l2_hint(out.name, g, a, sel, ctx)
         if hint:

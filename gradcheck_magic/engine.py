@@ -145,6 +145,7 @@ class Outcome:
     #: with an epsilon the user set: flat index -> (estimate, round-off) at a wider step, which the
     #: verdict uses while the table keeps the homework's figure at the user's step
     verified: dict = field(default_factory=dict)
+    evidence: Optional[Evidence] = None  # what the status was decided from (the grader re-judges it)
 
     @property
     def error(self) -> np.ndarray:
@@ -861,6 +862,7 @@ class Engine:
     def _judge(self, out: Outcome, ev: Evidence):
         """Apply the verdict rule and say why in the notes."""
         s = self.settings
+        out.evidence = ev
         out.status = verdict(ev, s)
         if ev.fatal:
             return

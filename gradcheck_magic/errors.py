@@ -22,4 +22,4 @@ def describe_failure(exc: BaseException, where: str = "") -> str:
     text = f"gradcheck: {call} raised {type(exc).__name__}"
     if where:
         text += f" {where}"
-    return text + "; your parameters and np.random state are restored."
+    return text + "; your arrays, objects and both random states are restored."

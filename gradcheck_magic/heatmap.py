@@ -13,6 +13,7 @@ encoded by Pillow (deterministic, no plotting import).
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from dataclasses import dataclass
@@ -136,9 +137,7 @@ def picture(outcome, threshold: float, fail_threshold: float) -> Picture | None:
     judged = cell_error >= 0
     rgba[judged] = colour_of(cell_error[judged], threshold, fail_threshold)
     image = np.repeat(np.repeat(rgba, side, axis=0), side, axis=1)
-    y, x = np.indices(image.shape[:2])
-    stripes = ((x + y) // 2) % 2 == 0
-    checker = ((x // 2) + (y // 2)) % 2 == 0
+    stripes, checker = _patterns(image.shape[:2])
 
     def enlarged(mask):
         return np.repeat(np.repeat(mask & ~judged, side, axis=0), side, axis=1)
@@ -156,6 +155,25 @@ def picture(outcome, threshold: float, fail_threshold: float) -> Picture | None:
         pooled,
         worst,
     )
+
+
+def _patterns(shape) -> tuple:
+    """The masks of the kink stripes and the not-finite checkers, in pixels."""
+    y, x = np.indices(shape)
+    return ((x + y) // 2) % 2 == 0, ((x // 2) + (y // 2)) % 2 == 0
+
+
+@functools.cache
+def swatch(kind: str, side: int = 12) -> str:
+    """The legend's swatch of a pattern (``"kink"`` or ``"unverifiable"``) as a PNG data URI: the
+    picture's own stripes, which a sanitizer keeps (it drops CSS gradients)."""
+    stripes, checker = _patterns((side, side))
+    image = np.zeros((side, side, 4), np.uint8)
+    if kind == "kink":
+        image[stripes] = (*KINK, 255)
+    else:
+        image[checker] = (*UNVERIFIABLE, 255)
+    return "data:image/png;base64," + base64.b64encode(_png(image)).decode("ascii")
 
 
 def _mark(image: np.ndarray, top: int, left: int, side: int) -> None:

@@ -8,19 +8,18 @@ traitlets on the ``GradCheck`` class, so ``%config GradCheck.epsilon = 1e-6`` an
 
 from __future__ import annotations
 
-import ast
 import shlex
 import sys
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, observe, validate
 from traitlets.config import Config
 
-from . import grading
 from .api import gradcheck
 from .errors import GradCheckError, describe_failure
+from .plan.cell import CellFacts
 from .progress import progress_factory
 from .settings import MODES, Settings, check_pair, check_value, suggest, validated
 
@@ -36,87 +35,30 @@ CONFIG_KEYS = (
     "widgets",
     "progress",
     "raise_on_fail",
+    "watch",
 )
 #: The traits that are fields of Settings (checked by the settings validation); the rest are display switches.
-SETTING_TRAITS = ("epsilon", "threshold", "fail_threshold", "mode", "sample", "probes", "seed", "time_budget")
+SETTING_TRAITS = (
+    "epsilon",
+    "threshold",
+    "fail_threshold",
+    "mode",
+    "sample",
+    "probes",
+    "seed",
+    "time_budget",
+    "watch",
+)
 #: The settings a flag of the magic line can override for one run.
 FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
 
 
-def _root(node: ast.AST):
-    """The variable under ``model.params['W1']`` or ``model.loss``: ``model`` (None for ``f()()``)."""
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _outside_definitions(tree: ast.AST):
-    """Every node of the cell's own statements, not of the functions and classes it defines."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-                stack.append(child)
-
-
-class CellNames(set):
-    """The names a cell wrote, and ``calls``: the methods its own statements call with plain names,
-    ``{"model.loss": (("Xs", "ys"), {})}``, so that an object is checked on the data the cell gives it."""
-
-    calls: dict
-
-
-def cell_calls(tree: ast.AST) -> dict:
-    """``obj.method(a, b, k=c)`` calls whose arguments are all plain names (the last in the cell's
-    text wins: the walk below does not go in that order)."""
-    calls = {}
-    in_order = sorted(
-        (n for n in _outside_definitions(tree) if isinstance(n, ast.Call)),
-        key=lambda n: (n.lineno, n.col_offset),
-    )
-    for node in in_order:
-        if not isinstance(node.func, ast.Attribute):
-            continue
-        owner = node.func.value
-        plain = all(isinstance(a, ast.Name) for a in node.args) and all(
-            k.arg and isinstance(k.value, ast.Name) for k in node.keywords
-        )
-        if isinstance(owner, ast.Name) and plain:
-            calls[f"{owner.id}.{node.func.attr}"] = (
-                tuple(a.id for a in node.args),
-                {k.arg: k.value.id for k in node.keywords},
-            )
-    return calls
-
-
-def assigned_names(tree: ast.AST) -> set:
-    """Names a cell binds: assignments, loop targets, imports, function and class definitions; and,
-    in its own statements, the variables it changes through an item or attribute
-    (``model.params['W1'] = ...``) and the names it calls (``model.loss(X, y)``, ``forward(X)``):
-    discovery ranks the candidates that use what the cell wrote first."""
-    names = {
-        node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-    }
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-    for node in _outside_definitions(tree):
-        if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, ast.Store):
-            names.add(_root(node))
-        elif isinstance(node, ast.Call):
-            names.add(_root(node.func))
-    names.discard(None)
-    found = CellNames(names)
-    found.calls = cell_calls(tree)
-    return found
-
-
 class GradCheckFailed(AssertionError):
     """Raised by ``--raise-on-fail`` (or the config key) so that notebooks fail loudly in CI."""
+
+    def _render_traceback_(self) -> list:
+        """IPython shows the verdict, not this package's frame (the table above says the rest)."""
+        return [f"GradCheckFailed: {self}"]
 
 
 @magics_class
@@ -149,11 +91,25 @@ class GradCheck(Magics):
     time_budget = Float(1.0, help="Nominal seconds of full mode (20,000 evaluations a second) for auto.").tag(
         config=True
     )
-    widgets = Bool(True, help="Show the ipywidgets drill-down under the table in notebooks.").tag(config=True)
+    widgets = Bool(
+        True, help="Add the ipywidgets block picker under the (static) drill-down in notebooks."
+    ).tag(config=True)
     progress = Bool(True, help="Show a progress bar for checks expected to take over a second.").tag(
         config=True
     )
     raise_on_fail = Bool(False, help="Raise GradCheckFailed when a block fails (for CI).").tag(config=True)
+    watch = Bool(
+        False,
+        help="Re-run the last check (fast mode unless a mode is set) whenever a cell redefines a "
+        "function it checked, updating its table in place.",
+    ).tag(config=True)
+
+    @observe("watch")
+    def _watch_switched(self, change):
+        """Watching off (``--watch off``, ``%gradcheck_config watch=off``): unhook, say so in one line."""
+        if not change["new"] and self._watching is not None:
+            self._watching.stop()
+            self._watching = None
 
     @validate(*SETTING_TRAITS)
     def _check_setting(self, proposal):
@@ -199,6 +155,7 @@ class GradCheck(Magics):
 
     def __init__(self, shell=None, **kwargs):
         self._loaded = False
+        self._watching = None  # the Watch of the last check while watching (watch.py)
         super().__init__(shell=shell, **kwargs)
         self._loaded = True
 
@@ -209,8 +166,6 @@ class GradCheck(Magics):
             **{key: getattr(self, key) for key in SETTING_TRAITS if key != "sample"},
             sample=self.sample or None,
         )
-        if grading.imposes_settings():  # a grading run: the grader's settings beat any flag
-            return grading.in_force(base)
         flags = {}
         if args is not None:
             flags = {key: getattr(args, key) for key in FLAG_SETTINGS if getattr(args, key) is not None}
@@ -275,10 +230,18 @@ class GradCheck(Magics):
         help="return the GradCheckResult (Out shows it; it is not displayed twice)",
     )
     @argument("-q", "--quiet", action="store_true", help="do not display the result (use with -o)")
-    @argument("--no-widgets", action="store_true", help="no ipywidgets drill-down under the table")
+    @argument("--no-widgets", action="store_true", help="no ipywidgets block picker under the drill-down")
     @argument("--no-progress", action="store_true", help="no progress bar")
     @argument(
         "--raise-on-fail", action="store_true", help="raise GradCheckFailed when a block fails (for CI)"
+    )
+    @argument(
+        "--watch",
+        nargs="?",
+        const="on",
+        choices=("on", "off"),
+        help="re-run this check whenever a cell redefines a function it checked (fast mode unless -m), "
+        "updating the table in place; --watch off stops",
     )
     @argument(
         "object",
@@ -295,41 +258,78 @@ class GradCheck(Magics):
         """
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
         args = self._parse_line(line)
+        if args.watch == "off":
+            if not self.watch:
+                print("gradcheck: not watching")
+            self.watch = False  # says so in one line when it was watching
+            return None
+        if args.watch == "on":
+            self.watch = True
         settings = self.settings(args)
-        assigned = self._run_cell(cell) if cell is not None and cell.strip() else set()
+        history = self.shell.user_ns.get("In", ())
+        if cell is not None and cell.strip():
+            assigned = self._run_cell(cell, history)
+        else:
+            assigned = CellFacts.read(None, "", history)
         if assigned is None:  # the body did not compile: the user's SyntaxError is already shown
             return None
-        progress = progress_factory(self.progress and not args.no_progress, settings=settings)
-        try:
-            result = gradcheck(
+
+        def run(settings=settings, progress=self.progress and not args.no_progress):
+            return gradcheck(
                 self.shell.user_ns,
                 forward=args.forward,
                 backward=args.backward,
                 cost=args.cost,
                 params=args.params,
                 settings=settings,
-                progress=progress,
+                progress=progress_factory(progress, settings=settings),
                 prefer=assigned,
                 target=args.object,
             )
+
+        try:
+            result = run()
         except GradCheckError as exc:
             raise UsageError(str(exc)) from None
         except BaseException as exc:
             if hasattr(exc, "_gradcheck_call"):
                 print(describe_failure(exc, getattr(exc, "_gradcheck_where", "")), file=sys.stderr)
             raise
+        show_widget = (
+            self.widgets and not self.watch and not args.no_widgets and not args.quiet and not args.output
+        )
+        handle = None
         if not args.quiet and not args.output:
             from IPython.display import display
 
-            display(result)
-        if self.widgets and not args.no_widgets and not args.quiet and not args.output:
-            # with -o the caller owns the result: result.drilldown() gives the widget
+            from .widgets import widgets_supported
+
+            # under a live widget that shows the worst block, the static sections start closed
+            result.open_drilldown = not (show_widget and widgets_supported(self.shell))
+            handle = display(result, display_id=True)
+        if show_widget:  # with -o the caller owns the result: result.drilldown() gives the widget
             from .widgets import show_drilldown
 
             show_drilldown(result, self.shell)
+        if self.watch:
+            self._start_watching(args, run, result, handle)
         if (self.raise_on_fail or args.raise_on_fail) and not result.passed:
             raise GradCheckFailed(f"gradient check failed: {', '.join(result.failed)}")
         return result if args.output else None
+
+    def _start_watching(self, args, run, result, handle):
+        """Watch this check (the last one): re-run in fast mode unless a mode was set, no progress bar."""
+        from .watch import Watch
+
+        mode = args.mode or (self.mode if self.mode != "auto" else "fast")
+        quick = validated(self.settings(args), mode=mode)
+        before, self._watching = self._watching, Watch(self.shell, lambda: run(quick, False), result, handle)
+        if before is not None:
+            before.stop(
+                " (the new check is watched instead)", quiet=before.functions == self._watching.functions
+            )
+        if before is None or before.functions != self._watching.functions:
+            print(f"gradcheck: watching {self._watching.describe()} ({mode} mode); --watch off stops")
 
     def _parse_line(self, line: str):
         """The magic line's options; a bad line (unclosed quote included) is one UsageError.
@@ -344,10 +344,10 @@ class GradCheck(Magics):
                 setattr(args, key, value[1:-1])
         return args
 
-    def _run_cell(self, cell: str):
+    def _run_cell(self, cell: str, history=()):
         """Run the body like a normal cell (magics inside work); its errors propagate.
-        Returns the names it assigns or defines (discovery ranks what the cell wrote first),
-        or None when the body has a syntax error (shown as the user's own, as IPython does)."""
+        Returns what it wrote and called, with the notebook's history (the plan follows the user's
+        latest call), or None when the body has a syntax error (shown as the user's own)."""
         __tracebackhide__ = True  # noqa: F841
         source = self.shell.transform_cell(cell)
         filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
@@ -357,7 +357,7 @@ class GradCheck(Magics):
             self.shell.showsyntaxerror(filename)
             return None
         exec(self.shell.compile(tree, filename, "exec"), self.shell.user_ns)
-        return assigned_names(tree)
+        return CellFacts.read(tree, source, history)
 
     # ---- %gradcheck_config -----------------------------------------------------------------
     @line_magic
@@ -366,7 +366,7 @@ class GradCheck(Magics):
 
         Bare, it shows the settings; ``--reset`` restores the defaults.  Keys:
         epsilon (a number or auto), threshold, fail_threshold, mode (auto/full/fast),
-        sample, probes, seed, time_budget, widgets, progress, raise_on_fail.
+        sample, probes, seed, time_budget, widgets, progress, raise_on_fail, watch (on/off).
         Also settable as ``%config GradCheck.<key> = value``.
         """
         try:

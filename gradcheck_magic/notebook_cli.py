@@ -1,24 +1,27 @@
-"""``gradcheck-notebook``: execute notebooks headless and grade the gradient checks they run.
+"""``gradcheck-notebook``: execute notebooks headless and grade the checks they make, by its own rules.
 
-For graders and CI.  Each notebook runs in a fresh kernel in which a hidden first cell starts a
-grading session (:mod:`gradcheck_magic.grading`): every check that really runs is recorded there
-with the settings in force, and only those records are graded — a result bundle a notebook merely
-displays counts for nothing.  A notebook is judged by the last check of each family (the same
-functions checked), so a story that fails and then fixes its code passes; it fails when a judged
-check fails, when a cell raises (unless errors are allowed), when it times out, and when it runs no
-check at all (unless allowed).  Exit status 1 when any notebook does not pass.
+For graders and CI.  Each notebook runs in a fresh kernel, in safe-path mode (its folder off the front of
+``sys.path``).  A hidden first cell loads the checker's private copy of the package from this process's
+own files (:mod:`gradcheck_magic.grading`); every check the notebook makes hands its inputs to that copy.
+After the last cell a hidden request re-runs each check there and sends back its evidence as plain data,
+which this process judges with the grader's settings (the defaults, or ``--settings``): a notebook's own
+settings are shown, never used to grade, and nothing a notebook writes or displays counts as a result.
+A notebook is judged by the last check of each family (the same functions, where they are defined, on
+blocks of the same names and shapes), so a story that fails and then fixes its code passes; it fails when
+a judged check fails, when a cell raises (unless errors are allowed), when it times out, and when it
+makes no check at all (unless allowed).  Exit status 1 when any notebook does not pass.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import dataclasses
 import json
 import logging
 import math
 import os
-import re
 import secrets
 import shutil
 import sys
@@ -28,17 +31,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .result import note_parts
+from . import grading
+from .result import GLYPHS, note_parts
 
-WIDTH = 120  # no line the checker prints is wider
+LOG_WIDTH = 120  # no line the checker prints is wider (logs, pipes)
+MIN_WIDTH = 60  # nor narrower, in the narrowest terminal
 NOTE_MIN_WIDTH = 30  # a note column narrower than this goes under its row instead
 INDENT = "    "  # continuation lines of a wrapped summary or note
 DEFAULT_TIMEOUT = 600.0
 EXPECTED_ERROR_TAG = (
     "raises-exception"  # a cell its author tagged to show an error (nbclient runs on, so do we)
 )
-CALLED = re.compile(r"([A-Za-z_][\w.]*)\(")  # a function or method called, in a check's description
+SKIP_TAG = "skip-execution"  # nbclient skips such cells; a grader runs every cell, and says so
 FALLBACK_KERNEL = "python3"  # the kernel of the Python running the checker (ipykernel's native spec)
+PRIVATE_PREFIX = "_gradcheck_grader_"  # the private copy's module name, with a random suffix per run
+GRACE_SECONDS = 10.0  # after a timeout: time allowed to list the checks made (not re-run)
+ABORTED_RETRY_SECONDS = 0.2
 
 SANDBOX_WARNING = (
     "Notebooks are programs: the checker executes every cell with your rights (files, network, "
@@ -46,27 +54,51 @@ SANDBOX_WARNING = (
     '(docker run --rm --network none -v "$PWD":/work ...) or a throwaway user account with no '
     "access to anything else."
 )
+LIMITS = (
+    "What it cannot defend: a notebook's code runs in the same process as the checker's private copy, "
+    "so a determined student can still rewrite anything there (numpy, the kernel, the copy's own "
+    "objects). For high stakes, grade inside a sandbox with hidden tests: code the student never sees, "
+    "calling the student's functions on inputs the student never chose."
+)
 
 
 # ---- what one notebook's run produced ---------------------------------------------------------------
+def rejudge(record: dict, grader) -> dict:
+    """Each block's status decided here, by the grader's settings, from the evidence the re-run sent
+    (the kernel's own statuses are not used): the engine's one verdict rule, in this process."""
+    from .engine import Evidence, verdict
+
+    known = {f.name for f in dataclasses.fields(Evidence)}
+    for block in record.get("blocks", []):
+        data = block.get("evidence") or {}
+        values = {k: (math.nan if v is None else v) for k, v in data.items() if k in known}
+        block["status"] = verdict(Evidence(**{"rel_error": math.nan, **values}), grader)
+    record["failed"] = [b["name"] for b in record.get("blocks", []) if b["status"] == "fail"]
+    return record
+
+
 @dataclass
 class Check:
-    """One check the kernel recorded, with the cell that ran it."""
+    """One check the notebook made, as the checker re-ran and judged it, with the cell that made it."""
 
     cell: int
     record: dict
     superseded_by: int | None = None  # the cell of a later check of the same family, which counts instead
 
     @property
-    def family(self) -> str:
-        """The functions a check called (``name(`` in its description), so that what a description adds
-        after them (arguments, where an upstream gradient came from) does not split a family."""
-        functions = self.record.get("functions", "")
-        return ", ".join(dict.fromkeys(CALLED.findall(functions))) or functions
+    def family(self) -> tuple:
+        """Where the functions it checked are defined, and its blocks' names and shapes (computed by the
+        re-run); a check that could not be re-run is a family of its own."""
+        return tuple(self.record.get("family") or (f"cell {self.cell}", id(self)))
 
     @property
     def judged(self) -> bool:
         return self.superseded_by is None
+
+    @property
+    def error(self) -> str | None:
+        """Why the checker could not re-run this check (it then counts as failing)."""
+        return self.record.get("error")
 
     @property
     def failed(self) -> list:
@@ -75,6 +107,29 @@ class Check:
     @property
     def complete(self) -> bool:
         return bool(self.record.get("complete", True))
+
+    @property
+    def headline(self) -> str:
+        record = self.record
+        if record.get("not_rerun"):
+            return f"not re-run: {record['not_rerun']}"
+        if self.error:
+            return f"{GLYPHS['fail']} could not be re-run by the checker: {self.error}"
+        statuses = [b["status"] for b in record.get("blocks", [])]
+        warned = [b["name"] for b in record.get("blocks", []) if b["status"] == "warn"]
+        if not self.complete:
+            head = f"{GLYPHS['interrupted']} interrupted"
+        elif self.failed:
+            head = f"{GLYPHS['fail']} failed: {', '.join(self.failed)}"
+        elif warned:
+            head = f"{GLYPHS['warn']} passed with warnings: {', '.join(warned)}"
+        else:
+            head = f"{GLYPHS['pass']} passed" if statuses else f"{GLYPHS['pass']} no blocks"
+        step = record.get("step")
+        return (
+            f"{head} — {record.get('mode', '?')} mode, {record.get('evaluations', 0)} evaluations, "
+            f"ε {'auto' if step is None else f'{step:g}'}"
+        )
 
 
 @dataclass
@@ -87,7 +142,7 @@ class NotebookReport:
     fatal: str | None = None  # why the notebook could not run to its end
     notes: list = field(default_factory=list)  # e.g. the kernel substituted for a missing one
     seconds: float = 0.0
-    baseline: dict = field(default_factory=dict)  # the settings a check is compared against
+    grader: dict = field(default_factory=dict)  # the settings every check is judged by
     allow_errors: bool = False
     allow_no_checks: bool = False
 
@@ -113,7 +168,7 @@ class NotebookReport:
     def status(self) -> str:
         if self.error:
             return "ERROR"
-        if any(c.failed for c in self.judged):
+        if any(c.failed or c.error for c in self.judged):
             return "FAIL"
         if any(not c.complete for c in self.judged):
             return "INCOMPLETE"
@@ -123,13 +178,18 @@ class NotebookReport:
     def ok(self) -> bool:
         return self.status == "PASS" or (self.status == "NO CHECKS" and self.allow_no_checks)
 
-    def changed_settings(self, check: Check) -> dict:
-        """The settings of a check that differ from the baseline (the defaults, or the grader's)."""
-        settings = check.record.get("settings", {})
-        return {k: v for k, v in settings.items() if k in self.baseline and v != self.baseline[k]}
+    @staticmethod
+    def changed_settings(check: Check) -> dict:
+        """The settings the notebook gave this check that differ from the defaults (shown, never used to
+        loosen its grade)."""
+        from .settings import Settings
 
-    def summary(self) -> str:
-        failing = sum(1 for c in self.judged if c.failed)
+        own = check.record.get("notebook_settings") or {}
+        defaults = dataclasses.asdict(Settings())
+        return {k: v for k, v in own.items() if k in defaults and v != defaults[k]}
+
+    def summary(self, width: int = LOG_WIDTH) -> str:
+        failing = sum(1 for c in self.judged if c.failed or c.error)
         text = f"{self.path}: {self.status} — {len(self.checks)} check(s), {failing} failing"
         if self.failed_blocks:
             text += f" ({', '.join(self.failed_blocks)})"
@@ -140,16 +200,22 @@ class NotebookReport:
         for check in self.judged:
             changed.update(self.changed_settings(check))
         if changed:
-            text += f"; notebook settings: {_settings_text(changed)}"
+            text += f"; notebook settings: {_settings_text(changed)} (shown; the grader's thresholds decide)"
         if self.status == "NO CHECKS":
             text += "; allowed (--allow-no-checks)" if self.allow_no_checks else "; counts as a failure"
-        for problem in ([self.fatal] if self.fatal else []) + self.errors:
+        problems = [self.fatal] if self.fatal else []
+        problems += self.errors
+        problems += [f"the check in cell {c.cell} could not be re-run" for c in self.judged if c.error]
+        for problem in problems:
             text += f"; {problem}"
         for note in self.notes:
             text += f"; note: {note}"
-        return _wrap(text + f" [{self.seconds:.1f}s]")
+        return _wrap(text + f" [{self.seconds:.1f}s]", width)
 
     def to_dict(self) -> dict:
+        keep = ("functions", "mode", "step", "evaluations", "complete", "marks", "error", "not_rerun")
+        keep += ("warnings",)
+        row = ("name", "shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "suspect")
         return {
             "notebook": self.path,
             "status": self.status,
@@ -157,13 +223,17 @@ class NotebookReport:
             "errors": self.errors,
             "notes": self.notes,
             "seconds": round(self.seconds, 2),
+            "settings": self.grader,
             "checks": [
                 {
                     "cell": c.cell,
-                    "family": c.family,
+                    "summary": c.headline,
+                    "family": list(map(str, c.family)),
                     "judged": c.judged,
+                    "failed": c.failed,
                     "changed_settings": self.changed_settings(c),
-                    **{k: v for k, v in c.record.items() if k not in ("nonce", "settings")},
+                    **{k: c.record[k] for k in keep if k in c.record},
+                    "blocks": [{k: b.get(k) for k in row} for b in c.record.get("blocks", [])],
                 }
                 for c in self.checks
             ],
@@ -180,8 +250,19 @@ def judge(checks: list, every_check: bool) -> list:
 
 
 # ---- text ---------------------------------------------------------------------------------------------
-def _wrap(text: str, indent: str = INDENT) -> str:
-    return "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent=indent, break_on_hyphens=False))
+def output_width(stream) -> int:
+    """The terminal's width when printing to one (at most LOG_WIDTH), else LOG_WIDTH (logs, pipes)."""
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    if not terminal:
+        return LOG_WIDTH
+    return max(MIN_WIDTH, min(LOG_WIDTH, shutil.get_terminal_size((LOG_WIDTH, 24)).columns))
+
+
+def _wrap(text: str, width: int = LOG_WIDTH, indent: str = INDENT) -> str:
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent=indent, break_on_hyphens=False))
 
 
 def _settings_text(settings: dict) -> str:
@@ -195,19 +276,30 @@ def _sci(value) -> str:
     return "—" if value is None else f"{value:.2e}"
 
 
-def check_text(report: NotebookReport, check: Check) -> str:
-    """A check as text no wider than WIDTH: its headline, then one row per block, notes wrapped."""
+def check_text(report: NotebookReport, check: Check, width: int = LOG_WIDTH) -> str:
+    """A check as text no wider than ``width``: its headline, then one row per block, notes wrapped."""
     record = check.record
-    lines = [_wrap(f"[cell {check.cell}] {record.get('summary', '')}")]
+    lines = [_wrap(f"[cell {check.cell}] {check.headline}", width)]
     if not check.judged:
         lines.append(
-            f"{INDENT}(not judged: the check in cell {check.superseded_by} checks the same functions)"
+            _wrap(
+                f"{INDENT}(not judged: the check in cell {check.superseded_by} checks the same functions)",
+                width,
+                INDENT * 2,
+            )
         )
     if record.get("functions"):
-        lines.append(_wrap(f"{INDENT}checked: {record['functions']}", INDENT * 2))
+        lines.append(_wrap(f"{INDENT}checked: {record['functions']}", width, INDENT * 2))
     changed = report.changed_settings(check)
     if changed:
-        lines.append(_wrap(f"{INDENT}settings this notebook set: {_settings_text(changed)}", INDENT * 2))
+        lines.append(
+            _wrap(
+                f"{INDENT}settings this notebook set (not used to grade): {_settings_text(changed)}",
+                width,
+                INDENT * 2,
+            )
+        )
+    lines.extend(_wrap(f"{INDENT}marked: {m}", width, INDENT * 2) for m in record.get("marks", []))
     rows = [
         (
             b["name"],
@@ -218,24 +310,27 @@ def check_text(report: NotebookReport, check: Check) -> str:
         )
         for b in record.get("blocks", [])
     ]
-    header = ("block", "shape", "rel_error", "status")
-    widths = [max(len(r[i]) for r in rows + [header + ("",)]) for i in range(4)]
-    used = len(INDENT) + sum(w + 2 for w in widths)
-    note_width = WIDTH - used
-    lines.append((INDENT + "  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  note").rstrip())
-    for row in rows:
-        head = (INDENT + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))).rstrip()
-        note = row[4]
-        if not note:
-            lines.append(head)
-        elif note_width >= NOTE_MIN_WIDTH:
-            wrapped = textwrap.wrap(note, note_width, break_on_hyphens=False)
-            lines.append(head.ljust(used) + wrapped[0])
-            lines.extend(" " * used + rest for rest in wrapped[1:])
-        else:
-            lines.append(head)
-            lines.extend(textwrap.wrap(note, WIDTH, initial_indent=INDENT * 2, subsequent_indent=INDENT * 2))
-    lines.extend(_wrap(f"{INDENT}warning: {w}", INDENT * 2) for w in record.get("warnings", []))
+    if rows:
+        header = ("block", "shape", "rel_error", "status")
+        widths = [max(len(r[i]) for r in rows + [header + ("",)]) for i in range(4)]
+        used = len(INDENT) + sum(w + 2 for w in widths)
+        note_width = width - used
+        lines.append((INDENT + "  ".join(h.ljust(w) for h, w in zip(header, widths)) + "  note").rstrip())
+        for row in rows:
+            head = (INDENT + "  ".join(cell.ljust(w) for cell, w in zip(row, widths))).rstrip()
+            note = row[4]
+            if not note:
+                lines.append(head)
+            elif note_width >= NOTE_MIN_WIDTH:
+                wrapped = textwrap.wrap(note, note_width, break_on_hyphens=False)
+                lines.append(head.ljust(used) + wrapped[0])
+                lines.extend(" " * used + rest for rest in wrapped[1:])
+            else:
+                lines.append(head)
+                lines.extend(
+                    textwrap.wrap(note, width, initial_indent=INDENT * 2, subsequent_indent=INDENT * 2)
+                )
+    lines.extend(_wrap(f"{INDENT}warning: {w}", width, INDENT * 2) for w in record.get("warnings", []))
     return "\n".join(lines)
 
 
@@ -279,19 +374,8 @@ def _python_of(name: str = FALLBACK_KERNEL) -> str:
     return sys.executable if program in bare else program
 
 
-def _setup_source(registry: str, nonce: str, imposed: dict | None) -> str:
-    """The hidden first cell: starts the grading session before any of the notebook's code."""
-    payload = json.dumps({"registry": registry, "nonce": nonce, "imposed": imposed})
-    return (
-        "import json as _gradcheck_json\n"
-        "from gradcheck_magic import grading as _gradcheck_grading\n"
-        f"_gradcheck_grading.start(**_gradcheck_json.loads({payload!r}))\n"
-        "del _gradcheck_json, _gradcheck_grading\n"
-    )
-
-
 class SetupFailed(Exception):
-    """The grading session could not be started in the kernel (gradcheck_magic not importable?)."""
+    """The checker's copy could not be started in the kernel (not a Python kernel with numpy?)."""
 
 
 def _cell_error(index: int, content: dict) -> str:
@@ -299,16 +383,35 @@ def _cell_error(index: int, content: dict) -> str:
     return f"cell {index} raised {content.get('ename', 'an error')}" + (f": {message[0]}" if message else "")
 
 
+def _evidence_from(content: dict) -> list:
+    """The re-run's records from the hidden request's reply (its one user expression)."""
+    value = (content.get("user_expressions") or {}).get("checks") or {}
+    if content.get("status") != "ok" or value.get("status") != "ok":
+        failed = value if value.get("status") == "error" else content
+        raise SetupFailed(
+            "the checker's copy in the kernel could not re-run the checks: "
+            f"{failed.get('ename', 'no reply')}: {failed.get('evalue', '')}"
+        )
+    text = value["data"]["text/plain"]
+    records = json.loads(text if text[:1] == "[" else ast.literal_eval(text))  # as it is, or quoted
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise SetupFailed("the checker's copy in the kernel sent back something other than its records")
+    return records
+
+
 def run(path: Path, options) -> tuple:
-    """Run one notebook in a fresh kernel: (the executed notebook or None, the report on its checks)."""
+    """Run one notebook in a fresh kernel, then re-run its checks with the checker's private copy: (the
+    executed notebook or None, the report on its checks)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     from traitlets.config import Config
 
+    from .settings import Settings
+
     report = NotebookReport(
         printable(path),
-        baseline=options.baseline,
+        grader=options.grader,
         allow_errors=options.allow_errors,
         allow_no_checks=options.allow_no_checks,
     )
@@ -325,50 +428,78 @@ def run(path: Path, options) -> tuple:
         return nb, report
     if note:
         report.notes.append(note)
+    skipped = [i for i, c in enumerate(nb.cells, 1) if SKIP_TAG in c.get("metadata", {}).get("tags", [])]
+    if skipped:
+        report.notes.append(
+            f"cell(s) {', '.join(map(str, skipped))} tagged {SKIP_TAG!r}: run anyway "
+            "(a grade counts every cell)"
+        )
 
     workdir = tempfile.mkdtemp(prefix="gradcheck-")
-    registry = Path(workdir, "registry.jsonl")
-    registry.touch(mode=0o600)
-    nonce = secrets.token_hex(16)
-    state = {"cell": 0, "read": 0, "deadline": math.inf}  # the clock starts once the kernel is ready
+    private = PRIVATE_PREFIX + secrets.token_hex(8)
+    folder = os.path.dirname(os.path.abspath(grading.__file__))  # the copy this process runs
+    hidden = nbformat.v4.new_code_cell("# gradcheck-notebook: its own setup and re-run of the checks")
+    state = {"cell": 0, "deadline": math.inf}  # the clock starts once the kernel is ready
+    cells = {}  # the kernel's execution count -> the cell number (from 1, as a person counts)
+    raised = set()  # cells that raised
 
-    def collect_new_records():
-        """Records appended since the last cell, each credited to the cell that was running."""
-        with open(registry, "rb") as f:
-            f.seek(state["read"])
-            data = f.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
-        state["read"] += len(complete)
-        for line in complete.decode("utf-8", "replace").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict) and record.get("nonce") == nonce:
-                report.checks.append(Check(state["cell"], record))
-
-    async def start_session(notebook):
-        state["deadline"] = time.monotonic() + options.timeout
-        msg_id = client.kc.execute(
-            _setup_source(str(registry), nonce, options.imposed), silent=True, store_history=False
-        )
-        reply = await client.async_wait_for_reply(msg_id)
-        content = (reply or {}).get("content", {})
-        if content.get("status") != "ok":
-            raise SetupFailed(
-                f"gradcheck_magic could not start in kernel {kernel!r}: "
-                f"{content.get('ename', 'no reply')}: {content.get('evalue', '')}"
+    async def request(code: str, expressions: dict | None = None) -> dict:
+        """A hidden request: silent (no history, no events the notebook could hook), not in the notebook."""
+        while True:
+            msg_id = client.kc.execute(
+                code, silent=True, store_history=False, user_expressions=expressions or {}
             )
+            content = ((await client.async_wait_for_reply(msg_id, hidden)) or {}).get("content", {})
+            # a kernel interrupted after a timeout aborts what was queued behind the error: ask again
+            if content.get("status") != "aborted" or time.monotonic() > state["deadline"]:
+                return content
+            await asyncio.sleep(ABORTED_RETRY_SECONDS)
+
+    async def re_run(rerun: bool = True) -> None:
+        expression = grading.finish_expression(private, options.grader, options.imposed is not None, rerun)
+        for record in _evidence_from(await request("", {"checks": expression})):
+            cell = cells.get(record.get("count"), 0)
+            if record.get("error") and cell in raised:
+                continue  # the check did not run in the notebook either: the cell's error says why
+            report.checks.append(Check(cell, rejudge(record, Settings(**options.grader))))
+
+    async def execute() -> None:
+        with open(os.path.join(workdir, "kernel.log"), "wb") as log:
+            async with client.async_setup_kernel(env=_kernel_env(), stdout=log, stderr=log):
+                state["deadline"] = time.monotonic() + options.timeout
+                content = await request(grading.setup_source(folder, private))
+                if content.get("status") != "ok":
+                    raise SetupFailed(
+                        f"the checker's copy could not start in kernel {kernel!r}: "
+                        f"{content.get('ename', 'no reply')}: {content.get('evalue', '')}"
+                    )
+                try:
+                    for index, cell in enumerate(nb.cells):
+                        count = client.code_cells_executed + 1
+                        await client.async_execute_cell(cell, index, execution_count=count)
+                except CellExecutionError:
+                    pass  # the failing cell is in report.errors; the checks before it are still re-run
+                except CellTimeoutError:
+                    report.fatal = f"timed out after {options.timeout:g} s (in cell {state['cell']})"
+                    await client.km.interrupt_kernel()
+                    state["deadline"] = time.monotonic() + GRACE_SECONDS
+                    await re_run(rerun=False)  # listed, not re-run: the time is up
+                    return
+                state["cell"] = 0
+                await re_run()
 
     def cell_starts(cell, cell_index):
-        state["cell"] = cell_index + 1  # cells are counted from 1, as a person counts them
+        state["cell"] = cell_index + 1
 
     def cell_ran(cell, cell_index, execute_reply):
-        collect_new_records()
         content = (execute_reply or {}).get("content", {})
+        if isinstance(content.get("execution_count"), int):
+            cells[content["execution_count"]] = cell_index + 1
         expected = EXPECTED_ERROR_TAG in cell.get("metadata", {}).get("tags", [])
-        if content.get("status") == "error" and not expected:
-            report.errors.append(_cell_error(cell_index + 1, content))
+        if content.get("status") == "error":
+            raised.add(cell_index + 1)
+            if not expected:
+                report.errors.append(_cell_error(cell_index + 1, content))
 
     quiet = logging.getLogger("gradcheck_magic.notebook_cli.nbclient")
     quiet.addHandler(logging.NullHandler())
@@ -379,33 +510,38 @@ def run(path: Path, options) -> tuple:
         timeout=max(1, math.ceil(options.timeout)),
         timeout_func=lambda cell: max(state["deadline"] - time.monotonic(), 0.01),
         allow_errors=options.allow_errors,
+        skip_cells_with_tag=f"gradcheck-notebook-runs-every-cell-{secrets.token_hex(8)}",
         resources={"metadata": {"path": os.fsdecode(os.fsencode(path.parent) or b".")}},
         # local sockets: no port on the network, and no "running over TCP without encryption" warning
         config=Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(workdir, "kernel")}}),
-        on_notebook_start=start_session,
         on_cell_execute=cell_starts,
         on_cell_executed=cell_ran,
         log=quiet,
     )
     try:
-        with open(os.path.join(workdir, "kernel.log"), "wb") as kernel_log:
-            asyncio.run(client.async_execute(stdout=kernel_log, stderr=kernel_log))
+        asyncio.run(execute())
     except CellTimeoutError:
-        report.fatal = f"timed out after {options.timeout:g} s (in cell {state['cell']})"
+        where = f"in cell {state['cell']}" if state["cell"] else "re-running the checks"
+        report.fatal = report.fatal or f"timed out after {options.timeout:g} s ({where})"
     except DeadKernelError:
-        report.fatal = f"the kernel died in cell {state['cell']} (out of memory, or the code exited?)"
-    except CellExecutionError:
-        pass  # the failing cell is in report.errors already
+        where = f"in cell {state['cell']}" if state["cell"] else "while the checks were re-run"
+        report.fatal = f"the kernel died {where} (out of memory, or the code exited?)"
     except SetupFailed as exc:
         report.fatal = _first_line(str(exc))
     except Exception as exc:  # noqa: BLE001 - a notebook that cannot run is reported, not fatal
-        report.fatal = _first_line(f"could not execute: {type(exc).__name__}: {exc}")
+        report.fatal = report.fatal or _first_line(f"could not execute: {type(exc).__name__}: {exc}")
     finally:
-        collect_new_records()
         shutil.rmtree(workdir, ignore_errors=True)
     judge(report.checks, options.every_check)
     report.seconds = time.monotonic() - started
     return nb, report
+
+
+def _kernel_env() -> dict:
+    """The kernel's environment: safe-path mode, so its start-up imports do not come from the notebook's
+    folder (Python 3.11+; older Pythons ignore it, and the hidden first cell still takes the folder off
+    the front of ``sys.path`` before it imports the checker)."""
+    return dict(os.environ, PYTHONSAFEPATH="1")
 
 
 def _first_line(text: str) -> str:
@@ -455,7 +591,8 @@ class Options:
     imposed: dict | None = None  # every setting of every check, when the grader imposes them
 
     @property
-    def baseline(self) -> dict:
+    def grader(self) -> dict:
+        """The settings every check is judged by: the imposed ones, else the defaults."""
         from .settings import Settings
 
         return self.imposed if self.imposed is not None else dataclasses.asdict(Settings())
@@ -508,17 +645,23 @@ def notebooks(paths) -> list:
     return found
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(width: int = LOG_WIDTH) -> argparse.ArgumentParser:
+    fill = min(100, width - 2)
     parser = argparse.ArgumentParser(
         prog="gradcheck-notebook",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.fill(
-            "Execute notebooks headless and grade the %%gradcheck checks they run: each notebook passes "
-            "when the last check of each family (the same functions checked) passes. Exits 1 when a "
-            "notebook fails, raises, times out or runs no check.",
-            100,
+            "Execute notebooks headless and grade the %%gradcheck checks they make, by the grader's "
+            "rules: after the last cell the checker's own copy re-runs each check, and this process "
+            "judges the evidence with its settings (the defaults, or --settings; a notebook's own are "
+            "shown, never used to grade). A notebook passes when the last check of each family (the "
+            "same functions, wherever they are defined, on the same blocks) passes. Exits 1 when a "
+            "notebook fails, raises, times out or makes no check.",
+            fill,
         ),
-        epilog="WARNING: " + textwrap.fill(SANDBOX_WARNING, 100),
+        epilog="\n\n".join(
+            [textwrap.fill("LIMITS: " + LIMITS, fill), textwrap.fill("WARNING: " + SANDBOX_WARNING, fill)]
+        ),
     )
     parser.add_argument("paths", nargs="+", help="notebooks, or folders searched for *.ipynb")
     parser.add_argument("--json", action="store_true", help="print compact JSON, one notebook per line")
@@ -539,7 +682,8 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE,...",
         help="impose the settings of every check: the defaults ('defaults') or the defaults "
         "with these changes (threshold=2e-7,epsilon=1e-7); what a notebook sets, by "
-        "%%gradcheck_config or a flag, is then ignored",
+        "%%gradcheck_config or a flag, is then ignored (without it, a check keeps the notebook's "
+        "step and mode, and the default thresholds judge it)",
     )
     parser.add_argument(
         "--every-check", action="store_true", help="every check must pass, not only the last of each family"
@@ -559,7 +703,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    cli = parser()
+    out = sys.stdout
+    width = output_width(out)
+    cli = parser(width)
     args = cli.parse_args(argv)
     try:
         imposed = imposed_settings(args.settings) if args.settings is not None else None
@@ -573,13 +719,13 @@ def main(argv=None) -> int:
     options = Options(
         args.timeout, args.kernel, args.allow_errors, args.allow_no_checks, args.every_check, imposed
     )
-    out = sys.stdout
     if hasattr(out, "reconfigure"):
         out.reconfigure(errors="backslashreplace")  # a terminal or log that cannot show ✓ still gets the rest
     if not args.json and imposed is not None:
-        changed = {k: v for k, v in imposed.items() if v != Options().baseline.get(k)}
+        changed = {k: v for k, v in imposed.items() if v != Options().grader.get(k)}
         print(
-            _wrap(f"settings imposed on every check: {_settings_text(changed) or 'the defaults'}"), file=out
+            _wrap(f"settings imposed on every check: {_settings_text(changed) or 'the defaults'}", width),
+            file=out,
         )
     reports = []
     for path in paths:
@@ -590,15 +736,21 @@ def main(argv=None) -> int:
         reports.append(report)
         if args.json:
             continue
-        print(_wrap(f"== {report.path} =="), file=out)
+        print(_wrap(f"== {report.path} ==", width), file=out)
         for check in report.checks:
-            print(check_text(report, check) + "\n", file=out)
-        print(report.summary(), file=out, flush=True)
+            print(check_text(report, check, width) + "\n", file=out)
+        print(report.summary(width), file=out, flush=True)
     bad = [r for r in reports if not r.ok]
     if args.json:
         out.write("[\n" + ",\n".join(json.dumps(r.to_dict(), ensure_ascii=False) for r in reports) + "\n]\n")
     else:
-        print(f"\n{len(reports)} notebook(s): {len(reports) - len(bad)} passed, {len(bad)} did not", file=out)
+        print(
+            "\n"
+            + _wrap(
+                f"{len(reports)} notebook(s): {len(reports) - len(bad)} passed, {len(bad)} did not", width
+            ),
+            file=out,
+        )
     return 0 if args.exit_zero or not bad else 1
 
 

@@ -18,6 +18,10 @@ ROW_COLOURS = {
     "fail": ("#f4c7c3", "#7f1d1d"),
 }
 
+#: the drill-down's suspect source lines by rank (most likely first): (background, text); the text
+#: colour is always set with the background, so a dark theme's white text never lands on pink
+SUSPECT_COLOURS = (("#f4c7c3", "#7f1d1d"), ("#fbe3e1", "#7f1d1d"), ("#fdf1f0", "#7f1d1d"))
+
 #: status -> ANSI SGR code of its word in a colour terminal
 ANSI = {"pass": "32", "warn": "33", "fail": "1;31"}
 
@@ -33,6 +37,11 @@ def row_style(status: str) -> str:
     background, text = ROW_COLOURS[status]
     weight = "; font-weight: bold" if status == "fail" else ""
     return f"background-color: {background}; color: {text}{weight}"
+
+
+def suspect_style(rank: int) -> str:
+    background, text = SUSPECT_COLOURS[min(rank, len(SUSPECT_COLOURS) - 1)]
+    return f"background-color: {background}; color: {text}"
 
 
 def relative_luminance(hex_colour: str) -> float:

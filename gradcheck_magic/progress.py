@@ -11,7 +11,11 @@ import time
 
 MIN_SECONDS = 1.0
 #: what the bar says when the check will overrun its time budget
-SUGGEST_FAST = "over the time budget: try -m fast"
+SUGGEST_FAST = "over budget: try -m fast"
+#: short enough that the bar, the time left and the hint fit 80 columns (tqdm sizes the bar to the rest)
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {remaining} left{postfix}"
+#: in a notebook the hint must not wrap after its hyphen ("try -" / "m fast"): a word joiner holds it
+NOTEBOOK_HINT = SUGGEST_FAST.replace("-m", "-\u2060m")
 #: the live ETA is re-estimated after this fraction of the planned evaluations
 REESTIMATE_EVERY = 0.01
 
@@ -34,7 +38,15 @@ class Bar:
     ):
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=total, unit="eval", desc="gradcheck", leave=False, mininterval=0.2)
+        self._bar = tqdm(
+            total=total,
+            unit="eval",
+            desc="gradcheck",
+            leave=False,
+            mininterval=0.2,
+            bar_format=BAR_FORMAT,
+            dynamic_ncols=True,
+        )
         self._budget = budget
         self._suggest = suggest_fast and budget is not None
         self._clock = clock
@@ -55,7 +67,8 @@ class Bar:
 
     def _suggest_fast(self) -> None:
         self.suggested = True
-        self._bar.set_postfix_str(SUGGEST_FAST)
+        notebook = getattr(self._bar, "container", None) is not None
+        self._bar.set_postfix_str(NOTEBOOK_HINT if notebook else SUGGEST_FAST)
 
     def close(self) -> None:
         """Remove the bar.  tqdm's notebook bar would stay, frozen and red, after an interrupt or

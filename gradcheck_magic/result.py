@@ -20,15 +20,18 @@ import numpy as np
 import pandas as pd
 
 from .engine import Outcome
-from .palette import ansi, colour_terminal, row_style
+from .palette import ROW_COLOURS, ansi, colour_terminal, row_style
 from .settings import Settings
 from .suspects import Finding
 
 COLUMNS = ["shape", "rel_error", "max_abs_error", "worst_index", "status", "note", "suspect", "evaluations"]
 MIME = "application/vnd.gradcheck-magic.result+json"
 
-#: free-text columns: they wrap inside a bounded width; every other column stays on one line
+#: free-text columns: in HTML they go under their row (as in the terminal), spanning the table
 WRAPPING_COLUMNS = ("note", "suspect")
+#: columns the HTML table leaves out: the free text (under the row) and the per-block evaluation
+#: counts (in ``table``; the caption gives the total)
+HIDDEN_IN_HTML = ("note", "suspect", "evaluations")
 #: styles of the table's own elements.  They end up inline (see ``_inline_styles``) because
 #: JupyterLab's sanitizer strips the <style> block of untrusted notebooks; ``table-layout: auto``
 #: overrides JupyterLab's ``fixed``, which cut the caption and headers short.
@@ -38,12 +41,13 @@ CAPTION_PROPS = (
     "caption-side: top; text-align: left; font-weight: bold; white-space: normal; "
     "overflow-wrap: anywhere; padding: 2px 0"
 )
-WRAPPING_PROPS = {
-    "min-width": "8em",
-    "max-width": "30em",
-    "white-space": "normal",
-    "overflow-wrap": "anywhere",
-}
+#: a block name (up to 40 characters and more) wraps rather than widen the table past 600 px
+NAME_PROPS = {"white-space": "normal", "overflow-wrap": "anywhere", "word-break": "break-word"}
+#: the row of notes and suspect line under a block's row
+NOTE_ROW_PROPS = (
+    "padding: 0 6px 4px 2em; text-align: left; white-space: normal; overflow-wrap: anywhere; "
+    "word-break: break-word; font-weight: normal"
+)
 
 #: the plain text: at most this wide (or the terminal's width, if narrower), and never narrower than
 #: ``MIN_TEXT_WIDTH`` (the table's own columns do not wrap)
@@ -54,6 +58,8 @@ NOTE_INDENT = "    "
 GLYPHS = {"interrupted": "■", "fail": "✗", "warn": "⚠", "pass": "✓"}
 
 _NUMBER = re.compile(r"\d(?:\.\d+)?e[+-]\d+")  # browsers would break 1e-05 after its hyphen
+#: option names (``(-e)``, ``-m fast``): a browser would break them after the hyphen
+_OPTION = re.compile(r"\(-\w+\)|(?<![\w-])-\w\b(?: \w+)?")
 _CSS_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
 _OPEN_TAG = re.compile(r"<(table|caption|th|td)\b([^>]*)>")
 
@@ -82,6 +88,24 @@ def _breakable(text) -> str:
     return re.sub(r"([_.:])", r"\1<wbr>", html.escape(str(text)))
 
 
+def _uncompared(o: Outcome) -> bool:
+    """A block whose gradient is missing or of the wrong shape: no entry of it was compared."""
+    return o.analytic is None or o.analytic.shape != o.numeric.shape
+
+
+def _judged(o: Outcome) -> np.ndarray:
+    """The entries the verdict judged: the engine's own mask when it gives one, else differenced,
+    finite and neither a kink nor a near-kink (the engine's rule)."""
+    judged = getattr(o, "judged", None)
+    if isinstance(judged, np.ndarray):
+        return judged
+    use = o.checked & np.isfinite(o.numeric)
+    for mask in (o.kinks, o.near_kinks):
+        if mask is not None:
+            use = use & ~mask
+    return use
+
+
 def _sci(x) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
@@ -104,6 +128,7 @@ class GradCheckResult:
         seconds: float = 0.0,
         finding: Optional[Finding] = None,
         sweep_seconds: Optional[float] = None,
+        plan=None,
     ):
         self.outcomes = outcomes
         self.difference = difference
@@ -116,7 +141,10 @@ class GradCheckResult:
         self.seconds = seconds  # the whole check, discovery to verdict
         self.sweep_seconds = seconds if sweep_seconds is None else sweep_seconds  # the evaluations alone
         self.finding = finding or Finding()  # which lines to suspect, per failing block
+        self.plan = plan  # what was checked, from which call and why (plan.checkplan.PlanSummary)
         self._table = None
+        #: whether the HTML opens the worst block's drill-down (closed under a live widget showing it)
+        self.open_drilldown = True
 
     # ---- what people read -----------------------------------------------------
     @property
@@ -147,7 +175,7 @@ class GradCheckResult:
     def _note(self, o: Outcome) -> str:
         """What kind of bug (the hints) first, as a student reads it, then the engine's notes, then why
         the top suspect line is suspected (or why no line can be)."""
-        return "; ".join(o.hints + o.notes + [n for n in [self.finding.note(o.name)] if n])
+        return "; ".join([h.text for h in o.hints] + o.notes + [n for n in [self.finding.note(o.name)] if n])
 
     @property
     def blocks(self) -> dict:
@@ -170,10 +198,16 @@ class GradCheckResult:
         return not self.interrupted
 
     def worst_entries(self, name: str, k: int = 5) -> list:
-        """The k entries of a block with the largest |analytic − numeric|."""
+        """The k entries of a block with the largest |analytic − numeric|, judged entries first (in
+        the order that makes the first the table's ``worst_index``); an entry the verdict did not
+        judge (a kink) comes after them, with ``judged`` False."""
         o: Outcome = self.blocks[name]
-        err = np.where(o.judged, o.error, np.nan).reshape(-1)
-        order = np.argsort(-np.nan_to_num(err, nan=-1.0), kind="stable")
+        err = o.error.reshape(-1)
+        judged = _judged(o).reshape(-1)
+        wrong = o.wrong.reshape(-1) if o.wrong is not None else np.zeros(err.shape, bool)
+        finite = np.nan_to_num(err, nan=-1.0)
+        # lexsort: the last key is the primary one
+        order = np.lexsort((-finite, ~(judged & wrong), ~judged), axis=0)
         out = []
         for i in order[np.isfinite(err[order])][:k]:
             idx = tuple(int(j) for j in np.unravel_index(i, o.shape)) if o.shape else ()
@@ -183,6 +217,7 @@ class GradCheckResult:
                     "analytic": float(o.analytic.reshape(-1)[i]),
                     "numeric": float(o.numeric.reshape(-1)[i]),
                     "abs_error": float(err[i]),
+                    "judged": bool(judged[i]),
                 }
             )
         return out
@@ -198,17 +233,28 @@ class GradCheckResult:
         if self.interrupted:
             head = f"{GLYPHS['interrupted']} gradient check interrupted — rows so far"
         elif self.failed:
-            head = f"{GLYPHS['fail']} gradient check failed: {', '.join(self.failed)}"
+            head = f"{GLYPHS['fail']} gradient check failed: {', '.join(self._failed_named())}"
         elif self.warned:
             head = f"{GLYPHS['warn']} gradient check passed with warnings: {', '.join(self.warned)}"
         else:
             head = f"{GLYPHS['pass']} gradient check passed"
         eps = "auto" if self.settings.epsilon is None else f"{self.settings.epsilon:g}"
+        others = " over the other blocks" if any(_uncompared(o) for o in self.outcomes) else ""
         return (
-            f"{head} — overall difference {_sci(self.difference)} "
+            f"{head} — overall difference {_sci(self.difference)}{others} "
             f"({self.mode} mode, {self.evaluations} evaluations, ε {eps}, "
             f"threshold {self.settings.threshold:g}, fail above {self.settings.fail_threshold:g})"
         )
+
+    def _failed_named(self) -> list:
+        """Failing blocks, each with why when its gradient could not be compared at all
+        (``W1 (shape (4, 5) != (5, 4))``, ``W3 (missing gradient dW3)``)."""
+        named = []
+        for o in self.outcomes:
+            if o.status == "fail":
+                fatal = [n for n in o.notes if n.startswith(("shape ", "missing gradient"))]
+                named.append(f"{o.name} ({fatal[0]})" if _uncompared(o) and fatal else o.name)
+        return named
 
     # ---- renderings -------------------------------------------------------------------
     def _display_frame(self) -> pd.DataFrame:
@@ -219,16 +265,16 @@ class GradCheckResult:
         return df
 
     def styler(self):
-        """The pandas Styler: passing rows green, warnings amber, failing rows red, numbers in
-        scientific notation, free text wrapping in a bounded column."""
+        """The pandas Styler: passing rows green, warnings amber, failing rows red (background and text
+        colour on every cell), numbers in scientific notation; the free text and the per-block
+        evaluations hidden (``_repr_html_`` puts the notes and suspect line under each row)."""
         df = self._display_frame()
         status = self.table["status"]
-        wrapping = [c for c in df.columns if c in WRAPPING_COLUMNS]
         styler = (
             df.style.apply(lambda row: [row_style(status[row.name])] * len(row), axis=1)
             .apply_index(lambda names: [row_style(status[n]) for n in names], axis=0)
             .format(escape="html")
-            .format_index(escape="html", axis=0)  # block names, notes: user text
+            .format_index(_breakable, axis=0)  # block names: user text, may break after _ and .
             .format({"rel_error": _sci, "max_abs_error": _sci, "suspect": _breakable})
             .format_index(lambda name: html.escape(str(name)).replace("_", "_<wbr>"), axis=1)
             .set_caption(_unbroken_numbers(html.escape(self.summary())))
@@ -237,16 +283,30 @@ class GradCheckResult:
             .set_table_styles(
                 [{"selector": "caption", "props": CAPTION_PROPS}, {"selector": "td, th", "props": CELL_PROPS}]
             )
-            .set_properties(subset=[c for c in df.columns if c not in wrapping], **{"white-space": "nowrap"})
+            .set_properties(
+                subset=[c for c in df.columns if c not in HIDDEN_IN_HTML], **{"white-space": "nowrap"}
+            )
+            .apply_index(lambda names: [_css(NAME_PROPS)] * len(names), axis=0)
+            .hide(list(HIDDEN_IN_HTML), axis="columns")
         )
-        if wrapping:
-            styler = styler.set_properties(subset=wrapping, **WRAPPING_PROPS)
-        # the per-block evaluation counts stay in `table`; the caption gives the total, and the
-        # column would push the table past a 700 px notebook
-        styler = styler.hide(["evaluations"], axis="columns")
-        if "suspect" in df.columns:
-            styler = styler.set_properties(subset=["suspect"], **{"font-family": "monospace"})
         return styler
+
+    def _note_rows(self) -> list:
+        """Per block, the HTML row under it with its notes and suspect line ("" when it has none)."""
+        df = self._display_frame()
+        shown = len([c for c in df.columns if c not in HIDDEN_IN_HTML]) + 1  # and the block name
+        rows = []
+        for o in self.outcomes:
+            parts = _under_row(df, o.name)
+            if not parts:
+                rows.append("")
+                continue
+            lines = "".join(f"<div>{_note_html(part, ROW_COLOURS[o.status][1])}</div>" for part in parts)
+            rows.append(
+                f'<tr class="gradcheck-note"><td colspan="{shown}" '
+                f'style="{row_style(o.status)}; {NOTE_ROW_PROPS}">{lines}</td></tr>'
+            )
+        return rows
 
     def _uuid(self) -> str:
         """Deterministic (HTML can be asserted) yet distinct per result, so that two tables on
@@ -255,17 +315,23 @@ class GradCheckResult:
         return f"gradcheck_{zlib.crc32(key.encode()):08x}"
 
     def _repr_html_(self) -> str:
-        parts = [_inline_styles(self.styler().to_html())]
+        """The table, notes under their rows, then every block's drill-down: all of it static HTML
+        with inline styles, so that it survives saving, untrusted notebooks and static renderers."""
+        from .drilldown import static_html
+
+        parts = [_with_rows_under(_inline_styles(self.styler().to_html()), self._note_rows())]
         details = []
         if self.functions:
-            details.append(f"checked: <code>{html.escape(self.functions)}</code>")
+            details.append(f"checked: <code>{_breakable(self.functions)}</code>")
+        details.extend(html.escape(line) for line in self._plan_lines())
         details.extend(html.escape(w) for w in self.warnings)
         if details:
             parts.append(
-                "<div class='gradcheck-details' style='overflow-wrap: anywhere'>"
+                "<div class='gradcheck-details' style='overflow-wrap: anywhere; word-break: break-word'>"
                 + "<br>".join(details)
                 + "</div>"
             )
+        parts.append(static_html(self, open_block=self.open_drilldown))
         return "\n".join(parts)
 
     def text(self, width: int | None = None, colour: bool = False) -> str:
@@ -309,12 +375,21 @@ class GradCheckResult:
                 )
         if self.functions:
             lines.extend(textwrap.wrap(f"checked: {self.functions}", width, subsequent_indent="  "))
+        for line in self._plan_lines():
+            lines.extend(textwrap.wrap(line, width, subsequent_indent="  "))
         for w in self.warnings:
             lines.extend(textwrap.wrap(f"warning: {w}", width, subsequent_indent="  "))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.text()
+
+    def _plan_lines(self) -> list:
+        """Under "checked:": the user's call the check followed, and why it was chosen."""
+        if self.plan is None:
+            return []
+        lines = [f"from: {self.plan.source}"] if self.plan.source else []
+        return lines + ([f"why: {self.plan.reason}"] if self.plan.reason else [])
 
     def _repr_pretty_(self, p, cycle):
         p.text(self.text(colour=colour_terminal(sys.stdout)))
@@ -356,7 +431,33 @@ class GradCheckResult:
 
 
 def _unbroken_numbers(text: str) -> str:
-    return _NUMBER.sub(lambda m: f'<span style="white-space: nowrap">{m.group(0)}</span>', text)
+    """Escaped text whose numbers (1e-05) and options ((-e), -m fast) never break across lines."""
+    nowrap = lambda m: f'<span style="white-space: nowrap">{m.group(0)}</span>'  # noqa: E731
+    return _OPTION.sub(nowrap, _NUMBER.sub(nowrap, text))
+
+
+def _css(props: dict) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in props.items())
+
+
+def _note_html(part: str, colour: str) -> str:
+    """One line under a row: the suspect's code in monospace, breakable after ``_`` and ``.``, in the
+    row's text colour (a theme's own colour for code would land on the row's background)."""
+    if part.startswith("suspect: "):
+        code = part[len("suspect: ") :]
+        return (
+            f"suspect: <code style='color: {colour}; background-color: transparent'>{_breakable(code)}</code>"
+        )
+    return _unbroken_numbers(html.escape(part))
+
+
+def _with_rows_under(table_html: str, rows: list) -> str:
+    """The table with ``rows[i]`` inserted after its i-th body row."""
+    start = table_html.index("<tbody>") + len("<tbody>")
+    end = table_html.index("</tbody>")
+    body = table_html[start:end].split("</tr>")
+    merged = "".join(row + "</tr>" + (rows[i] if i < len(rows) else "") for i, row in enumerate(body[:-1]))
+    return table_html[:start] + merged + body[-1] + table_html[end:]
 
 
 def _inline_styles(table_html: str) -> str:

@@ -38,6 +38,7 @@ class Settings:
     localize: int = 32  # entries sampled to localize a fast-mode failure
     seed: int = 0
     time_budget: float = 1.0  # auto: full mode when it should finish within this
+    watch: bool = False  # re-run the last check when a cell redefines a function it checked
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
@@ -86,6 +87,10 @@ def check_value(key: str, value):
         if not isinstance(value, str) or value.lower() not in MODES:
             raise GradCheckError(f"mode must be one of {', '.join(MODES)}, not {value!r}")
         return value.lower()
+    if key == "watch":
+        if not isinstance(value, (bool, np.bool_)):
+            raise GradCheckError(f"watch must be on or off (True or False), not {value!r}")
+        return bool(value)
     if key == "sample":
         return None if value is None or value == 0 else _whole(key, value, 1)
     if key in ("probes", "localize"):

@@ -3,30 +3,43 @@
 The backward's source (a notebook cell's, kept by IPython in ``linecache``, a module's or a
 method's) is parsed into *steps*, one per statement that gives a value a name, each knowing the
 steps it reads.  A returned gradient (dict key, tuple position, ``self.dweights``, or the whole
-return value) depends on the steps its closure reaches.  The lines that feed a failing block and no
-passing block are the suspects; what the diagnosis found (a constant ratio, a flipped sign, a
-transpose, a missing mask or keepdims, an error proportional to the weights) ranks them; the cost's
-own lines join them when the data fit a cost that is wrong (an L2 term counted twice, every block
-off by one factor).  Where the flow cannot be followed (no source, exec, keys built at run time, a
-gradient read from another object), the finding says so instead of guessing; a line that calls one
-of the user's helpers says the bug may be inside it.  Pure: no IPython import.
+return value) depends on the steps its closure reaches.  A call of one of the user's own functions
+(defined beside the backward: ``affine_backward`` inside ``model.loss``) is followed into that
+function, each call in its own context, so a gradient taken from its second output reaches the
+lines behind that output and no others.  The lines that feed a failing block and no passing block
+are the suspects; what the diagnosis found (its hints' kind and number: a constant ratio, a flipped
+sign, a transpose, a missing mask or keepdims, an error proportional to the weights) ranks them; the
+cost's own lines join them when the data fit a cost that is wrong (an L2 term counted twice, every
+block off by one factor).  Where the flow cannot be followed (no source, exec, keys built at run
+time, a gradient read from another object), the finding says so instead of guessing.
+
+The work is linear in the source: each statement is parsed and its text cut once, the names in
+scope live in overlays that compound statements join by what they wrote, and the per-line rules
+look their twins up in indexes; each failing block then walks only the steps it reaches.
+Pure: no IPython import.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import heapq
 import html
 import inspect
 import re
 import textwrap
+from collections import ChainMap
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, NamedTuple
 
 import numpy as np
 
+from . import palette
+from .diagnosis import RATIO_KINDS
+
 NOTHING = "no line can be singled out"
-FIT = 1e-3  # as in diagnosis: a ratio or an L2 coefficient is taken from data that fit it this closely
+FIT = 1e-3  # as in diagnosis: a ratio is taken from data that fit it this closely
 CLOSE = 2e-2  # a literal, an argument or an L2 factor "matches" a measured number within this fraction
 MODULES = {"np", "numpy", "math", "scipy", "torch"}  # calls on these update nothing
 REG_NAMES = ("lambd", "lambda_", "lam", "reg", "reg_lambda", "l2_lambda", "l2")  # names of the L2 strength
@@ -35,19 +48,12 @@ GRAD_PREFIXES = ("d", "grad_", "d_")
 BUILTINS = set(dir(builtins))  # calls to these are no helpers of the user's
 NO_FIT, WEAK, STRONG = 0, 1, 2  # how well a line fits the kind of bug: not at all, plausibly, a match
 MAX_SHOWN = 80  # characters of the top suspect shown in the table (the full line is in suspects())
-
-# The diagnosis's hints (diagnosis.py) name the kind of bug; these patterns read that kind back.
-HINT_KINDS = [
-    ("sign", re.compile(r"sign flipped")),
-    ("missing_m", re.compile(r"missing 1/m")),
-    ("extra_m", re.compile(r"extra 1/m")),
-    ("ratio", re.compile(r"× numeric")),
-    ("transposed", re.compile(r"is transposed")),
-    ("keepdims", re.compile(r"keepdims")),
-    ("l2", re.compile(r"proportional to the weights")),
-]
-
-RATIO_KINDS = {"sign", "missing_m", "extra_m", "ratio"}  # the kinds that claim analytic ≈ c × numeric
+MAX_RANKED = 12  # lines kept per block, most likely first (a long backward has hundreds of candidates)
+MAX_DEPTH = 4  # calls followed into the user's functions, nested this deep at most
+MAX_CONTEXTS = 256  # calls followed in one analysis at most (each call site is followed on its own)
+MAX_LISTED = 6  # blocks a reason names one by one
+KIND_ORDER = ("sign", "missing_m", "extra_m", "ratio", "transposed", "keepdims", "l2")  # which hint ranks
+PASS_ON = "pass on"  # a ``return f(...)``: the caller's tuple position goes on into f
 
 
 class Suspect(NamedTuple):
@@ -67,6 +73,17 @@ class Unfollowable(Exception):
 
 
 @dataclass(eq=False)
+class Call:
+    """A call of one of the user's own functions: which of its outputs the step takes and which of
+    the caller's steps each of its parameters reads."""
+
+    fn: Callable
+    name: str  # as the caller wrote it: ``affine_backward``, ``self.helper``
+    position: object  # the tuple position taken, None for the whole value, PASS_ON for ``return f(...)``
+    args: dict  # parameter -> set of the caller's steps
+
+
+@dataclass(eq=False)
 class Step:
     """One statement that gives a value a name; ``deps`` are the steps it reads."""
 
@@ -78,7 +95,11 @@ class Step:
     reads: frozenset
     deps: set = field(default_factory=set)
     op_on_target: type | None = None  # Div for ``x = x / k`` and ``x /= k``
-    packaging: bool = False  # only puts a value into the returned dict or tuple
+    packaging: bool = False  # only puts a value into the returned dict or tuple (or an argument)
+    order: int = 0  # creation order within its function: ties on a line are broken by it
+    param: bool = False  # a parameter: in a followed call, the caller's argument feeds it
+    call: Call | None = None  # the value is this call's result, followed into the callee
+    opaque: tuple = ()  # helpers the line calls whose bodies cannot be followed
 
 
 @dataclass
@@ -93,7 +114,7 @@ class Flow:
     dynamic: str = ""  # why some keys cannot be named (keys built at run time)
 
     def closure(self, direct) -> set:
-        """Every step the given steps read, directly or through others."""
+        """Every step of this function the given steps read, directly or through others."""
         seen, todo = set(), list(direct)
         while todo:
             step = todo.pop()
@@ -105,13 +126,13 @@ class Flow:
     def computes(self, name: str) -> bool:
         """Whether a line here gives ``name`` a value (a method call on it, ``self.loss(x)``, does not)."""
         return any(
-            s.target == name
-            and not (
+            not (
                 isinstance(s.value, ast.Call)
                 and isinstance(s.value.func, ast.Attribute)
                 and _dotted(s.value.func.value) == name
             )
-            for s in self.steps
+            for s in self.by_target.get(name, ())
+            if not s.param
         )
 
     def output_for(self, block: str, position: int | None, single: bool):
@@ -126,6 +147,46 @@ class Flow:
         if single and None in self.outputs:
             return self.outputs[None]
         return None
+
+    # ---- indexes, so that the per-line rules look their twins up instead of scanning every step
+    @cached_property
+    def by_target(self) -> dict:
+        found = {}
+        for s in self.steps:
+            found.setdefault(s.target, []).append(s)
+        return found
+
+    @cached_property
+    def by_twin(self) -> dict:
+        """Layer-free target (``dZ#``) -> its steps with a value (not parameters)."""
+        found = {}
+        for s in self.steps:
+            if not s.param:
+                found.setdefault(_twin(s.target), []).append(s)
+        return found
+
+    def twins(self, step: Step, keep: Callable, targets: int = 2) -> list:
+        """Steps of ``step``'s twin variables that ``keep`` accepts, the first of up to ``targets``
+        distinct variables other than the step's own (enough for every rule that asks)."""
+        cache = self.__dict__.setdefault("_twins", {})
+        key = (_twin(step.target), keep)
+        if key not in cache:
+            firsts = {}
+            for s in self.by_twin.get(key[0], ()):
+                if keep(s) and s.target not in firsts:
+                    firsts[s.target] = s
+            cache[key] = firsts
+        return [s for t, s in cache[key].items() if t != step.target][:targets]
+
+    @cached_property
+    def updates_by_twin(self) -> dict:
+        """Layer-free target -> layer-free text of an in-place update -> the first such step per variable."""
+        found = {}
+        for s in self.steps:
+            if s.op_on_target is not None:
+                per_text = found.setdefault(_twin(s.target), {}).setdefault(_twin(s.text), {})
+                per_text.setdefault(s.target, s)
+        return found
 
 
 # ---- source -> flow ---------------------------------------------------------------------------------
@@ -167,21 +228,86 @@ def _key(node) -> object | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) else None
 
 
-class _Builder:
-    """Walks a function body once, keeping the steps that reach each name (reaching definitions)."""
+class _Resolver:
+    """Which of the user's own functions a call names: a function of the backward's namespace (its
+    globals or closure) or a method of its class, defined in the same namespace.  Library code
+    (numpy, another module) is never followed."""
 
-    def __init__(self, name: str, source: str, offset: int):
-        self.name, self.source, self.offset = name, source, offset
+    def __init__(self, fn: Callable):
+        self.owner = type(fn.__self__) if inspect.ismethod(fn) else None
+        fn = inspect.unwrap(getattr(fn, "__func__", fn))
+        self.globals = getattr(fn, "__globals__", {})
+        code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None) or ()
+        self.local = {}
+        for name, cell in zip(code.co_freevars if code else (), cells):
+            try:
+                self.local[name] = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+        if self.owner is None:
+            parts = getattr(fn, "__qualname__", "").split(".")
+            if len(parts) > 1 and "<locals>" not in parts:
+                owner = self.globals.get(parts[0])
+                for part in parts[1:-1]:
+                    owner = inspect.getattr_static(owner, part, None)
+                self.owner = owner if inspect.isclass(owner) else None
+
+    def __call__(self, func) -> tuple | None:
+        """(function, whether it is called bound) for a call's ``func`` node, or None."""
+        name = _dotted(func)
+        if name is None:
+            return None
+        bound = False
+        if "." not in name:
+            found = self.local.get(name, self.globals.get(name))
+        elif name.count(".") == 1 and name.startswith("self.") and self.owner is not None:
+            found = inspect.getattr_static(self.owner, name[5:], None)
+            if isinstance(found, staticmethod):
+                found = found.__func__
+            elif isinstance(found, classmethod):
+                found, bound = found.__func__, True
+            else:
+                bound = True
+        else:
+            return None
+        if inspect.isfunction(found):
+            found = inspect.unwrap(found)
+        if not inspect.isfunction(found) or found.__globals__ is not self.globals:
+            return None
+        return found, bound
+
+
+EMPTY = frozenset()
+
+
+class _Builder:
+    """Walks a function body once, keeping the steps that reach each name (reaching definitions).
+
+    ``env`` maps a name (or ``grads[dW1]``) to the steps that may have given its value; a compound
+    statement runs its bodies in overlays (``ChainMap`` children) and joins only what they wrote."""
+
+    def __init__(self, name: str, source: str, offset: int, resolve: Callable | None = None):
+        self.name, self.source, self.offset, self.resolve = name, source, offset, resolve
+        self.lines = re.split(r"\r\n|\r|\n", source)  # as ast numbers them
         self.steps, self.returns, self.dynamic = [], {}, ""
+        self.keyed = set()  # names that have held keyed entries (grads[dW1]): only these have stale keys
 
     def text(self, node) -> str:
-        segment = ast.get_source_segment(self.source, node) or ""
-        return " ".join(part.strip().rstrip("\\").strip() for part in segment.splitlines()).strip()
+        """The statement on one line, cut from the lines once split (ast.get_source_segment splits
+        the whole source on every call, which made long backwards quadratic); a compound statement
+        (``for l in range(L):``) is its first line."""
+        first, last = node.lineno - 1, node.end_lineno - 1
+        if hasattr(node, "body"):
+            return self.lines[first].strip()
+        if first == last:
+            parts = [self.lines[first].encode()[node.col_offset : node.end_col_offset].decode()]
+        else:
+            parts = [self.lines[first].encode()[node.col_offset :].decode()]
+            parts += self.lines[first + 1 : last]
+            parts.append(self.lines[last].encode()[: node.end_col_offset].decode())
+        return " ".join(part.strip().rstrip("\\").strip() for part in parts).strip()
 
-    def step(self, node, target, value, env, extra=(), op=None, packaging=False) -> Step:
-        reads = _reads(value) | set(extra)
-        if op is None and isinstance(value, ast.BinOp) and _dotted(value.left) == target:
-            op = type(value.op)  # x = x / k
+    def new(self, node, target, value, reads, deps, **kw) -> Step:
         step = Step(
             self.name,
             node.lineno + self.offset,
@@ -189,37 +315,118 @@ class _Builder:
             target,
             value,
             frozenset(reads),
-            op_on_target=op,
-            packaging=packaging,
+            set(deps),
+            **kw,
         )
-        for name in reads:
-            step.deps |= env.get(name, set())
+        step.order = len(self.steps)
         self.steps.append(step)
         return step
 
-    def assign(self, node, target, value, env, op=None):
+    def linked(self, value) -> tuple | None:
+        """(function, bound) when ``value`` is a call of one of the user's functions."""
+        if self.resolve is None or not isinstance(value, ast.Call):
+            return None
+        return self.resolve(value.func)
+
+    def value_deps(self, node, expr, env) -> tuple:
+        """The steps an expression's value comes from, and the helpers it calls that are not
+        followed.  A call of the user's own function becomes a step of its own whose value the
+        callee gives."""
+        deps, opaque = set(), []
+        todo = [expr] if expr is not None else []
+        while todo:
+            sub = todo.pop()
+            if isinstance(sub, ast.Call):
+                found = self.linked(sub)
+                if found is not None:
+                    call = self.call(node, sub, found, None, env)
+                    deps.add(self.new(node, "", sub, _reads(sub), call[1], packaging=True, call=call[0]))
+                    continue
+                if isinstance(sub.func, ast.Name) and sub.func.id not in BUILTINS:
+                    opaque.append(sub.func.id)
+            if isinstance(sub, (ast.Name, ast.Attribute)) and isinstance(getattr(sub, "ctx", None), ast.Load):
+                name = _dotted(sub)
+                if name:
+                    deps |= env.get(name, EMPTY)
+                    deps |= env.get(name.split(".")[0], EMPTY)
+            todo.extend(ast.iter_child_nodes(sub))
+        return deps, tuple(dict.fromkeys(reversed(opaque)))
+
+    def call(self, node, expr: ast.Call, found: tuple, position, env) -> tuple:
+        """The ``Call`` of a user function: each parameter's argument steps; and the steps the call
+        reads, for when the callee cannot be followed after all."""
+        fn, bound = found
+        try:
+            params = list(inspect.signature(fn).parameters.values())[1 if bound else 0 :]
+        except (TypeError, ValueError):
+            params = []
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        rest = [p.name for p in params if p.kind == p.VAR_POSITIONAL]
+        extra = [p.name for p in params if p.kind == p.VAR_KEYWORD]
+        names = {p.name for p in params}
+        args, spread, everything = {}, set(), set()
+        for i, arg in enumerate(expr.args):
+            steps = self.value_deps(node, arg.value if isinstance(arg, ast.Starred) else arg, env)[0]
+            everything |= steps
+            if isinstance(arg, ast.Starred):
+                spread |= steps
+            elif i < len(positional):
+                args[positional[i]] = steps
+            elif rest:
+                args[rest[0]] = args.get(rest[0], set()) | steps
+            else:
+                spread |= steps
+        for keyword in expr.keywords:
+            steps = self.value_deps(node, keyword.value, env)[0]
+            everything |= steps
+            if keyword.arg in names:
+                args[keyword.arg] = steps
+            elif keyword.arg is not None and extra:
+                args[extra[0]] = args.get(extra[0], set()) | steps
+            else:
+                spread |= steps
+        if spread:  # *args or **kwargs at the call: any parameter may take them
+            for name in names:
+                args[name] = args.get(name, set()) | spread
+        reads = self.value_deps(node, expr.func, env)[0]
+        return Call(fn, _dotted(expr.func) or "", position, args), everything | reads
+
+    def step(self, node, target, value, env, extra=(), op=None, packaging=False, position=None) -> Step:
+        reads = _reads(value) | set(extra)
+        if op is None and isinstance(value, ast.BinOp) and _dotted(value.left) == target:
+            op = type(value.op)  # x = x / k
+        found = self.linked(value) if op is None and not packaging else None
+        if found is not None:  # x, dw, db = affine_backward(dout, cache): the value is the callee's
+            call, deps = self.call(node, value, found, position, env)
+            return self.new(node, target, value, reads, deps, op_on_target=op, call=call)
+        deps, opaque = self.value_deps(node, value, env)
+        for name in extra:
+            deps |= env.get(name, EMPTY)
+        return self.new(node, target, value, reads, deps, op_on_target=op, packaging=packaging, opaque=opaque)
+
+    def assign(self, node, target, value, env, op=None, position=None):
         if isinstance(target, (ast.Tuple, ast.List)):
-            values = (
-                value.elts
-                if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
-                else [value] * len(target.elts)
-            )
-            for sub, sub_value in zip(target.elts, values):
-                self.assign(node, sub, sub_value, env, op)
+            unpacked = isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
+            for i, sub in enumerate(target.elts):
+                if unpacked:
+                    self.assign(node, sub, value.elts[i], env, op)
+                else:  # a, b = f(x): each name takes its position of the one value
+                    self.assign(node, sub, value, env, op, i)
             return
         if isinstance(target, ast.Starred):
             target = target.value
         name = _dotted(target)
         if name is not None:
             extra = {name} if op is not None else set()
-            if op is None:  # a new value: the keys stored in the old one are gone
+            if op is None and name in self.keyed:  # a new value: the keys stored in the old one are gone
                 for stale in [k for k in env if k.startswith(name + "[")]:
-                    del env[stale]
+                    env[stale] = EMPTY
             if isinstance(value, ast.Dict):
                 for key, item in zip(value.keys, value.values):
                     if _key(key) is not None:
+                        self.keyed.add(name)
                         env[f"{name}[{_key(key)}]"] = {self.step(node, name, item, env, packaging=True)}
-            env[name] = {self.step(node, name, value, env, extra, op)}
+            env[name] = {self.step(node, name, value, env, extra, op, position=position)}
             return
         if isinstance(target, ast.Subscript):
             base = _dotted(target.value)
@@ -228,20 +435,40 @@ class _Builder:
             key = _key(target.slice)
             if key is not None:  # grads["dW1"] = ...: that key alone, not the rest of the dict
                 extra = {f"{base}[{key}]"} if op is not None else set()
-                update = self.step(node, base, value, env, extra, op)
+                update = self.step(node, base, value, env, extra, op, position=position)
+                self.keyed.add(base)
                 env[f"{base}[{key}]"] = {update}
-                env[base] = env.get(base, set()) | {update}
+                env[base] = env.get(base, EMPTY) | {update}
                 return
             if _builds_a_name(target.slice):  # grads["dW" + str(l)]; not dZ[Z <= 0] or x[i]
                 self.dynamic = self.dynamic or f"keys built at run time ({self.text(target)})"
             env[base] = {self.step(node, base, value, env, {base} | _reads(target.slice), op)}
 
-    def block(self, body, env) -> dict:
+    def block(self, body, env) -> None:
         for node in body:
-            env = self.statement(node, env)
-        return env
+            self.statement(node, env)
 
-    def statement(self, node, env) -> dict:
+    def branch(self, body, env) -> ChainMap:
+        """``body`` run in an overlay of ``env``; the overlay holds what it wrote."""
+        child = env.new_child()
+        self.block(body, child)
+        return child
+
+    @staticmethod
+    def join(env, *overlays, into=None) -> ChainMap:
+        """Write into ``into`` (by default ``env``), for every name an overlay wrote, the union of
+        what ``env`` and every overlay see for it: a value any path gave may reach what follows."""
+        into = env if into is None else into
+        depth = len(env.maps)
+        written = set()
+        for overlay in overlays:
+            for layer in overlay.maps[: len(overlay.maps) - depth]:
+                written.update(layer)
+        for name in written:
+            into[name] = env.get(name, EMPTY).union(*(o.get(name, EMPTY) for o in overlays))
+        return into
+
+    def statement(self, node, env) -> None:
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 self.assign(node, target, node.value, env)
@@ -257,20 +484,24 @@ class _Builder:
         elif isinstance(node, ast.Return) and node.value is not None:
             self.ret(node, env)
         elif isinstance(node, ast.If):
-            env = _merge(self.block(node.body, dict(env)), self.block(node.orelse, dict(env)))
+            self.join(env, self.branch(node.body, env), self.branch(node.orelse, env))
         elif isinstance(node, (ast.For, ast.While)):
             if isinstance(node, ast.For):
                 self.assign(node, node.target, node.iter, env)
-            once = self.block(node.body, dict(env))
-            twice = self.block(node.body, _merge(env, once))  # what one pass defines reaches the next
-            env = _merge(env, twice, self.block(node.orelse, dict(twice)))
+            once = self.branch(node.body, env)
+            again = self.join(env, once, into=env.new_child())  # what one pass defines reaches the next
+            twice = self.branch(node.body, again)
+            self.join(env, twice, self.branch(node.orelse, twice))
         elif isinstance(node, (ast.With, ast.AsyncWith)):
-            env = self.block(node.body, env)
+            self.block(node.body, env)
         elif isinstance(node, ast.Try):
-            after = self.block(node.body, dict(env))
-            branches = [self.block(h.body, _merge(env, after)) for h in node.handlers]
-            env = self.block(node.finalbody, _merge(after, *branches))
-        return env
+            after = self.branch(node.body, env)
+            handlers = []
+            for handler in node.handlers:
+                entry = self.join(env, after, into=env.new_child())
+                handlers.append(self.branch(handler.body, entry))
+            self.join(env, after, *handlers)
+            self.block(node.finalbody, env)
 
     def ret(self, node, env):
         value = node.value
@@ -285,14 +516,16 @@ class _Builder:
                     self.keys_of(item.id, env)
         elif isinstance(value, ast.Name):
             self.keys_of(value.id, env)
-            self.add(None, env.get(value.id, set()))
+            self.add(None, env.get(value.id, EMPTY))
             return
-        self.add(None, {self.step(node, "return", value, env)})
+        self.add(None, {self.step(node, "return", value, env, position=PASS_ON)})
 
     def keys_of(self, name: str, env):
         """The keys stored in a returned dict (``grads["dW1"] = ...`` or a dict literal)."""
+        if name not in self.keyed:
+            return
         for key, steps in env.items():
-            if key.startswith(name + "["):
+            if steps and key.startswith(name + "["):
                 self.add(_unquote(key[len(name) + 1 : -1]), steps)
 
     def add(self, key, steps):
@@ -309,16 +542,9 @@ def _unquote(key: str):
     return int(key) if key.isdigit() else key
 
 
-def _merge(*envs) -> dict:
-    out = {}
-    for env in envs:
-        for name, steps in env.items():
-            out.setdefault(name, set()).update(steps)
-    return out
-
-
-def flow_of(fn: Callable) -> Flow:
-    """The data flow of ``fn``; raises :class:`Unfollowable` when it cannot be read."""
+def flow_of(fn: Callable, follow: bool = True) -> Flow:
+    """The data flow of ``fn``; raises :class:`Unfollowable` when it cannot be read.  With ``follow``,
+    calls of the user's own functions are linked (``Step.call``) for the analysis to follow."""
     name, lines, start = _source(fn)
     source = textwrap.dedent("".join(lines))
     try:
@@ -331,13 +557,168 @@ def flow_of(fn: Callable) -> Flow:
     calls = {_dotted(n.func) for n in ast.walk(defs[0]) if isinstance(n, ast.Call)}
     if calls & {"exec", "eval"}:
         raise Unfollowable(f"{name} calls exec/eval")
-    builder = _Builder(name, source, start - 1)
-    env = builder.block(defs[0].body, {})
+    builder = _Builder(name, source, start - 1, _Resolver(fn) if follow else None)
+    env = ChainMap({})
+    arguments = defs[0].args
+    for arg in (
+        arguments.posonlyargs
+        + arguments.args
+        + arguments.kwonlyargs
+        + [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+    ):
+        env[arg.arg] = {builder.new(defs[0], arg.arg, None, (), (), packaging=True, param=True)}
+    builder.block(defs[0].body, env)
     outputs = dict(builder.returns)
     for key, steps in env.items():
-        if key.startswith("self.") and key.count(".") == 1:  # self.dweights = ...
+        if key.startswith("self.") and key.count(".") == 1 and steps:  # self.dweights = ...
             outputs[key] = steps
     return Flow(name, start, [line.rstrip("\n") for line in lines], builder.steps, outputs, builder.dynamic)
+
+
+# ---- the calls followed: each call site is a context of its own -------------------------------------
+@dataclass(eq=False)
+class _Context:
+    """One followed call: the callee's flow, the call that entered it, the position asked of it."""
+
+    flow: Flow
+    parent: _Context | None = None
+    call: Call | None = None
+    position: object = None
+    depth: int = 0
+    codes: frozenset = EMPTY  # the functions on the way here (a recursive call is not followed)
+    direct: set = field(default_factory=set)  # the callee's steps giving the position asked
+
+
+class _Graph:
+    """The backward's flow and the flows of the user's functions it calls, walked as one: a step
+    whose value a followed call gives reads the callee's output, and a callee's parameter reads
+    the argument of the call site that entered it (not of every site: ``affine_backward`` called for
+    two layers is two contexts)."""
+
+    def __init__(self, flow: Flow, fn: Callable):
+        self.flows = {flow.function: flow}
+        self.by_code = {}
+        self.children = {}
+        self.root = _Context(flow, codes=frozenset({_code(fn)}))
+
+    def flow(self, fn: Callable) -> Flow | None:
+        code = _code(fn)
+        if code not in self.by_code:
+            try:
+                flow = flow_of(fn)
+            except Unfollowable:
+                flow = None
+            self.by_code[code] = flow
+            if flow is not None:
+                self.flows.setdefault(flow.function, flow)
+        return self.by_code[code]
+
+    def enter(self, context: _Context, step: Step) -> _Context | None:
+        """The context of the call ``step`` makes, or None where it is not followed (no source,
+        recursion, too deep, too many, or the callee gives nothing for the position)."""
+        key = (context, step)
+        if key not in self.children:
+            self.children[key] = self._enter(context, step)
+        return self.children[key]
+
+    def _enter(self, context: _Context, step: Step) -> _Context | None:
+        call = step.call
+        code = _code(call.fn)
+        if context.depth >= MAX_DEPTH or code in context.codes or len(self.children) > MAX_CONTEXTS:
+            return None
+        flow = self.flow(call.fn)
+        if flow is None:
+            return None
+        position = context.position if call.position == PASS_ON else call.position
+        outputs = flow.outputs
+        direct = outputs.get(position) if isinstance(position, int) and position in outputs else None
+        direct = direct if direct is not None else outputs.get(None, set())
+        if not direct:
+            return None
+        return _Context(flow, context, call, position, context.depth + 1, context.codes | {code}, direct)
+
+    def followed(self, call: Call) -> bool:
+        return self.flow(call.fn) is not None
+
+    def _next(self, step: Step, context: _Context, own: bool = False):
+        """The (step, context) pairs ``step`` reads; for ``own``, only past steps that carry a value."""
+        if step.call is not None:
+            child = self.enter(context, step)
+            if child is not None:
+                return [(d, child) for d in child.direct]
+        if step.param:
+            if context.call is None:
+                return []
+            return [(d, context.parent) for d in context.call.args.get(step.target, ())]
+        if own:
+            deps = [d for d in step.deps if not d.param]
+            if not ((step.packaging or isinstance(step.value, ast.Name)) and deps):
+                return None  # the step computes the value: it is the block's own line
+            return [(d, context) for d in deps]
+        return [(d, context) for d in step.deps]
+
+    def reach(self, steps, context: _Context | None = None) -> set:
+        """Every step the given ones read, through followed calls, in any function."""
+        context = context or self.root
+        seen, todo = set(), [(s, context) for s in steps]
+        while todo:
+            pair = todo.pop()
+            if pair not in seen:
+                seen.add(pair)
+                todo.extend(self._next(*pair))
+        return {step for step, _ in seen}
+
+    def masks(self, roots: list) -> dict:
+        """(step, context) -> bitmask of the roots (lists of steps) that reach it: one depth-first
+        walk for the order, one pass in that order, whatever the number of roots."""
+        order, seen = [], set()
+        for steps in roots:
+            for start in ((s, self.root) for s in steps):
+                if start in seen:
+                    continue
+                seen.add(start)
+                stack = [(start, iter(self._next(*start)))]
+                while stack:
+                    node, following = stack[-1]
+                    for pair in following:
+                        if pair not in seen:
+                            seen.add(pair)
+                            stack.append((pair, iter(self._next(*pair))))
+                            break
+                    else:
+                        stack.pop()
+                        order.append(node)
+        mask = {}
+        for bit, steps in enumerate(roots):
+            for s in steps:
+                mask[(s, self.root)] = mask.get((s, self.root), 0) | 1 << bit
+        for node in reversed(order):  # every reader before what it reads
+            m = mask.get(node, 0)
+            if m:
+                for pair in self._next(*node):
+                    mask[pair] = mask.get(pair, 0) | m
+        return mask
+
+    def own(self, steps) -> set:
+        """The lines that compute a gradient, past the dict, tuple, call or argument that only
+        carries it out (``grads["W2"]`` taken from ``affine_backward``'s ``dw``)."""
+        own, seen, todo = set(), set(), [(s, self.root) for s in steps]
+        while todo:
+            pair = todo.pop()
+            if pair in seen:
+                continue
+            seen.add(pair)
+            following = self._next(*pair, own=True)
+            if following is None:
+                own.add(pair[0])
+            else:
+                todo.extend(following)
+        return own
+
+
+def _code(fn):
+    fn = inspect.unwrap(getattr(fn, "__func__", fn))
+    return getattr(fn, "__code__", fn)
 
 
 # ---- verdicts -> suspects -----------------------------------------------------------------------
@@ -373,17 +754,17 @@ class _Case:
     l2: float | None  # analytic − numeric ≈ l2 × W
 
 
-def _case(outcome, weights) -> _Case:
-    """The kind of bug the diagnosis found, and the number behind it measured again from the data
-    (only where the diagnosis claimed the pattern: a one-entry block has "a ratio" by chance)."""
-    kind = _kind(outcome.notes + outcome.hints)
-    ratio = _ratio(outcome) if kind in RATIO_KINDS else None
-    return _Case(outcome.name, kind, ratio, _l2(outcome, weights) if kind == "l2" else None)
-
-
-def _kind(texts) -> str | None:
-    joined = " | ".join(texts)
-    return next((kind for kind, pattern in HINT_KINDS if pattern.search(joined)), None)
+def _case(outcome) -> _Case:
+    """The kind of bug the diagnosis found and the number behind it, read from its hints' data."""
+    hints = {h.kind: h for h in outcome.hints}
+    kind = next((k for k in KIND_ORDER if k in hints), None)
+    number = hints[kind].ratio if kind else None
+    return _Case(
+        outcome.name,
+        kind,
+        number if kind in RATIO_KINDS else None,
+        number if kind == "l2" else None,
+    )
 
 
 def _ratio(outcome) -> float | None:
@@ -398,17 +779,14 @@ def _ratio(outcome) -> float | None:
     return c if np.linalg.norm(analytic - c * numeric) <= FIT * np.linalg.norm(analytic) else None
 
 
-def _l2(outcome, weights) -> float | None:
-    if weights is None or outcome.analytic is None or outcome.analytic.shape != outcome.numeric.shape:
-        return None
-    sel = outcome.checked & np.isfinite(outcome.numeric)
-    diff, w = outcome.analytic[sel] - outcome.numeric[sel], np.asarray(weights, dtype=float)[sel]
-    ww = float(w @ w)
-    return float(diff @ w) / ww if ww else None
-
-
 def _close(x: float, target: float) -> bool:
     return abs(x - target) <= CLOSE * max(abs(target), 1e-300)
+
+
+def _rounded(ratio: float | None):
+    """A ratio to 4 digits: blocks broken by one bug share it (their ratios differ by round-off),
+    so what a line shows for it is worked out once."""
+    return None if ratio is None else float(f"{ratio:.4g}")
 
 
 def _twin(name: str) -> str:
@@ -454,16 +832,6 @@ def _count_reads(node) -> int:
     return sum(isinstance(n, ast.Name) and n.id in COUNT_NAMES for n in ast.walk(node))
 
 
-def _helpers(node) -> list:
-    """The user's functions a line calls (not numpy's, not methods of arrays): their bodies are
-    not followed, so a bug there shows up on the calling line."""
-    names = []
-    for sub in ast.walk(node) if node is not None else ():
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id not in BUILTINS:
-            names.append(sub.func.id)
-    return names
-
-
 def _root(node) -> str:
     while isinstance(node, (ast.Attribute, ast.Subscript)):
         node = node.value
@@ -487,6 +855,18 @@ def _negated(node) -> bool:
     return any(isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub) for n in _scaling_nodes(node))
 
 
+def _swappable(node) -> bool:
+    """A subtraction of two computed values (``Y - A2``), whose operands swapped flip the sign; not
+    ``1 - A1 ** 2``, the usual form of a derivative."""
+    return any(
+        isinstance(n, ast.BinOp)
+        and isinstance(n.op, ast.Sub)
+        and not isinstance(n.left, ast.Constant)
+        and not isinstance(n.right, ast.Constant)
+        for n in _scaling_nodes(node)
+    )
+
+
 def _sum_without_keepdims(node) -> bool:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call) and (_dotted(sub.func) or "").split(".")[-1] == "sum":
@@ -504,8 +884,46 @@ def _matmul(node) -> bool:
     )
 
 
+def _is_reg(name: str) -> bool:
+    return name.split(".")[-1] in REG_NAMES
+
+
+def _adds_weight_term(step: Step, block: str) -> bool:
+    """``grads["W1"] += self.reg * self.params["W1"]``: the line only adds a multiple of the block's
+    own weights (no call, nothing but the weights, the L2 strength and m).  Such a line can only put
+    an error proportional to the weights into the gradient."""
+    if step.op_on_target not in (ast.Add, ast.Sub) or step.value is None:
+        return False
+    term = step.value
+    if isinstance(term, ast.BinOp) and _dotted(term.left) == step.target:  # x = x + k * W, else x += k * W
+        term = term.right
+    leaf, mentions = block.split(".")[-1], False
+    for node in ast.walk(term):
+        if isinstance(node, (ast.Call, ast.Lambda, ast.Compare)):
+            return False
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value != leaf:
+                return False
+            mentions = True
+        names = (
+            [node.id]
+            if isinstance(node, ast.Name)
+            else [node.attr]
+            if isinstance(node, ast.Attribute)
+            else []
+        )
+        for name in names:
+            if name == leaf:
+                mentions = True
+            elif name not in REG_NAMES + COUNT_NAMES + ("self", "params", "parameters", "model"):
+                return False
+    return mentions
+
+
 def _factor(x: float) -> str:
-    """x as a multiple of λ/m: "λ/m", "λ/(2m)", "2λ/m"."""
+    """x as a multiple of λ/m: "λ/m", "λ/(2m)", "2λ/m"; "no" when it is 0."""
+    if abs(x) < CLOSE:
+        return "no"
     for k in range(1, 5):
         if _close(x, k):
             return "λ/m" if k == 1 else f"{k}λ/m"
@@ -514,35 +932,124 @@ def _factor(x: float) -> str:
     return f"{x:.3g}·λ/m"
 
 
-class _Ranker:
-    """Scores the candidate lines of one failing block by the rule its kind of bug calls for."""
+def _describe(blocks) -> str:
+    blocks = sorted(blocks)
+    if len(blocks) > MAX_LISTED:
+        return f"{', '.join(blocks[:3])} and {len(blocks) - 3} other blocks"
+    return blocks[0] if len(blocks) == 1 else ", ".join(blocks[:-1]) + " and " + blocks[-1]
 
-    def __init__(self, flow: Flow, cost_flows: list, scalars: dict, ctx, cases: dict, all_fail: bool):
-        self.flow, self.cost_flows, self.scalars, self.ctx, self.cases = flow, cost_flows, scalars, ctx, cases
+
+class _Ranker:
+    """Scores the candidate lines of one failing block by the rule its kind of bug calls for.
+    What a line shows for a kind of bug is worked out once per line and kind, whichever block asks."""
+
+    def __init__(self, graph: _Graph, cost_flows: list, scalars: dict, ctx, cases: dict, all_fail: bool):
+        self.graph, self.cost_flows, self.scalars, self.ctx, self.cases = (
+            graph,
+            cost_flows,
+            scalars,
+            ctx,
+            cases,
+        )
         ratios = [c.ratio for c in cases.values()]
         # every block fails, all by one factor: the cost may be scaled instead
         self.uniform = all_fail and None not in ratios and all(_close(r, ratios[0]) for r in ratios)
+        # the blocks whose sign is flipped: the line where the sign enters feeds exactly these
+        self.flipped = frozenset(
+            c.name for c in cases.values() if c.ratio is not None and _close(c.ratio, -1)
+        )
+        self.names = sorted(cases)  # bit i of a line's mask: it feeds the i-th failing block (alphabetical)
+        self.bits = {name: i for i, name in enumerate(self.names)}
+        self.flipped_mask = sum(1 << self.bits[n] for n in self.flipped)
+        self.groups = {}  # (kind, ratio) -> mask of the blocks showing it, for the ratio kinds
+        for c in cases.values():
+            if c.ratio:
+                key = _signature(c)
+                self.groups[key] = self.groups.get(key, 0) | 1 << self.bits[c.name]
+        self.memo = {}
+        self.orders = {}
+        self.cost_memo = {}
+        self.cost_lines = [s for f in cost_flows for s in f.steps if any(_is_reg(r) for r in s.reads)]
+        self.lines = {}  # (function, line) -> its first step; set by find_suspects
+        self.line_mask = {}  # (function, line) -> the failing blocks it feeds, as bits
 
-    def evidence(self, case: _Case, step: Step, own: set, fed: set) -> str | None:
-        """Why this line fits the kind of bug the data show, or None."""
+    def describe(self, mask: int) -> str:
+        """The blocks of a mask, alphabetical (the first few when there are many)."""
+        names, m = [], mask
+        while m and len(names) <= MAX_LISTED:
+            low = m & -m
+            names.append(self.names[low.bit_length() - 1])
+            m ^= low
+        if mask.bit_count() > MAX_LISTED:
+            return f"{', '.join(names[:3])} and {mask.bit_count() - 3} other blocks"
+        return _describe(names)
+
+    def flow(self, step: Step) -> Flow:
+        return self.graph.flows[step.function]
+
+    def evidence(self, case: _Case, step: Step, own: bool, fed: int) -> str | None:
+        """Why this line fits the kind of bug the data show, or None; else the evidence the line
+        shows for another failing block it feeds (b1's ratio for ``dA1 = ... * 3``)."""
+        why = self.fits(case, step, own, fed)
+        if why is None:
+            others = [(m & -m, key) for key, m in ((k, fed & g) for k, g in self.groups.items()) if m]
+            for low, key in sorted(others, key=lambda t: t[0]):
+                other = self.cases[self.names[low.bit_length() - 1]]
+                if key == _signature(case):
+                    continue
+                found = self.fits(other, step, own, fed)
+                if found:
+                    return f"{found} ({other.name} is off by it)"
+        return why
+
+    def fits(self, case: _Case, step: Step, own: bool, fed: int) -> str | None:
+        """Why this line fits the kind of bug ``case`` shows, or None (once per line and kind)."""
+        key = (step, _signature(case), own, case.name if own else None, fed == self.flipped_mask)
+        if key not in self.memo:
+            self.memo[key] = self._evidence(case, step, own, fed)
+        return self.memo[key]
+
+    def order(self, case: _Case) -> list:
+        """Every line that feeds a failing block and no passing one, scored for the kind of bug
+        ``case`` shows as if it were no block's own line, the likeliest first (once per kind)."""
+        key = _signature(case)
+        if key not in self.orders:
+            scored = []
+            for line, step in self.lines.items():
+                fed = self.line_mask[line]
+                why = self.evidence(case, step, False, fed)
+                fits = STRONG if why else WEAK if self.built_here(case, step, fed) else NO_FIT
+                scored.append((_rank_key(fits, fed, 0, step), line, fits, why))
+            scored.sort(key=lambda t: t[0])
+            self.orders[key] = scored
+        return self.orders[key]
+
+    def _evidence(self, case: _Case, step: Step, own: bool, fed: int) -> str | None:
         value, kind, ratio = step.value, case.kind, case.ratio
         if value is None:
             return None
         if kind == "sign" or (ratio is not None and _close(ratio, -1)):
             if _negated(value):
                 return "a minus sign in the line"
-            if _has(value, ast.Sub) and step in own:
+            if _has(value, ast.Sub) and own:
                 return "a subtraction in the block's own line: operands swapped?"
+            if _swappable(value) and len(self.flipped) > 1 and fed == self.flipped_mask:
+                return (
+                    f"a subtraction in a line that feeds exactly the blocks whose sign is flipped "
+                    f"({self.describe(fed)}): operands swapped?"
+                )
             return None
         if ratio is not None and not _close(abs(ratio), 1):
             literal = _matching_literal(value, ratio)
             if literal is not None:
                 return f"constant factor {literal:g} in the line"
-        if kind == "missing_m" and not (step.reads & set(COUNT_NAMES)) and self.twins_read_m(step):
-            return f"no 1/m in the line ({self.twins_read_m(step)[0].target}'s has one)"
+        if kind == "missing_m" and not (step.reads & set(COUNT_NAMES)):
+            twins = self.flow(step).twins(step, _reads_m)
+            if twins:
+                return f"no 1/m in the line ({twins[0].target}'s has one)"
         if kind == "extra_m" and _count_reads(value) > 1:
             return "1/m applied twice in the line"
-        if kind == "transposed" and step in own and _matmul(value):
+        if kind == "transposed" and own and _matmul(value):
             return f"operand order: the product gives d{case.name.split('.')[-1]} transposed"
         if kind == "keepdims" and _sum_without_keepdims(value):
             return "np.sum without keepdims=True"
@@ -551,7 +1058,7 @@ class _Ranker:
             if scalar:
                 return scalar
         if ratio is None:  # a constant ratio is no mask or activation-derivative bug
-            return self.mask_evidence(step, fed) or self.missing_update(step)
+            return self.mask_evidence(step) or self.missing_update(step)
         return None
 
     def missing_update(self, step: Step) -> str | None:
@@ -560,13 +1067,12 @@ class _Ranker:
         if not self.last_definition(step) or not re.search(r"\d", step.target):
             return None
         mine = {_twin(s.text) for s in self.same_var(step)}
-        for other in self.flow.steps:
-            if (
-                other.op_on_target is not None
-                and other.target != step.target
-                and _twin(other.target) == _twin(step.target)
-                and _twin(other.text) not in mine
-            ):
+        updates = self.flow(step).updates_by_twin.get(_twin(step.target), {})
+        for text, per_target in updates.items():
+            if text in mine:
+                continue
+            other = next((s for t, s in per_target.items() if t != step.target), None)
+            if other is not None:
                 return f"{step.target} is never updated as {other.target} is: {other.text}"
         return None
 
@@ -583,69 +1089,61 @@ class _Ranker:
                 continue
             if arg in step.reads:
                 return f"{arg} (= {value:g}, the ratio found) in the line"
-            users = [s for s in self.flow.steps if arg in s.reads and s.op_on_target is not None]
-            for user in users:
-                if (
-                    _twin(user.target) == _twin(step.target)
-                    and user.target != step.target
-                    and self.last_definition(step)
-                    and not any(arg in s.reads for s in self.same_var(step))
-                ):
-                    verb = "divided" if user.op_on_target is ast.Div else "multiplied"
-                    return (
-                        f"{step.target} is never {verb} by {arg} (= {value:g}, the ratio found), "
-                        f"as {user.target} is"
-                    )
+            if not self.last_definition(step) or any(arg in s.reads for s in self.same_var(step)):
+                continue
+            for user in self.flow(step).twins(step, _Updates(arg)):
+                verb = "divided" if user.op_on_target is ast.Div else "multiplied"
+                return (
+                    f"{step.target} is never {verb} by {arg} (= {value:g}, the ratio found), "
+                    f"as {user.target} is"
+                )
         return None
 
-    def twins_read_m(self, step: Step) -> list:
-        """The same gradient of other layers (db1, db2 for db3), when they divide by m."""
-        return [
-            s
-            for s in self.flow.steps
-            if s.target != step.target
-            and _twin(s.target) == _twin(step.target)
-            and s.reads & set(COUNT_NAMES)
-        ]
-
     def same_var(self, step: Step) -> list:
-        return [s for s in self.flow.steps if s.target == step.target]
+        return [s for s in self.flow(step).by_target.get(step.target, ()) if not s.param]
 
     def last_definition(self, step: Step) -> bool:
-        return self.same_var(step)[-1] is step
+        same = self.same_var(step)
+        return bool(same) and same[-1] is step
 
-    def mask_evidence(self, step: Step, fed: set) -> str | None:
+    def mask_evidence(self, step: Step) -> str | None:
         """dZ built without the comparison its twin lines have (the ReLU mask)."""
-        if not re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
+        if not re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]) or _has(step.value, ast.Compare):
             return None
-        twins = [
-            s
-            for s in self.flow.steps
-            if s is not step and _twin(s.target) == _twin(step.target) and _has(s.value, ast.Compare)
-        ]
-        if twins and not _has(step.value, ast.Compare):
+        twins = self.flow(step).twins(step, _compares, targets=1)
+        if twins:
             return f"{step.target} is used without the ReLU mask that {twins[0].target} has"
         return None
 
-    def built_here(self, case: _Case, step: Step, fed: set) -> str | None:
-        """Weaker: a dZ that feeds several failing blocks, with no constant ratio to explain them."""
-        if case.ratio is None and len(fed) > 1 and re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
+    def built_here(self, case: _Case, step: Step, fed: int) -> str | None:
+        """Weaker: a dZ that feeds several failing blocks, with no constant ratio to explain them
+        (built on this line: a dZ a followed call gives is built in the callee)."""
+        if step.call is not None and self.graph.followed(step.call):
+            return None
+        if case.ratio is None and fed.bit_count() > 1 and re.match(r"^d[zZ]\d*$", step.target.split(".")[-1]):
             return (
-                f"{step.target} is built here and feeds {_describe(fed)}: the activation derivative or mask?"
+                f"{step.target} is built here and feeds {self.describe(fed)}: "
+                "the activation derivative or mask?"
             )
         return None
 
     def cost_scale(self, case: _Case) -> list:
         """Every block off by one factor: the cost's own scale is as likely as a line all share.
         (fits, Step-like suspect) pairs for the lines of the cost that give the cost value."""
+        key = _rounded(case.ratio)
+        if key not in self.cost_memo:
+            self.cost_memo[key] = self._cost_scale(case)
+        return self.cost_memo[key]
+
+    def _cost_scale(self, case: _Case) -> list:
         found = []
         m = self.ctx.m if self.ctx is not None else None
         for flow in self.cost_flows[:1]:
             direct = flow.outputs.get(0) or flow.outputs.get(None)  # (cost, cache) or the cost
             if not direct or case.ratio is None:
                 continue
-            reached = sorted(flow.closure(direct), key=lambda s: s.lineno)
-            own = sorted(_own(direct), key=lambda s: s.lineno)
+            reached = sorted(flow.closure(direct), key=lambda s: (s.lineno, s.order))
+            own = sorted(_own(direct), key=lambda s: (s.lineno, s.order))
             for step in reached:
                 literal = _matching_literal(step.value, case.ratio) if step.value is not None else None
                 if literal is not None:
@@ -671,20 +1169,21 @@ class _Ranker:
                 ]
         return found
 
-    def l2(self, case: _Case, own: set) -> list:
+    def l2(self, case: _Case, own: list) -> list:
         """The L2 term, in the backward or in the cost: both named, the likelier first."""
         ctx = self.ctx
-        if case.l2 is None or not ctx.lambd or not ctx.m:
+        if case.l2 is None or ctx is None or not ctx.lambd or not ctx.m:
             return []
         unit = ctx.lambd / ctx.m
         backward = [s for s in own if s.value is not None]
-        has_term = any(set(REG_NAMES) & s.reads for s in backward)
-        cost_lines = [s for f in self.cost_flows for s in f.steps if set(REG_NAMES) & s.reads]
+        has_term = any(_is_reg(r) for s in backward for r in s.reads)
+        cost_lines = self.cost_lines
         same = [c for c in self.cases.values() if c.l2 is not None and _close(c.l2, case.l2)]
         cost_first = has_term and len(same) > 1 and cost_lines
         beta = (case.l2 + unit) / unit  # the backward's coefficient, if the cost is right
         kappa = (unit - case.l2) / 2 / unit  # the cost's coefficient, if the backward is right
         fit = "no L2 term" if abs(beta) < CLOSE else f"{_factor(beta)}·{case.name}"
+        in_cost_fit = "no L2 term of it" if abs(kappa) < CLOSE else f"{_factor(kappa)}·Σ{case.name}²"
         in_backward = [
             Suspect(
                 s.function,
@@ -702,81 +1201,144 @@ class _Ranker:
                 s.function,
                 s.lineno,
                 s.text,
-                f"the cost's L2 term: if the backward is right, the data fit {_factor(kappa)}·"
-                f"Σ{case.name}² in the cost, not λ/(2m)·Σ{case.name}²",
+                f"the cost's L2 term: if the backward is right, the data fit {in_cost_fit} in the cost, "
+                f"not λ/(2m)·Σ{case.name}²",
             )
             for s in cost_lines[:1]
         ]
         return in_cost + in_backward if cost_first else in_backward + in_cost
 
 
+def _reads_m(step: Step) -> bool:
+    return bool(step.reads & set(COUNT_NAMES))
+
+
+def _compares(step: Step) -> bool:
+    return _has(step.value, ast.Compare)
+
+
+@dataclass(frozen=True)
+class _Updates:
+    """An in-place update by a scalar argument (``dA2 /= keep_prob``); hashable for the twin index."""
+
+    arg: str
+
+    def __call__(self, step: Step) -> bool:
+        return self.arg in step.reads and step.op_on_target is not None
+
+
 def _own(direct) -> set:
-    """The lines that compute a gradient, past the dict or tuple that only carries it out."""
-    own, todo = set(), list(direct)
+    """The lines of one function that compute a gradient, past the dict or tuple that only carries it out."""
+    own, todo, seen = set(), list(direct), set()
     while todo:
         step = todo.pop()
-        if (step.packaging or isinstance(step.value, ast.Name)) and step.deps:
-            todo.extend(step.deps)
-        else:
+        if step in seen:
+            continue
+        seen.add(step)
+        deps = [d for d in step.deps if not d.param]
+        if (step.packaging or isinstance(step.value, ast.Name)) and deps:
+            todo.extend(deps)
+        elif not step.param:
             own.add(step)
     return own
 
 
-def _rank(
-    ranker: _Ranker, case: _Case, own: set, reached: set, passing_lines: set, failing_feeds: dict
-) -> list:
-    """The candidates (lines feeding this block and no passing block), the likeliest first: the
-    lines the kind of bug points at, then those feeding more failing blocks, then the later."""
-    candidates = {}
-    for step in sorted(reached, key=lambda s: s.lineno):
-        if not step.packaging and step.lineno not in passing_lines and step.lineno not in candidates:
-            candidates[step.lineno] = step
-    preferred = ranker.l2(case, [s for s in candidates.values() if s in own]) if case.kind == "l2" else []
+def _signature(case: _Case) -> tuple:
+    return (case.kind, _rounded(case.ratio))
+
+
+def _rank_key(fits: int, fed: int, origin: int, step: Step) -> tuple:
+    """The ranking: how well the line fits, how many failing blocks it feeds, the backward before
+    the cost, the later line first."""
+    return (-fits, -fed.bit_count(), origin, -step.lineno, -step.order)
+
+
+def _rank(ranker: _Ranker, case: _Case, own: set) -> tuple:
+    """The lines feeding this block and no passing block, the likeliest first: the lines the kind
+    of bug points at, then those feeding more failing blocks, then the later.  Returns how to
+    count the candidates, the best MAX_RANKED as Suspects, whether the best fits the numbers, and
+    whether a line was ruled out as an L2 term the data do not show.
+
+    The lines come in the kind's order (worked out once); a block takes the first MAX_RANKED that
+    feed it, and scores its own lines (where "in the block's own line" matters) itself."""
+    bit = 1 << ranker.bits[case.name]
+    mine = {(s.function, s.lineno) for s in own}
+    mine = {line for line in mine if line in ranker.lines and ranker.line_mask[line] & bit}
+    mine = {line for line in mine if ranker.lines[line] in own}
+    ruled_out = False
+
+    def allowed(line) -> bool:
+        nonlocal ruled_out
+        if case.kind != "l2" and _adds_weight_term(ranker.lines[line], case.name):
+            ruled_out = True  # it adds a multiple of the weights, and the error is none: the data rule it out
+            return False
+        return True
+
+    preferred = ranker.l2(case, [ranker.lines[line] for line in sorted(mine)]) if case.kind == "l2" else []
     named = {(s.function, s.lineno) for s in preferred}
-    scored = []
-    for step in candidates.values():
-        if (step.function, step.lineno) in named:
-            continue
-        fed = failing_feeds.get(step.lineno, {case.name})
-        why = ranker.evidence(case, step, own, fed)
-        for other in sorted(fed - {case.name}) if why is None else ():  # b1's ratio for dA1 = ... * 3
-            found = (
-                ranker.evidence(ranker.cases[other], step, own, fed) if ranker.cases[other].ratio else None
-            )
-            if found:
-                why = f"{found} ({other} is off by it)"
+    chosen, complete = [], True
+    for key, line, fits, why in ranker.order(case):
+        if ranker.line_mask[line] & bit and line not in mine and allowed(line):
+            chosen.append((key, 0, ranker.lines[line], fits, why))
+            if len(chosen) >= MAX_RANKED:
+                complete = False
                 break
-        fits = STRONG if why else WEAK if ranker.built_here(case, step, fed) else NO_FIT
-        why = why or ranker.built_here(case, step, fed)
-        if not fits:
-            why = (
-                f"the only line that feeds {_describe(fed)} and no passing block"
-                if len(candidates) == 1
-                else f"feeds {_describe(fed)} and no passing block"
-            )
-        helpers = _helpers(step.value)
-        if helpers:
-            why += f"; or inside {helpers[0]}, whose body is not followed"
-        scored.append((fits, len(fed), 0, step.lineno, Suspect(step.function, step.lineno, step.text, why)))
+    for line in mine - named:
+        if allowed(line):
+            step, fed = ranker.lines[line], ranker.line_mask[line]
+            why = ranker.evidence(case, step, True, fed)
+            fits = STRONG if why else WEAK if ranker.built_here(case, step, fed) else NO_FIT
+            chosen.append((_rank_key(fits, fed, 0, step), 0, step, fits, why))
+    backward = len(chosen) if complete else None  # more than MAX_RANKED: counted only if a message needs it
     if ranker.uniform:
-        everything = len(ranker.cases)
-        scored += [
-            (fits, everything, 1, s.lineno, Suspect(s.function, s.lineno, s.text, why))
+        everything = (1 << len(ranker.names)) - 1
+        chosen += [
+            (_rank_key(WEAK if fits else NO_FIT, everything, 1, s), 1, s, WEAK if fits else NO_FIT, why)
             for fits, s, why in ranker.cost_scale(case)
         ]
-    scored.sort(key=lambda t: (-t[0], -t[1], t[2], -t[3]))
-    return preferred + [t[4] for t in scored]
+    best = heapq.nsmallest(max(MAX_RANKED - len(preferred), 1), chosen, key=lambda t: t[0])
+    ranked = preferred + [_suspect(ranker, case, t, backward) for t in best]
+    fits = bool(preferred) or bool(best) and (best[0][4] is not None or best[0][3] != NO_FIT)
+
+    def count() -> int:
+        lines = backward
+        if lines is None:
+            lines = sum(
+                1
+                for line, m in ranker.line_mask.items()
+                if m & bit
+                and line not in named
+                and (line in mine or not _adds_weight_term(ranker.lines[line], case.name))
+            )
+        return lines + len(preferred) + sum(1 for t in chosen if t[1] == 1)
+
+    return count, ranked[:MAX_RANKED], fits, ruled_out
 
 
-def _describe(blocks) -> str:
-    blocks = sorted(blocks)
-    return blocks[0] if len(blocks) == 1 else ", ".join(blocks[:-1]) + " and " + blocks[-1]
+def _suspect(ranker: _Ranker, case: _Case, chosen: tuple, count: int) -> Suspect:
+    _, origin, step, fits, why = chosen
+    fed = ranker.line_mask.get((step.function, step.lineno), 0) if origin == 0 else 0
+    if why is None and fits == WEAK:
+        why = ranker.built_here(case, step, fed)
+    if why is None:
+        why = (
+            f"the only line that feeds {ranker.describe(fed)} and no passing block"
+            if count == 1
+            else f"feeds {ranker.describe(fed)} and no passing block"
+        )
+    unfollowed = list(step.opaque) if origin == 0 else []
+    if step.call is not None and not ranker.graph.followed(step.call):
+        unfollowed.insert(0, step.call.name)
+    if unfollowed:
+        why += f"; or inside {unfollowed[0]}, whose body is not followed"
+    return Suspect(step.function, step.lineno, step.text, why)
 
 
 def find_suspects(
     backward: Callable, outcomes: list, ctx=None, costs=(), scalars=None, positions: dict | None = None
 ) -> Finding:
-    """Rank the lines of ``backward`` (and of the cost functions ``costs``) for every failing block.
+    """Rank the lines of ``backward`` (of the user's functions it calls, and of the cost functions
+    ``costs``) for every failing block.
 
     ``outcomes`` are the engine's (status, analytic, numeric, hints); ``ctx`` the diagnosis context
     (m, λ, parameter values); ``scalars`` the backward's scalar arguments (``keep_prob``);
@@ -792,41 +1354,52 @@ def find_suspects(
     except Unfollowable as err:
         finding.why_none = {o.name: str(err) for o in failing}
         return finding
-    finding.sources[flow.function] = (flow.start, flow.lines)
+    graph = _Graph(flow, backward)
     cost_flows = _followable(costs)
-    feeds = _feeds(flow, outcomes, positions)
-    passing_lines = {
-        s.lineno for o in outcomes if o.status == "pass" and o.name in feeds for s in feeds[o.name][1]
+    direct = _direct(flow, outcomes, positions)
+    passing = {
+        (s.function, s.lineno)
+        for s in graph.reach(
+            [s for o in outcomes if o.status == "pass" and o.name in direct for s in direct[o.name]]
+        )
     }
-    failing_feeds = {}  # line -> failing blocks it feeds
+    cases = _cases(failing)
+    ranker = _Ranker(graph, cost_flows, scalars or {}, ctx, cases, len(failing) == len(outcomes) > 1)
+    masks = graph.masks([direct.get(name, ()) for name in ranker.names])
+    for (step, _), mask in masks.items():  # each line: its first step, and the failing blocks it feeds
+        line = (step.function, step.lineno)
+        if line not in passing:
+            ranker.line_mask[line] = ranker.line_mask.get(line, 0) | mask
+            if not step.packaging and (line not in ranker.lines or step.order < ranker.lines[line].order):
+                ranker.lines[line] = step
+    ranker.line_mask = {line: m for line, m in ranker.line_mask.items() if line in ranker.lines}
     for o in failing:
-        for s in feeds.get(o.name, ((), ()))[1]:
-            failing_feeds.setdefault(s.lineno, set()).add(o.name)
-    cases = _cases(failing, getattr(ctx, "values", {}) or {})
-    ranker = _Ranker(flow, cost_flows, scalars or {}, ctx, cases, len(failing) == len(outcomes) > 1)
-    for o in failing:
-        if o.name not in feeds and not flow.dynamic:
+        if o.name not in direct and not flow.dynamic:
             continue  # the backward does not return it: the note already says "missing gradient"
-        why = _unexplained(flow, o.name, feeds)
+        why = _unexplained(flow, o.name, direct)
         if why:
             finding.why_none[o.name] = why
             continue
-        direct, reached = feeds[o.name]
-        ordered = _rank(ranker, cases[o.name], _own(direct), reached, passing_lines, failing_feeds)
-        if not ordered:
-            finding.why_none[o.name] = f"every line that feeds {o.name} also feeds a passing block"
+        count, ranked, fits, ruled_out = _rank(ranker, cases[o.name], graph.own(direct[o.name]))
+        if not ranked:
+            finding.why_none[o.name] = f"every line that feeds {o.name} also feeds a passing block" + (
+                f", or only adds a multiple of {o.name} (an L2 term), which the error is not"
+                if ruled_out
+                else ""
+            )
             continue
-        if not passing_lines and len(ordered) > 1 and ordered[0].reason.startswith("feeds "):
+        if not passing and not fits and len(ranked) > 1:
             # nothing passing rules a line out and no line fits the numbers: naming one is a guess
             finding.why_none[o.name] = (
-                f"{len(ordered)} lines feed {o.name}, no passing block rules any of them out, "
+                f"{count()} lines feed {o.name}, no passing block rules any of them out, "
                 "and the numbers fit none in particular"
             )
             continue
-        finding.ranked[o.name] = ordered
-        for f in cost_flows:
-            if any(x.function == f.function for x in ordered):
-                finding.sources[f.function] = (f.start, f.lines)
+        finding.ranked[o.name] = ranked
+    flows = {**{f.function: f for f in cost_flows}, **graph.flows}
+    for function in {s.function for ranked in finding.ranked.values() for s in ranked}:
+        if function in flows:
+            finding.sources[function] = (flows[function].start, flows[function].lines)
     return finding
 
 
@@ -834,30 +1407,33 @@ def _followable(functions) -> list:
     flows = []
     for fn in functions:
         try:
-            flows.append(flow_of(fn))
+            flows.append(flow_of(fn, follow=False))
         except Unfollowable:
             continue
     return flows
 
 
-def _feeds(flow: Flow, outcomes: list, positions: dict | None) -> dict:
-    """block -> (the steps that define its gradient, every step those read)."""
+def _direct(flow: Flow, outcomes: list, positions: dict | None) -> dict:
+    """block -> the steps that define its gradient."""
     if positions is None:  # a tuple pairs with the blocks by position only when it has one entry each
         returned = [k for k in flow.outputs if isinstance(k, int)]
         positions = {o.name: i for i, o in enumerate(outcomes)} if len(returned) == len(outcomes) else {}
-    feeds = {}
+    found = {}
     for o in outcomes:
-        direct = flow.output_for(o.name, positions.get(o.name), len(outcomes) == 1)
-        if direct is not None:
-            feeds[o.name] = (direct, flow.closure(direct))
-    return feeds
+        steps = flow.output_for(o.name, positions.get(o.name), len(outcomes) == 1)
+        if steps is not None:
+            found[o.name] = steps
+    return found
 
 
-def _cases(failing: list, values: dict) -> dict:
+def _cases(failing: list) -> dict:
     """block -> what the data say; a block with too few entries to claim a ratio alone takes
     the one another failing block shows, when its data fit it."""
-    cases = {o.name: _case(o, values.get(o.name)) for o in failing}
-    claimed = [c.ratio for c in cases.values() if c.ratio is not None]
+    cases = {o.name: _case(o) for o in failing}
+    claimed = []
+    for c in cases.values():
+        if c.ratio is not None and not any(_close(c.ratio, r) for r in claimed):
+            claimed.append(c.ratio)
     for o in failing:
         found = _ratio(o) if cases[o.name].ratio is None and claimed else None
         if found is not None and any(_close(found, c) for c in claimed):
@@ -865,11 +1441,11 @@ def _cases(failing: list, values: dict) -> dict:
     return cases
 
 
-def _unexplained(flow: Flow, block: str, feeds: dict) -> str:
+def _unexplained(flow: Flow, block: str, direct: dict) -> str:
     """Why no line of ``flow`` can stand for ``block``'s gradient, or "" when some can."""
-    if block not in feeds:
+    if block not in direct:
         return flow.dynamic
-    own = _own(feeds[block][0])
+    own = _own(direct[block])
     fetched = [s for s in own if _is_fetch(s.value) and not flow.computes(_root(s.value))]
     if fetched and len(fetched) == len(own):
         return (
@@ -880,7 +1456,7 @@ def _unexplained(flow: Flow, block: str, feeds: dict) -> str:
 
 
 # ---- the drill-down's source panel -------------------------------------------------------------
-SUSPECT_STYLE = ("background-color: #f4c7c3", "background-color: #fbe3e1", "background-color: #fdf1f0")
+SUSPECT_STYLE = tuple(palette.suspect_style(i) for i in range(len(palette.SUSPECT_COLOURS)))
 
 
 def source_html(finding: Finding, block: str) -> str:
@@ -900,18 +1476,19 @@ def source_html(finding: Finding, block: str) -> str:
         for offset, text in enumerate(lines):
             lineno = start + offset
             i = rank.get(lineno)
-            style = f" style='{SUSPECT_STYLE[min(i, len(SUSPECT_STYLE) - 1)]}'" if i is not None else ""
+            colours = f"{SUSPECT_STYLE[min(i, len(SUSPECT_STYLE) - 1)]};" if i is not None else ""
             mark = f"#{i + 1}" if i is not None else ""
             title = f" title='{html.escape(ranked[i].reason, quote=True)}'" if i is not None else ""
-            rows.append(
-                f"<div{style}{title}><span style='color:#888;display:inline-block;width:3.5em'>"
-                f"{lineno}</span><b style='display:inline-block;width:2.5em'>{mark}</b>"
+            rows.append(  # a long line wraps under itself (hanging indent), never past the output
+                f"<div{title} style='{colours}padding-left:6em;text-indent:-6em'>"
+                f"<span style='display:inline-block;width:3.5em;text-indent:0'>"
+                f"{lineno}</span><b style='display:inline-block;width:2.5em;text-indent:0'>{mark}</b>"
                 f"{html.escape(text)}</div>"
             )
         parts.append(
             f"<div class='gradcheck-source'><p style='margin:4px 0'>suspect lines in "
             f"<code>{html.escape(function)}</code>, most likely first:</p>"
-            f"<pre style='margin:0;white-space:pre'>{''.join(rows)}</pre></div>"
+            f"<pre style='margin:0;white-space:pre-wrap;overflow-wrap:anywhere'>{''.join(rows)}</pre></div>"
         )
     items = "".join(f"<li><code>{html.escape(str(s))}</code> — {html.escape(s.reason)}</li>" for s in ranked)
     parts.append(f"<ol style='margin:4px 0'>{items}</ol>")

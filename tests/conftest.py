@@ -22,6 +22,8 @@ def ip(shell):
     """The shell with an empty user namespace and default settings."""
     for name in [k for k in shell.user_ns if not k.startswith("_") and k not in KEEP]:
         del shell.user_ns[name]
+    for hist in (shell.history_manager.input_hist_parsed, shell.history_manager.input_hist_raw):
+        del hist[1:]  # each test's notebook starts with no history (In)
     shell.run_line_magic("gradcheck_config", "--reset widgets=false progress=false")
     shell.run_cell("import numpy as np")
     yield shell
@@ -40,6 +42,13 @@ def source(*files, replace=()):
 def run(ip, code):
     """Run a cell and fail the test if it raised."""
     result = ip.run_cell(code)
+    result.raise_error()
+    return result
+
+
+def cell(ip, code):
+    """Run a cell as a notebook does, stored in ``In`` (the plan reads the user's calls there)."""
+    result = ip.run_cell(code, store_history=True)
     result.raise_error()
     return result
 

@@ -10,13 +10,8 @@ Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/jupyterlab_untrusted.png and d
 """
 
 import os
-import queue
-import secrets
 import shutil
-import socket
-import subprocess
 import sys
-import threading
 
 import pytest
 from browser_support import (
@@ -27,6 +22,8 @@ from browser_support import (
     executed_demo,
     is_green,
     is_red,
+    jupyter_server,
+    narrow_notebook,
     rgba,
 )
 
@@ -54,7 +51,7 @@ RUN_ALL_SECONDS = 240
 NOTEBOOK_WIDTH = 700  # px: the narrow notebook the table must fit
 
 ROWS = """() => Array.from(document.querySelectorAll('table.gradcheck-table')).map(t =>
-  Array.from(t.querySelectorAll('tbody tr')).map(tr => {
+  Array.from(t.querySelectorAll('tbody tr:not(.gradcheck-note)')).map(tr => {
     const cells = Array.from(tr.querySelectorAll('td'));
     return [tr.querySelector('th').textContent.trim(), cells[4].textContent.trim(),
             getComputedStyle(cells[0]).backgroundColor, getComputedStyle(cells[0]).color];
@@ -103,90 +100,18 @@ def slow_notebook(path):
     nbformat.write(nb, str(path))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab on 127.0.0.1 (a free port, a token, a temporary root and Jupyter dirs), stopped afterwards."""
+    """JupyterLab on 127.0.0.1 with the executed demo and the slow notebook, stopped afterwards."""
     root = tmp_path_factory.mktemp("lab")
-    home = tmp_path_factory.mktemp("jupyter")
     notebook = executed_demo(root)
     slow_notebook(root / SLOW)
-    labconfig = home / "config" / "labconfig"
-    labconfig.mkdir(parents=True)
-    # no "notified about Jupyter news?" toast over the notebook (and no request for the news)
-    (labconfig / "page_config.json").write_text(
-        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}'
-    )
-    # render every cell, not only those scrolled into view, so both tables are on the page
-    tracker = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
-    tracker.mkdir(parents=True)
-    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(
-        os.environ,
-        JUPYTER_CONFIG_DIR=str(home / "config"),
-        JUPYTER_DATA_DIR=str(home / "data"),
-        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.port_retries=0",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        ],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue = queue.Queue()
-
-    def read():
-        for line in server.stderr:
-            lines.put(line)
-        lines.put(None)  # the server exited
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        log = []
-        while True:
-            try:
-                line = lines.get(timeout=SERVER_START_SECONDS)
-            except queue.Empty:
-                line = None
-            if line is None:
-                pytest.fail("JupyterLab did not start:\n" + "".join(log))
-            log.append(line)
-            if f"127.0.0.1:{port}/lab" in line:
-                break
+    with jupyter_server(root, tmp_path_factory.mktemp("jupyter"), SERVER_START_SECONDS) as (base, token):
         yield {
-            "url": f"http://127.0.0.1:{port}/lab/tree/{DEMO}?token={token}",
+            "url": f"{base}/lab/tree/{DEMO}?token={token}",
             "notebook": notebook,
-            "slow_url": f"http://127.0.0.1:{port}/lab/tree/{SLOW}?token={token}",
+            "slow_url": f"{base}/lab/tree/{SLOW}?token={token}",
         }
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +123,7 @@ def page(lab):
             page.set_default_timeout(PAGE_SECONDS * 1000)
             page.goto(lab["url"])
             page.wait_for_function("() => document.querySelectorAll('table.gradcheck-table').length >= 2")
+            narrow_notebook(page, NOTEBOOK_WIDTH)  # every check and screenshot in a 700 px notebook
             yield page
         finally:
             browser.close()
@@ -231,7 +157,9 @@ def test_untrusted_stored_notebook_shows_red_and_green_rows(page, tmp_path):
     assert_rows_coloured(tables)
     # the sanitizer really ran: no <style> element reached the page from the outputs
     assert page.evaluate("() => document.querySelectorAll('.jp-OutputArea-output style').length") == 0
-    assert page.locator(".jp-OutputArea-output img[src^='data:image/png']").count() >= 1  # the static picture
+    assert (
+        page.locator(".jp-OutputArea-output .gradcheck-heatmap img[src^='data:image/png']").count() >= 1
+    )  # the static picture
     scroll_to_first_table(page)
     save_screenshot(page, "jupyterlab_untrusted.png", tmp_path)
     assert_tables_fit_a_narrow_notebook(page)  # the sanitizer drops some wrapping styles: still fits
@@ -246,17 +174,17 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
     assert_rows_coloured(page.evaluate(ROWS))
 
     select = page.locator(".jupyter-widgets select").first
-    picture = page.locator(".widget-html img[src^='data:image/png']").first
+    picture = page.locator(".widget-html .gradcheck-heatmap img").first
     before = picture.get_attribute("src")
     assert select.input_value() == "b1 (fail)"  # the worst block is preselected
     select.select_option(label="W1 (pass)")
     page.wait_for_function(
-        "before => { const img = document.querySelector('.widget-html img[src^=\"data:image/png\"]');"
+        "before => { const img = document.querySelector('.widget-html .gradcheck-heatmap img');"
         " return img && img.getAttribute('src') !== before; }",
         arg=before,
     )
     assert "W1 (5, 4): pass" in page.locator(".widget-html").first.inner_text()
-    scroll_to_first_table(page)
+    select.scroll_into_view_if_needed()  # the block picker with W1's view under it
     save_screenshot(page, "jupyterlab_live.png", tmp_path)
 
     assert_tables_fit_a_narrow_notebook(page)
@@ -275,12 +203,6 @@ def test_after_run_all_the_live_table_widget_and_width(page, tmp_path):
 
 def assert_tables_fit_a_narrow_notebook(page):
     """At a notebook NOTEBOOK_WIDTH wide, no table reaches past its output area or scrolls."""
-    page.set_viewport_size({"width": NOTEBOOK_WIDTH + 60, "height": 900})
-    if page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").count():
-        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()  # close the files
-    page.wait_for_function(
-        f"() => document.querySelector('.jp-Notebook').getBoundingClientRect().width <= {NOTEBOOK_WIDTH}"
-    )
     fits = page.evaluate(FITS)
     print("widths at a narrow notebook:", fits)
 
@@ -305,11 +227,12 @@ def test_dark_theme_keeps_rows_readable_and_the_heatmap_dark(page, tmp_path):
     for name, status, background, text in page.evaluate(ROWS)[0]:
         hexes = ["#" + "".join(f"{int(v):02x}" for v in rgba(css)[:3]) for css in (background, text)]
         assert contrast_ratio(*hexes) >= MIN_CONTRAST, (name, status, hexes)
-    picture = page.locator(".widget-html img[src^='data:image/png']").first
+    picture = page.locator(".widget-html .gradcheck-heatmap img").first
     picture.scroll_into_view_if_needed()
     pixels = np.asarray(Image.open(io.BytesIO(picture.screenshot())).convert("RGB")).astype(int)
     near_white = (pixels > 235).all(axis=-1).mean()
     assert near_white < 0.05, near_white  # only the worst entry's thin light ring
+    scroll_to_first_table(page)
     save_screenshot(page, "jupyterlab_dark.png", tmp_path)
 
 
@@ -326,9 +249,24 @@ def test_progress_bar_suggests_fast_mode_and_goes_away_on_interrupt(page, lab):
     bar.wait_for(state="visible")
     page.wait_for_function(
         "text => Array.from(document.querySelectorAll('.jp-OutputArea-output .widget-html'))"
-        ".some(e => e.textContent.replace(/\\u2007/g, ' ').includes(text))",
+        ".some(e => e.textContent.replace(/\\u2007/g, ' ').replace(/\\u2060/g, '').includes(text))",
         arg=SUGGEST_FAST,
     )
+    lines = page.evaluate(  # the hint's "try -m fast" on one line, never "try -" / "m fast"
+        """() => {
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const at = n.textContent.indexOf('try');
+        if (at < 0 || !n.textContent.includes('fast')) continue;
+        const range = document.createRange();
+        range.setStart(n, at);
+        range.setEnd(n, n.textContent.indexOf('fast', at) + 4);
+        return new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top))).size;
+      }
+      return -1;
+    }"""
+    )
+    assert lines == 1, lines
     page.get_by_text("Kernel", exact=True).first.click()
     page.get_by_text("Interrupt Kernel", exact=True).first.click()
     page.wait_for_function(IDLE, timeout=RUN_ALL_SECONDS * 1000)

@@ -67,3 +67,10 @@ def test_layer_objects_demo_names_blocks_after_the_objects():
     text = _stored_text("08_layer_objects.ipynb")
     assert "dense1.weights" in text and "dense2.biases" in text
     assert "upstream gradient: seeded random (5, 4)" in text
+
+
+def test_word2vec_demo_follows_the_cells_call_and_its_history():
+    text = _stored_text("10_cs224n_word2vec.ipynb")
+    assert "negSamplingLossAndGradient(centerWordVec, 1, dummy_vectors[5:], dataset)" in text
+    assert "in the %%gradcheck cell" in text and "in cell [" in text  # the cell's call, then In's
+    assert "centerWordVectors" in text  # skip-gram over both slices of the word vectors

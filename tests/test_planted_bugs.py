@@ -67,7 +67,12 @@ ZOO = {
         {"W1", "W2", "W3"},
         "missing 1/m",
     ),
-    "l2_missing_term_dW2": ("l2", [(" + (lambd / m) * W2", "")], {"W2"}, "L2 term (λ/m)·W2 is missing"),
+    "l2_missing_term_dW2": (
+        "l2",
+        [(" + (lambd / m) * W2", "")],
+        {"W2"},
+        "the analytic gradient lacks (λ/m)·W2",
+    ),
     "l2_halved_term_dW1": (
         "l2",
         [("(lambd / m) * W1", "(lambd / (2 * m)) * W1")],

@@ -61,18 +61,20 @@ def test_helpers_named_like_a_forward_do_not_compete(ip):
     run(
         ip,
         """
-calls = []
+import types
+log = types.ModuleType("log")  # a module: a check gives back what the calls touch, not modules
+log.calls = []
 def forward_fill(X, parameters):
-    calls.append("fill")
+    log.calls.append("fill")
     return X
 def compute_cost_test_case():
-    calls.append("test_case")
+    log.calls.append("test_case")
     return np.ones((1, 3)), np.ones((1, 3))
 """,
     )
     result = ip.run_cell_magic("gradcheck", "-o", "lambd = 0.7")
     assert "forward_propagation(X, parameters)" in result.functions and result.passed
-    assert ip.user_ns["calls"] == []
+    assert ip.user_ns["log"].calls == []
 
 
 def test_a_candidate_that_is_not_chosen_is_never_run(ip):

@@ -41,8 +41,12 @@ def test_wrong_shape_note_gives_both_shapes(ip):
     load_convention(
         ip, "seed_net", replace=[("dW1 = 1. / m * np.dot(dZ1, X.T)", "dW1 = 1. / m * np.dot(X, dZ1.T)")]
     )
-    note = check(ip).table.loc["W1", "note"]
+    result = check(ip)
+    note = result.table.loc["W1", "note"]
     assert note.startswith("dW1 is transposed") and "shape (4, 5) != (5, 4)" in note
+    # the headline says why W1 failed (its difference was never computed), and what the figure covers
+    assert "failed: W1 (shape (4, 5) != (5, 4)) — overall difference" in result.summary()
+    assert "over the other blocks" in result.summary()
 
 
 def test_html_is_a_styler_table_with_red_failing_rows(ip):
@@ -113,7 +117,7 @@ def test_row_colours_are_inline_styles_on_the_cells_without_a_style_block(ip):
         from gradcheck_magic.palette import ROW_COLOURS
 
         background, text = ROW_COLOURS[status]
-        shown = [c for c in result.table.columns if c != "evaluations"]  # the Styler hides the counts
+        shown = [c for c in result.table.columns if c not in ("note", "suspect", "evaluations")]
         for col in range(len(shown)):
             style = _inline_style_of(html, f"{uuid}_row{row}_col{col}")
             assert f"background-color: {background}" in style and f"color: {text}" in style
@@ -130,17 +134,48 @@ def test_row_colours_have_wcag_aa_contrast_and_differ_by_status():
     assert round(contrast_ratio("#ffffff", "#000000"), 1) == 21.0
 
 
-def test_notes_wrap_in_a_bounded_column_and_the_caption_wraps(ip):
+def test_notes_go_under_their_row_in_its_colours_and_the_caption_wraps(ip):
+    import re
+
+    from gradcheck_magic.palette import ROW_COLOURS
+
     result = buggy(ip)
     html = result._repr_html_()
     uuid = f"T_{result._uuid()}"
-    note_col = list(result.table.columns).index("note")
-    note_style = _inline_style_of(html, f"{uuid}_row1_col{note_col}")
-    assert "max-width: 30em" in note_style and "white-space: normal" in note_style
+    assert "min-width: 8em" not in html and "max-width: 30em" not in html  # no narrow note column
+    notes = re.findall(r'<tr class="gradcheck-note"><td colspan="6" style="([^"]*)">(.*?)</td></tr>', html)
+    assert len(notes) == 2  # b1 and W2 have notes; the passing rows have none
+    for style, text in notes:
+        background, colour = ROW_COLOURS["fail"]
+        assert f"background-color: {background}" in style and f"color: {colour}" in style
+        assert "white-space: normal" in style and "suspect: <code" in text
+    row_b1 = html.index(f'id="{uuid}_level0_row1"')
+    assert html.index("analytic ≈ 4.00 × numeric", row_b1) < html.index(f'id="{uuid}_level0_row2"')
     assert "white-space: nowrap" in _inline_style_of(html, f"{uuid}_row1_col0")
     assert "table-layout: auto" in html and "max-width: 100%" in html
     caption = html[html.index("<caption") : html.index(">", html.index("<caption"))]
     assert "white-space: normal" in caption and "overflow-wrap: anywhere" in caption
+
+
+def test_the_html_holds_every_block_drill_down_as_sections_that_open_without_javascript(ip):
+    result = buggy(ip)
+    html = result._repr_html_()
+    assert html.count("<details class='gradcheck-block'") == 6
+    assert html.count("<details class='gradcheck-block' open") == 1  # b1, the worst
+    assert (
+        html.count("data:image/png") >= 6 and "suspect lines in <code>backward_propagation_n</code>" in html
+    )
+    result.open_drilldown = False  # under a live widget showing the same view
+    assert "<details class='gradcheck-block' open" not in result._repr_html_()
+
+
+def test_option_names_and_numbers_never_break_across_lines():
+    from gradcheck_magic.result import _unbroken_numbers
+
+    text = _unbroken_numbers("use a larger step (-e), or try -m fast; 1e-05 is non-finite")
+    assert '<span style="white-space: nowrap">(-e)</span>' in text
+    assert '<span style="white-space: nowrap">-m fast</span>' in text
+    assert '<span style="white-space: nowrap">1e-05</span>' in text and "non-finite" in text
 
 
 def test_summary_glyphs_are_in_a_common_font(ip):
@@ -203,5 +238,7 @@ def test_a_suspect_column_wraps_like_the_note_and_goes_under_its_row_in_text(ip)
     assert lines[at].startswith("    suspect: backward_propagation_n:12  db1 = 4. / m")
     assert lines[at + 1].strip() == "keepdims=True)" and max(len(line) for line in lines) <= 80
     html = result._repr_html_()
-    col = list(result.table.columns).index("suspect")
-    assert "max-width: 30em" in _inline_style_of(html, f"T_{result._uuid()}_row1_col{col}")
+    assert (
+        "suspect: <code style='color: #7f1d1d; background-color: transparent'>backward_<wbr>propagation_<wbr>n:<wbr>12"
+        in html
+    )

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import check, load, load_convention, run, source
+from conftest import FILES, SETUPS, check, load, load_convention, run, source
 from test_planted_bugs import SEED_FIX
 
 from gradcheck_magic import widgets as gw
+from gradcheck_magic.diagnosis import Hint
 from gradcheck_magic.engine import Outcome
 from gradcheck_magic.suspects import NOTHING, Unfollowable, find_suspects, flow_of, source_html
 
@@ -344,8 +345,10 @@ def test_drilldown_shows_the_source_with_the_suspect_highlighted(ip):
     page = gw.block_html(result, "W2")
     top = result.suspects("W2")[0]
     assert "suspect lines in <code>backward_propagation_n</code>" in page
-    assert f"{top.lineno}</span><b style='display:inline-block;width:2.5em'>#1</b>" in page
-    assert "background-color: #f4c7c3" in page and "dZ3 = A3 - Y" in page  # the whole function is shown
+    assert f"{top.lineno}</span><b style='display:inline-block;width:2.5em;text-indent:0'>#1</b>" in page
+    assert (
+        "background-color: #f4c7c3; color: #7f1d1d" in page and "dZ3 = A3 - Y" in page
+    )  # the whole function is shown
     assert "suspect lines" not in gw.block_html(result, "W1")  # a passing block has none
 
 
@@ -396,7 +399,7 @@ def test_tuple_gradients_are_paired_by_position(ip):
     dw = rng.normal(size=w.shape)
     outcomes = [
         outcome("x", x, x),
-        outcome("w", dw, 3 * dw, ["analytic ≈ 3.00 × numeric"]),
+        outcome("w", dw, 3 * dw, [Hint("ratio", "analytic ≈ 3.00 × numeric", 3.0)]),
         outcome("b", b, b),
     ]
     finding = find_suspects(ip.user_ns["affine_backward"], outcomes)
@@ -419,7 +422,7 @@ def test_attribute_gradients_of_a_layer_object(ip):
     rng = np.random.default_rng(1)
     weights, biases = rng.normal(size=(4, 3)), rng.normal(size=(1, 3))
     outcomes = [
-        outcome("dense1.weights", weights, weights.T, ["dweights is transposed"]),
+        outcome("dense1.weights", weights, weights.T, [Hint("transposed", "dweights is transposed")]),
         outcome("dense1.biases", biases, biases),
     ]
     layer = ip.user_ns["Layer_Dense"]()
@@ -455,7 +458,10 @@ def relu_net_backward(dA, Z, A_prev):
     w = rng.normal(size=(3, 2))
     finding = find_suspects(
         ip.user_ns["relu_net_backward"],
-        [outcome("W", w, 0.5 * w, ["analytic ≈ 0.50 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+        [
+            outcome("W", w, 0.5 * w, [Hint("ratio", "analytic ≈ 0.50 × numeric", 0.5)]),
+            outcome("b", w[:, :1], w[:, :1]),
+        ],
     )
     assert finding.ranked["W"][0].line == "dW *= 0.5"
 
@@ -475,7 +481,7 @@ class Loss_CategoricalCrossentropy:
     x = np.arange(1.0, 7.0).reshape(3, 2)
     finding = find_suspects(
         ip.user_ns["Loss_CategoricalCrossentropy"]().backward,
-        [outcome("loss.inputs", x, 2 * x, ["analytic ≈ 2.00 × numeric"])],
+        [outcome("loss.inputs", x, 2 * x, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)])],
     )
     assert [s.line for s in finding.ranked["loss.inputs"]][:1] == [
         "self.dinputs = self.dinputs / samples * 2"
@@ -499,7 +505,10 @@ def backward_with_grads_dict(X, cache):
     w = np.arange(6.0).reshape(3, 2) + 1
     finding = find_suspects(
         ip.user_ns["backward_with_grads_dict"],
-        [outcome("W", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("b", w[:, :1], w[:, :1])],
+        [
+            outcome("W", w, 2 * w, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+            outcome("b", w[:, :1], w[:, :1]),
+        ],
     )
     assert finding.ranked["W"][0].line == 'grads["dW"] = np.dot(dZ, X.T) * 2'
 
@@ -520,19 +529,21 @@ def model_loss(X, W1, W2):
 """,
     )
     w = np.arange(1.0, 7.0).reshape(3, 2)
-    outcomes = [outcome("W1", w, 2 * w, ["analytic ≈ 2.00 × numeric"]), outcome("W2", w, w)]
+    outcomes = [
+        outcome("W1", w, 2 * w, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+        outcome("W2", w, w),
+    ]
     finding = find_suspects(ip.user_ns["model_loss"], outcomes)
     assert finding.ranked["W1"][0].line == 'grads["W1"] = X.T.dot(dhidden) * 2'
     assert set(finding.ranked) == {"W1"}
 
 
-def test_a_line_calling_a_helper_says_the_bug_may_be_inside_it(ip):
+def test_a_line_calling_a_helper_without_source_says_the_bug_may_be_inside_it(ip):
+    ip.user_ns["_helper"] = "def relu_grad(dA, Z):\n    return dA * 2\n"
+    run(ip, "exec(compile(_helper, '<generated>', 'exec'))")  # no source to follow
     run(
         ip,
         """
-def relu_grad(dA, Z):
-    return dA * 2
-
 def backward_with_helper(X, Z1, dA1):
     dZ1 = relu_grad(dA1, Z1)
     dW1 = np.dot(dZ1, X.T)
@@ -545,6 +556,36 @@ def backward_with_helper(X, Z1, dA1):
     top = find_suspects(ip.user_ns["backward_with_helper"], outcomes).ranked["W1"][0]
     assert top.line == "dZ1 = relu_grad(dA1, Z1)"
     assert "or inside relu_grad, whose body is not followed" in top.reason
+
+
+def test_a_helper_with_source_is_followed_to_the_line_that_fits(ip):
+    run(
+        ip,
+        """
+def relu_grad(dA, Z):
+    dZ = dA * 2
+    return dZ * (Z > 0)
+
+def backward_with_helper(X, Z1, dA1):
+    dZ1 = relu_grad(dA1, Z1)
+    dW1 = np.dot(dZ1, X.T)
+    db1 = np.sum(dZ1, axis=1, keepdims=True)
+    return {"dW1": dW1, "db1": db1}
+""",
+    )
+    w = np.arange(1.0, 7.0).reshape(3, 2)
+    outcomes = [
+        outcome("W1", w, 2 * w, [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+        outcome("b1", w[:, :1], 2 * w[:, :1], [Hint("ratio", "analytic ≈ 2.00 × numeric", 2.0)]),
+    ]
+    finding = find_suspects(ip.user_ns["backward_with_helper"], outcomes)
+    top = finding.ranked["W1"][0]
+    assert (top.function, top.line, top.reason) == (
+        "relu_grad",
+        "dZ = dA * 2",
+        "constant factor 2 in the line",
+    )
+    assert "suspect lines in <code>relu_grad</code>" in source_html(finding, "W1")
 
 
 def test_a_gradient_read_from_a_layer_object_singles_out_no_line(ip):
@@ -687,3 +728,329 @@ def forward_propagation_n(X, Y, parameters):
     assert not result.complete and "b1" in result.failed, result
     assert result.suspects("b1") == [] and result.table.loc["b1", "suspect"] == ""
     assert "interrupted before every block was checked" in result.table.loc["b1", "note"]
+
+
+# ---- issue 18, finding 8: linear, follows calls, names the line where a sign enters ----------------
+def deep_net(layers: int, bug=None) -> str:
+    """A tanh net ``layers`` deep, written out layer by layer (about 7 backward lines per layer),
+    with ``bug`` (a replacement, applied once) planted."""
+    acts = ", ".join(f"A{i}" for i in range(layers + 1))
+    forward = ["def forward_deep(X, Y, parameters):", "    m = X.shape[1]", "    A0 = X"]
+    for i in range(1, layers + 1):
+        forward += [
+            f"    Z{i} = np.dot(parameters['W{i}'], A{i - 1}) + parameters['b{i}']",
+            f"    A{i} = np.tanh(Z{i})",
+        ]
+    forward += [f"    cost = 0.5 / m * np.sum((A{layers} - Y) ** 2)", f"    return cost, ({acts},)"]
+    backward = [
+        "def backward_deep(X, Y, cache, parameters):",
+        "    m = X.shape[1]",
+        f"    ({acts},) = cache",
+        "    grads = {}",
+        f"    dA{layers} = A{layers} - Y",
+    ]
+    for i in range(layers, 0, -1):
+        backward += [
+            f"    W{i} = parameters['W{i}']",
+            f"    dZ{i} = dA{i} * (1 - A{i} ** 2)",
+            f"    dW{i} = 1. / m * np.dot(dZ{i}, A{i - 1}.T)",
+            f"    db{i} = 1. / m * np.sum(dZ{i}, axis=1, keepdims=True)",
+            f"    dA{i - 1} = np.dot(W{i}.T, dZ{i})",
+            f"    grads['dW{i}'] = dW{i}",
+            f"    grads['db{i}'] = db{i}",
+        ]
+    text = "\n".join(forward + ["", ""] + backward + ["    return grads", ""])
+    if bug:
+        assert text.count(bug[0]) == 1, bug
+        text = text.replace(*bug)
+    return text
+
+
+DEEP_SETUP = """
+rng = np.random.default_rng(0)
+X, Y = 0.3 * rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+parameters = {{}}
+for i in range(1, {layers} + 1):
+    parameters[f"W{{i}}"] = np.eye(3) + 0.1 * rng.standard_normal((3, 3))
+    parameters[f"b{{i}}"] = 0.01 * rng.standard_normal((3, 1))
+"""
+
+DEEP_BUGS = {  # bug -> (planted change for a net of L layers, the line that must come first)
+    "one_block_fails": (lambda L: ("dW1 = 1. / m", "dW1 = 2. / m"), "dW1 = 2. / m * np.dot(dZ1, A0.T)"),
+    "every_block_fails": (lambda L: (f"dA{L} = A{L} - Y", f"dA{L} = Y - A{L}"), "dA{L} = Y - A{L}"),
+}
+
+
+def traced_work(ip, monkeypatch, layers: int, bug: str, limit: int) -> tuple:
+    """Python lines executed (every module's, the standard library's included) while the suspects
+    of a ``layers``-deep net with ``bug`` are found (stops counting past ``limit``), and the result."""
+    import sys
+
+    from gradcheck_magic import api
+
+    change, _ = DEEP_BUGS[bug]
+    run(ip, deep_net(layers, change(layers)))
+    run(ip, DEEP_SETUP.format(layers=layers))
+    counted = [0]
+
+    def tracer(frame, event, arg):
+        counted[0] += 1
+        if counted[0] > limit:
+            sys.settrace(None)
+            return None
+        return tracer
+
+    real = find_suspects  # the module's own, not a counting wrapper of an earlier call
+
+    def counting(*args, **kwargs):
+        previous = sys.gettrace()
+        sys.settrace(tracer)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            sys.settrace(previous)
+
+    monkeypatch.setattr(api, "find_suspects", counting)
+    result = check(ip, "-f forward_deep -b backward_deep -m fast")
+    assert result.failed, result
+    return counted[0], result
+
+
+@pytest.mark.parametrize("bug", sorted(DEEP_BUGS))
+def test_suspect_analysis_work_grows_linearly_with_the_backward(ip, monkeypatch, bug):
+    """Counted, not timed: the lines executed while naming the suspects of a backward twice as long
+    (and with twice as many failing blocks, when every block fails) at most double, give or take."""
+    small, _ = traced_work(ip, monkeypatch, 8, bug, limit=10**8)
+    middle, _ = traced_work(ip, monkeypatch, 16, bug, limit=3 * small)
+    large, result = traced_work(ip, monkeypatch, 32, bug, limit=3 * middle)
+    assert middle <= 2.3 * small and large <= 2.3 * middle, (small, middle, large)  # main: ×3.6, ×5.9
+    top = DEEP_BUGS[bug][1].format(L=32)
+    assert all(result.suspects(block)[0].line == top for block in result.failed), result
+
+
+def test_a_bug_in_a_layer_function_the_model_calls_is_named_there_not_on_the_l2_lines(ip):
+    """Demo 07: model.loss takes W1's and W2's gradients from affine_backward; the wrong line is
+    affine_backward's dw, never the correct L2 lines grads["W1"] += self.reg * self.params["W1"]."""
+    load(ip, "cs231n_layers", replace=[("dw = flat.T @ dout", "dw = flat.T @ dout / len(dout)")])
+    run(
+        ip,
+        "rng = np.random.default_rng(0)\nmodel = TwoLayerNet(input_dim=6, hidden_dim=7, num_classes=3)\n"
+        "X = rng.standard_normal((4, 6))\ny = np.array([0, 2, 1, 2])",
+    )
+    result = check(ip, "model")
+    assert result.failed == ["W1", "W2"]
+    for block in result.failed:
+        lines = [(s.function, s.line) for s in result.suspects(block)]
+        assert lines[0] == ("affine_backward", "dw = flat.T @ dout / len(dout)"), lines
+        assert not any("self.reg" in line for _, line in lines), lines
+        assert result.table.loc[block, "suspect"].startswith("affine_backward:")
+    assert "suspect lines in <code>affine_backward</code>" in gw.block_html(result, "W2")
+
+
+def test_a_call_whose_outputs_partly_pass_is_followed_per_output(ip):
+    """dx, dw, db from one call: db passing clears db's lines, not dw's."""
+    load(ip, "cs231n_layers", replace=[("db = dout.sum(axis=0)", "db = dout.sum(axis=0) * 2")])
+    run(
+        ip,
+        "rng = np.random.default_rng(0)\nmodel = TwoLayerNet(input_dim=6, hidden_dim=7, num_classes=3)\n"
+        "X = rng.standard_normal((4, 6))\ny = np.array([0, 2, 1, 2])",
+    )
+    result = check(ip, "model")
+    assert result.failed == ["b1", "b2"]
+    for block in result.failed:
+        top = result.suspects(block)[0]
+        assert (top.function, top.line, top.reason) == (
+            "affine_backward",
+            "db = dout.sum(axis=0) * 2",
+            "constant factor 2 in the line",
+        )
+
+
+def test_a_sign_flipped_where_every_block_reads_it_is_named_on_that_line(ip):
+    load_convention(ip, "planar", replace=[("dZ2 = A2 - Y", "dZ2 = Y - A2")])
+    result = check(ip)
+    assert set(result.failed) == {"W1", "b1", "W2", "b2"}
+    for block in result.failed:
+        top = result.suspects(block)[0]
+        assert top.line == "dZ2 = Y - A2", result.suspects(block)
+        assert "feeds exactly the blocks whose sign is flipped (W1, W2, b1 and b2)" in top.reason
+
+
+def test_hints_are_data_that_the_suspects_read_not_their_english(ip, monkeypatch):
+    from gradcheck_magic import diagnosis
+
+    load_convention(ip, "seed_net", replace=SEED_FIX[:1])
+    result = check(ip)
+    (ratio, worst) = result.blocks["W2"].hints
+    assert (ratio.kind, round(ratio.ratio, 6), ratio.text) == ("ratio", 2.0, "analytic ≈ 2.00 × numeric")
+    assert worst.kind == "worst" and result.table.loc["W2", "note"].startswith(
+        "analytic ≈ 2.00 × numeric; worst W2["
+    )
+    real = diagnosis._ratio_hint
+
+    def reworded(g, a, ctx):
+        hint = real(g, a, ctx)
+        return hint and diagnosis.Hint(
+            hint.kind, "le gradient analytique vaut 2 fois le numérique", hint.ratio
+        )
+
+    monkeypatch.setattr(diagnosis, "_ratio_hint", reworded)
+    result = check(ip)
+    assert result.table.loc["W2", "note"].startswith("le gradient analytique")
+    top = result.suspects("W2")[0]
+    assert (top.line, top.reason) == ("dW2 = 1. / m * np.dot(dZ2, A1.T) * 2", "constant factor 2 in the line")
+
+
+def test_an_l2_term_doubled_in_the_cost_is_not_called_missing_from_the_backward(ip):
+    """The backward has its (λ/m)·W term; the cost counts λ/m·ΣW² instead of λ/(2m)·ΣW². The data
+    show the analytic gradient one (λ/m)·W short: the note says that and both ways it can happen."""
+    convention, change, _, _ = CASES["l2_term_doubled_in_the_cost"]
+    load_convention(ip, convention, replace=change)
+    result = check(ip)
+    for block in ["W1", "W2", "W3"]:
+        note = result.table.loc[block, "note"]
+        assert "is missing" not in note, note
+        assert (
+            f"the analytic gradient lacks (λ/m)·{block}: the L2 term missing from the backward, "
+            "or counted twice in the cost" in note
+        )
+        assert result.suspects(block)[0].function == "compute_cost_with_regularization"
+    load_convention(ip, "l2", replace=[("(lambd / m) * W2", "(2 * lambd / m) * W2")])
+    result = check(ip)
+    note = result.table.loc["W2", "note"]
+    assert "the analytic gradient has (λ/m)·W2 too much" in note
+    cost = result.suspects("W2")[1]
+    assert cost.function == "compute_cost_with_regularization"
+    assert "the data fit no L2 term of it in the cost" in cost.reason  # not "3.14e-11·λ/m·ΣW2²"
+
+
+# ---- never a correct line first ----------------------------------------------------------------------
+MODEL_SETUP = (
+    "rng = np.random.default_rng(0)\nmodel = TwoLayerNet(input_dim=6, hidden_dim=7, num_classes=3)\n"
+    "X = rng.standard_normal((4, 6))\ny = np.array([0, 2, 1, 2])"
+)
+LAYER_SETUP = (
+    "rng = np.random.default_rng(0)\nx = rng.standard_normal((3, 2, 3))\nw = rng.standard_normal((6, 4))\n"
+    "b = rng.standard_normal(4)\ndout = rng.standard_normal((3, 4))"
+)
+DENSE_SETUP = (
+    "rng = np.random.default_rng(0)\ndense1 = Layer_Dense(3, 4)\nX = rng.standard_normal((5, 3))\n"
+    "dense1.forward(X)\ndvalues = rng.standard_normal((5, 4))"
+)
+# case -> (homework files, setup, the check's line, planted change, the lines that hold (or take) the fix)
+PLANTED = {
+    **{
+        name: (FILES[c], SETUPS[c], "", change, set(lines.values()))
+        for name, (c, change, lines, _) in CASES.items()
+    },
+    "seed_dZ3_doubled": (
+        ("seed_net",),
+        "X, Y, parameters = gradient_check_n_test_case()",
+        "",
+        [("dZ3 = A3 - Y", "dZ3 = 2 * (A3 - Y)")],
+        {"dZ3 = 2 * (A3 - Y)"},
+    ),
+    "seed_dZ3_sign": (
+        ("seed_net",),
+        "X, Y, parameters = gradient_check_n_test_case()",
+        "",
+        [("dZ3 = A3 - Y", "dZ3 = Y - A3")],
+        {"dZ3 = Y - A3"},
+    ),
+    "seed_cost_without_one_over_m": (
+        ("seed_net",),
+        "X, Y, parameters = gradient_check_n_test_case()",
+        "",
+        [("cost = 1. / m * np.sum(log_probs)", "cost = np.sum(log_probs)")],
+        {"cost = np.sum(log_probs)"},
+    ),
+    "planar_sign_dZ2": (
+        ("planar",),
+        "X, Y, parameters = planar_test_case()",
+        "",
+        [("dZ2 = A2 - Y", "dZ2 = Y - A2")],
+        {"dZ2 = Y - A2"},
+    ),
+    "planar_sign_db2": (
+        ("planar",),
+        "X, Y, parameters = planar_test_case()",
+        "",
+        [("db2 = (1 / m)", "db2 = -(1 / m)")],
+        {"db2 = -(1 / m) * np.sum(dZ2, axis=1, keepdims=True)"},
+    ),
+    "l2_doubled_in_dW2": (
+        ("three_layer", "l2"),
+        "X, Y, parameters = three_layer_test_case()",
+        "",
+        [("(lambd / m) * W2", "(2 * lambd / m) * W2")],
+        {"dW2 = 1. / m * np.dot(dZ2, A1.T) + (2 * lambd / m) * W2"},
+    ),
+    "l_layer_missing_one_over_m": (
+        ("l_layer",),
+        "X, Y, parameters = L_layer_test_case()",
+        "",
+        [("dW = 1 / m * np.dot(dZ, A_prev.T)", "dW = np.dot(dZ, A_prev.T)")],
+        {"dW = np.dot(dZ, A_prev.T)"},
+    ),
+    "model_affine_dw_over_n": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [("dw = flat.T @ dout", "dw = flat.T @ dout / len(dout)")],
+        {"dw = flat.T @ dout / len(dout)"},
+    ),
+    "model_affine_db_doubled": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [("db = dout.sum(axis=0)", "db = dout.sum(axis=0) * 2")],
+        {"db = dout.sum(axis=0) * 2"},
+    ),
+    "model_l2_doubled": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [('grads["W2"] += self.reg * self.params["W2"]', 'grads["W2"] += 2 * self.reg * self.params["W2"]')],
+        {'grads["W2"] += 2 * self.reg * self.params["W2"]'},
+    ),
+    "model_softmax_dx_doubled": (
+        ("cs231n_layers",),
+        MODEL_SETUP,
+        "model",
+        [("dx = np.exp(log_probs)", "dx = 2 * np.exp(log_probs)")],
+        {"dx = 2 * np.exp(log_probs)"},
+    ),
+    "layer_affine_dw_doubled": (
+        ("cs231n_layers",),
+        LAYER_SETUP,
+        "-f affine_forward -b affine_backward",
+        [("dw = flat.T @ dout", "dw = flat.T @ dout * 2")],
+        {"dw = flat.T @ dout * 2"},
+    ),
+    "dense_dweights_doubled": (
+        ("nnfs_layers",),
+        DENSE_SETUP,
+        "dense1",
+        [("self.dweights = self.inputs.T @ dvalues", "self.dweights = self.inputs.T @ dvalues * 2")],
+        {"self.dweights = self.inputs.T @ dvalues * 2"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANTED))
+def test_a_planted_bug_never_gets_a_correct_line_as_its_top_suspect(ip, case):
+    """Across the homework fixtures: for every failing block the first suspect is a planted line
+    (or where the fix goes), or no line is singled out, with the reason; never a correct line."""
+    files, setup, line, change, planted = PLANTED[case]
+    load(ip, *files, replace=change, setup=setup)
+    result = check(ip, line)
+    assert result.failed, result
+    for block in result.failed:
+        ranked = result.suspects(block)
+        if ranked:
+            assert any(ranked[0].line.startswith(p) for p in planted), (block, ranked[0], planted)
+        else:
+            assert (
+                NOTHING in result.table.loc[block, "note"]
+                or "missing gradient" in result.table.loc[block, "note"]
+            )

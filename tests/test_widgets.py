@@ -75,7 +75,8 @@ def test_drilldown_is_shown_under_the_table_in_a_kernel_only(ip, monkeypatch):
     run(ip, "%gradcheck_config widgets=true")
     run(ip, "%gradcheck")
     assert len(shown) == 2 and "application/vnd.jupyter.widget-view+json" in shown[1][0]
-    assert "relative error per entry" in shown[1][0]["text/html"]  # the static fallback
+    assert "relative error per entry" not in shown[1][0]["text/html"]  # no content only the widget has
+    assert "relative error per entry" in shown[0][0]._repr_html_()  # it is in the table's output
     shown.clear()
     run(ip, "%gradcheck --no-widgets")
     assert len(shown) == 1
@@ -192,20 +193,32 @@ def test_drilldown_preselects_the_worst_block_with_entry_data(ip):
     assert "No entry-by-entry comparison" in gw.block_html(result, "W3")
 
 
-def test_static_fallback_shows_the_widget_picture(ip, monkeypatch):
+def test_every_view_of_the_widget_is_in_the_static_output(ip):
     load_convention(ip, "seed_net", replace=SEED_FIX)
-    shown = []
-    monkeypatch.setattr(gw, "widgets_supported", lambda shell: True)
-    monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.append(a))
     result = check(ip)
-    gw.show_drilldown(result, ip)
-    bundle = shown[0][0]
-    picture = _picture(result, "b1").data_uri
-    assert picture in bundle["text/html"]
+    static = result._repr_html_()
     box = result.drilldown()
-    assert picture in box.children[1].value
-    box.children[0].value = "W2"
-    assert picture not in box.children[1].value and _picture(result, "W2").data_uri in box.children[1].value
+    for name in result.table.index:
+        box.children[0].value = name
+        assert _picture(result, name).data_uri in box.children[1].value
+        assert _picture(result, name).data_uri in static  # the widget adds interaction, not content
+    assert "suspect lines in <code>backward_propagation_n</code>" in static
+
+
+def test_worst_entries_list_judged_entries_first_and_mark_a_kink(ip):
+    from test_verdicts import KINK as PLANT_KINK
+
+    load_convention(ip, "seed_net")
+    run(ip, PLANT_KINK)
+    result = check(ip)
+    o = result.blocks["W1"]
+    assert o.kinks is not None and o.kinks.any()
+    rows = result.worst_entries("W1", k=o.kinks.size)
+    assert rows[0]["index"] == tuple(result.table.loc["W1", "worst_index"])  # the ringed one first
+    judged = [r["judged"] for r in rows]
+    assert judged == sorted(judged, reverse=True) and not all(judged)  # kinks after, marked
+    kink = next(r for r in rows if not r["judged"])
+    assert o.kinks[kink["index"]]
 
 
 def test_progress_suggests_fast_mode_when_the_estimate_overruns_the_budget(capsys):

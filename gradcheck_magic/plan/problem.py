@@ -1,9 +1,10 @@
-"""Turn a discovery ``Plan`` into what the engine needs: float64 working parameters,
+"""Turn a plan into what the engine needs: float64 working parameters,
 a cost closure ``J()`` and the analytic gradient of every block.
 
 The forward always sees a float64 *working copy* (the user's arrays and their
-dtype are never touched).  If the forward draws from ``np.random``, the state is
-replayed before every evaluation so that dropout masks are the same each time.
+dtype are never touched).  If the forward draws from ``np.random`` or Python's ``random``,
+both states are replayed before every evaluation so that dropout masks (and word2vec's
+negative samples) are the same each time.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import copy
 import io
 import time
 import warnings
+from typing import Callable, Optional
 
 import numpy as np
 
-from .discovery import Binding, Plan
-from .engine import Block
-from .errors import GradCheckError, mark_call
-from .safety import rng_equal
+from ..engine import Block, fmt_index
+from ..errors import GradCheckError, mark_call
+from ..safety import Draws
 
 
 @contextlib.contextmanager
@@ -173,7 +174,14 @@ def coarse_blocks(blocks, cost, j0: float) -> list:
         try:
             for step in (nudge, -nudge, VISIBLE_SCALE * nudge, -VISIBLE_SCALE * nudge):
                 block.work[...] = pristine + step
-                costs.append(cost())
+                costs.append(
+                    perturbed(
+                        cost,
+                        {block.name: block.work},
+                        {block.name: pristine},
+                        f"every entry of {block.name} was nudged by less than float32's rounding",
+                    )
+                )
         finally:
             block.work[...] = pristine
         plus, minus, far_plus, far_minus = costs
@@ -183,24 +191,53 @@ def coarse_blocks(blocks, cost, j0: float) -> list:
     return coarse
 
 
+#: How many entries, one at a time, are tried to find the one whose perturbation makes the code raise.
+LOCATE_ENTRIES = 2000
+
+
+def perturbed(cost, blocks: dict, pristine: dict, nudge: str) -> float:
+    """``cost()`` with ``blocks`` (name -> working array) perturbed, outside the engine's sweep.
+    When the user's code raises, the exception says which entry's perturbation makes it raise
+    (tried one entry at a time from the pristine values), or what was nudged when none alone does."""
+    __tracebackhide__ = True  # noqa: F841
+    try:
+        return cost()
+    except Exception as exc:
+        if not hasattr(exc, "_gradcheck_where"):
+            changed = {n: w.copy() for n, w in blocks.items()}
+            where = _raising_entry(cost, blocks, pristine, changed) or f"while {nudge}"
+            try:
+                exc._gradcheck_where = where
+            except AttributeError:  # pragma: no cover - exceptions with __slots__
+                pass
+            for name, work in blocks.items():  # as it was when it raised; the caller resets
+                work[...] = changed[name]
+        raise
+
+
+def _raising_entry(cost, blocks: dict, pristine: dict, changed: dict) -> str:
+    tried = 0
+    for name, work in blocks.items():
+        work[...] = pristine[name]
+    for name, work in blocks.items():
+        flat, moved = work.reshape(-1), changed[name].reshape(-1)
+        for k in np.flatnonzero(moved != pristine[name].reshape(-1))[: LOCATE_ENTRIES - tried]:
+            tried += 1
+            old = flat[k]
+            flat[k] = moved[k]
+            try:
+                cost()
+            except Exception:  # noqa: BLE001 - the user's error again: this entry makes it raise
+                entry = fmt_index(name, tuple(int(i) for i in np.unravel_index(k, work.shape)))
+                return f"while {entry} was perturbed by {moved[k] - old:+.3g}"
+            finally:
+                flat[k] = old
+    return ""
+
+
 def to_float_for(value):
     """A fast converter to float for this kind of cost value."""
     return float if np.ndim(value) == 0 else (lambda v: float(np.asarray(v).reshape(-1)[0]))
-
-
-def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
-    """Call a candidate forward once on a working copy: does it return the cost itself?"""
-    __tracebackhide__ = True  # noqa: F841
-    state = np.random.get_state()
-    try:
-        _, _, value = working_copy(params)
-        with silenced():
-            out = _marked(binding.caller(value), binding.signature())()
-    finally:
-        np.random.set_state(state)
-    first, _ = split_output(out, binding.name)
-    refuse_complex_cost(first, binding.name)
-    return is_scalar_like(first)
 
 
 def refuse_complex_cost(value, where: str) -> None:
@@ -213,11 +250,13 @@ def refuse_complex_cost(value, where: str) -> None:
         )
 
 
-def _marked(call, signature: str):
-    def run(*args):
+def marked(fn: Callable, signature: str) -> Callable:
+    """Call ``fn``; an exception remembers which of the user's calls raised."""
+
+    def run(*args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         try:
-            return call(*args)
+            return fn(*args, **kwargs)
         except BaseException as exc:
             mark_call(exc, signature)
             raise
@@ -244,11 +283,12 @@ def arrays_in(obj, label: str, depth: int = 0, seen=None):
 
 
 class Problem:
-    """The user's functions wired to a float64 working copy of the parameters."""
+    """The course's functions wired to a float64 working copy of the parameters."""
 
-    def __init__(self, plan: Plan, rng_state):
+    def __init__(self, plan, draws: Draws):
         self.plan = plan
-        self.rng = rng_state
+        self.name = plan.forward.name
+        self.rng = draws  # both random generators, replayed before every evaluation
         self.params_obj, work_dict, self.params_value = working_copy(plan.params)
         if work_dict is None:
             self.work = {plan.params_name: np.asarray(self.params_obj)}
@@ -260,11 +300,9 @@ class Problem:
         self.replay = True
         self.warnings = []
         self.eval_seconds = 0.0
-        self._forward = _marked(plan.forward.caller(self.params_value), plan.forward.signature())
-        self._cost = (
-            _marked(plan.cost.caller(self.params_value), plan.cost.signature()) if plan.cost else None
-        )
-        self._backward = _marked(plan.backward.caller(self.params_value), plan.backward.signature())
+        self._forward = marked(plan.forward.caller(self.params_value), plan.forward.signature())
+        self._cost = marked(plan.cost.caller(self.params_value), plan.cost.signature()) if plan.cost else None
+        self._backward = marked(plan.backward.caller(self.params_value), plan.backward.signature())
 
     # ---- the baseline -------------------------------------------------------
     def _changed_blocks(self) -> list:
@@ -289,14 +327,14 @@ class Problem:
         from np.random (then every evaluation replays it) and refuses a forward that changes
         ``what`` in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
-        np.random.set_state(self.rng)
+        self.rng.replay()
         out = call()
-        self.replay = not rng_equal(np.random.get_state(), self.rng)
+        self.replay = self.rng.moved()
         changed = self._changed_blocks()
         if changed:
             self._reset_work()
             raise GradCheckError(
-                f"{self.plan.forward.name} changed {what} in place ({', '.join(changed)}): a forward "
+                f"{self.name} changed {what} in place ({', '.join(changed)}): a forward "
                 "pass must not modify its inputs (your arrays are restored)"
             )
         return out
@@ -337,7 +375,7 @@ class Problem:
         """J() at the current working arrays: the engine's hot path, kept lean.  With a dict or
         array of parameters the forward's arguments never change, so they are bound once."""
         forward, cost, to_float = self._forward, self._cost, self.to_float
-        replay, rng, set_state = self.replay, self.rng, np.random.set_state
+        replay = self.rng.replay if self.replay else None
         fixed = (
             None
             if np.ndim(self.params_obj) == 0 and not isinstance(self.params_obj, dict)
@@ -353,7 +391,7 @@ class Problem:
             __tracebackhide__ = True  # noqa: F841
             nonlocal tuple_out
             if replay:
-                set_state(rng)
+                replay()
             try:
                 out = fn(*fargs, **fkw)
             except BaseException as exc:
@@ -376,7 +414,10 @@ class Problem:
         try:
             for v in self.work.values():
                 v += 1e-3 * np.maximum(np.abs(v), 1.0) * rng.choice((-1.0, 1.0), size=v.shape)
-            return cost() != j0
+            return (
+                perturbed(cost, self.work, self.pristine, "every parameter was nudged by 1e-3 (relative)")
+                != j0
+            )
         finally:
             self._reset_work()
 
@@ -389,7 +430,7 @@ class Problem:
             for label, a in arrays_in(cache, "cache")
             if not any(a is w for w in self.work.values())
         ]
-        np.random.set_state(self.rng)
+        self.rng.replay()
         grads = self._backward(first, cache)
         name = self.plan.backward.name
         changed = self._changed_blocks()
@@ -486,3 +527,122 @@ class Problem:
         if bad.any():
             block.fatal = f"analytic gradient {key} has {int(bad.sum())} non-finite entries"
         return block
+
+
+#: Relative size of the all-entries nudge that asks "does the cost read this block at all?".
+NUDGE = 1e-3
+
+
+class ConventionProblem(Problem):
+    """The Problem interface api.py drives, over blocks the conventions define.
+
+    ``work`` maps block names to the float64 arrays ``evaluate()`` reads: working copies
+    for functions, the user's own arrays (perturbed in place) for objects, or the float64
+    copies swapped into an object for its float32/integer arrays.  ``gradients()``
+    returns ``{block: (analytic or None, key)}`` at the unperturbed point.  ``unread(names)``
+    words the error when perturbing a block does not change the cost.  ``notes`` are a block's
+    own notes; they stand in for the generic dtype note (they say how that block was checked)."""
+
+    def __init__(
+        self,
+        plan,
+        draws: Draws,
+        work: dict,
+        evaluate: Callable[[], object],
+        gradients: Callable[[], dict],
+        unread: Callable[[list], str],
+        notes: Optional[dict] = None,
+    ):
+        self.plan = plan
+        self.name = plan.forward
+        self.rng = draws  # both random generators, replayed before every evaluation
+        self.work = work
+        self.pristine = {k: v.copy() for k, v in work.items()}
+        self.params_obj = None
+        self.replay = True
+        self.warnings = []
+        self.eval_seconds = 0.0
+        self._evaluate, self._gradients, self._unread = evaluate, gradients, unread
+        self._notes = notes or {}
+        self._blocks = []
+
+    def _changed_blocks(self) -> list:
+        return [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+
+    def _reset_work(self):
+        for k, v in self.work.items():
+            v[...] = self.pristine[k]
+
+    def baseline(self):
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        start = time.perf_counter()
+        value = self._first_call(self._evaluate, "the arrays it is checked on")
+        if not is_scalar_like(value):
+            raise GradCheckError(
+                f"{self.name} returned {type(value).__name__}, not a single number: the cost must be a scalar"
+            )
+        return self._accepted_cost(value, self.name, start), None, None
+
+    def cost_function(self):
+        evaluate, to_float = self._evaluate, self.to_float
+        replay = self.rng.replay if self.replay else None
+
+        def J():
+            __tracebackhide__ = True  # noqa: F841
+            if replay:
+                replay()
+            return to_float(evaluate())
+
+        return J
+
+    def blocks(self, first=None, cache=None) -> list:
+        __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
+        self.rng.replay()
+        grads = self._gradients()
+        changed = self._changed_blocks()
+        if changed:
+            self._reset_work()
+            self.warnings.append(
+                f"the backward modified {', '.join(changed)} in place; the check used "
+                "the original values and your arrays are restored"
+            )
+        self._blocks = []
+        for name, work in self.work.items():
+            grad, key = grads.get(name, (None, f"d{name}"))
+            block = self._block(name, work, grad, key)
+            if name in self._notes:
+                block.notes[:] = self._notes[name]
+            self._blocks.append(block)
+        return self._blocks
+
+    def sensitivity(self, j0: float, cost) -> bool:
+        """Is any block read at all?  Each block with a nonzero gradient is nudged; when none of them
+        changes the cost, the arrays the code reads are not the ones perturbed: say which, precisely.
+        A block that alone does not move the cost is checked like any other: its true gradient may
+        be zero (a bias feeding a batchnorm), and a nonzero analytic one then fails, with this note;
+        unless it is a float64 copy swapped into an object, which the code may simply not read."""
+        rng = np.random.default_rng(12345)
+        nudged, unread = [], []
+        for block in self._blocks:
+            if block.comparable is None or not np.any(block.comparable):
+                continue
+            nudged.append(block)
+            try:
+                # a Gaussian direction: ±1 signs can all agree, and softmax ignores a shift of its biases
+                block.work += (
+                    NUDGE * np.maximum(np.abs(block.work), 1.0) * rng.standard_normal(block.work.shape)
+                )
+                what = f"every entry of {block.name} was nudged by 1e-3 (relative)"
+                if perturbed(cost, {block.name: block.work}, self.pristine, what) == j0:
+                    unread.append(block)
+            finally:
+                self._reset_work()
+        swapped = [b for b in unread if b.name in self._notes]  # a float64 copy the code never saw
+        if swapped or (unread and len(unread) == len(nudged)):
+            raise GradCheckError(self._unread([b.name for b in swapped or unread]))
+        for block in unread:
+            block.notes.append(
+                f"the cost did not change when {block.name} was nudged: its true gradient is zero "
+                f"(a bias feeding a batchnorm), or the code reads another array than {block.name}"
+            )
+        return True

@@ -1,12 +1,12 @@
 """Models, networks and layer objects whose methods read their own arrays.
 
 Such code only sees a change when its own arrays change, so these blocks are the
-user's arrays, perturbed in place; :class:`~.conventions.ObjectSnapshot` puts back
+user's arrays, perturbed in place; :class:`~..safety.Snapshot` puts back
 every array, attribute and dict entry on every path (pass, fail, exception, Ctrl-C).
 A float32, integer, read-only or non-contiguous array is never written: one float64 copy
 of it is swapped into every dict entry, list item and attribute the snapshot reaches
-(:class:`Swaps`), the methods compute in float64 on it, and the restore swaps the user's
-array back.
+(:meth:`~..safety.Snapshot.stand_in`), the methods compute in float64 on it, and the restore
+swaps the user's array back.
 
 - cs231n models: ``model.params`` (dict), ``loss, grads = model.loss(X, y)``.
 - deep learning from scratch: ``network.params``, ``network.loss(x, t)``,
@@ -19,22 +19,27 @@ array back.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from .conventions import (
-    Convention,
-    ConventionPlan,
-    ConventionProblem,
-    ObjectSnapshot,
-    Step,
-    dry_run,
-    marked,
+from ..errors import GradCheckError
+from ..safety import Snapshot
+from .binding import (
+    Given,
+    attribute,
+    bind_by_name,
+    bind_call,
+    defined_in,
+    looks_like_parameters,
+    lookup,
+    refuse_empty,
+    resolved,
+    user_functions,
 )
-from .discovery import Candidate, defined_in, looks_like_parameters, user_functions
-from .errors import GradCheckError
+from .checkplan import CheckPlan, Hints, Request
+from .problem import ConventionProblem, marked
+from .ranking import Candidate, dry_run
 
 #: Attribute names that hold a layer's parameters even before its gradient attribute exists.
 PARAM_ATTRS = ("weights", "biases", "W", "b", "gamma", "beta", "kernel", "bias")
@@ -46,32 +51,19 @@ UPSTREAM_NAMES = ("dvalues", "dout", "dy")
 UPSTREAM_SEED = 0
 
 
-def lookup(namespace: dict, dotted: str, flag: str = ""):
-    """The value of ``name`` or ``obj.attr.attr``; the error names the missing part."""
-    head, *attrs = dotted.split(".")
-    prefix = f"{flag} {dotted}: " if flag else ""
-    if head not in namespace:
-        raise GradCheckError(f"{prefix}no variable named {head!r} in the namespace")
-    value, path = namespace[head], head
-    for attr in attrs:
-        if not hasattr(value, attr):
-            raise GradCheckError(f"{prefix}{path} ({type(value).__name__}) has no attribute {attr!r}")
-        value, path = getattr(value, attr), f"{path}.{attr}"
-    return value
-
-
 def is_model(value) -> bool:
     """A cs231n model or a from-scratch network: a dict ``.params`` of arrays and a ``.loss`` method."""
     return (
         not isinstance(value, type)
-        and looks_like_parameters(getattr(value, "params", None))
-        and callable(getattr(value, "loss", None))
+        and looks_like_parameters(attribute(value, "params"))
+        and callable(attribute(value, "loss"))
     )
 
 
 def layer_params(obj) -> list:
     """Attribute names of a layer object's parameter arrays (``weights``, or any ``a`` with a ``da``)."""
-    attrs = vars(obj) if hasattr(obj, "__dict__") else {}
+    attrs = attribute(obj, "__dict__", None)
+    attrs = attrs if isinstance(attrs, dict) else {}
     return [
         k
         for k, v in attrs.items()
@@ -86,8 +78,8 @@ def layer_params(obj) -> list:
 def is_layer(value) -> bool:
     return (
         not isinstance(value, type)
-        and callable(getattr(value, "forward", None))
-        and callable(getattr(value, "backward", None))
+        and callable(attribute(value, "forward"))
+        and callable(attribute(value, "backward"))
         and bool(layer_params(value))
     )
 
@@ -97,165 +89,21 @@ def cell_call(prefer, label: str):
     return getattr(prefer, "calls", {}).get(label)
 
 
-def bind_by_name(fn, namespace: dict, label: str, fallback: Optional[dict] = None, given=None):
-    """Positional arguments of ``fn``: the variables the cell passed it (``given``, from
-    ``cell_call``) first, else from the namespace by name (``fallback`` second, the default last);
-    the error names what is missing."""
-    args = []
-    positional, keywords = given or ((), {})
-    for i, p in enumerate(inspect.signature(fn).parameters.values()):
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
-            continue
-        passed = positional[i] if i < len(positional) else keywords.get(p.name)
-        if passed in namespace:
-            args.append((passed, namespace[passed]))
-        elif p.name in namespace:
-            args.append((p.name, namespace[p.name]))
-        elif fallback and p.name in fallback:
-            args.append((p.name, fallback[p.name]))
-        elif p.default is not p.empty:
-            break
-        else:
-            alike = [
-                k for k in namespace if k.startswith(f"{p.name}_") and isinstance(namespace[k], np.ndarray)
-            ]
-            raise GradCheckError(
-                f"{label} needs `{p.name}`, which is not defined in the namespace"
-                + (
-                    f" (there is {', '.join(alike[:3])}: call {label}(...) with it in the %%gradcheck "
-                    f"cell, or assign {p.name} = {alike[0]})"
-                    if alike
-                    else ""
-                )
-            )
-    return args
-
-
-def _why_copied(label: str, arr, owner: str) -> Optional[str]:
-    """None when an array the methods read can be perturbed where it lies (float64, contiguous,
-    writeable); else why it is checked through a float64 copy instead: its dtype, or its layout."""
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf":
-        kind = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
-        raise GradCheckError(
-            f"{label} is {kind}: {owner}'s methods read it in place, so only real (float or "
-            "integer) arrays can be checked (make it float64)"
-        )
-    if arr.dtype != np.float64:
-        return str(arr.dtype)
-    if not arr.flags.writeable:
-        return "read-only"
-    if not arr.flags.c_contiguous:
-        return "non-contiguous"
-    return None
-
-
-def _listed(labels: list, most: int = 3) -> str:
-    shown = ", ".join(labels[:most])
-    return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")
-
-
-@dataclass
-class Swap:
-    """A float32, integer, read-only or non-contiguous array the methods read: a float64 copy stands in
-    for it in every dict entry, list item and attribute the snapshot reaches, for the check only."""
-
-    label: str
-    why: str  # its dtype ("float32", "int64"), "read-only" or "non-contiguous"
-    original: np.ndarray
-    copy: np.ndarray
-    places: list = field(default_factory=list)  # where the copy was swapped in
-    held: list = field(default_factory=list)  # where the original stays (tuples, containers that refuse)
-
-    @property
-    def of_dtype(self) -> bool:
-        return self.why not in ("read-only", "non-contiguous")
-
-    def note(self) -> str:
-        kind = {"read-only": "a writeable", "non-contiguous": "a contiguous"}.get(self.why, "a float64")
-        note = (
-            f"{self.why} array checked through {kind} copy swapped into {_listed(self.places)} "
-            "(your array untouched)"
-        )
-        return note + (f"; {_listed(self.held)} still holds your array" if self.held else "")
-
-    def remedy(self) -> str:
-        if self.of_dtype:
-            return "build the object with float64 arrays to check it"
-        return "store a contiguous writeable float64 array in the object (np.array(..., dtype=np.float64))"
-
-    def unread(self, changed: str, elsewhere: str) -> str:
-        where = f"it also sits in {_listed(self.held)}, which cannot be swapped" if self.held else elsewhere
-        return (
-            f"{changed} did not change when {self.label} was perturbed: {self.label} is {self.why}, and "
-            f"the check could not swap every reference to it: it swapped a float64 copy into "
-            f"{_listed(self.places)}, but your code reads the {self.why} array elsewhere ({where}); "
-            f"{self.remedy()} (your arrays are untouched)"
-        )
-
-
-class Swaps:
-    """The arrays a planner perturbs: the user's own where they lie when they can be, else a float64
-    copy per array (one copy however many places hold it, so a network's ``params['W1']`` and its
-    layer's ``.W`` stay the same array), swapped in by :meth:`apply` after the snapshot is taken:
-    the snapshot's ``restore()`` puts every reference back."""
-
-    #: Where the methods may read an array that no copy can reach, when the walk found no such place.
-    ELSEWHERE = "a tuple, a view of another array, a closure, or a copy made when the object was built?"
-
-    def __init__(self, elsewhere: str = ELSEWHERE):
-        self.by_id, self.by_block, self.elsewhere = {}, {}, elsewhere
-
-    def work(self, block: str, label: str, arr, owner: str) -> np.ndarray:
-        """The array the check perturbs for this block."""
-        why = _why_copied(label, arr, owner)
-        if why is None:
-            return arr
-        swap = self.by_id.get(id(arr))
-        if swap is None:
-            swap = Swap(label, why, arr, np.array(arr, dtype=np.float64, order="C", copy=True))
-            self.by_id[id(arr)] = swap
-        self.by_block[block] = swap
-        return swap.copy
-
-    def apply(self, snapshot: ObjectSnapshot) -> None:
-        """Swap the copies in; on any failure (or a Ctrl-C) everything is put back before it propagates."""
-        try:
-            for swap in self.by_id.values():
-                swap.places, held = snapshot.rebind(swap.original, swap.copy)
-                swap.held = list(dict.fromkeys(held))
-                if not swap.places:
-                    raise GradCheckError(
-                        f"{swap.label} is {swap.why}: the check would perturb a float64 copy of it, but "
-                        "found no dict entry, list item or attribute holding it to swap the copy into"
-                        + (f" (it sits in {_listed(swap.held)})" if swap.held else "")
-                        + f"; {swap.remedy()}"
-                    )
-        except BaseException:
-            snapshot.restore()
-            raise
-
-    def described(self) -> str:
-        """For the plan's description: which blocks go through copies."""
-        if not self.by_block:
-            return ""
-        return f" (float64 copies swapped in for {_listed(list(self.by_block), 4)})"
-
-    def notes(self) -> dict:
-        return {block: [swap.note()] for block, swap in self.by_block.items()}
-
-    def unread(self, names: list, changed: str) -> Optional[str]:
-        """The message when perturbing a swapped block did not change the cost, or None."""
-        swapped = [n for n in names if n in self.by_block]
-        if not swapped:
-            return None
-        others = [n for n in names if n != swapped[0]]
-        also = f" (also {', '.join(others)})" if others else ""
-        return self.by_block[swapped[0]].unread(changed, self.elsewhere) + also
-
-
-def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None, target=None, prefer=()):
+def resolve(request: Request) -> Optional[CheckPlan]:
     """A model/network/layer-object convention for this line, or None."""
+    namespace, prefer = request.namespace, request.cell
+    forward, backward, cost, params, target = (
+        request.forward,
+        request.backward,
+        request.cost,
+        request.params,
+        request.target,
+    )
     dotted = [x for x in (forward, backward, params) if isinstance(x, str) and "." in x]
+    alias = _method_owner(namespace, forward) if forward and not (target or dotted) else None
+    if alias is not None:  # loss, gradient, params = network.loss, network.gradient, network.params
+        owner_name, owner = alias
+        return _model(namespace, owner_name, owner, forward, backward, params, prefer)
     if target:
         owner_name, owner = target, lookup(namespace, target, "OBJECT")
         if isinstance(owner, (np.ndarray, dict, list, tuple, float, int)):
@@ -275,7 +123,9 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
         return _functions_over_layers(namespace, forward, backward)
     else:
         return None
-    if not (target or hasattr(owner, "params") or is_layer(owner) or (params and "." in params)):
+    if not (
+        target or attribute(owner, "params") is not None or is_layer(owner) or (params and "." in params)
+    ):
         return None  # dotted functions of a module or helper object: the course discovery looks them up
     flags = {"-f/--forward": forward, "-b/--backward": backward, "-p/--params": params}
     for flag, name in flags.items():
@@ -284,11 +134,12 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
                 f"{flag} {name}: with the object {owner_name} give its own attribute "
                 f"({owner_name}.…), or leave the flag out"
             )
-    if hasattr(owner, "params") or (params and "." in params):
+    if attribute(owner, "params") is not None or (params and "." in params):
         return _model(namespace, owner_name, owner, forward, backward, params, prefer)
     if is_layer(owner):
         return _layer(namespace, owner_name, owner, prefer)
-    missing = "params" if hasattr(owner, "loss") else "loss" if hasattr(owner, "params") else "params"
+    has = {a: attribute(owner, a) is not None for a in ("params", "loss")}
+    missing = "params" if has["loss"] else "loss" if has["params"] else "params"
     raise GradCheckError(
         f"{owner_name} ({type(owner).__name__}) has no attribute {missing!r}: expected a "
         "model (.params dict and .loss method) or a layer object (.weights/.W with "
@@ -296,28 +147,101 @@ def resolve(namespace: dict, forward=None, backward=None, cost=None, params=None
     )
 
 
-def _first_output(call, values: list):
-    """The cost closure: ``call(*values)``'s first output (a loss method returns ``(loss, grads)``)."""
+def from_call(call, request: Request) -> Optional[CheckPlan]:
+    """A model's ``loss``/``gradient``/``numerical_gradient`` call (``net.loss(X, y, reg=0.05)``,
+    ``network.gradient(x_batch, t_batch)``): that model, on exactly those arguments; else None."""
+    if call.function.split(".")[-1] not in DATA_METHODS:
+        return None
+    found = _method_owner(request.namespace, call.function)
+    if found is None:
+        return None
+    owner_name, owner = found
+    return dry_run(_model(request.namespace, owner_name, owner, None, None, None, request.cell))
+
+
+def _method_owner(namespace: dict, name: str):
+    """(the owner's name, the model) when ``name`` is a bound method of a model (``loss =
+    network.loss``), else None."""
+    value = resolved(namespace, name)
+    owner = getattr(value, "__self__", None)
+    if not (inspect.ismethod(value) and is_model(owner)):
+        return None
+    owner_name = next((k for k, v in namespace.items() if v is owner and not k.startswith("_")), None)
+    return owner_name or type(owner).__name__, owner
+
+
+def _first_output(call, values: list, keywords=None):
+    """The cost closure: ``call(*values, **keywords)``'s first output (a loss method returns
+    ``(loss, grads)``)."""
+    keywords = keywords or {}
 
     def evaluate():
         __tracebackhide__ = True  # noqa: F841
-        out = call(*values)
+        out = call(*values, **keywords)
         return out[0] if isinstance(out, tuple) else out
 
     return evaluate
 
 
+#: A model's methods whose calls give the data it is checked on (they all take the same data).
+DATA_METHODS = ("loss", "gradient", "numerical_gradient")
+
+
+def _latest_call(namespace, prefer, owner, methods):
+    """The user's most recent call of one of ``methods`` (bound methods of ``owner``, under any
+    name: ``net.loss``, ``loss = network.loss``), in the %%gradcheck cell, then in the history."""
+    wanted = [m for m in methods if m is not None]
+
+    def fits(call) -> bool:
+        if call.function.split(".")[-1] not in (*DATA_METHODS, *(getattr(m, "__name__", "") for m in wanted)):
+            return False
+        value = resolved(namespace, call.function)
+        return any(value == m for m in wanted)
+
+    history = getattr(prefer, "history", None) or []
+    return next((c for c in history if fits(c) and _has_labels(c, namespace)), None)
+
+
+#: Names of a loss's labels: a call without them returns scores (cs231n's ``model.loss(X)``).
+LABELS = ("y", "t", "Y", "labels", "targets", "target")
+
+
+def _has_labels(call, namespace) -> bool:
+    """Does the call give the labels its method takes (``net.loss(X)`` gives scores, no loss)?"""
+    method = resolved(namespace, call.function)
+    try:
+        params = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return True
+    names = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    given = set(names[: len(call.args)]) | set(call.keywords)
+    return all(n in given for n in names if n in LABELS)
+
+
 def _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer) -> tuple:
-    """(the loss's arguments, the gradient's): what the cell passed each (the gradient, when the cell
-    called only the loss, what it passed the loss), else by name; the loss's twice without a gradient."""
-    args = bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label))
+    """(the loss's arguments, the gradient's) as :class:`Given`: the user's latest call of the loss
+    (or of its gradient, numerical_gradient: the same data), exactly as given with the values as they
+    are now; else by name.  The gradient gets its own latest call, else the loss's arguments."""
+    owner = getattr(loss, "__self__", None)
+    siblings = [attribute(owner, m) for m in DATA_METHODS] if owner is not None else []
+    call = _latest_call(namespace, prefer, owner, [loss])
+    call = call or _latest_call(namespace, prefer, owner, [gradient, *siblings])
+    args = bind_call(loss, call, namespace) if call is not None else None
+    if args is None:
+        args = Given(bind_by_name(loss, namespace, loss_label, given=cell_call(prefer, loss_label)))
     if gradient is None:
         return args, args
-    given = cell_call(prefer, gradient_label) or cell_call(prefer, loss_label)
-    return args, bind_by_name(gradient, namespace, gradient_label, given=given)
+    own = _latest_call(namespace, prefer, owner, [gradient])
+    grad_args = bind_call(gradient, own, namespace) if own is not None else None
+    if grad_args is None:
+        grad_args = bind_call(gradient, call, namespace) if call is not None else None
+    if grad_args is None:
+        given = cell_call(prefer, gradient_label) or cell_call(prefer, loss_label)
+        grad_args = Given(bind_by_name(gradient, namespace, gradient_label, given=given))
+    return args, grad_args
 
 
-def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> Convention:
+def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -> CheckPlan:
     params_label = params or f"{owner_name}.params"
     weights = lookup(namespace, params_label, "-p/--params")
     if not looks_like_parameters(weights):
@@ -325,34 +249,38 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
     loss_label = forward or f"{owner_name}.loss"
     loss = lookup(namespace, loss_label, "-f/--forward")
     gradient_label = backward or (
-        f"{owner_name}.gradient" if callable(getattr(owner, "gradient", None)) else None
+        f"{owner_name}.gradient" if callable(attribute(owner, "gradient")) else None
     )
     gradient = lookup(namespace, gradient_label, "-b/--backward") if gradient_label else None
     args, grad_args = _method_args(namespace, loss, loss_label, gradient, gradient_label, prefer)
-    roots = {owner_name: owner, **{n: v for n, v in args + grad_args}}
-    snapshot = ObjectSnapshot(roots)
+    refuse_empty(args.items() + grad_args.items())
+    roots = {owner_name: owner, **dict(args.items() + grad_args.items())}
+    snapshot = Snapshot({**roots, loss_label: loss, **({gradient_label: gradient} if gradient else {})})
     for k, v in weights.items():
         snapshot.watch(f"{params_label}[{k!r}]", v)
-    for n, v in args + grad_args:
+    for n, v in args.items() + grad_args.items():
         snapshot.watch(n, v)
-    swaps = Swaps(
+    elsewhere = (
         "a tuple, a closure, a copy in a layer object, or was it replaced in "
         f"{params_label} after the layers were built?"
     )
-    work = {k: swaps.work(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
-    loss_call = marked(loss, f"{loss_label}({', '.join(n for n, _ in args)})")
-    values = [v for _, v in args]
+    work = {k: snapshot.stand_in(k, f"{params_label}[{k!r}]", v, owner_name) for k, v in weights.items()}
+    bound = prefer.provenance(n for n, _ in args.items()) if hasattr(prefer, "provenance") else ""
+    loss_call = marked(loss, f"{loss_label}({args.text()}){bound}")
+    values, keywords = args.values, args.kwvalues
 
-    evaluate = _first_output(loss_call, values)
+    evaluate = _first_output(loss_call, values, keywords)
 
     def gradients():
         __tracebackhide__ = True  # noqa: F841
         if gradient is not None:
-            grads = marked(gradient, f"{gradient_label}(...)")(*[v for _, v in grad_args])
+            grads = marked(gradient, f"{gradient_label}({grad_args.text()})")(
+                *grad_args.values, **grad_args.kwvalues
+            )
             if isinstance(grads, tuple) and len(grads) == 2 and isinstance(grads[1], dict):
                 grads = grads[1]  # -b model.loss: the (loss, grads) a cs231n model returns
         else:
-            out = loss_call(*values)
+            out = loss_call(*values, **keywords)
             if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
                 raise GradCheckError(
                     f"{loss_label} returned {type(out).__name__}; expected (loss, grads) "
@@ -368,33 +296,32 @@ def _model(namespace, owner_name, owner, forward, backward, params, prefer=()) -
 
     def unread(names):
         k = names[0]
-        return swaps.unread(names, loss_label) or (
+        return snapshot.swapped_unread(names, loss_label, elsewhere) or (
             f"{loss_label} did not change when {params_label}[{k!r}] was perturbed in place: the arrays "
             f"your methods read are not the ones in {params_label} (does a layer object keep a copy, or "
             f"was {params_label}[{k!r}] replaced after the layers were built?)"
             + (f" (also {', '.join(names[1:])})" if len(names) > 1 else "")
         )
 
-    arg_text = ", ".join(n for n, _ in args)
+    arg_text = args.text()
     description = (
-        f"{loss_label}({arg_text}), {gradient_label}(...)"
+        f"{loss_label}({arg_text}), {gradient_label}({grad_args.text()})"
         if gradient
         else f"{loss_label}({arg_text}) → (loss, grads)"
-    ) + f"; {params_label} perturbed in place{swaps.described()}"
+    ) + f"; {params_label} perturbed in place{snapshot.swapped_description()}"
     x = values[0] if values and isinstance(values[0], np.ndarray) and values[0].ndim >= 2 else None
-    plan = ConventionPlan(
-        description,
-        Step(loss_label),
-        params_label,
-        dict(weights),
-        values={n: v for n, v in args} | {"lambd": getattr(owner, "reg", None)},
+    hints = Hints(
         m=int(x.shape[0]) if x is not None else None,
+        lambd=attribute(owner, "reg"),
         backward_fn=gradient or loss,
         cost_fns=(loss,) if gradient is not None else (),
     )
-    swaps.apply(snapshot)
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
-    return Convention(snapshot, plan, problem)
+    plan = CheckPlan(description, loss_label, params_label, dict(weights), snapshot=snapshot, hints=hints)
+    plan.source = args.source
+    snapshot.swap_in()
+    notes = snapshot.swapped_notes()
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
+    return plan
 
 
 def _upstream(namespace: dict, shape: tuple, label: str):
@@ -407,20 +334,19 @@ def _upstream(namespace: dict, shape: tuple, label: str):
     return drawn, f"upstream gradient: seeded random {shape} (no dvalues/dout of {label}'s output shape)"
 
 
-def _layer(namespace, owner_name, layer, prefer=()) -> Convention:
+def _layer(namespace, owner_name, layer, prefer=()) -> CheckPlan:
     """One layer object against an upstream gradient: cost = Σ output·dvalues."""
     fallback = {k: v for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
     if "inputs" not in namespace and "inputs" not in fallback and isinstance(namespace.get("X"), np.ndarray):
         fallback["inputs"] = namespace["X"]
     label = f"{owner_name}.forward"
     args = bind_by_name(layer.forward, namespace, label, fallback, given=cell_call(prefer, label))
-    snapshot = ObjectSnapshot({owner_name: layer, **dict(args)})
+    snapshot = Snapshot({owner_name: layer, **dict(args)})
     attrs = layer_params(layer)
     for a in attrs:
         snapshot.watch(f"{owner_name}.{a}", getattr(layer, a))
     originals = {f"{owner_name}.{a}": getattr(layer, a) for a in attrs}
-    swaps = Swaps()
-    work = {label: swaps.work(label, label, v, owner_name) for label, v in originals.items()}
+    work = {label: snapshot.stand_in(label, label, v, owner_name) for label, v in originals.items()}
     inputs = {
         n: np.array(v, dtype=np.float64) for n, v in args if isinstance(v, np.ndarray) and v.dtype.kind == "f"
     }
@@ -455,24 +381,27 @@ def _layer(namespace, owner_name, layer, prefer=()) -> Convention:
         return found
 
     def unread(names):
-        return swaps.unread(names, f"{owner_name}.forward") or (
+        return snapshot.swapped_unread(names, f"{owner_name}.forward") or (
             f"{owner_name}.forward did not change its output when {names[0]} was perturbed in place: "
             "the arrays it reads are not the attributes the check perturbs"
         )
 
     description = (
-        f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}{swaps.described()}"
+        f"{owner_name}.forward → Σ output·dvalues, {owner_name}.backward(dvalues); {how}"
+        + snapshot.swapped_description()
     )
-    plan = ConventionPlan(
+    plan = CheckPlan(
         description,
-        Step(f"{owner_name}.forward"),
+        f"{owner_name}.forward",
         owner_name,
         {**originals, **dict(args)},
-        backward_fn=layer.backward,
+        snapshot=snapshot,
+        hints=Hints(backward_fn=layer.backward),
     )
-    swaps.apply(snapshot)
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
-    return Convention(snapshot, plan, problem)
+    snapshot.swap_in()
+    notes = snapshot.swapped_notes()
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
+    return plan
 
 
 def _calls_layers(namespace: dict, fn) -> bool:
@@ -480,10 +409,13 @@ def _calls_layers(namespace: dict, fn) -> bool:
     return code is not None and any(is_layer(namespace.get(n)) for n in code.co_names)
 
 
-def candidates(namespace: dict, prefer=()) -> list:
+def candidates(request: Request) -> list:
     """Without flags, what the ranking weighs from here: every model or network object (``.params``
     dict and ``.loss``), and every forward function that calls layer objects with its mirrored
     backward.  A single layer object is checked only when named (``%gradcheck dense1``)."""
+    if request.flagged:
+        return []
+    namespace, prefer = request.namespace, request.cell
     found = [
         _model_candidate(namespace, name, prefer)
         for name in sorted(k for k, v in namespace.items() if not k.startswith("_") and is_model(v))
@@ -498,7 +430,7 @@ def candidates(namespace: dict, prefer=()) -> list:
 def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
     owner = namespace[name]
     kind, choose = "models", f"%gradcheck {name}"
-    gradient = getattr(owner, "gradient", None)
+    gradient = attribute(owner, "gradient")
     try:
         args, grad_args = _method_args(
             namespace,
@@ -514,9 +446,12 @@ def _model_candidate(namespace: dict, name: str, prefer=()) -> Candidate:
         name,
         choose,
         kind,
-        inputs=frozenset([name, *(n for n, _ in args + grad_args)]),
+        inputs=frozenset([name, *(n for n, _ in args.items() + grad_args.items())]),
         local=type(owner).__module__ == "__main__",
         build=lambda: dry_run(_model(namespace, name, owner, None, None, None, prefer)),
+        arrays=frozenset(id(v) for v in owner.params.values() if isinstance(v, np.ndarray)),
+        reaches=frozenset([name]),
+        defined=name,
     )
 
 
@@ -548,7 +483,7 @@ def _shared_backward(layers: list):
     return method if callable(method) else None
 
 
-def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]:
+def _functions_over_layers(namespace, forward, backward) -> Optional[CheckPlan]:
     """Plain ``forward``/``backward`` functions that call layer objects of the namespace: the blocks
     are those objects' parameters (``dense1.weights``, ...), paired with ``dense1.dweights``."""
     if "." in forward or "." in backward:
@@ -561,13 +496,15 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
         return None
     args = bind_by_name(fwd, namespace, forward)
     back_args = bind_by_name(bwd, namespace, backward)
-    snapshot = ObjectSnapshot({**{n: namespace[n] for n in layers}, **dict(args + back_args)})
-    work, originals, grad_keys, swaps = {}, {}, {}, Swaps()
+    snapshot = Snapshot(
+        {forward: fwd, backward: bwd, **{n: namespace[n] for n in layers}, **dict(args + back_args)}
+    )
+    work, originals, grad_keys = {}, {}, {}
     for n in layers:
         for a in layer_params(namespace[n]):
             label = f"{n}.{a}"
             snapshot.watch(label, getattr(namespace[n], a))
-            work[label] = swaps.work(label, label, getattr(namespace[n], a), n)
+            work[label] = snapshot.stand_in(label, label, getattr(namespace[n], a), n)
             originals[label] = getattr(namespace[n], a)
             grad_keys[label] = (namespace[n], f"d{a}")
     for n, v in args + back_args:
@@ -591,22 +528,24 @@ def _functions_over_layers(namespace, forward, backward) -> Optional[Convention]
         }
 
     def unread(names):
-        return swaps.unread(names, forward) or (
+        return snapshot.swapped_unread(names, forward) or (
             f"{forward} did not change when {names[0]} was perturbed in place: it does not read that "
             "layer's arrays (a copy, or another object?)"
         )
 
-    plan = ConventionPlan(
+    plan = CheckPlan(
         f"{forward}({', '.join(n for n, _ in args)}) over {', '.join(layers)}, "
-        f"{backward}(...); layer arrays perturbed in place{swaps.described()}",
-        Step(forward),
+        f"{backward}(...); layer arrays perturbed in place{snapshot.swapped_description()}",
+        forward,
         ", ".join(layers),
         originals,
-        backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd,
+        snapshot=snapshot,
+        hints=Hints(backward_fn=_shared_backward([namespace[n] for n in layers]) or bwd),
     )
-    swaps.apply(snapshot)
-    problem = ConventionProblem(plan, snapshot.rng, work, evaluate, gradients, unread, swaps.notes())
-    return Convention(snapshot, plan, problem)
+    snapshot.swap_in()
+    notes = snapshot.swapped_notes()
+    plan.problem = ConventionProblem(plan, snapshot.draws, work, evaluate, gradients, unread, notes)
+    return plan
 
 
-__all__ = ["candidates", "is_layer", "is_model", "layer_params", "lookup", "resolve"]
+__all__ = ["candidates", "is_layer", "is_model", "layer_params", "resolve"]
