@@ -63,9 +63,7 @@ def entry_errors(outcome) -> np.ndarray | None:
     analytic = outcome.analytic
     if analytic is None or analytic.shape != outcome.numeric.shape or not outcome.checked.any():
         return None
-    judged = outcome.checked & np.isfinite(outcome.numeric)
-    if outcome.kinks is not None:
-        judged &= ~outcome.kinks
+    judged = outcome.judged
     diff = np.where(judged, np.abs(analytic - np.where(judged, outcome.numeric, 0.0)), 0.0)
     norm = math.sqrt(float((diff * diff).sum()))
     rel = float(outcome.rel_error)

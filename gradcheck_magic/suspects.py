@@ -770,7 +770,7 @@ def _case(outcome) -> _Case:
 def _ratio(outcome) -> float | None:
     if outcome.analytic is None or outcome.analytic.shape != outcome.numeric.shape:
         return None
-    sel = outcome.checked & np.isfinite(outcome.numeric)
+    sel = outcome.judged
     analytic, numeric = outcome.analytic[sel], outcome.numeric[sel]
     nn = float(numeric @ numeric)
     if nn == 0:
