@@ -275,6 +275,7 @@ class GradCheck(Magics):
             return None
 
         def run(settings=settings, progress=self.progress and not args.no_progress):
+            __tracebackhide__ = True  # noqa: F841 - the user's exception shows the user's frames only
             return gradcheck(
                 self.shell.user_ns,
                 forward=args.forward,

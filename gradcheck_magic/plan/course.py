@@ -457,20 +457,6 @@ def _probe(fb: Binding, params_name: str, params_value):
         return exc
 
 
-def _nothing_fits(rejected: list, probed=None) -> str:
-    """One message for 'no family binds or survives its probe': what each candidate lacked, and the flags."""
-    outputs = [name for name, gives in (probed or {}).items() if gives is False]
-    reasons = "; ".join(dict.fromkeys(rejected))
-    if outputs:
-        return (
-            f"{', '.join(outputs)} returns an output, not a cost, and no cost function can be applied "
-            f"to it; pass -c/--cost NAME" + (f" ({reasons})" if reasons else "")
-        )
-    return (
-        f"no backward function can be called: {reasons}. Define the missing names or pass -b/--backward NAME"
-    )
-
-
 def dry_run_returns_cost(binding: Binding, params_name: str, params) -> bool:
     """Call a candidate forward once on a working copy: does it return the cost itself?"""
     __tracebackhide__ = True  # noqa: F841
