@@ -458,7 +458,9 @@ class Engine:
         finite = np.isfinite(numeric)
         scale = _norm(analytic[finite]) + _norm(numeric[finite])
         resolution = (
-            _norm(noise[finite]) / scale if scale >= ZERO_NOISE_MULTIPLE * _norm(noise[finite]) else 0.0
+            _norm(noise[finite]) / scale
+            if scale > 0 and scale >= ZERO_NOISE_MULTIPLE * _norm(noise[finite])
+            else 0.0
         )
         if resolution > self.settings.fail_threshold:
             # round-off hides the fail line: every entry measured again where round-off is small enough
@@ -574,8 +576,13 @@ class Engine:
                 ):
                     factors.append(factor / ENTRY_SHRINK)  # still off: smaller, down to the round-off floor
             smallest = 1 + factors.index(min(factors))
+            # a kink crossed at the smallest step is crossed at every larger one: one seen only at a
+            # small step is the round-off of that step (it grows as 1/h), not a kink
             kink_persists = (
-                len(splits) > smallest and kinked[smallest] and splits[smallest] > KINK_PERSIST * splits[0]
+                len(splits) > smallest
+                and kinked[0]
+                and kinked[smallest]
+                and splits[smallest] > KINK_PERSIST * splits[0]
             )
             if clean_side and not kink_persists:  # a kink on one side only: the clean side agrees
                 out.mark("near_kinks", i)
