@@ -562,6 +562,11 @@ class Engine:
                 self._counted(out, 2)
                 value, split_k, slope_k, noise_k, sides = self._one_sided(jp_k, jm_k, plus - x, x - minus)
                 steady &= bool(np.isfinite(value))
+                if not np.isfinite(value):  # a re-step met a non-finite cost: the entry cannot be verified
+                    out.numeric.reshape(-1)[i] = np.nan
+                    note = "cost not finite at a re-step of an entry: it cannot be verified"
+                    if note not in out.notes:
+                        out.notes.append(note)
                 splits.append(split_k)
                 kinked.append(split_k > KINK_NOISE_MULTIPLE * noise_k and split_k > KINK_SPLIT * slope_k)
                 clean_side |= kinked[-1] and self._one_side_agrees(analytic[k], sides, noise_k)
