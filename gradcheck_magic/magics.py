@@ -21,7 +21,7 @@ from .api import gradcheck
 from .errors import GradCheckError, describe_failure
 from .plan.cell import CellFacts
 from .progress import progress_factory
-from .settings import MODES, Settings, check_pair, check_value, suggest, validated
+from .settings import FIELDS, MODES, Settings, check_pair, check_value, suggest, validated
 
 CONFIG_KEYS = (
     "epsilon",
@@ -38,17 +38,7 @@ CONFIG_KEYS = (
     "watch",
 )
 #: The traits that are fields of Settings (checked by the settings validation); the rest are display switches.
-SETTING_TRAITS = (
-    "epsilon",
-    "threshold",
-    "fail_threshold",
-    "mode",
-    "sample",
-    "probes",
-    "seed",
-    "time_budget",
-    "watch",
-)
+SETTING_TRAITS = tuple(key for key in CONFIG_KEYS if key in FIELDS)
 #: The settings a flag of the magic line can override for one run.
 FLAG_SETTINGS = ("epsilon", "threshold", "mode", "sample", "probes", "seed")
 
