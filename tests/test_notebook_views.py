@@ -190,6 +190,10 @@ def test_every_check_fits_600px_and_reads_in_both_themes_stored_and_live(browser
             if state == "live":
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
                 page.wait_for_function(TABLES.replace("=> ", "=> 0 === "))
+                # Run All only once the notebook's kernel is ready: a run asked for before is dropped
+                page.evaluate(
+                    "async () => { await window.jupyterapp.shell.currentWidget.sessionContext.ready; }"
+                )
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
                 page.wait_for_function(DONE, arg=checks, timeout=RUN_ALL_SECONDS * 1000)
             for colour in colours:
