@@ -1,5 +1,6 @@
 """One real IPython shell for the whole suite, and helpers to load homework code into it."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,27 @@ def ip(shell):
     shell.run_cell("import numpy as np")
     yield shell
     np.random.seed(None)
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """``package(name, {module: text})`` writes the assignment's own package (cs231n's ``from
+    cs231n.layers import *``): functions imported from modules that are the user's, not a library's."""
+    names = []
+
+    def make(name, modules):
+        root = tmp_path / name
+        root.mkdir()
+        (root / "__init__.py").write_text("")
+        for module, text in modules.items():
+            (root / f"{module}.py").write_text(text)
+        monkeypatch.syspath_prepend(str(tmp_path))
+        names.append(name)
+        return name
+
+    yield make
+    for module in [m for m in sys.modules if m.split(".")[0] in names]:
+        del sys.modules[module]
 
 
 def source(*files, replace=()):

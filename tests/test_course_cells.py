@@ -386,3 +386,90 @@ def test_without_history_a_config_dict_is_never_named_as_the_parameters(ip):
     with pytest.raises(UsageError) as info:
         check(ip)
     assert "bn_param" not in str(info.value) and "-f NAME -b NAME" in str(info.value), info.value
+
+
+# ---- the layers imported from the assignment's own package, as cs231n's notebooks do --------------
+
+LOSS_CELL = """
+np.random.seed({seed})
+num_classes, num_inputs = 10, {n}
+x = 0.001 * np.random.randn(num_inputs, num_classes)
+y = np.random.randint(num_classes, size=num_inputs)
+dx_num = eval_numerical_gradient(lambda x: {loss}(x, y)[0], x, verbose=False)
+loss, dx = {loss}(x, y)
+print('dx error: ', rel_error(dx_num, dx))
+"""
+NUMERICAL = """
+def eval_numerical_gradient(f, x, verbose=True, h=0.00001):
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"], op_flags=["readwrite"])
+    while not it.finished:
+        ix = it.multi_index
+        old = x[ix]
+        x[ix] = old + h
+        fxph = f(x)
+        x[ix] = old - h
+        fxmh = f(x)
+        x[ix] = old
+        grad[ix] = (fxph - fxmh) / (2 * h)
+        it.iternext()
+    return grad
+"""
+#: a planted bug in each loss layer: its one row, x, fails
+LOSS_BUGS = {
+    "softmax_loss": ("return loss, dx / n\n\n\ndef svm", "return loss, dx / n * 1.1\n\n\ndef svm"),
+    "svm_loss": ("dx[np.arange(n), y] -= dx.sum(axis=1)", "dx[np.arange(n), y] -= 0.5 * dx.sum(axis=1)"),
+}
+
+
+def assignment(ip, package, bug=None):
+    """cs231n's layers in the assignment's own package, imported with ``*`` as its notebooks do."""
+    code = "import numpy as np\n" + source("cs231n_layers") + "\n" + MORE_LAYERS + NUMERICAL
+    if bug:
+        assert code.count(bug[0]) == 1, bug
+        code = code.replace(*bug)
+    package("cs231n", {"layers": code})
+    cell(ip, "from cs231n.layers import *")
+    cell(ip, LEFTOVERS)
+
+
+@pytest.mark.parametrize("name", list(CELLS))
+def test_bare_check_after_each_test_cell_with_the_layers_imported_from_the_assignments_package(
+    ip, package, name
+):
+    assignment(ip, package)
+    cell(ip, CELLS[name].format(n=4, seed=231))
+    result = check(ip)
+    functions, rows, _, _ = EXPECTED[name]
+    assert result.functions.startswith(functions), result.functions
+    assert list(result.table.index) == rows and result.passed and not result.warned, result
+
+
+@pytest.mark.parametrize("loss", sorted(LOSS_BUGS))
+@pytest.mark.parametrize("imported", [False, True])
+@pytest.mark.parametrize("n,seed", [(5, 231), (50, 0), (50, 1)])
+def test_bare_check_after_the_loss_layers_test_cell_checks_x_with_y_as_data(
+    ip, package, loss, imported, n, seed
+):
+    if imported:
+        assignment(ip, package)
+    else:
+        notebook(ip)
+        cell(ip, NUMERICAL)
+    cell(ip, LOSS_CELL.format(loss=loss, n=n, seed=seed))
+    result = check(ip)
+    assert result.functions.startswith(f"{loss}(x, y)"), result.functions
+    assert list(result.table.index) == ["x"] and result.passed and not result.warned, result
+    assert result.plan.source == f"{loss}(x, y) in cell [{3 + (not imported)}]", result.plan
+
+
+@pytest.mark.parametrize("loss", sorted(LOSS_BUGS))
+@pytest.mark.parametrize("imported", [False, True])
+def test_a_planted_bug_in_an_imported_loss_layer_fails_x(ip, package, loss, imported):
+    if imported:
+        assignment(ip, package, LOSS_BUGS[loss])
+    else:
+        notebook(ip, LOSS_BUGS[loss])
+        cell(ip, NUMERICAL)
+    cell(ip, LOSS_CELL.format(loss=loss, n=20, seed=0))
+    assert check(ip).failed == ["x"]

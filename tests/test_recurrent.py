@@ -7,7 +7,7 @@ cell checks what that cell tested."""
 
 import numpy as np
 import pytest
-from conftest import check, load, run
+from conftest import check, load, run, source
 
 SEEDS = (0, 1, 2)
 
@@ -667,3 +667,72 @@ def test_an_unwritten_skeleton_is_told_which_output_is_none(ip):
         UsageError, match=r"lstm_step_forward returned NoneType as next_h.*is it written yet\?"
     ):
         check(ip, flags("lstm_step"))
+
+
+# ---- the layers imported from the assignment's own package (``from cs231n.rnn_layers import *``) ---
+
+#: cs231n's own order: the loss first, then the numerical gradient of a lambda around it.
+SOFTMAX_TEST_CELL = """
+np.random.seed({seed})
+N, T, V = {n}, 8, 9
+x = 0.01 * np.random.randn(N, T, V)
+y = np.random.randint(V, size=(N, T))
+mask = (np.random.rand(N, T) > 0.5)
+loss, dx = temporal_softmax_loss(x, y, mask, verbose=False)
+dx_num = eval_numerical_gradient(lambda x: temporal_softmax_loss(x, y, mask)[0], x, verbose=False)
+print('dx error: ', rel_error(dx, dx_num))
+"""
+
+
+def imported(ip, package, replace=()):
+    package(
+        "cs231n",
+        {
+            "rnn_layers": source("cs231n_rnn", replace=replace),
+            "gradient_check": source("cs231n_gradient_check"),
+        },
+    )
+    history_cell(ip, "from cs231n.rnn_layers import *\nfrom cs231n.gradient_check import *")
+    history_cell(
+        ip, "x, h0, dout = np.ones((2, 3, 4)), np.ones((2, 5)), np.ones((2, 3, 5))  # an earlier cell's"
+    )
+
+
+@pytest.mark.parametrize("n", [3, 7])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_bare_check_after_the_imported_temporal_softmax_loss_cell_checks_x_with_y_and_mask_as_data(
+    ip, package, seed, n
+):
+    imported(ip, package)
+    history_cell(ip, SOFTMAX_TEST_CELL.format(seed=seed, n=n))
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert list(result.table.index) == ["x"] and result.table.loc["x", "shape"] == (n, 8, 9)
+    assert result.functions.startswith("temporal_softmax_loss(x, y, mask)"), result.functions
+    assert result.plan.source.startswith("eval_numerical_gradient(lambda x: temporal_softmax_loss"), (
+        result.plan
+    )
+
+
+def test_an_imported_temporal_softmax_loss_ignoring_the_mask_fails_x(ip, package):
+    imported(ip, package, replace=[("    dx_flat *= flat_mask[:, None]\n", "")])
+    history_cell(ip, SOFTMAX_TEST_CELL.format(seed=0, n=5))
+    assert check(ip).failed == ["x"]
+
+
+@pytest.mark.parametrize("pair", sorted(CS231N))
+def test_bare_check_after_each_test_cell_with_the_rnn_layers_imported(ip, package, pair):
+    cell, rows, call = CS231N[pair]
+    imported(ip, package)
+    history_cell(ip, cell.format(seed=1, n=3))
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert list(result.table.index) == rows and call in result.functions, result.functions
+
+
+@pytest.mark.parametrize("case", sorted(CS231N_BUGS))
+def test_a_planted_bug_in_the_imported_rnn_layers_fails_exactly_its_blocks(ip, package, case):
+    pair, change, expected, _ = CS231N_BUGS[case]
+    imported(ip, package, replace=[change])
+    history_cell(ip, CS231N[pair][0].format(seed=0, n=4))
+    assert sorted(check(ip).failed) == sorted(expected)

@@ -247,3 +247,165 @@ def test_the_books_network_is_checked_on_the_batch_its_gradient_call_got_at_seve
     result = check(ip)
     assert result.failed == failed and not result.warned, result
     assert result.table.loc["W1", "shape"] == (6, hidden)
+
+
+# ---- the course's families take the arguments of the user's call ---------------------------------
+
+
+def three_layer_data(m, seed, names="X_dev, Y_dev, params"):
+    """A cell assigning data and parameters of the regularization homework's net under other names."""
+    return f"""
+rng = np.random.default_rng({seed})
+{names} = (
+    rng.standard_normal((3, {m})),
+    (rng.random((1, {m})) > 0.5).astype(int),
+    {{"W1": rng.standard_normal((4, 3)), "b1": 0.1 * rng.standard_normal((4, 1)),
+     "W2": rng.standard_normal((3, 4)), "b2": 0.1 * rng.standard_normal((3, 1)),
+     "W3": rng.standard_normal((1, 3)), "b3": 0.1 * rng.standard_normal((1, 1))}},
+)
+"""
+
+
+def seed_net_data(m, seed):
+    return f"""
+rng = np.random.default_rng({seed})
+X_dev, Y_dev = rng.standard_normal((4, {m})), (rng.random((1, {m})) > 0.5).astype(int)
+params = {{"W1": rng.standard_normal((5, 4)), "b1": rng.standard_normal((5, 1)),
+          "W2": rng.standard_normal((3, 5)), "b2": rng.standard_normal((3, 1)),
+          "W3": rng.standard_normal((1, 3)), "b3": rng.standard_normal((1, 1))}}
+"""
+
+
+L2_DOUBLED = [("+ (lambd / m) * W3", "+ (2 * lambd / m) * W3")]  # only dW3 wrong, and only when lambd != 0
+L2_CALLS = """
+a3, cache = forward_propagation(X_dev, params)
+cost = compute_cost_with_regularization(a3, Y_dev, params, lambd=0.7)
+grads = backward_propagation_with_regularization(X_dev, Y_dev, cache, lambd=0.7)
+"""
+
+
+def test_the_courses_keyword_lambd_is_checked_so_a_doubled_l2_term_fails_w3(ip):
+    """Finding 1 for the course: a leftover ``lambd = 0`` must not stand in for the call's ``lambd=0.7``."""
+    load(ip, "three_layer", "l2", replace=L2_DOUBLED)
+    cell(ip, "lambd = 0.0  # first trained without regularization\n" + three_layer_data(6, 0))
+    cell(ip, L2_CALLS)
+    result = check(ip)
+    assert result.failed == ["W3"] and not result.warned, result
+    assert result.functions == (
+        "forward_propagation(X_dev, params) → compute_cost_with_regularization(a3, Y_dev, params, lambd=0.7)"
+        " → backward_propagation_with_regularization(X_dev, Y_dev, cache, lambd=0.7)"
+    ), result.functions
+    assert result.plan.source.endswith("in cell [2]"), result.plan
+
+
+#: A student's dropout backward with keep_prob defaulting to 0.5 and the rescaling of dA2 hard-coded:
+#: right only when keep_prob is 0.5.
+DROPOUT_HARDCODED = [
+    (
+        "def backward_propagation_with_dropout(X, Y, cache, keep_prob):",
+        "def backward_propagation_with_dropout(X, Y, cache, keep_prob=0.5):",
+    ),
+    ("    dA2 = dA2 / keep_prob\n", "    dA2 = dA2 / 0.5\n"),
+    ("keep_prob = 0.86\n", ""),
+]
+DROPOUT_CALLS = """
+a3, cache = forward_propagation_with_dropout(X_dev, params, 0.86)
+grads = backward_propagation_with_dropout(X_dev, Y_dev, cache, keep_prob=0.86)
+"""
+
+
+def test_keep_prob_the_calls_pass_is_checked_so_a_hardcoded_rescaling_fails_the_blocks_below_it(ip):
+    load(ip, "three_layer", "dropout", replace=DROPOUT_HARDCODED)
+    cell(ip, three_layer_data(6, 0))
+    cell(ip, DROPOUT_CALLS)
+    result = check(ip)
+    assert sorted(result.failed) == ["W1", "W2", "b1", "b2"] and not result.warned, result
+    assert result.functions.startswith("forward_propagation_with_dropout(X_dev, params, keep_prob=0.86)")
+    assert "backward_propagation_with_dropout(X_dev, Y_dev, cache, keep_prob=0.86)" in result.functions
+
+
+@pytest.mark.parametrize("m,seed", [(6, 0), (6, 1), (6, 2), (40, 0), (40, 1), (40, 2)])
+@pytest.mark.parametrize("family", ["l2", "dropout"])
+def test_correct_course_families_pass_cleanly_on_the_calls_arguments(ip, family, m, seed):
+    replace = [] if family == "l2" else DROPOUT_HARDCODED[:1] + DROPOUT_HARDCODED[2:]
+    load(ip, "three_layer", family, replace=replace)
+    cell(ip, "lambd = 0.0\n" + three_layer_data(m, seed))
+    cell(ip, L2_CALLS if family == "l2" else DROPOUT_CALLS)
+    result = check(ip)
+    assert result.passed and not result.warned, result
+    assert ("lambd=0.7" if family == "l2" else "keep_prob=0.86") in result.functions
+
+
+SEED_NET_BUG = [("dW2 = 1. / m * np.dot(dZ2, A1.T)", "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2")]
+
+
+@pytest.mark.parametrize("leftovers", [False, True])
+@pytest.mark.parametrize("bug,failed", [((), []), (SEED_NET_BUG, ["W2"])])
+def test_data_and_parameters_named_unusually_are_taken_from_the_forwards_call(ip, leftovers, bug, failed):
+    load(ip, "seed_net", replace=bug)
+    if leftovers:  # the test case's X, Y, parameters, of another size, from an earlier cell
+        cell(ip, "X, Y, parameters = gradient_check_n_test_case()")
+    cell(ip, seed_net_data(7, 0))
+    cell(ip, "cost, cache = forward_propagation_n(X_dev, Y_dev, params)")
+    result = check(ip)
+    assert result.failed == failed and not result.warned, result
+    assert result.functions == (
+        "forward_propagation_n(X_dev, Y_dev, params) → backward_propagation_n(X_dev, Y_dev, cache)"
+    )
+    assert result.plan.source == f"forward_propagation_n(X_dev, Y_dev, params) in cell [{2 + leftovers}]"
+
+
+GRADIENT_CHECK_N = """
+def gradient_check_n(parameters, gradients, X, Y, epsilon=1e-7, print_msg=False):
+    theta = np.concatenate([parameters[k].reshape(-1) for k in sorted(parameters)])
+    return forward_propagation_n(X, Y, parameters)[0] + 0 * theta.sum()  # a stub: the course's loop
+"""
+
+
+@pytest.mark.parametrize("m,seed", [(3, 0), (3, 1), (3, 2), (30, 0), (30, 1), (30, 2)])
+@pytest.mark.parametrize("bug,failed", [((), []), (SEED_NET_BUG, ["W2"])])
+def test_the_courses_gradient_check_n_call_gives_the_data_it_checks(ip, m, seed, bug, failed):
+    load(ip, "seed_net", replace=bug)
+    cell(ip, GRADIENT_CHECK_N)
+    cell(ip, "X, Y, parameters = gradient_check_n_test_case()")  # leftovers of the course's cell
+    cell(ip, seed_net_data(m, seed))
+    cell(ip, "gradients = {}")
+    cell(ip, "difference = gradient_check_n(params, gradients, X_dev, Y_dev, 1e-7)")
+    result = check(ip)
+    assert result.failed == failed and not result.warned, result
+    assert result.functions.startswith("forward_propagation_n(X_dev, Y_dev, params)"), result.functions
+    assert result.plan.source == "gradient_check_n(params, gradients, X_dev, Y_dev, 1e-7) in cell [5]"
+
+
+def test_the_l_layer_net_on_x_train_from_its_call(ip):
+    load(
+        ip,
+        "l_layer",
+        replace=[("dW = 1 / m * np.dot(dZ, A_prev.T)", "dW = 1 / m * np.dot(dZ, A_prev.T) * 1.5")],
+    )
+    cell(ip, "X_train, Y_train, params = L_layer_test_case()")
+    cell(ip, "AL, caches = L_model_forward(X_train, params)\ngrads = L_model_backward(AL, Y_train, caches)")
+    result = check(ip)
+    assert sorted(result.failed) == ["W1", "W2", "W3"], result
+    assert result.functions.startswith("L_model_forward(X_train, params)"), result.functions
+
+
+def test_two_calls_of_one_cell_giving_lambd_two_values_are_refused_by_name(ip):
+    load(ip, "three_layer", "l2")
+    cell(ip, three_layer_data(6, 0))
+    cell(ip, L2_CALLS.replace("params, lambd=0.7", "params, lambd=0.1"))
+    with pytest.raises(UsageError, match=r"pass `lambd` two different values \(0.7 and 0.1\)"):
+        check(ip)
+
+
+def test_an_argument_whose_expression_would_run_code_is_bound_by_name_and_said(ip):
+    load(ip, "seed_net")
+    cell(ip, seed_net_data(5, 0) + "X, Y = X_dev, Y_dev")
+    cell(ip, "cost, cache = forward_propagation_n(X_dev, Y_dev, dict(params))")
+    cell(ip, "parameters = params")
+    result = check(ip)
+    assert result.passed, result
+    assert result.plan.source == (
+        "forward_propagation_n(X_dev, Y_dev, dict(params)) in cell [2] "
+        "(parameters bound by name: the call's expression would run code)"
+    ), result.plan

@@ -50,6 +50,7 @@ class Binding:
     fn: Callable
     args: list  # of Arg, in signature order
     missing: list = field(default_factory=list)
+    labels: dict = field(default_factory=dict)  # argument -> the text the user's call gave it ("X_dev")
 
     @property
     def ok(self) -> bool:
@@ -63,7 +64,13 @@ class Binding:
         return sum(src == VALUE for _, src, _, _ in self.args)
 
     def signature(self) -> str:
-        return f"{self.name}({', '.join(a for a, _, _, _ in self.args)})"
+        return f"{self.name}({', '.join(self.label(a) for a, _, _, _ in self.args)})"
+
+    def label(self, arg: str) -> str:
+        """How an argument is shown: the variable the user's call passed (``X_dev``), ``lambd=0.7``
+        for anything else it passed, else the argument's own name."""
+        text = self.labels.get(arg, arg)
+        return text if text.isidentifier() else f"{arg}={text}"
 
     def fixed_args(self, params_obj):
         """(args, kwargs) when every argument is known up front (no forward output needed)."""
@@ -181,11 +188,11 @@ def bind(
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return Binding(name, fn, [], missing=["<no signature>"])
-    args, missing = [], []
+    args, missing, skipped = [], [], False
     for p in sig.parameters.values():
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        kw = p.kind == p.KEYWORD_ONLY
+        kw = p.kind == p.KEYWORD_ONLY or (skipped and p.kind == p.POSITIONAL_OR_KEYWORD)
         arg = p.name
         if arg == params_name or (arg in PARAM_ALIASES and arg not in namespace):
             args.append(Arg(arg, PARAMS, None, kw))
@@ -200,6 +207,7 @@ def bind(
         elif arg in namespace:
             args.append(Arg(arg, VALUE, namespace[arg], kw))
         elif p.default is not p.empty:
+            skipped = True  # left to its default: the arguments after it are passed by keyword
             continue
         else:
             missing.append(arg)

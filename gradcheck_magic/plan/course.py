@@ -10,8 +10,10 @@ function takes?), run once per forward under the check's snapshot.  The chosen f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -37,7 +39,9 @@ from .binding import (
     refuse_empty,
     user_functions,
     validate_parameters,
+    written_in_notebook,
 )
+from .cell import UNSAFE
 from .checkplan import CheckPlan, Hints, Request
 from .problem import (
     Problem,
@@ -541,19 +545,126 @@ def candidates(request: Request) -> list:
 
 
 def from_call(call, request: Request) -> Optional[CheckPlan]:
-    """A call of one of the course's functions (``forward_propagation_n(X, Y, parameters)``): the
-    families that contain it, ranked as ever (their arguments bind by name: the course's calls name
-    the variables); None when no family contains it."""
-    if "." in call.function or not callable(request.namespace.get(call.function)):
+    """A call of one of the course's functions (``forward_propagation_n(X_dev, Y_dev, params)``), or of
+    a gradient-check helper of the notebook's that calls a course forward (``gradient_check_n(
+    parameters, gradients, X, Y)``): the families that contain it, ranked as ever, bound from the
+    call (:func:`given_by_calls`); None when no family contains it."""
+    __tracebackhide__ = True  # noqa: F841
+    ns = request.namespace
+    if "." in call.function or not callable(ns.get(call.function)):
         return None
-    if not any(call.function in user_functions(request.namespace, role) for role in ROLES):
+    roles = {name: fn for role in ROLES for name, fn in user_functions(ns, role).items()}
+    members = {call.function} if call.function in roles else _forwards_checked_by(call.function, ns, roles)
+    if not members:
         return None
-    pool = [c for c in candidates(request) if isinstance(c, Family) and call.function in c.functions]
+    given, unread = given_by_calls(call, request, roles)
+    sub = request
+    if given:
+        sub = dataclasses.replace(request, namespace={**ns, **{k: v for k, (_, v) in given.items()}})
+        for arg, (text, value) in given.items():  # changes are reported under the user's names
+            request.snapshot.watch(text if text.isidentifier() else arg, value)
+    pool = [c for c in candidates(sub) if isinstance(c, Family) and members & set(c.functions)]
     if not pool:
         return None
+    labels = {arg: text for arg, (text, _) in given.items()}
+    for family in pool:
+        for binding in family.bindings:
+            binding.labels = {a.name: labels[a.name] for a in binding.args if a.name in labels}
     found = choose(pool, request.written, functools.partial(nothing_fits, pool))
     found.source = call.describe()
+    by_name = [a for a in sorted(unread) if a in {n for n, _ in found.inputs} | {found.params_name}]
+    if by_name:
+        found.source += f" ({', '.join(by_name)} bound by name: the call's expression would run code)"
     return found
+
+
+#: A notebook function named like a gradient check (``gradient_check_n``, ``grad_check``) whose code
+#: calls a course forward: its call says which data and parameters that forward is checked on.
+CHECK_HELPER = re.compile(r"grad|check", re.IGNORECASE)
+
+
+def _forwards_checked_by(name: str, ns: dict, roles: dict) -> set:
+    fn = ns.get(name)
+    if not written_in_notebook(fn) or not CHECK_HELPER.search(name):
+        return set()
+    forwards = user_functions(ns, "forward")
+    return {n for n in getattr(fn, "__code__", None).co_names if n in forwards}
+
+
+def given_by_calls(call, request: Request, roles: dict) -> dict:
+    """(``{argument: (text, value)}``, arguments left to their names): what the user's ``call``
+    passes, positional and keyword, values as they are now, then what the cell's other calls of course
+    functions pass for arguments it does not (``lambd=0.7`` given to the backward is the cost's
+    ``lambd`` too: one name, one value in a check).  Two calls of that cell passing one argument
+    different values are refused: no check can honour both.  An argument whose expression would run
+    code (``vector_to_dictionary(theta)``) is bound by name instead, and listed."""
+    __tracebackhide__ = True  # noqa: F841
+    ns = request.namespace
+    taken = {a for fn in roles.values() for a in _argument_names(fn)}
+    given, first, unread = {}, {}, set()
+    for other in [call] + [c for c in request.cell.in_cell(call) if c is not call]:
+        if other is not call and other.function not in roles:
+            continue
+        bound = _call_arguments(ns.get(other.function) if "." not in other.function else None, other, ns)
+        for arg, (text, value) in (bound or {}).items():
+            if arg not in taken or arg in unread:
+                continue
+            if value is UNSAFE:  # not re-run: bound by name, and the caption says so
+                if arg not in given:
+                    unread.add(arg)
+            elif arg not in given:
+                given[arg], first[arg] = (text, value), other
+            elif not _same(given[arg][1], value):
+                raise GradCheckError(
+                    f"{first[arg].text} and {other.text} in {call.where} pass `{arg}` two different "
+                    f"values ({given[arg][0]} and {text}): a check uses one; call them with the same "
+                    f"{arg}, or pass -f/-b/-c to bind `{arg}` by name"
+                )
+    return given, unread
+
+
+def _argument_names(fn) -> list:
+    try:
+        return list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return []
+
+
+def _call_arguments(fn, call, ns: dict) -> Optional[dict]:
+    """``{argument: (text, value)}`` of one call (``value`` is ``UNSAFE`` for an argument that cannot
+    be read without running code), or None when the call no longer fits ``fn``'s signature."""
+    if not callable(fn):
+        return None
+    texts = [e.text for e in call.args] + [e.text for e in call.keywords.values()]
+    values = [e.value(ns) for e in call.args]
+    keywords = {k: e.value(ns) for k, e in call.keywords.items()}
+    try:
+        signature = inspect.signature(fn)
+        bound = signature.bind(*values, **keywords)
+    except (TypeError, ValueError):
+        return None
+    by_position = dict(zip(range(len(call.args)), texts))
+    found, position = {}, 0
+    for arg, value in bound.arguments.items():
+        kind = signature.parameters[arg].kind
+        if kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if arg in call.keywords:
+            found[arg] = (call.keywords[arg].text, value)
+        else:
+            found[arg] = (by_position[position], value)
+            position += 1
+    return found
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    if is_numeric_scalar(a) and is_numeric_scalar(b):
+        return float(a) == float(b)
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+    return False
 
 
 #: The course's function roles.

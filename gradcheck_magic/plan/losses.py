@@ -29,7 +29,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GradCheckError
-from ..safety import Snapshot
+from ..safety import Snapshot, is_library
 from .binding import bind_by_name, is_float_array, pass_through, refuse_empty, written_in_notebook
 from .cell import UNSAFE, CellFacts, _inner_call, _substituted, _value, dotted
 from .checkplan import CheckPlan, Hints, Request
@@ -51,8 +51,12 @@ class Call:
 
 
 def _user_function(value) -> bool:
-    """A plain function or lambda written in the notebook (library helpers never compete)."""
-    return isinstance(value, types.FunctionType) and written_in_notebook(value)
+    """A plain function or lambda of the user's: written in the notebook, or imported from the
+    assignment's own modules (cs231n's ``from cs231n.rnn_layers import *``); never an installed
+    library's (numpy, scipy) or this package's."""
+    return isinstance(value, types.FunctionType) and (
+        written_in_notebook(value) or not is_library(getattr(value, "__module__", None))
+    )
 
 
 def _returns_tuples(fn) -> bool:
