@@ -736,3 +736,54 @@ def test_a_planted_bug_in_the_imported_rnn_layers_fails_exactly_its_blocks(ip, p
     imported(ip, package, replace=[change])
     history_cell(ip, CS231N[pair][0].format(seed=0, n=4))
     assert sorted(check(ip).failed) == sorted(expected)
+
+
+# ---- the upstream gradient without a call: the namespace's, or a seeded draw, and the caption says -
+
+RNN_ARRAYS = """
+np.random.seed({seed})
+N, D, T, H = {n}, 3, 6, 5
+x = np.random.randn(N, T, D)
+h0 = np.random.randn(N, H)
+Wx = np.random.randn(D, {gates} * H)
+Wh = np.random.randn(H, {gates} * H)
+b = np.random.randn({gates} * H)
+"""
+
+
+def rnn_arrays(ip, pair, upstream, seed=0, n=3):
+    run(ip, RNN_ARRAYS.format(seed=seed, n=n, gates=4 if pair == "lstm" else 1) + upstream)
+
+
+@pytest.mark.parametrize("pair", ["rnn", "lstm"])
+@pytest.mark.parametrize("name", ["dout", "dh"])
+def test_the_namespaces_upstream_gradient_of_the_outputs_shape_is_used_without_a_call(ip, pair, name):
+    cs231n(ip)
+    rnn_arrays(ip, pair, f"{name} = np.random.randn(N, T, H)")
+    result = check(ip, flags(pair))
+    assert result.passed and not result.warned, result
+    label = "dh" if name == "dh" else "dh = dout"
+    assert result.functions.endswith(f"{pair}_backward(dh, cache); {label} from the namespace"), (
+        result.functions
+    )
+
+
+@pytest.mark.parametrize("pair", ["rnn", "lstm"])
+def test_two_namespace_arrays_that_fit_with_other_values_the_caption_says_which_was_used(ip, pair):
+    cs231n(ip)
+    rnn_arrays(ip, pair, "dout = np.random.randn(N, T, H)\ndh = np.random.randn(N, T, H)")
+    result = check(ip, flags(pair))
+    assert result.passed, result
+    assert result.functions.endswith(
+        "dh from the namespace (dout also fits, with other values: pass it to the backward in a call of "
+        "yours to use it)"
+    ), result.functions
+
+
+@pytest.mark.parametrize("pair", ["rnn", "lstm"])
+def test_an_upstream_gradient_of_another_shape_is_not_used_and_the_draw_says_what_was_looked_for(ip, pair):
+    cs231n(ip)
+    rnn_arrays(ip, pair, "dout = np.random.randn(N, 2, H)")
+    result = check(ip, flags(pair))
+    assert result.passed, result
+    assert "dh: seeded random (3, 6, 5) (no dh, dout of shape (3, 6, 5) in the namespace)" in result.functions

@@ -190,17 +190,51 @@ def _is_array_argument(value) -> bool:
 
 def _upstream_for(namespace, upstream_name, upstream, shape) -> tuple:
     """(upstream gradient, how it was chosen): the user's (the ``dout`` their backward call or their
-    numerical-gradient helper was given), else the namespace's of that name, when it has the output's
-    shape; else a seeded random array."""
+    numerical-gradient helper was given), else the namespace's (:func:`namespace_upstream`), when it
+    has the output's shape; else a seeded random array."""
     if upstream is not None:
         label, value = upstream
         if isinstance(value, np.ndarray) and value.shape == shape:
             return np.array(value, dtype=np.float64), f"{label} from your call"
-    value = namespace.get(upstream_name)
-    if isinstance(value, np.ndarray) and value.shape == shape:
-        return np.array(value, dtype=np.float64), f"{upstream_name} from the namespace"
+    names = [upstream_name, "dout"]
+    found, others = namespace_upstream(namespace, names, shape)
+    if found is not None:
+        label = upstream_name if found == upstream_name else f"{upstream_name} = {found}"
+        return np.array(namespace[found], dtype=np.float64), f"{label} from the namespace{others}"
     drawn = np.random.default_rng(UPSTREAM_SEED).standard_normal(shape)
-    return drawn, f"{upstream_name}: seeded random {shape} (none of that shape in the namespace)"
+    return drawn, f"{upstream_name}: seeded random {shape} ({no_upstream(names, shape)})"
+
+
+def namespace_upstream(namespace: dict, names: list, shape) -> tuple:
+    """(the namespace variable that is the upstream gradient, or None; the caption's note on the
+    others).  ``names`` in order of preference: the backward's own argument (``dh``), ``d`` + the
+    output's name, ``dout`` (cs231n names it so in some years).  The first that holds a real array of
+    the output's shape is taken; when another of a different value also fits, the note names it, so
+    the caption says in one line which was used and how to choose the other."""
+    fits = [n for n in dict.fromkeys(names) if _fits(namespace.get(n), shape)]
+    if not fits:
+        return None, ""
+    chosen = namespace[fits[0]]
+    rivals = [n for n in fits[1:] if not _same_array(namespace[n], chosen)]
+    if not rivals:
+        return fits[0], ""
+    return fits[0], (
+        f" ({', '.join(rivals)} also {'fits' if len(rivals) == 1 else 'fit'}, with other values: "
+        "pass it to the backward in a call of yours to use it)"
+    )
+
+
+def no_upstream(names: list, shape) -> str:
+    """Why a seeded draw: ``no dh, dout of shape (3, 6, 5) in the namespace``."""
+    return f"no {', '.join(dict.fromkeys(names))} of shape {shape} in the namespace"
+
+
+def _fits(value, shape) -> bool:
+    return isinstance(value, np.ndarray) and value.shape == shape and value.dtype.kind in "fiu"
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    return a is b or bool(np.array_equal(a, b))
 
 
 def layer_problem(

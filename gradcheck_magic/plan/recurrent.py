@@ -46,7 +46,7 @@ from .binding import (
     written_in_notebook,
 )
 from .checkplan import CheckPlan, Hints, Request
-from .layers import CACHE_ARGS
+from .layers import CACHE_ARGS, namespace_upstream, no_upstream
 from .problem import ConventionProblem, marked, silenced
 from .ranking import Candidate
 
@@ -213,6 +213,7 @@ class Upstream:
     value: np.ndarray
     source: str  # the variable or expression it came from, or "" for a seeded random draw
     how: str = ""  # "your call", "the namespace", or "" for a seeded random draw
+    note: str = ""  # another namespace array that also fits; or why a seeded draw
 
 
 def pair_outputs(ups: list, outputs: list, names: list) -> list:
@@ -234,15 +235,17 @@ def _fits_shape(value, shape) -> bool:
 def find_upstream(arg, output_name, shape, namespace, given, index, single) -> Upstream:
     """The upstream gradient for ``arg``: what the user's backward call passed (``given``: label and
     value), else the namespace's variable of that name (or ``d`` + the output's name, or ``dout`` for
-    a backward that takes one) when it has the output's shape, else a seeded random array."""
+    a backward that takes one) when it has the output's shape (:func:`.layers.namespace_upstream`:
+    a rival of other values is named in the caption), else a seeded random array."""
     if given is not None and _fits_shape(given[1], shape):
         return Upstream(arg, output_name, index, np.array(given[1], dtype=np.float64), given[0], "your call")
-    for name in [arg, f"d{output_name}"] + (["dout"] if single else []):
-        if _fits_shape(namespace.get(name), shape):
-            value = np.array(namespace[name], dtype=np.float64)
-            return Upstream(arg, output_name, index, value, name, "the namespace")
+    names = [arg, f"d{output_name}"] + (["dout"] if single else [])
+    found, others = namespace_upstream(namespace, names, shape)
+    if found is not None:
+        value = np.array(namespace[found], dtype=np.float64)
+        return Upstream(arg, output_name, index, value, found, "the namespace", others)
     rng = np.random.default_rng([UPSTREAM_SEED, index])
-    return Upstream(arg, output_name, index, rng.standard_normal(shape), "")
+    return Upstream(arg, output_name, index, rng.standard_normal(shape), "", "", no_upstream(names, shape))
 
 
 def _describe_upstream(upstream: list) -> str:
@@ -252,10 +255,11 @@ def _describe_upstream(upstream: list) -> str:
         named = [u for u in upstream if u.how == how]
         if named:
             texts = [u.arg if u.source == u.arg else f"{u.arg} = {u.source}" for u in named]
-            parts.append(f"{', '.join(texts)} from {how}")
+            notes = "".join(u.note for u in named)
+            parts.append(f"{', '.join(texts)} from {how}{notes}")
     for u in upstream:
         if not u.how:
-            parts.append(f"{u.arg}: seeded random {u.value.shape} (none of that shape in the namespace)")
+            parts.append(f"{u.arg}: seeded random {u.value.shape} ({u.note})")
     return "; ".join(parts)
 
 
