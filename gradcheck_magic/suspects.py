@@ -1388,6 +1388,14 @@ def find_suspects(
                 else ""
             )
             continue
+        if len(outcomes) == 1 and not fits:  # one block: no contrast, only the numbers can name a line
+            alone = _one_block(ranker, o, ctx, scalars or {})
+            if alone is not None:
+                if isinstance(alone, str):
+                    finding.why_none[o.name] = alone
+                else:
+                    finding.ranked[o.name] = alone
+                continue
         if not passing and not fits and len(ranked) > 1:
             # nothing passing rules a line out and no line fits the numbers: naming one is a guess
             finding.why_none[o.name] = (
@@ -1401,6 +1409,307 @@ def find_suspects(
         if function in flows:
             finding.sources[function] = (flows[function].start, flows[function].lines)
     return finding
+
+
+# ---- one block: no passing block to contrast with, so only lines the numbers single out -------------
+
+#: Ratios a one-block rule accepts: a literal factor or its inverse, a flipped sign.
+SIMPLE = tuple(k for n in range(2, 11) for k in (n, 1 / n))
+
+
+def _simple(a: float) -> bool:
+    return any(_close(abs(a), k) for k in SIMPLE) or _close(a, -1)
+
+
+def _one_block(ranker: _Ranker, outcome, ctx, scalars: dict):
+    """A function with one block (``loss, dW = svm_loss_naive(W, X, y, reg)``, a flat vector): no
+    passing block rules any line out, so a line is named only when the numbers point at it alone.
+
+    *   The error is exactly a multiple of the weights (the L2 term): the gradient's L2 line and the
+        loss's are read (``2 * reg * W``: 2; ``reg * np.sum(W * W)``: 1); when their coefficients
+        explain the measured multiple, the one off the usual pairing (loss k·reg·ΣW², gradient
+        2k·reg·W, k = 1 or ½) is named first, the other second.
+    *   The data term is off by a simple factor (the whole block, the block apart from its L2 term, or
+        the entries that disagree, such as one segment of a flat vector): the one line whose literal
+        factor is that number (or whose minus sign flips it) is named.
+
+    Returns the Suspects, a reason (str) when the numbers say what is wrong but no existing line is it,
+    or None (the general rule decides)."""
+    name = outcome.name
+    if outcome.analytic is None or outcome.analytic.shape != outcome.numeric.shape:
+        return None
+    bit = 1 << ranker.bits[name]
+    lines = [ranker.lines[line] for line, m in ranker.line_mask.items() if m & bit]
+    weights = ctx.values.get(name) if ctx is not None else None
+    reg = next((float(v) for k, v in scalars.items() if _is_reg(k) and float(v) != 0), None)
+    if reg is None and ctx is not None and ctx.lambd and not ctx.m:
+        reg = float(ctx.lambd)
+    sel = outcome.judged
+    analytic, numeric = outcome.analytic[sel], outcome.numeric[sel]
+    w = weights[sel] if weights is not None and weights.shape == outcome.analytic.shape else None
+    leaf = name.split(".")[-1]
+    l2_lines = [(s, c) for s in lines for c in [_l2_coefficient(s, leaf)] if c is not None]
+    if w is not None and reg is not None:
+        found = _l2_suspects(ranker, name, leaf, analytic - numeric, w, reg, l2_lines)
+        if found is not None:
+            return found
+    for ratio, where in _data_ratios(analytic, numeric, w if l2_lines else None):
+        cost = _cost_lines(ranker, lines) if where == WHOLE else []
+        matches = [
+            (step, why) for step in lines + cost for why in [_factor_evidence(step, leaf, ratio)] if why
+        ]
+        in_loss = [step for step, _ in matches if step in cost]
+        if len(matches) == 1 and not in_loss:
+            step, why = matches[0]
+            return [
+                Suspect(
+                    step.function,
+                    step.lineno,
+                    step.text,
+                    f"{why}: {where} off by {ratio:.3g}, and no other line of {name}"
+                    + (" or of its loss" if where == WHOLE else "")
+                    + " has that factor",
+                )
+            ]
+        if in_loss:  # the loss's own scale, or a gradient line's: the numbers cannot tell which is meant
+            listed = ", ".join(f"{s.function}:{s.lineno}" for s, _ in matches)
+            return f"{where} off by {ratio:.3g}, the factor of {listed}: the loss's scale or the gradient's?"
+    return None
+
+
+def _factor_evidence(step: Step, leaf: str, ratio: float) -> str | None:
+    """The line's own factor that is the ratio (a literal k or 1/k, a leading minus for -1)."""
+    for term in _data_terms(step, leaf):  # an L2 term's own factor (2·reg·W) is no evidence
+        if _close(ratio, -1):
+            if _leading_minus(term):
+                return "a minus sign in the line"
+            continue
+        literal = _matching_literal(term, ratio)
+        if literal is not None:
+            return f"constant factor {literal:g} in the line"
+    return None
+
+
+#: The whole gradient off by one factor: the loss's own scale is as likely as a gradient line.
+WHOLE = "the whole gradient is"
+
+
+def _cost_lines(ranker: _Ranker, lines: list) -> list:
+    """The lines that give the loss its value (``cost = -2 * np.sum(...)``), beyond ``lines``."""
+    known = {(s.function, s.lineno) for s in lines}
+    found = []
+    for flow in ranker.cost_flows[:1]:
+        direct = flow.outputs.get(0) or flow.outputs.get(None)  # (loss, grad) or the loss
+        for step in sorted(flow.closure(direct) if direct else (), key=lambda s: (s.lineno, s.order)):
+            if (step.function, step.lineno) not in known and not step.param:
+                known.add((step.function, step.lineno))
+                found.append(step)
+    return found
+
+
+def _leading_minus(node) -> bool:
+    """A minus that scales the whole term (``-X.T.dot(d) / n``), not one inside a call (``exp(-x)``)."""
+    while True:
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Div)):
+            if _leading_minus(node.right) and not isinstance(node.op, ast.Div):
+                return True
+            node = node.left
+            continue
+        return False
+
+
+def _data_terms(step: Step, leaf: str) -> list:
+    """The parts of a line's value other than an L2 term (``-X.T.dot(d) / n`` of ``dW = -X.T.dot(d) / n
+    + 2 * reg * W``); the whole value when it has no L2 term, nothing when it is only one."""
+    if step.value is None:
+        return []
+    value = step.value
+    if isinstance(value, ast.BinOp) and _dotted(value.left) == step.target:
+        value = value.right  # x = x + ..., the target itself is no term
+    terms = [t for t, _ in _added_terms(value)]
+    data = [t for t in terms if _term_coefficient(t, leaf, False) is None]
+    return [step.value] if len(data) == len(terms) else data
+
+
+def _data_ratios(analytic: np.ndarray, numeric: np.ndarray, w) -> list:
+    """(simple ratio, what is off by it): the whole block; the block apart from a term proportional
+    to the weights (analytic ≈ a·numeric + b·W); the entries that disagree (one segment of a flat
+    vector).  Only ratios the data fit closely."""
+    found = []
+    nn = float(numeric @ numeric)
+    if nn > 0:
+        a = float(analytic @ numeric) / nn
+        if np.linalg.norm(analytic - a * numeric) <= FIT * np.linalg.norm(analytic):
+            found.append((a, WHOLE))
+    if w is not None and np.any(w):
+        basis = np.stack([numeric, w], axis=1)
+        (a, b), *_ = np.linalg.lstsq(basis, analytic, rcond=None)
+        if np.linalg.norm(analytic - a * numeric - b * w) <= FIT * np.linalg.norm(analytic):
+            found.append((float(a), "the gradient apart from its L2 term is"))
+    scale = np.abs(analytic) + np.abs(numeric)
+    bad = np.abs(analytic - numeric) > 1e-4 * scale + 1e-12 * (float(scale.max()) if scale.size else 0.0)
+    if 1 < bad.sum() < bad.size:
+        a_bad, n_bad = analytic[bad], numeric[bad]
+        nn = float(n_bad @ n_bad)
+        if nn > 0:
+            a = float(a_bad @ n_bad) / nn
+            if np.linalg.norm(a_bad - a * n_bad) <= FIT * np.linalg.norm(a_bad):
+                found.append((a, f"the {int(bad.sum())} entries that disagree are"))
+    return [(a, where) for a, where in found if _simple(a) and not _close(a, 1)]
+
+
+def _l2_suspects(ranker: _Ranker, name: str, leaf: str, d: np.ndarray, w: np.ndarray, reg: float, l2_lines):
+    """The L2 rule of :func:`_one_block`; None when the error is no multiple of the weights."""
+    ww = float(w @ w)
+    if ww == 0 or not np.any(d):
+        return None
+    c = float(d @ w) / ww
+    if np.linalg.norm(d - c * w) > FIT * np.linalg.norm(d):
+        return None
+    k = c / reg  # the error as a multiple of reg·W
+    cost = [
+        (s, q) for s in ranker.cost_lines for q in [_l2_coefficient(s, leaf, squared=True)] if q is not None
+    ]
+    term = f"{_num(k)}·reg × {name}"
+    if len(l2_lines) > 1 or len(cost) > 1:
+        return None
+    if not cost and not l2_lines:
+        return f"the error is {term}, an L2 term, and neither the loss nor the gradient has one"
+    if not cost:
+        step, beta = l2_lines[0]
+        if not _close(k, beta):
+            return None
+        return (
+            f"the error is {term}: {step.function}:{step.lineno} adds {_num(beta)}·reg·{name} to the "
+            f"gradient and the loss has no L2 term of {name}: add it to the loss, or drop that term"
+        )
+    cstep, kappa = cost[0]
+    if not l2_lines:
+        if not _close(k, -2 * kappa):
+            return None
+        return (
+            f"the error is {term}: the gradient lacks the L2 term {_num(2 * kappa)}·reg·{name} of the "
+            f"loss's {_num(kappa)}·reg·Σ{name}² ({cstep.function}:{cstep.lineno})"
+        )
+    step, beta = l2_lines[0]
+    if not _close(k, beta - 2 * kappa):
+        return None
+    grad = Suspect(
+        step.function,
+        step.lineno,
+        step.text,
+        f"the L2 term: it adds {_num(beta)}·reg·{name}, but the loss's {_num(kappa)}·reg·Σ{name}² "
+        f"({cstep.function}:{cstep.lineno}) has the gradient {_num(2 * kappa)}·reg·{name} "
+        f"(the error is {term})",
+    )
+    loss = Suspect(
+        cstep.function,
+        cstep.lineno,
+        cstep.text,
+        f"the loss's L2 term: {_num(kappa)}·reg·Σ{name}², whose gradient is {_num(2 * kappa)}·reg·{name}, "
+        f"while the gradient adds {_num(beta)}·reg·{name} ({step.function}:{step.lineno})",
+    )
+    if any(_close(kappa, u) for u in (0.5, 1)):
+        return [grad, loss]
+    if any(_close(beta, u) for u in (1, 2)):
+        return [loss, grad]
+    return "the loss's and the gradient's L2 terms disagree, and neither has the usual coefficient"
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _l2_coefficient(step: Step, leaf: str, squared: bool = False) -> float | None:
+    """The coefficient k of the L2 term a line adds: ``dW += 2 * reg * W`` gives 2 (of reg·W);
+    ``loss += reg * np.sum(W * W)`` gives 1 (of reg·ΣW², ``squared``).  None when the line adds no
+    such term, or one that cannot be read as a number times reg times the weights."""
+    value = step.value
+    if value is None:
+        return None
+    sign = 1.0
+    if step.op_on_target in (ast.Add, ast.Sub):
+        sign = -1.0 if step.op_on_target is ast.Sub else 1.0
+        if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Add, ast.Sub)):
+            if _dotted(value.left) == step.target:
+                sign = -1.0 if isinstance(value.op, ast.Sub) else 1.0
+                value = value.right
+    found = []
+    for term, term_sign in _added_terms(value):
+        coefficient = _term_coefficient(term, leaf, squared)
+        if coefficient is not None:
+            found.append(sign * term_sign * coefficient)
+    return found[0] if len(found) == 1 else None
+
+
+def _added_terms(node, sign: float = 1.0) -> list:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        right = -sign if isinstance(node.op, ast.Sub) else sign
+        return _added_terms(node.left, sign) + _added_terms(node.right, right)
+    return [(node, sign)]
+
+
+def _term_coefficient(node, leaf: str, squared: bool) -> float | None:
+    """k for a product k·reg·W (or k·reg·ΣW² when ``squared``), reg and the weights each exactly once."""
+    seen = {"reg": 0, "weights": 0}
+
+    def value(n) -> float | None:
+        if (
+            isinstance(n, ast.Constant)
+            and isinstance(n.value, (int, float))
+            and not isinstance(n.value, bool)
+        ):
+            return float(n.value)
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
+            inner = value(n.operand)
+            return None if inner is None else -inner
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Mult, ast.Div)):
+            left, right = value(n.left), value(n.right)
+            if left is None or right is None or (isinstance(n.op, ast.Div) and right == 0):
+                return None
+            return left * right if isinstance(n.op, ast.Mult) else left / right
+        if _is_reg(_dotted(n) or ""):
+            seen["reg"] += 1
+            return 1.0
+        if (squared and _squared_sum(n, leaf)) or (not squared and _is_weights(n, leaf)):
+            seen["weights"] += 1
+            return 1.0
+        return None
+
+    k = value(node)
+    return k if k is not None and seen == {"reg": 1, "weights": 1} else None
+
+
+def _is_weights(node, leaf: str) -> bool:
+    """``W``, ``self.W``, ``self.params['W']``."""
+    if isinstance(node, ast.Subscript):
+        key = node.slice
+        return isinstance(key, ast.Constant) and key.value == leaf
+    return (_dotted(node) or "").split(".")[-1] == leaf
+
+
+def _squared_sum(node, leaf: str) -> bool:
+    """``np.sum(W * W)``, ``np.sum(W ** 2)``, ``np.sum(np.square(W))``, ``(W * W).sum()``."""
+    if not isinstance(node, ast.Call):
+        return False
+    fn = (_dotted(node.func) or "").split(".")[-1]
+    if fn == "sum" and isinstance(node.func, ast.Attribute) and not node.args:
+        inner = node.func.value  # (W * W).sum()
+    elif fn == "sum" and len(node.args) == 1:
+        inner = node.args[0]
+    else:
+        return False
+    if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Mult):
+        return _is_weights(inner.left, leaf) and _is_weights(inner.right, leaf)
+    if isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Pow):
+        return (
+            _is_weights(inner.left, leaf) and isinstance(inner.right, ast.Constant) and inner.right.value == 2
+        )
+    if isinstance(inner, ast.Call) and (_dotted(inner.func) or "").split(".")[-1] == "square":
+        return len(inner.args) == 1 and _is_weights(inner.args[0], leaf)
+    return False
 
 
 def _followable(functions) -> list:

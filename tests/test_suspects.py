@@ -1054,3 +1054,156 @@ def test_a_planted_bug_never_gets_a_correct_line_as_its_top_suspect(ip, case):
                 NOTHING in result.table.loc[block, "note"]
                 or "missing gradient" in result.table.loc[block, "note"]
             )
+
+
+# ---- one block (a loss returning (loss, dW), a flat vector): no passing block to contrast with --------
+
+LINEAR_DATA = """
+rng = np.random.default_rng({seed})
+W = 0.01 * rng.standard_normal(({d}, 4))
+X_dev = rng.standard_normal(({n}, {d}))
+y_dev = rng.integers(4, size={n})
+"""
+# case -> (loss, planted change, reg, the top suspect, the second or None, words of the top reason)
+ONE_BLOCK = {
+    "svm_half_l2_gradient": (
+        "svm_loss_naive",
+        ("dW += 2 * reg * W", "dW += reg * W"),
+        100.0,
+        "dW += reg * W",
+        "loss += reg * np.sum(W * W)",
+        "the L2 term: it adds 1·reg·W, but the loss's 1·reg·ΣW²",
+    ),
+    "svm_loss_l2_doubled": (
+        "svm_loss_naive",
+        ("loss += reg * np.sum(W * W)", "loss += 2 * reg * np.sum(W * W)"),
+        100.0,
+        "loss += 2 * reg * np.sum(W * W)",
+        "dW += 2 * reg * W",
+        "the loss's L2 term: 2·reg·ΣW², whose gradient is 4·reg·W",
+    ),
+    "svm_data_term_halved": (
+        "svm_loss_naive",
+        ("dW /= num_train", "dW /= num_train * 2"),
+        0.05,
+        "dW /= num_train * 2",
+        None,
+        "constant factor 2 in the line: the gradient apart from its L2 term is off by 0.5",
+    ),
+    "softmax_naive_half_l2": (
+        "softmax_loss_naive",
+        ("dW = dW / num_train + 2 * reg * W", "dW = dW / num_train + reg * W"),
+        100.0,
+        "dW = dW / num_train + reg * W",
+        "loss = loss / num_train + reg * np.sum(W * W)",
+        "the L2 term",
+    ),
+    "softmax_vectorized_sign": (
+        "softmax_loss_vectorized",
+        ("dW = X.T.dot(dscores) / num_train", "dW = -X.T.dot(dscores) / num_train"),
+        0.05,
+        "dW = -X.T.dot(dscores) / num_train + 2 * reg * W",
+        None,
+        "a minus sign in the line: the gradient apart from its L2 term is off by -1",
+    ),
+}
+
+
+def one_block(ip, loss, change, reg, n, d, seed):
+    load(ip, "linear_classifiers", replace=[change] if change else [])
+    run(ip, LINEAR_DATA.format(seed=seed, n=n, d=d))
+    return ip.run_cell_magic("gradcheck", "-o", f"loss, grad = {loss}(W, X_dev, y_dev, {reg})")
+
+
+@pytest.mark.parametrize("n,d,seed", [(15, 6, 0), (15, 6, 1), (40, 9, 2)])
+@pytest.mark.parametrize("case", sorted(ONE_BLOCK))
+def test_a_one_block_loss_names_the_line_its_numbers_point_at(ip, case, n, d, seed):
+    loss, change, reg, top, second, words = ONE_BLOCK[case]
+    result = one_block(ip, loss, change, reg, n, d, seed)
+    assert result.failed == ["W"], result
+    suspects = result.suspects("W")
+    assert suspects[0].line == top and words in suspects[0].reason, suspects
+    assert (suspects[1].line if len(suspects) > 1 else None) == second, suspects
+
+
+# planted bugs the numbers of one block cannot attribute to one line: none is named, never a guess
+UNATTRIBUTABLE = {
+    "svm_correct_class_sign": ("svm_loss_naive", ("dW[:, y[i]] -= X[i]", "dW[:, y[i]] += X[i]")),
+    "svm_wrong_class_doubled": ("svm_loss_naive", ("dW[:, j] += X[i]", "dW[:, j] += 2 * X[i]")),
+    "softmax_indicator_sign": (
+        "softmax_loss_naive",
+        ("dW[:, j] += (probs[j] - (j == y[i])) * X[i]", "dW[:, j] += (probs[j] + (j == y[i])) * X[i]"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNATTRIBUTABLE))
+def test_a_one_block_bug_the_numbers_cannot_place_names_no_line(ip, case):
+    loss, change = UNATTRIBUTABLE[case]
+    result = one_block(ip, loss, change, 0.05, 15, 6, 0)
+    assert result.failed == ["W"] and result.suspects("W") == [], result.suspects("W")
+    assert NOTHING in result.table.loc["W", "note"]
+
+
+def test_a_gradient_missing_the_losss_l2_term_says_so_without_naming_a_line(ip):
+    result = one_block(ip, "svm_loss_naive", ("    dW += 2 * reg * W\n", ""), 100.0, 15, 6, 0)
+    assert result.failed == ["W"] and result.suspects("W") == []
+    assert (
+        f"{NOTHING}: the error is -2·reg × W: the gradient lacks the L2 term 2·reg·W of the loss's "
+        "1·reg·ΣW² (svm_loss_naive:24)" in result.table.loc["W", "note"]
+    ), result.table.loc["W", "note"]
+
+
+Q2_DATA = """
+rng = np.random.default_rng({seed})
+dimensions = [5, {h}, 3]
+data = rng.standard_normal(({n}, 5))
+labels = np.eye(3)[rng.integers(3, size={n})]
+params = rng.standard_normal(5 * {h} + {h} + {h} * 3 + 3)
+"""
+# planted change -> the top suspect (None: no line can be singled out)
+Q2_BUGS = {
+    ("gradW2 = h.T.dot(d2)", "gradW2 = h.T.dot(d2) * 2"): "gradW2 = h.T.dot(d2) * 2",
+    ("gradb1 = d1.sum(axis=0, keepdims=True)", "gradb1 = 0.5 * d1.sum(axis=0, keepdims=True)"): (
+        "gradb1 = 0.5 * d1.sum(axis=0, keepdims=True)"
+    ),
+    ("gradW1 = data.T.dot(d1)", "gradW1 = -data.T.dot(d1)"): "gradW1 = -data.T.dot(d1)",
+    ("d1 = d2.dot(W2.T) * h * (1 - h)", "d1 = d2.dot(W2.T) * h"): None,
+}
+
+
+@pytest.mark.parametrize("n,h,seed", [(8, 4, 0), (20, 6, 1)])
+@pytest.mark.parametrize(
+    "change", list(Q2_BUGS), ids=["W2_doubled", "b1_halved", "W1_sign", "no_sigmoid_grad"]
+)
+def test_forward_backward_prop_names_the_segments_line_from_the_entries_that_disagree(ip, change, n, h, seed):
+    load(ip, "q2_neural", replace=[change])
+    run(ip, Q2_DATA.format(seed=seed, n=n, h=h))
+    result = ip.run_cell_magic(
+        "gradcheck", "-o", "cost, grad = forward_backward_prop(data, labels, params, dimensions)"
+    )
+    assert result.failed == ["params"], result
+    suspects = result.suspects("params")
+    assert (suspects[0].line if suspects else None) == Q2_BUGS[change], suspects
+    if suspects:
+        assert "entries that disagree are off by" in suspects[0].reason
+
+
+def test_a_loss_scaled_as_a_whole_is_told_without_naming_the_loss_or_a_gradient_line(ip):
+    load(ip, "q2_neural", replace=[("cost = -np.sum(labels", "cost = -2 * np.sum(labels")])
+    run(ip, Q2_DATA.format(seed=0, n=8, h=4))
+    result = ip.run_cell_magic(
+        "gradcheck", "-o", "cost, grad = forward_backward_prop(data, labels, params, dimensions)"
+    )
+    assert result.suspects("params") == []
+    assert (
+        "the whole gradient is off by 0.5, the factor of forward_backward_prop:28"
+        in result.table.loc["params", "note"]
+    )
+
+
+@pytest.mark.parametrize("n,d,seed", [(15, 6, 0), (40, 9, 1)])
+@pytest.mark.parametrize("loss", ["svm_loss_naive", "softmax_loss_vectorized"])
+def test_correct_one_block_losses_pass_with_no_suspect(ip, loss, n, d, seed):
+    result = one_block(ip, loss, None, 100.0, n, d, seed)
+    assert result.passed and not result.warned and result.suspects("W") == [], result

@@ -30,7 +30,14 @@ import numpy as np
 
 from ..errors import GradCheckError
 from ..safety import Snapshot, is_library
-from .binding import bind_by_name, is_float_array, pass_through, refuse_empty, written_in_notebook
+from .binding import (
+    bind_by_name,
+    is_float_array,
+    is_numeric_scalar,
+    pass_through,
+    refuse_empty,
+    written_in_notebook,
+)
 from .cell import UNSAFE, CellFacts, _inner_call, _substituted, _value, dotted
 from .checkplan import CheckPlan, Hints, Request
 from .problem import ConventionProblem, is_scalar_like, marked, silenced
@@ -248,7 +255,12 @@ def plan_loss(namespace: dict, name: str, fn, call: Optional[Call], params: Opti
         ", ".join(rows),
         {label[p]: v for p, v in arrays if p in paired},
         snapshot=snapshot,
-        hints=Hints(backward_fn=fn, cost_fns=(fn,), positions={label[p]: i for p, i in paired.items()}),
+        hints=Hints(
+            backward_fn=fn,
+            cost_fns=(fn,),
+            scalars={p: float(v) for p, _, v in entries if is_numeric_scalar(v)},  # reg, for the suspects
+            positions={label[p]: i for p, i in paired.items()},
+        ),
         source=origin,
         inputs=[(t, v) for _, t, v in entries if isinstance(v, np.ndarray)],
     )
