@@ -3,6 +3,7 @@ history (``In``), of a model's method, a layer-function pair or a numerical-grad
 lambda decides what is checked, with exactly the arguments it was given, their values as they are
 now.  Each test stores its cells in ``In`` as a notebook does."""
 
+import numpy as np
 import pytest
 from conftest import cell, check, load
 from IPython.core.error import UsageError
@@ -347,8 +348,14 @@ def test_data_and_parameters_named_unusually_are_taken_from_the_forwards_call(ip
         cell(ip, "X, Y, parameters = gradient_check_n_test_case()")
     cell(ip, seed_net_data(7, 0))
     cell(ip, "cost, cache = forward_propagation_n(X_dev, Y_dev, params)")
+    ns = ip.user_ns
+    before = {k: v.copy() for k, v in [*ns["params"].items(), ("X_dev", ns["X_dev"]), ("Y_dev", ns["Y_dev"])]}
+    state = np.random.get_state()[1].copy()
     result = check(ip)
     assert result.failed == failed and not result.warned, result
+    now = {**ns["params"], "X_dev": ns["X_dev"], "Y_dev": ns["Y_dev"]}
+    assert all(now[k].dtype == v.dtype and np.array_equal(now[k], v) for k, v in before.items())
+    assert np.array_equal(np.random.get_state()[1], state)
     assert result.functions == (
         "forward_propagation_n(X_dev, Y_dev, params) → backward_propagation_n(X_dev, Y_dev, cache)"
     )
