@@ -191,18 +191,21 @@ class Probes:
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         analytic_gradient = block.comparable.reshape(-1)
         work = block.work.reshape(-1)  # a view: the working arrays are C-contiguous
-        orig = work.copy()
+        orig = block.original()
         k = min(self.settings.probes, work.size)
         noise = self.sweep.noise(1.0)  # of J itself: a probe differences J along Δ
         analytic, numeric, kinked = [], [], []
         unsettled, worst_step, worst, shrunk = False, None, (False, False, -1.0), 0
+        # the per-entry step, once per block: the probes scale their direction by it in place
+        scale = self.settings.epsilon
+        if scale is None:
+            scale = np.abs(orig)  # AUTO_STEP * max(|θ|, 1), made in place in one array
+            np.maximum(scale, 1.0, out=scale)
+            np.multiply(AUTO_STEP, scale, out=scale)
         try:
             for _ in range(k):
                 v = rng.choice((-1.0, 1.0), size=work.shape)
-                if self.settings.epsilon is not None:
-                    base = self.settings.epsilon * v
-                else:
-                    base = AUTO_STEP * np.maximum(np.abs(orig), 1.0) * v
+                base = np.multiply(scale, v, out=v)  # the direction becomes the step: no second array
                 a, n, outcome, settled = self._shrinking_probe(analytic_gradient, orig, work, base, out)
                 unsettled |= outcome == "unsettled"
                 crossed = outcome == "crossed"
@@ -215,6 +218,7 @@ class Probes:
                 analytic.append(a)
                 numeric.append(n)
                 kinked.append(crossed)
+                v = base = settled = None  # freed before the next direction is drawn (unless worst_step)
         except KeyboardInterrupt:
             out.complete = False
             raise Interrupted() from None
@@ -256,7 +260,7 @@ class Probes:
         previous_slope = previous_step = previous_second = None
         explained, unexplained_steps, kinks_seen = False, 0, 0
         for shrink in range(MAX_SHRINKS + 1):
-            step = base / PROBE_SHRINK**shrink
+            step = base / PROBE_SHRINK**shrink if shrink else base  # x / 1 is x: no copy
             a, n, second = self._probe(analytic_gradient, orig, work, slice(None), step, out)
             rel, resolution = relative_error(np.array([a]), np.array([n]), np.array([noise]), discount=True)
             if not np.isfinite(n) or s.epsilon is not None:  # nothing to shrink for: taken as it is
@@ -295,7 +299,7 @@ class Probes:
         half.  A half whose disagreement a kink explains is measured by its clean one-sided
         difference instead.  About 4·log2(n) evaluations, and never a full sweep."""
         analytic, flat = block.comparable.reshape(-1), block.work.reshape(-1)  # views: C-contiguous
-        orig = flat.copy()
+        orig = block.original()
         flat_delta = delta.reshape(-1)
         idx = rng.permutation(np.flatnonzero(flat_delta))
         try:

@@ -25,6 +25,21 @@ class Block:
     analytic: Optional[np.ndarray] = None  # as returned, in float64; None when missing
     notes: list = field(default_factory=list)
     fatal: Optional[str] = None  # set when the analytic gradient cannot be compared
+    saved: Optional[np.ndarray] = None  # the caller's own copy of work's values, if it keeps one
+
+    def original(self) -> np.ndarray:
+        """work's values before a probe, flat, to restore from: the caller's saved copy when it is
+        bit for bit the same (fast mode then makes no copy of a large block), else a copy."""
+        flat, saved = self.work.reshape(-1), self.saved
+        if (
+            saved is not None
+            and saved.dtype == flat.dtype == np.float64
+            and saved.size == flat.size
+            and saved.flags.c_contiguous
+            and np.array_equal(saved.reshape(-1).view(np.int64), flat.view(np.int64))
+        ):
+            return saved.reshape(-1)
+        return flat.copy()
 
     @property
     def comparable(self) -> Optional[np.ndarray]:
@@ -84,6 +99,19 @@ class Outcome:
     def unverifiable(self) -> np.ndarray:
         """Entries differenced whose cost was not finite at θ±ε."""
         return self.checked & ~np.isfinite(self.numeric)
+
+    @staticmethod
+    def unmeasured(shape: tuple) -> np.ndarray:
+        """All-NaN and read-only, with no memory of its own: a block that fast mode's probes pass
+        never differences an entry, so it needs no per-entry arrays (see ``measuring``)."""
+        return np.broadcast_to(np.float64(np.nan), shape)
+
+    def measuring(self) -> None:
+        """Give ``numeric`` and ``noise`` memory of their own before the first entry is written."""
+        if not self.numeric.flags.writeable:
+            self.numeric = np.full(self.shape, np.nan)
+        if self.noise is None or not self.noise.flags.writeable:
+            self.noise = np.full(self.shape, np.nan)
 
     def mark(self, attribute: str, flat_indices: np.ndarray) -> None:
         """Set entries of one of the bool masks, creating it on first use."""

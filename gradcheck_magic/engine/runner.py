@@ -88,8 +88,8 @@ class Engine:
         return Outcome(
             name=block.name,
             shape=shape,
-            numeric=np.full(shape, np.nan),
-            noise=np.full(shape, np.nan),
+            numeric=Outcome.unmeasured(shape),  # arrays of their own once an entry is differenced
+            noise=Outcome.unmeasured(shape),
             analytic=block.comparable,
             checked=np.zeros(shape, dtype=bool),
             notes=list(block.notes) + ([block.fatal] if block.fatal else []),

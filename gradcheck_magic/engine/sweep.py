@@ -55,6 +55,8 @@ KINK_SPLIT = 1e-2
 KINK_NOISE_MULTIPLE = 100.0
 #: At a kink the split keeps its size as the step shrinks 16-fold; a smooth split shrinks with it.
 KINK_PERSIST = 0.25
+#: Entries whose steps are turned into Python floats at once in the sweep's loop.
+SWEEP_CHUNK = 512
 #: Fast mode retries a failing probe with its step divided by PROBE_SHRINK, at most SHRINKS times, and
 
 
@@ -94,25 +96,29 @@ class Sweep:
         """Central differences at ``indices``, perturbing the working array in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         flat = block.work.reshape(-1)  # a view: the working arrays are C-contiguous
-        x = flat[indices]
-        plus, minus, divisor = self.steps(x)
+        divisor = np.empty(len(indices))  # the steps themselves are made a chunk at a time
         jp = np.full(len(indices), np.nan)
         jm = np.full(len(indices), np.nan)
         cost = self.cost
-        plus_l, minus_l, idx_l = plus.tolist(), minus.tolist(), indices.tolist()
         k = -1
         try:
-            for k, i in enumerate(idx_l):
-                orig = flat[i]
-                try:
-                    flat[i] = plus_l[k]
-                    jp[k] = cost()
-                    flat[i] = minus_l[k]
-                    jm[k] = cost()
-                finally:
-                    flat[i] = orig
-                if self.progress is not None:
-                    self.progress(2)
+            # the steps, as Python floats for the hot loop, a chunk at a time: arrays of a whole large
+            # block's steps would be two more copies of it, and a list of them ~4 copies each
+            for start in range(0, len(indices), SWEEP_CHUNK):
+                stop = start + SWEEP_CHUNK
+                plus_c, minus_c, divisor[start:stop] = self.steps(flat[indices[start:stop]])
+                plus_l, minus_l = plus_c.tolist(), minus_c.tolist()
+                for k, i in enumerate(indices[start:stop].tolist(), start):
+                    orig = flat[i]
+                    try:
+                        flat[i] = plus_l[k - start]
+                        jp[k] = cost()
+                        flat[i] = minus_l[k - start]
+                        jm[k] = cost()
+                    finally:
+                        flat[i] = orig
+                    if self.progress is not None:
+                        self.progress(2)
         except KeyboardInterrupt:
             done = max(k, 0)
             self._finish_entries(
@@ -120,8 +126,6 @@ class Sweep:
                 indices[:done],
                 jp[:done],
                 jm[:done],
-                plus[:done],
-                minus[:done],
                 divisor[:done],
                 out,
                 confirm=False,
@@ -131,15 +135,15 @@ class Sweep:
             out.evaluations += 2 * done
             raise Interrupted() from None
         except Exception as exc:  # the user's code raised: say where
-            i = idx_l[k]
-            step = plus_l[k] - float(x[k])
+            i = int(indices[k])
+            step = plus_l[k - start] - float(flat[i])  # the entry is already put back
             where = (
                 f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed by ±{step:.3g}"
             )
             raise EvaluationError(exc, where) from exc
         self.evaluations += 2 * len(indices)
         out.evaluations += 2 * len(indices)
-        self._finish_entries(block, indices, jp, jm, plus, minus, divisor, out, enough=enough)
+        self._finish_entries(block, indices, jp, jm, divisor, out, enough=enough)
 
     def _finish_entries(
         self,
@@ -147,14 +151,13 @@ class Sweep:
         indices,
         jp,
         jm,
-        plus,
-        minus,
         divisor,
         out: Outcome,
         confirm: bool = True,
         enough: int = CONFIRM_LIMIT,
     ):
         """Numeric gradient and non-finite costs for the entries just swept; suspects re-stepped."""
+        out.measuring()
         num = out.numeric.reshape(-1)
         finite = np.isfinite(jp) & np.isfinite(jm)
         num[indices] = np.where(finite, (jp - jm) / divisor, np.nan)
@@ -170,7 +173,8 @@ class Sweep:
         analytic = block.comparable
         if analytic is None or not indices.size or not confirm:
             return
-        analytic = analytic.reshape(-1)[indices]
+        # every entry: a view of the gradient, not a copy (it is only read)
+        analytic = analytic.reshape(-1) if indices.size == analytic.size else analytic.reshape(-1)[indices]
         numeric = num[indices]
         error = np.abs(analytic - numeric)
         size = np.abs(analytic) + np.abs(numeric)
@@ -203,6 +207,7 @@ class Sweep:
         order = np.flatnonzero(suspect)
         order = order[np.argsort(-error[order] / size[order], kind="stable")]
         x = block.work.reshape(-1)[indices[order]]
+        plus, minus, _ = self.steps(x)  # the sweep's steps again: elementwise, so the same
         self._examine(
             block,
             indices[order],
@@ -210,8 +215,8 @@ class Sweep:
             numeric[order],
             jp[order],
             jm[order],
-            plus[order] - x,
-            x - minus[order],
+            plus - x,
+            x - minus,
             out,
             enough,
         )
