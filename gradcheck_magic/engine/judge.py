@@ -155,7 +155,10 @@ def entry_evidence(block: Block, out: Outcome, settings: Settings, localized: bo
     )
     if g is None or not use.any():
         return ev
-    analytic, numeric, noise = g[use], out.numeric[use], out.noise[use]
+    if use.all():  # every entry judged: views of the block, not copies
+        analytic, numeric, noise = g.reshape(-1), out.numeric.reshape(-1), out.noise.reshape(-1)
+    else:
+        analytic, numeric, noise = g[use], out.numeric[use], out.noise[use]
     rel, ev.resolution = relative_error(analytic, numeric, noise, out.notes)
     if out.verified:  # the user's step keeps the figure; the verdict sees the wider steps' estimates
         numeric, noise = out.numeric.copy(), out.noise.copy()

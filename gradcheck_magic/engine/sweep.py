@@ -173,12 +173,14 @@ class Sweep:
         analytic = block.comparable
         if analytic is None or not indices.size or not confirm:
             return
-        # every entry: a view of the gradient, not a copy (it is only read)
-        analytic = analytic.reshape(-1) if indices.size == analytic.size else analytic.reshape(-1)[indices]
-        numeric = num[indices]
+        # every entry: views, not copies (what _widen changes in them is read only after the
+        # suspects' values are taken, below)
+        every = indices.size == analytic.size
+        analytic = analytic.reshape(-1) if every else analytic.reshape(-1)[indices]
+        numeric = num if every else num[indices]
         error = np.abs(analytic - numeric)
         size = np.abs(analytic) + np.abs(numeric)
-        noise = out.noise.reshape(-1)[indices]
+        noise = out.noise.reshape(-1) if every else out.noise.reshape(-1)[indices]
         limit = max(CONFIRM_LIMIT, int(CONFIRM_FRACTION * indices.size))
         with np.errstate(invalid="ignore"):
             disagree = error > self.settings.threshold * size
@@ -190,6 +192,10 @@ class Sweep:
             if scale > 0 and scale >= ZERO_NOISE_MULTIPLE * norm(noise[finite])
             else 0.0
         )
+        # the suspects, worst first, with their values as swept (before any widening)
+        order = np.flatnonzero(suspect)
+        order = order[np.argsort(-error[order] / size[order], kind="stable")]
+        suspects = (indices[order], analytic[order], numeric[order], jp[order], jm[order])
         if resolution > self.settings.fail_threshold:
             # round-off hides the fail line: every entry measured again where round-off is small enough
             factor = WIDEN ** math.ceil(
@@ -201,25 +207,12 @@ class Sweep:
             noisy = np.flatnonzero(disagree & ~suspect)
             noisy = noisy[np.argsort(-error[noisy] / size[noisy], kind="stable")][:limit]
             self._widen(block, indices[noisy], analytic[noisy], error[noisy], out, WIDEN)
-        if not suspect.any():
+        if not order.size:
             return
         # every suspect is examined (until ``enough`` are wrong): one left out would count in the figure
-        order = np.flatnonzero(suspect)
-        order = order[np.argsort(-error[order] / size[order], kind="stable")]
-        x = block.work.reshape(-1)[indices[order]]
+        x = block.work.reshape(-1)[suspects[0]]
         plus, minus, _ = self.steps(x)  # the sweep's steps again: elementwise, so the same
-        self._examine(
-            block,
-            indices[order],
-            analytic[order],
-            numeric[order],
-            jp[order],
-            jm[order],
-            plus - x,
-            x - minus,
-            out,
-            enough,
-        )
+        self._examine(block, *suspects, plus - x, x - minus, out, enough)
 
     def _one_sided(self, jp, jm, step_plus, step_minus):
         """(central difference, split of the one-sided differences, larger one-sided slope, noise)."""
