@@ -7,8 +7,8 @@
     plan                which convention, functions, arguments and blocks, and why: one CheckPlan
                         from the adapters of the plan/ subpackage; probes under the snapshot
     preflight           baseline at θ; refuses what cannot be checked, by name     (here, problem.py)
-    sweep (run)         central differences, RNG replayed per evaluation   (engine.py, problem.py)
-    judge               the verdict rule                                   (engine.py)
+    sweep (run)         central differences, RNG replayed per evaluation   (engine/, problem.py)
+    judge               the verdict rule                                   (engine/judge.py)
     diagnosed           hints for failing blocks, suspect lines      (diagnosis.py, suspects.py)
     result              GradCheckResult, built once, after the restore     (result.py)
 

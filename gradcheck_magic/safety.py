@@ -165,6 +165,17 @@ class Saved:
 _COPIES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
+def saved_copy(array: np.ndarray) -> Optional[np.ndarray]:
+    """The copy a live snapshot holds of ``array``, read-only (it is what the restore writes back),
+    so that a caller needing the same values makes no copy of its own; None when there is none."""
+    known = _COPIES.get(id(array))
+    if known is None or known.array is not array:
+        return None
+    view = known.copy.view()
+    view.flags.writeable = False
+    return view
+
+
 def _saved(label: str, array: np.ndarray) -> Saved:
     """The array's copy: the one a live snapshot already holds if its bits are still the array's,
     else a new one."""

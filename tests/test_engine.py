@@ -81,3 +81,55 @@ def test_one_steady_wrong_entry_fails_and_is_counted():
     (bad,), _ = Engine([Block("w", w, analytic=wrong)], cost, Settings()).run("full")
     assert good.status == "pass" and good.disagreeing == 0
     assert bad.status == "fail" and bad.worst_index == (1,) and bad.disagreeing == 1
+
+
+def test_a_status_is_assigned_only_from_verdict():
+    """Finding 9: ``verdict`` is the one place a status is decided; no stage sets one itself."""
+    import re
+    from pathlib import Path
+
+    import gradcheck_magic
+
+    assignments = []
+    for path in sorted(Path(gradcheck_magic.__file__).parent.rglob("*.py")):
+        for line in path.read_text().splitlines():
+            if re.search(r"\.status\s*=[^=]", line):
+                assignments.append((path.name, line.strip()))
+    assert assignments == [("judge.py", "out.status = verdict(ev, settings)")]
+
+
+def test_engine_stages_import_only_the_stages_above_them():
+    """The module map in ``engine/__init__.py``: records, judge, sweep, probes, runner, no circles."""
+    import ast
+    from pathlib import Path
+
+    import gradcheck_magic.engine as engine
+
+    order = ["records", "judge", "sweep", "probes", "runner"]
+    folder = Path(engine.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(order + ["__init__"])
+    for rank, stage in enumerate(order):
+        tree = ast.parse((folder / f"{stage}.py").read_text())
+        # run-time imports (an ``if TYPE_CHECKING:`` import is for annotations only)
+        siblings = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.level == 1}
+        assert siblings <= set(order[:rank]), (stage, siblings)
+
+
+def test_a_block_an_interruption_never_reached_is_judged_by_verdict():
+    from gradcheck_magic.engine import verdict
+
+    w, v = np.array([1.0, 2.0]), np.array([3.0])
+    calls = []
+
+    def cost():
+        calls.append(1)
+        if len(calls) > 2:  # J(θ) and the first entry's θ+h, then Ctrl-C
+            raise KeyboardInterrupt
+        return float(np.sum(w**2) + np.sum(v**2))
+
+    blocks = [Block("w", w, analytic=2 * w), Block("v", v, analytic=2 * v)]
+    (first, second), interrupted = Engine(blocks, cost, Settings()).run("full")
+    assert interrupted and not second.complete and "not checked: interrupted" in second.notes
+    assert second.evidence is not None and second.status == verdict(second.evidence, Settings()) == "warn"
+    assert first.status == verdict(first.evidence, Settings()) == "warn"
+    assert w.tolist() == [1.0, 2.0] and v.tolist() == [3.0]

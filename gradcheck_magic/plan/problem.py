@@ -20,7 +20,7 @@ import numpy as np
 
 from ..engine import Block, fmt_index
 from ..errors import GradCheckError, mark_call
-from ..safety import Draws
+from ..safety import Draws, saved_copy
 
 
 @contextlib.contextmanager
@@ -47,6 +47,22 @@ def working_copy(params):
         return given, None, (lambda: given)
     arr = np.array(float(params))
     return arr, None, (lambda: float(arr))
+
+
+def _pristine(params, key, work: np.ndarray) -> np.ndarray:
+    """The working array's first values: the snapshot's (read-only) copy of the user's array when it
+    has the same bits, so the parameters are not copied once more; else a copy of its own."""
+    original = params.get(key) if isinstance(params, dict) else None
+    saved = saved_copy(original) if isinstance(original, np.ndarray) else None
+    if (
+        saved is not None
+        and saved.dtype == work.dtype == np.float64
+        and saved.shape == work.shape
+        and saved.flags.c_contiguous
+        and np.array_equal(saved.view(np.int64), work.view(np.int64))
+    ):
+        return saved
+    return work.copy()
 
 
 def _as_given(original, work: np.ndarray):
@@ -296,7 +312,7 @@ class Problem:
         else:
             self.work = work_dict
             self.given = dict(self.params_obj.items())
-        self.pristine = {k: v.copy() for k, v in self.work.items()}
+        self.pristine = {k: _pristine(plan.params, k, v) for k, v in self.work.items()}
         self.replay = True
         self.warnings = []
         self.eval_seconds = 0.0
@@ -497,7 +513,7 @@ class Problem:
             notes.append(f"{dtype} parameters checked in float64 (your own training runs in {dtype})")
         elif dtype.kind in "biu":
             notes.append("integer parameters checked in float64")
-        block = Block(pname, work, notes=notes)
+        block = Block(pname, work, notes=notes, saved=self.pristine.get(pname))  # no 2nd copy in probes
         if grad is None:
             block.fatal = f"missing gradient {key}"
             return block

@@ -1,0 +1,291 @@
+"""The judge: the evidence a block's status is decided from, and ``verdict``, the one place a
+status is decided.
+
+Every mode (full sweep, fast probes, a block with nothing to compare, a block an interruption never
+reached) fills an ``Evidence`` and calls ``judge``, which asks ``verdict`` and writes why in the
+notes.  The grader re-judges the same ``Evidence`` in its own process with the same ``verdict``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..settings import Settings
+from .records import Block, Outcome, count, fmt_index, index_of
+
+#: A gradient whose norm is below this many times the round-off of its numeric estimate is zero
+#: as far as float64 can tell: only then is its error measured against the floor below.
+ZERO_NOISE_MULTIPLE = 10.0
+#: The floor for such near-zero gradients: their round-off divided by this reference (the course's
+#: "fine" bound), so that two near-zero gradients never raise a false alarm.
+FLOOR_REFERENCE = 1e-7
+#: A block's difference counts as a disagreement only beyond this many times its round-off.
+BLOCK_NOISE_MULTIPLE = 10.0
+#: fast mode stops localizing at this many wrong entries, which already decide its verdict
+FAST_WRONG_ENOUGH = 3
+
+
+@dataclass
+class Evidence:
+    """Everything a block's verdict is decided from; every mode fills one and calls ``verdict``."""
+
+    rel_error: float  # the block's figure over the judged entries (or probes)
+    wrong: int = 0  # entries whose disagreement survived every re-step
+    beyond_noise: bool = True  # the block's difference exceeds BLOCK_NOISE_MULTIPLE x its round-off
+    resolution: float = 0.0  # round-off relative to the gradient: the smallest error it can show
+    unverifiable: int = 0  # entries or probes whose cost was not finite
+    judged: int = 0  # entries or probes compared
+    kinks: int = 0
+    near_kinks: int = 0  # not counted; but a block whose entries are all near-kinks judged none
+    localized: bool = False  # fast mode: only sampled entries were differenced, so they decide
+    complete: bool = True
+    fatal: bool = False
+    #: the figure with each value's own round-off discounted (NaN: as rel_error); verdicts compare
+    #: this one, so a difference round-off explains never decides a status
+    excess: float = float("nan")
+    empty: bool = False  # the block has no entries: nothing to check
+
+    @property
+    def error(self) -> float:
+        return self.rel_error if math.isnan(self.excess) else self.excess
+
+
+def coarse(ev: Evidence, settings: Settings) -> bool:
+    """Round-off too coarse to verify the block: it hides the fail line, or (all entries
+    differenced) it explains most of a difference still above the threshold."""
+    return ev.resolution > settings.fail_threshold or (
+        not ev.localized
+        and np.isfinite(ev.rel_error)
+        and ev.error > settings.threshold
+        and not ev.beyond_noise
+    )
+
+
+def verdict(ev: Evidence, settings: Settings) -> str:
+    """The one verdict rule, and the only place a status is decided.
+
+    fail: the gradient cannot be compared, or an entry's disagreement survived every re-step, or
+    (when the whole block was differenced) the block's error is above the fail line and beyond its
+    round-off.  A localized block (fast mode) fails only through its entries.  pass: the error left
+    once round-off is discounted is within the threshold and nothing was left unverified (kinks,
+    non-finite costs, round-off too coarse to resolve the fail line, an interruption), or the block
+    is empty.  Everything else warns."""
+    if ev.fatal or ev.wrong:
+        return "fail"
+    if ev.empty and ev.complete:
+        return "pass"
+    if not np.isfinite(ev.rel_error):
+        return (
+            "warn"
+            if ev.unverifiable or ev.kinks or ev.near_kinks or ev.localized or not ev.complete
+            else "fail"
+        )
+    if not ev.localized and ev.error > settings.fail_threshold and ev.beyond_noise:
+        return "fail"
+    # any unverifiable entry already rules out a pass, so a mostly unverifiable block never passes
+    unsure = (
+        ev.error > settings.threshold
+        or coarse(ev, settings)
+        or ev.unverifiable
+        or ev.kinks
+        or not ev.complete
+    )
+    return "warn" if unsure else "pass"
+
+
+def norm(v: np.ndarray) -> float:
+    """The 2-norm; cheaper than np.linalg.norm on the small blocks of homework nets."""
+    flat = v.reshape(-1)
+    return math.sqrt(float(flat @ flat))
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, notes=None, discount=False):
+    """The homework's ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖), and the round-off relative to
+    the gradient.  Only a gradient that float64 cannot tell from zero (below ZERO_NOISE_MULTIPLE
+    times its round-off) is measured against a floor instead; nothing else is.
+
+    ``discount``: each value's difference less its own round-off, so a difference that round-off
+    explains counts as none.  Verdicts use this one: which side of the threshold a difference
+    *within* round-off falls on depends on the machine's floating-point path (BLAS kernels,
+    threads), never on the gradient, so it must not decide anything."""
+    size = norm(analytic) + norm(numeric)
+    round_off = norm(noise)
+    diff = np.abs(analytic - numeric)
+    if discount:
+        diff = np.maximum(diff - noise, 0.0)
+    if size < ZERO_NOISE_MULTIPLE * round_off:
+        floor = round_off / FLOOR_REFERENCE
+        if notes is not None:
+            notes.append(
+                f"near-zero gradient (‖grad‖+‖approx‖ = {size:.1e}): "
+                f"error measured against the round-off floor {floor:.1e}"
+            )
+        return norm(diff) / floor, 0.0
+    if size == 0:
+        return 0.0, 0.0
+    return norm(diff) / size, round_off / size
+
+
+def _decide(out: Outcome, ev: Evidence, settings: Settings) -> None:
+    """The only assignment of a status: ``verdict``'s, kept with the evidence it was decided from."""
+    out.evidence = ev
+    out.status = verdict(ev, settings)
+
+
+def entry_evidence(block: Block, out: Outcome, settings: Settings, localized: bool = False) -> Evidence:
+    """The block's figures over the judged entries (kinks and near-kinks left out), its worst
+    entry (a wrong one first) and the evidence for ``verdict``."""
+    g = block.comparable
+    use = out.judged
+    wrong = out.wrong if out.wrong is not None else np.zeros(out.shape, dtype=bool)
+    out.disagreeing = int(wrong.sum())
+    ev = Evidence(
+        rel_error=out.rel_error,
+        wrong=out.disagreeing,
+        judged=int(use.sum()),
+        unverifiable=int(out.unverifiable.sum()),
+        localized=localized,
+        kinks=0 if out.kinks is None else int(out.kinks.sum()),
+        near_kinks=0 if out.near_kinks is None else int(out.near_kinks.sum()),
+        complete=out.complete,
+        fatal=bool(block.fatal),
+    )
+    if g is None or not use.any():
+        return ev
+    if use.all():  # every entry judged: views of the block, not copies
+        analytic, numeric, noise = g.reshape(-1), out.numeric.reshape(-1), out.noise.reshape(-1)
+    else:
+        analytic, numeric, noise = g[use], out.numeric[use], out.noise[use]
+    rel, ev.resolution = relative_error(analytic, numeric, noise, out.notes)
+    if out.verified:  # the user's step keeps the figure; the verdict sees the wider steps' estimates
+        numeric, noise = out.numeric.copy(), out.noise.copy()
+        for i, (value, round_off) in out.verified.items():
+            numeric.reshape(-1)[i], noise.reshape(-1)[i] = value, round_off
+        numeric, noise = numeric[use], noise[use]
+        ev.resolution = relative_error(analytic, numeric, noise)[1]
+    ev.excess, _ = relative_error(analytic, numeric, noise, discount=True)
+    if ev.resolution:  # only the round-off of entries that do not agree could hide an error
+        with np.errstate(invalid="ignore"):
+            off = np.abs(analytic - numeric) > settings.threshold * (np.abs(analytic) + np.abs(numeric))
+        ev.resolution = norm(noise[off]) / (norm(analytic) + norm(numeric))
+    ev.beyond_noise = norm(analytic - numeric) > BLOCK_NOISE_MULTIPLE * norm(noise)
+    ev.rel_error = float(rel)
+    if not localized:
+        out.rel_error = ev.rel_error
+    error = np.where(use, np.abs(g - np.where(use, out.numeric, 0.0)), -1.0)
+    out.max_abs_error = float(error.max())
+    worst = np.where(wrong, error, -1.0) if wrong.any() else error
+    out.worst_index = index_of(out.shape, int(np.argmax(worst.reshape(-1))))
+    return ev
+
+
+def judge(out: Outcome, ev: Evidence, settings: Settings, j0: float) -> None:
+    """Apply the verdict rule and say why in the notes."""
+    s = settings
+    _decide(out, ev, s)
+    if ev.fatal:
+        return
+    if ev.wrong:
+        counted = "at least " if ev.localized and ev.wrong >= FAST_WRONG_ENOUGH else ""
+        out.notes.insert(
+            0,
+            f"{counted}{count(ev.wrong, 'entry disagrees', 'entries disagree')} at every "
+            "step, far beyond round-off",  # which one is worst: worst_index and the hint
+        )
+    if out.near_kinks is not None and out.near_kinks.any():
+        n = int(out.near_kinks.sum())
+        first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.near_kinks.reshape(-1)))))
+        out.notes.append(
+            f"near-kink at {first}{f' (+{n - 1} more)' if n > 1 else ''}: the step crossed a "
+            "kink, a smaller one does not; not counted as an error"
+        )
+    small_steady = (
+        out.status == "warn"
+        and not ev.localized
+        and ev.beyond_noise
+        and ev.resolution <= s.fail_threshold
+        and s.threshold < ev.error <= s.fail_threshold
+        and not (ev.kinks or ev.unverifiable or ev.wrong)
+        and ev.complete
+    )
+    if small_steady:  # neither round-off nor a kink: say what does make such a difference
+        out.notes.append(
+            f"a small steady difference ({ev.error:.1e}) beyond round-off, between the pass "
+            "and fail lines: a tiny term the backward leaves out, e.g. the 1e-7 in log(y + 1e-7)"
+        )
+    elif out.restepped is not None and out.restepped.any() and out.status != "pass":
+        n = int(out.restepped.sum())
+        out.notes.append(
+            f"{count(n, 'entry', 'entries')} estimated at a wider step: the cost's "
+            "round-off at the default step was larger than estimated"
+        )
+    kinks = 0 if out.kinks is None else int(out.kinks.sum())
+    if kinks:
+        first = fmt_index(out.name, index_of(out.shape, int(np.argmax(out.kinks.reshape(-1)))))
+        out.notes.insert(
+            0,
+            f"non-differentiable point at {first}"
+            f"{f' (+{kinks - 1} more)' if kinks > 1 else ''}: the central difference "
+            "straddles a kink (the one-sided differences disagree), so "
+            f"{'that entry is' if kinks == 1 else 'those entries are'} not judged",
+        )
+    if coarse(ev, s) and out.status != "fail":
+        out.notes.append(
+            f"unverifiable: round-off of the cost (|J| = {abs(j0):.3g}) is "
+            f"{max(ev.resolution, ev.rel_error):.1e} of the gradient, too coarse to verify it: "
+            "use a larger step (-e), float64, or remove a constant offset from the cost"
+        )
+    if out.status == "pass" and ev.rel_error > s.threshold:
+        out.notes.append(
+            f"the difference ({ev.rel_error:.1e}) is round-off: less each entry's round-off "
+            f"(measured at a wider step where it was large) it is {ev.error:.1e}, within the threshold"
+        )
+    if not out.complete:
+        out.notes.insert(0, "incomplete: interrupted")
+
+
+def grade(block: Block, out: Outcome, settings: Settings, j0: float) -> None:
+    """A block with nothing numeric to compare: a missing or wrong-shaped gradient, or an interruption."""
+    judge(
+        out,
+        Evidence(
+            rel_error=out.rel_error,
+            unverifiable=int(out.unverifiable.sum()),
+            complete=out.complete,
+            fatal=bool(block.fatal),
+        ),
+        settings,
+        j0,
+    )
+
+
+def unreached(block: Block, out: Outcome, settings: Settings) -> None:
+    """A block an interruption stopped the check before: not checked, so it warns (or fails when
+    its gradient could not be compared anyway)."""
+    out.complete = False
+    out.notes.insert(0, "not checked: interrupted")
+    _decide(out, Evidence(rel_error=float("nan"), complete=False, fatal=bool(block.fatal)), settings)
+
+
+def overall_difference(outcomes) -> float:
+    """The homework's figure: one relative difference over every compared entry."""
+    gs, ns = [], []
+    for out in outcomes:
+        if out.analytic is None:
+            continue
+        if out.directional is not None:
+            ok = np.isfinite(out.directional[1])
+            gs.append(out.directional[0][ok])
+            ns.append(out.directional[1][ok])
+            continue
+        sel = out.judged
+        gs.append(out.analytic[sel])
+        ns.append(out.numeric[sel])
+    if not gs:
+        return float("nan")
+    g, a = np.concatenate(gs), np.concatenate(ns)
+    denom = np.linalg.norm(g) + np.linalg.norm(a)
+    return float(np.linalg.norm(g - a) / denom) if denom > 0 else 0.0
