@@ -38,6 +38,10 @@ class Bar:
     ):
         from tqdm.auto import tqdm
 
+        # in a notebook the bar is shown through a display of ours, emptied when the bar closes: tqdm's
+        # own display would leave its widget view in the saved notebook, which reopened without the
+        # kernel shows ipywidgets' "Error displaying widget: model not found" under the check
+        notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)
         self._bar = tqdm(
             total=total,
             unit="eval",
@@ -46,7 +50,13 @@ class Bar:
             mininterval=0.2,
             bar_format=BAR_FORMAT,
             dynamic_ncols=True,
+            **({"display": False} if notebook else {}),
         )
+        self._handle = None
+        if notebook:
+            from IPython.display import display
+
+            self._handle = display(self._bar.container, display_id=True)
         self._budget = budget
         self._suggest = suggest_fast and budget is not None
         self._clock = clock
@@ -78,6 +88,9 @@ class Bar:
         if container is not None:
             container.layout.display = "none"
             container.close()
+        if self._handle is not None:  # nothing of the bar is left in the output, live or saved
+            self._handle.update({}, raw=True)
+            self._handle = None
 
 
 def progress_factory(enabled: bool = True, min_seconds: float = MIN_SECONDS, settings=None):

@@ -5,7 +5,8 @@ inside its output area (no horizontal scroll, nothing clipped; only a big block'
 scroll inside their own box), and every text on a coloured background (table cells, note rows, badges,
 suspect source lines) has a contrast ratio of at least 4.5.  And a student's own notebook, Run All, saved,
 its kernel shut down, reopened (trusted, and as an untrusted copy) in JupyterLab and Notebook 7, still shows
-every check's drill-down: each section opens without a kernel, with its heatmap and suspect lines.
+every check's drill-down: each section opens without a kernel, with its heatmap and suspect lines, and no
+"Error displaying widget: model not found" (the live block picker is opt-in: no widget view is saved).
 
 Every wait is on a condition in the page (never a fixed sleep), so a loaded machine is only slower.
 Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/notebook7_700px.png.
@@ -216,6 +217,10 @@ def test_every_check_fits_600px_and_reads_in_both_themes_stored_and_live(browser
 SAVED = "saved.ipynb"
 #: per check of the page: each drill-down section opened by a click on its summary (no kernel needed),
 #: with what it shows: a heatmap picture that loaded and is on screen, and the suspect source lines
+WIDGET_ERRORS = """() => {
+  const text = document.body.innerText;
+  return ['model not found', 'Error displaying widget', 'Loading widget'].filter(t => text.includes(t));
+}"""
 SECTIONS = """() => Array.from(window.jupyterapp.shell.currentWidget.node
     .querySelectorAll('.jp-OutputArea-output .gradcheck-drilldown')).map(d =>
   Array.from(d.querySelectorAll('details.gradcheck-block')).map(s => {
@@ -283,7 +288,7 @@ def untrusted_copy(path, name):
 
 def assert_static_drilldown_survives(page, state):
     """Every check's sections open by a click, each with its heatmap picture, the failing blocks
-    with their suspect lines."""
+    with their suspect lines; no "Error displaying widget: model not found" anywhere on the page."""
     failing = EXPECTED["01_fraud_detection.ipynb"]
     page.wait_for_function(TABLES.replace("=> ", f"=> {len(failing)} === "))
     for summary in page.query_selector_all(
@@ -299,6 +304,10 @@ def assert_static_drilldown_survives(page, state):
             assert bool(s["suspects"]) == (s["name"] in fails), (state, s)
     suspects = " ".join(line for sections in checks for s in sections for line in s["suspects"])
     assert "db1 = 4. / m" in suspects and "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2" in suspects, state
+    # once the widget manager has settled (no "Loading widget..."), no error stands in for a view
+    page.evaluate("async () => { await window.jupyterapp.shell.currentWidget.sessionContext.ready; }")
+    page.wait_for_function("() => !document.body.innerText.includes('Loading widget')")
+    assert page.evaluate(WIDGET_ERRORS) == [], state
 
 
 def test_a_saved_and_reopened_notebook_shows_each_checks_heatmap_and_suspects(browser, saved_server):
@@ -312,6 +321,7 @@ def test_a_saved_and_reopened_notebook_shows_each_checks_heatmap_and_suspects(br
         run_all_and_save(page, checks)
         stored = saved_outputs(saved_server["root"] / SAVED)
         assert len(stored) == checks and all("gradcheck-drilldown" in h for h in stored), len(stored)
+        assert "widget-view+json" not in (saved_server["root"] / SAVED).read_text()
     finally:
         close_and_shut_down(page, saved_server)
     copy = untrusted_copy(saved_server["root"] / SAVED, "downloaded.ipynb")
