@@ -9,7 +9,7 @@ every check's drill-down: each section opens without a kernel, with its heatmap 
 "Error displaying widget: model not found" (the live block picker is opt-in: no widget view is saved).
 
 Every wait is on a condition in the page (never a fixed sleep), so a loaded machine is only slower.
-Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/notebook7_700px.png.
+Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/notebook7_700px.png and docs/jupyterlab_reopened.png.
 """
 
 import json
@@ -336,5 +336,12 @@ def test_a_saved_and_reopened_notebook_shows_each_checks_heatmap_and_suspects(br
                 )
                 assert cells and all(t == trusted for t in cells), (app, name, cells)
                 assert_static_drilldown_survives(page, (app, name))
+                if app == "lab" and trusted and os.environ.get("GRADCHECK_UPDATE_SCREENSHOT"):
+                    page.evaluate(  # the failing b1's section: its suspect lines, then its heatmap
+                        "() => document.querySelectorAll('.gradcheck-drilldown details.gradcheck-block')[1]"
+                        ".scrollIntoView({block: 'start'})"
+                    )
+                    shot = ROOT / "docs" / "jupyterlab_reopened.png"
+                    page.locator(".jp-NotebookPanel").last.screenshot(path=str(shot))
             finally:
                 close_and_shut_down(page, saved_server)
