@@ -16,6 +16,8 @@ SUGGEST_FAST = "over budget: try -m fast"
 BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {remaining} left{postfix}"
 #: in a notebook the hint must not wrap after its hyphen ("try -" / "m fast"): a word joiner holds it
 NOTEBOOK_HINT = SUGGEST_FAST.replace("-m", "-\u2060m")
+#: what a notebook bar's display holds once the bar closes: nothing to see, nothing for nbconvert to warn of
+EMPTIED = {"text/plain": "", "text/html": ""}
 #: the live ETA is re-estimated after this fraction of the planned evaluations
 REESTIMATE_EVERY = 0.01
 
@@ -89,7 +91,7 @@ class Bar:
             container.layout.display = "none"
             container.close()
         if self._handle is not None:  # nothing of the bar is left in the output, live or saved
-            self._handle.update({}, raw=True)
+            self._handle.update(EMPTIED, raw=True)
             self._handle = None
 
 

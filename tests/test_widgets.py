@@ -104,7 +104,7 @@ def test_notebook_progress_bar_leaves_no_widget_view_in_the_output(monkeypatch):
     import tqdm.auto
     import tqdm.notebook
 
-    from gradcheck_magic.progress import Bar
+    from gradcheck_magic.progress import EMPTIED, Bar
 
     published = []
 
@@ -129,7 +129,8 @@ def test_notebook_progress_bar_leaves_no_widget_view_in_the_output(monkeypatch):
     bar(10)  # interrupted at 10 %
     bar.close()
     assert [p[0] for p in published] == ["display", "update"]
-    assert published[0][2] is True and published[1][1:] == ({}, True)
+    assert published[0][2] is True and published[1][1:] == (EMPTIED, True)
+    assert not any(EMPTIED.values())
 
 
 def _pixels(data_uri):
