@@ -82,7 +82,10 @@ class GradCheck(Magics):
         config=True
     )
     widgets = Bool(
-        True, help="Add the ipywidgets block picker under the (static) drill-down in notebooks."
+        False,
+        help="Add the ipywidgets block picker under the (static) drill-down in notebooks.  Off by default:"
+        " the drill-down's sections already pick a block, and a widget's view saved in a notebook shows"
+        " ipywidgets' 'Error displaying widget: model not found' once the kernel is gone.",
     ).tag(config=True)
     progress = Bool(True, help="Show a progress bar for checks expected to take over a second.").tag(
         config=True

@@ -16,6 +16,8 @@ SUGGEST_FAST = "over budget: try -m fast"
 BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {remaining} left{postfix}"
 #: in a notebook the hint must not wrap after its hyphen ("try -" / "m fast"): a word joiner holds it
 NOTEBOOK_HINT = SUGGEST_FAST.replace("-m", "-\u2060m")
+#: what a notebook bar's display holds once the bar closes: nothing to see, nothing for nbconvert to warn of
+EMPTIED = {"text/plain": "", "text/html": ""}
 #: the live ETA is re-estimated after this fraction of the planned evaluations
 REESTIMATE_EVERY = 0.01
 
@@ -38,6 +40,10 @@ class Bar:
     ):
         from tqdm.auto import tqdm
 
+        # in a notebook the bar is shown through a display of ours, emptied when the bar closes: tqdm's
+        # own display would leave its widget view in the saved notebook, which reopened without the
+        # kernel shows ipywidgets' "Error displaying widget: model not found" under the check
+        notebook = any(c.__module__ == "tqdm.notebook" for c in tqdm.__mro__)
         self._bar = tqdm(
             total=total,
             unit="eval",
@@ -46,7 +52,13 @@ class Bar:
             mininterval=0.2,
             bar_format=BAR_FORMAT,
             dynamic_ncols=True,
+            **({"display": False} if notebook else {}),
         )
+        self._handle = None
+        if notebook:
+            from IPython.display import display
+
+            self._handle = display(self._bar.container, display_id=True)
         self._budget = budget
         self._suggest = suggest_fast and budget is not None
         self._clock = clock
@@ -78,6 +90,9 @@ class Bar:
         if container is not None:
             container.layout.display = "none"
             container.close()
+        if self._handle is not None:  # nothing of the bar is left in the output, live or saved
+            self._handle.update(EMPTIED, raw=True)
+            self._handle = None
 
 
 def progress_factory(enabled: bool = True, min_seconds: float = MIN_SECONDS, settings=None):

@@ -1,8 +1,9 @@
 """The live drill-down under the table: a block picker over the static views of ``drilldown.py``.
 
-Imported only when a notebook shows a result.  The widget adds interaction, never content: every view
-it can show is already in the result's own ``text/html`` (``drilldown.static_html``), so a notebook
-saved without widget state, or rendered where no JavaScript runs, loses nothing.
+Opt-in (``widgets=on``) or ``result.drilldown()``: a widget view saved in a notebook shows ipywidgets'
+"Error displaying widget: model not found" once its kernel is gone, and the static sections already pick
+a block.  The widget adds interaction, never content: every view it can show is already in the result's
+own ``text/html`` (``drilldown.static_html``), so where no widget can run nothing is lost.
 """
 
 from __future__ import annotations

@@ -65,11 +65,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_server(root: Path, home: Path, start_seconds: float = 90):
+def jupyter_server(root: Path, home: Path, start_seconds: float = 90, ipython_config: str = ""):
     """JupyterLab (and Notebook 7, when installed: the same server serves /notebooks/) on 127.0.0.1, a
     free port, a token, a temporary root and Jupyter dirs; the app object exposed in the page
-    (``window.jupyterapp``) so that tests run commands instead of clicking menus.  Yields the base URL
-    and the token; stops the server (and its kernels) afterwards."""
+    (``window.jupyterapp``) so that tests run commands instead of clicking menus.  ``ipython_config``:
+    the kernels' ``ipython_config.py`` (in a temporary IPython dir).  Yields the base URL and the token;
+    stops the server (and its kernels) afterwards."""
     labconfig = home / "config" / "labconfig"
     labconfig.mkdir(parents=True, exist_ok=True)
     # no "notified about Jupyter news?" toast over the notebook (and no request for the news)
@@ -80,12 +81,16 @@ def jupyter_server(root: Path, home: Path, start_seconds: float = 90):
     tracker = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True, exist_ok=True)
     (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    profile = home / "ipython" / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_config.py").write_text(ipython_config)
     port, token = free_port(), secrets.token_hex(16)
     env = dict(
         os.environ,
         JUPYTER_CONFIG_DIR=str(home / "config"),
         JUPYTER_DATA_DIR=str(home / "data"),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     )
     server = subprocess.Popen(

@@ -4,7 +4,8 @@ and sanitizes its HTML), and checks in Chromium what a student sees: the stored 
 red and passing rows green; after Run All, the live table, the drill-down widget (choosing another
 block changes the picture) and a table that fits a 700 px notebook; in the dark theme, readable rows
 and no glaring white heatmap; and a slow check's progress bar, which suggests fast mode and is gone
-after an interrupt.
+after an interrupt, leaving no widget view in the outputs to be saved.  The kernels run with the live block
+picker on (``c.GradCheck.widgets = True``; it is opt-in).
 
 Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/jupyterlab_untrusted.png and docs/jupyterlab_live.png.
 """
@@ -93,7 +94,7 @@ def slow_notebook(path):
         source("seed_net"),
         SETUPS["seed_net"],
         SLOW_FORWARD,
-        "%gradcheck --mode full",
+        "%gradcheck --mode full --no-widgets",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -106,7 +107,12 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     notebook = executed_demo(root)
     slow_notebook(root / SLOW)
-    with jupyter_server(root, tmp_path_factory.mktemp("jupyter"), SERVER_START_SECONDS) as (base, token):
+    # the live block picker is opt-in (a saved widget view shows "model not found" without its kernel)
+    widgets_on = "c.GradCheck.widgets = True\n"
+    with jupyter_server(root, tmp_path_factory.mktemp("jupyter"), SERVER_START_SECONDS, widgets_on) as (
+        base,
+        token,
+    ):
         yield {
             "url": f"{base}/lab/tree/{DEMO}?token={token}",
             "notebook": notebook,
@@ -278,3 +284,8 @@ def test_progress_bar_suggests_fast_mode_and_goes_away_on_interrupt(page, lab):
         ".filter(e => e.offsetParent !== null).length"
     )
     assert visible_bars == 0
+    outputs = page.evaluate(  # nothing of the bar is left to be saved: no widget view in the outputs
+        "() => JSON.stringify(window.jupyterapp.shell.currentWidget.content.model.toJSON().cells"
+        ".map(c => c.outputs || []))"
+    )
+    assert "gradient check interrupted" in outputs and "widget-view+json" not in outputs

@@ -3,10 +3,13 @@ and live (after Run All), in the light and the dark theme, in JupyterLab and in 
 state every output of a check (the table, its notes, every drill-down section opened, the widget) stays
 inside its output area (no horizontal scroll, nothing clipped; only a big block's picture and numbers
 scroll inside their own box), and every text on a coloured background (table cells, note rows, badges,
-suspect source lines) has a contrast ratio of at least 4.5.
+suspect source lines) has a contrast ratio of at least 4.5.  And a student's own notebook, Run All, saved,
+its kernel shut down, reopened (trusted, and as an untrusted copy) in JupyterLab and Notebook 7, still shows
+every check's drill-down: each section opens without a kernel, with its heatmap and suspect lines, and no
+"Error displaying widget: model not found" (the live block picker is opt-in: no widget view is saved).
 
 Every wait is on a condition in the page (never a fixed sleep), so a loaded machine is only slower.
-Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/notebook7_700px.png.
+Set GRADCHECK_UPDATE_SCREENSHOT=1 to refresh docs/notebook7_700px.png and docs/jupyterlab_reopened.png.
 """
 
 import json
@@ -209,3 +212,136 @@ def test_every_check_fits_600px_and_reads_in_both_themes_stored_and_live(browser
     finally:
         page.close()
         kernels(server["base"], server["token"], delete=True)
+
+
+SAVED = "saved.ipynb"
+#: per check of the page: each drill-down section opened by a click on its summary (no kernel needed),
+#: with what it shows: a heatmap picture that loaded and is on screen, and the suspect source lines
+WIDGET_ERRORS = """() => {
+  const text = document.body.innerText;
+  return ['model not found', 'Error displaying widget', 'Loading widget'].filter(t => text.includes(t));
+}"""
+SECTIONS = """() => Array.from(window.jupyterapp.shell.currentWidget.node
+    .querySelectorAll('.jp-OutputArea-output .gradcheck-drilldown')).map(d =>
+  Array.from(d.querySelectorAll('details.gradcheck-block')).map(s => {
+    const visible = e => !!e && e.getBoundingClientRect().width > 0 && e.getBoundingClientRect().height > 0
+      && getComputedStyle(e).visibility !== 'hidden';
+    const img = s.querySelector('.gradcheck-heatmap img[src^="data:image/png"]');
+    const marks = Array.from(s.querySelectorAll('.gradcheck-source pre b')).filter(b => /^#\\d/.test(b.textContent));
+    return {name: s.querySelector('summary').textContent.split(' ')[0], open: s.open,
+            picture: visible(img) && img.complete && img.naturalWidth > 0,
+            suspects: marks.filter(visible).map(b => b.parentElement.textContent.trim())};
+  }))"""
+
+
+@pytest.fixture(scope="module")
+def saved_server(tmp_path_factory):
+    """Demo 01 as its source builds it, never executed (no outputs on disk), in a fresh JupyterLab."""
+    import nbformat
+    from build_demos import build
+
+    root = tmp_path_factory.mktemp("saved")
+    nbformat.write(build("01_fraud_detection.ipynb"), str(root / SAVED))
+    with jupyter_server(root, tmp_path_factory.mktemp("jupyter")) as (base, token):
+        yield {"base": base, "token": token, "root": root}
+
+
+def saved_outputs(path) -> list:
+    """The text/html of every stored output that holds a check's table, in the file on disk."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    return [
+        output["data"]["text/html"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "gradcheck-table" in output.get("data", {}).get("text/html", "")
+    ]
+
+
+def run_all_and_save(page, checks):
+    page.evaluate("async () => { await window.jupyterapp.shell.currentWidget.sessionContext.ready; }")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    page.wait_for_function(DONE, arg=checks, timeout=RUN_ALL_SECONDS * 1000)
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('docmanager:save'); }")
+
+
+def close_and_shut_down(page, server):
+    page.evaluate(
+        "async () => { const w = window.jupyterapp.shell.currentWidget;"
+        " await w.sessionContext.shutdown(); w.close(); }"
+    )
+    page.close()
+    kernels(server["base"], server["token"], delete=True)
+
+
+def untrusted_copy(path, name):
+    """The same notebook as someone else's download: one changed byte of metadata breaks its signature."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["downloaded"] = True
+    nbformat.write(nb, str(path.parent / name))
+    return name
+
+
+def assert_static_drilldown_survives(page, state):
+    """Every check's sections open by a click, each with its heatmap picture, the failing blocks
+    with their suspect lines; no "Error displaying widget: model not found" anywhere on the page."""
+    failing = EXPECTED["01_fraud_detection.ipynb"]
+    page.wait_for_function(TABLES.replace("=> ", f"=> {len(failing)} === "))
+    for summary in page.query_selector_all(
+        ".jp-OutputArea-output details.gradcheck-block:not([open]) > summary"
+    ):
+        summary.scroll_into_view_if_needed()
+        summary.click()
+    checks = page.evaluate(SECTIONS)
+    assert len(checks) == len(failing), (state, checks)
+    for sections, fails in zip(checks, failing):
+        assert sections and all(s["open"] and s["picture"] for s in sections), (state, sections)
+        for s in sections:
+            assert bool(s["suspects"]) == (s["name"] in fails), (state, s)
+    suspects = " ".join(line for sections in checks for s in sections for line in s["suspects"])
+    assert "db1 = 4. / m" in suspects and "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2" in suspects, state
+    # once the widget manager has settled (no "Loading widget..."), no error stands in for a view
+    page.evaluate("async () => { await window.jupyterapp.shell.currentWidget.sessionContext.ready; }")
+    page.wait_for_function("() => !document.body.innerText.includes('Loading widget')")
+    assert page.evaluate(WIDGET_ERRORS) == [], state
+
+
+def test_a_saved_and_reopened_notebook_shows_each_checks_heatmap_and_suspects(browser, saved_server):
+    """Run All, save, shut the kernel down and close; reopen the file (trusted, as its author does, and
+    as an untrusted copy) in JupyterLab and Notebook 7: every drill-down section opens without a kernel
+    and shows its picture and, for a failing block, the suspect lines."""
+    checks = len(EXPECTED["01_fraud_detection.ipynb"])
+    page = open_notebook(browser, saved_server, "lab", SAVED)
+    try:
+        assert saved_outputs(saved_server["root"] / SAVED) == []
+        run_all_and_save(page, checks)
+        stored = saved_outputs(saved_server["root"] / SAVED)
+        assert len(stored) == checks and all("gradcheck-drilldown" in h for h in stored), len(stored)
+        assert "widget-view+json" not in (saved_server["root"] / SAVED).read_text()
+    finally:
+        close_and_shut_down(page, saved_server)
+    copy = untrusted_copy(saved_server["root"] / SAVED, "downloaded.ipynb")
+    for app in APPS:
+        for name, trusted in ((SAVED, True), (copy, False)):
+            page = open_notebook(browser, saved_server, app, name)
+            try:
+                page.wait_for_function(TABLES.replace("=> ", "=> 0 < "))
+                cells = page.evaluate(
+                    "() => window.jupyterapp.shell.currentWidget.content.widgets"
+                    ".filter(c => c.model.type === 'code' && c.model.outputs.length).map(c => c.model.trusted)"
+                )
+                assert cells and all(t == trusted for t in cells), (app, name, cells)
+                assert_static_drilldown_survives(page, (app, name))
+                if app == "lab" and trusted and os.environ.get("GRADCHECK_UPDATE_SCREENSHOT"):
+                    page.evaluate(  # the failing b1's section: its suspect lines, then its heatmap
+                        "() => document.querySelectorAll('.gradcheck-drilldown details.gradcheck-block')[1]"
+                        ".scrollIntoView({block: 'start'})"
+                    )
+                    shot = ROOT / "docs" / "jupyterlab_reopened.png"
+                    page.locator(".jp-NotebookPanel").last.screenshot(path=str(shot))
+            finally:
+                close_and_shut_down(page, saved_server)

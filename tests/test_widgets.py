@@ -85,6 +85,54 @@ def test_drilldown_is_shown_under_the_table_in_a_kernel_only(ip, monkeypatch):
     assert shown == []
 
 
+def test_by_default_a_kernel_shows_only_the_static_output(ip, monkeypatch):
+    """No widget view by default: saved, it would show "Error displaying widget: model not found" once the
+    kernel is gone; the static sections pick a block, and the worst one starts open."""
+    load_convention(ip, "seed_net", replace=SEED_FIX)
+    shown = []
+    monkeypatch.setattr(gw, "widgets_supported", lambda shell: True)
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.append(a))
+    run(ip, "%gradcheck_config --reset progress=false")
+    run(ip, "%gradcheck")
+    assert len(shown) == 1 and not isinstance(shown[0][0], dict)
+    html = shown[0][0]._repr_html_()
+    assert "<details class='gradcheck-block' open" in html and "widget-view" not in html
+
+
+def test_notebook_progress_bar_leaves_no_widget_view_in_the_output(monkeypatch):
+    """In a notebook the bar is a display of ours, emptied when it closes (finished or interrupted)."""
+    import tqdm.auto
+    import tqdm.notebook
+
+    from gradcheck_magic.progress import EMPTIED, Bar
+
+    published = []
+
+    class Handle:
+        def update(self, obj, raw=False):
+            published.append(("update", obj, raw))
+
+    def display(obj, display_id=False):
+        published.append(("display", obj, display_id))
+        return Handle()
+
+    class NotebookBar(tqdm.notebook.tqdm_notebook):
+        @staticmethod
+        def status_printer(*args, **kwargs):
+            import ipywidgets
+
+            return ipywidgets.HBox([ipywidgets.HTML(), ipywidgets.FloatProgress(), ipywidgets.HTML()])
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", NotebookBar)
+    monkeypatch.setattr("IPython.display.display", display)
+    bar = Bar(100)
+    bar(10)  # interrupted at 10 %
+    bar.close()
+    assert [p[0] for p in published] == ["display", "update"]
+    assert published[0][2] is True and published[1][1:] == (EMPTIED, True)
+    assert not any(EMPTIED.values())
+
+
 def _pixels(data_uri):
     import base64
     import io
