@@ -46,6 +46,17 @@ class Context:
     activations: list = field(default_factory=list)  # arrays of the forward's cache / output
 
 
+def weight_multiple(d: np.ndarray, w: np.ndarray) -> Optional[float]:
+    """The c with d ≈ c·w (an L2 term's signature), or None when d is no multiple of w."""
+    ww = float(w @ w)
+    if ww == 0 or not np.any(d):
+        return None
+    c = float(d @ w) / ww
+    if np.linalg.norm(d - c * w) > FIT * np.linalg.norm(d):
+        return None
+    return c
+
+
 def _close(x: float, target: float, tol: float = 2e-3) -> bool:
     return abs(x - target) <= tol * max(abs(target), 1e-300)
 
@@ -81,12 +92,8 @@ def _l2_hint(name: str, g: np.ndarray, a: np.ndarray, sel: np.ndarray, ctx: Cont
     if w is None or not name.startswith("W"):
         return None
     w = w[sel]
-    d = g - a
-    ww = float(w @ w)
-    if ww == 0 or not np.any(d):
-        return None
-    c = float(d @ w) / ww
-    if np.linalg.norm(d - c * w) > FIT * np.linalg.norm(d):
+    c = weight_multiple(g - a, w)
+    if c is None:
         return None
     text = f"analytic − numeric ≈ {c:.3g} × {name}: a term proportional to the weights"
     if ctx.lambd and ctx.m:

@@ -36,7 +36,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import palette
-from .diagnosis import RATIO_KINDS
+from .diagnosis import RATIO_KINDS, weight_multiple
 
 NOTHING = "no line can be singled out"
 FIT = 1e-3  # as in diagnosis: a ratio is taken from data that fit it this closely
@@ -1562,11 +1562,8 @@ def _data_ratios(analytic: np.ndarray, numeric: np.ndarray, w) -> list:
 
 def _l2_suspects(ranker: _Ranker, name: str, leaf: str, d: np.ndarray, w: np.ndarray, reg: float, l2_lines):
     """The L2 rule of :func:`_one_block`; None when the error is no multiple of the weights."""
-    ww = float(w @ w)
-    if ww == 0 or not np.any(d):
-        return None
-    c = float(d @ w) / ww
-    if np.linalg.norm(d - c * w) > FIT * np.linalg.norm(d):
+    c = weight_multiple(d, w)
+    if c is None:
         return None
     k = c / reg  # the error as a multiple of reg·W
     cost = [
