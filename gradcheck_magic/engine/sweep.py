@@ -145,6 +145,29 @@ class Sweep:
         out.evaluations += 2 * len(indices)
         self._finish_entries(block, indices, jp, jm, divisor, out, enough=enough)
 
+    def _pair(self, block, out: Outcome, i: int, x: float, up: float, down: float):
+        """The cost at entry i moved to x + up and x - down, put back whatever happens; the
+        entries actually reached (after rounding) come back with the costs, so that the divisor is
+        exact. A user exception says which entry and step it met."""
+        flat = block.work.reshape(-1)
+        try:
+            flat[i] = x + up
+            plus = float(flat[i])
+            jp = self.cost()
+            flat[i] = x - down
+            minus = float(flat[i])
+            jm = self.cost()
+        except KeyboardInterrupt:
+            out.complete = False
+            raise
+        except Exception as exc:
+            entry = fmt_index(block.name, index_of(block.work.shape, i))
+            raise EvaluationError(exc, f"while {entry} was perturbed by ±{up:.3g}") from exc
+        finally:
+            flat[i] = x
+        self.counted(out, 2)
+        return plus, minus, jp, jm
+
     def _finish_entries(
         self,
         block,
@@ -263,25 +286,9 @@ class Sweep:
             splits, steady, last, values = [split], True, numeric[k], {}
             factors = list(RESTEPS)
             for factor in factors:
-                try:
-                    flat[i] = x + step_plus[k] * factor
-                    plus = float(flat[i])
-                    jp_k = self.cost()
-                    flat[i] = x - step_minus[k] * factor
-                    minus = float(flat[i])
-                    jm_k = self.cost()
-                except KeyboardInterrupt:
-                    out.complete = False
-                    raise
-                except Exception as exc:
-                    where = (
-                        f"while {fmt_index(block.name, index_of(block.work.shape, i))} was perturbed "
-                        f"by ±{step_plus[k] * factor:.3g}"
-                    )
-                    raise EvaluationError(exc, where) from exc
-                finally:
-                    flat[i] = x
-                self.counted(out, 2)
+                plus, minus, jp_k, jm_k = self._pair(
+                    block, out, i, x, step_plus[k] * factor, step_minus[k] * factor
+                )
                 value, split_k, slope_k, noise_k, sides = self._one_sided(jp_k, jm_k, plus - x, x - minus)
                 steady &= bool(np.isfinite(value))
                 if not np.isfinite(value):  # a re-step met a non-finite cost: the entry cannot be verified
@@ -344,23 +351,7 @@ class Sweep:
             x = float(flat[i])
             plus, minus, divisor = self.steps(np.array([x]))
             step = float(plus[0] - x) * factor
-            try:
-                flat[i] = x + step
-                wide_plus = float(flat[i])
-                jp = self.cost()
-                flat[i] = x - step
-                wide_minus = float(flat[i])
-                jm = self.cost()
-            except KeyboardInterrupt:
-                out.complete = False
-                raise
-            except Exception as exc:
-                entry = fmt_index(block.name, index_of(block.work.shape, i))
-                where = f"while {entry} was perturbed by ±{step:.3g}"
-                raise EvaluationError(exc, where) from exc
-            finally:
-                flat[i] = x
-            self.counted(out, 2)
+            wide_plus, wide_minus, jp, jm = self._pair(block, out, i, x, step, step)
             wide = (jp - jm) / (wide_plus - wide_minus)
             noise = float(self.noise(wide_plus - wide_minus))
             base, base_noise = float(out.numeric.reshape(-1)[i]), float(out.noise.reshape(-1)[i])
