@@ -29,9 +29,10 @@ import inspect
 import re
 import textwrap
 from collections import ChainMap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

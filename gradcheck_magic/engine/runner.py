@@ -7,7 +7,8 @@ It decides nothing numeric itself: the stages measure, ``judge.verdict`` decides
 from __future__ import annotations
 
 import zlib
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 

@@ -8,7 +8,7 @@ wider step.  Fast mode localizes its errors with the same sweep, so both modes j
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

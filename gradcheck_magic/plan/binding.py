@@ -12,8 +12,9 @@ import functools
 import inspect
 import re
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 

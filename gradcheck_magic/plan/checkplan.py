@@ -11,8 +11,9 @@ came from, and the hints the suspect analysis reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 from .cell import CellFacts
 

@@ -14,7 +14,8 @@ import copy
 import io
 import time
 import warnings
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 

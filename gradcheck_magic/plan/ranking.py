@@ -8,8 +8,9 @@ the reason it won, or refuses with the list of candidates and the flags that pic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from ..errors import GradCheckError
 from .checkplan import CheckPlan
