@@ -4,6 +4,7 @@
     python benchmarks/run_benchmark.py 50 5k      # some sizes (timings and reliability), printed only
     python benchmarks/run_benchmark.py --quick    # smoke run: 3 seeds, sizes 50 and 5k, printed only
     python benchmarks/run_benchmark.py 500k --no-timing --modes=fast --seeds=20   # one reliability row set
+    python benchmarks/run_benchmark.py dropout --modes=full,sample --write   # the course's dropout net
 
 For each seed-style net (~50, 5k, 50k, 500k parameters, m=32) it reports wall time and
 forward evaluations of: the homework's gradient_check_n loop, a bare in-place loop (the
@@ -226,6 +227,83 @@ def reliability_report(sizes, table, seconds, seeds=SEEDS) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The course's dropout net (regularization homework, part 3) at issue 18's size: layers
+#: 100-300-100-1 (60,501 parameters), m = 200, its own cells from tests/homework.
+DROPOUT_LAYERS = (100, 300, 100, 1)
+DROPOUT_M = 200
+DROPOUT_BUG = ("    dA1 = dA1 / keep_prob\n", "")  # dA1 not rescaled: W1 and b1 wrong
+DROPOUT_MODES = {"full": {"mode": "full"}, "--sample 100": {"sample": 100}, "auto": {}}
+HOMEWORK = HERE.parent / "tests" / "homework"
+
+
+def dropout_namespace(seed: int, bug: bool) -> dict:
+    """The course's three_layer and dropout cells run in a fresh namespace, with a net initialised as
+    the course does (W / sqrt(n_prev), zero biases) and X, Y drawn from ``seed``."""
+    text = "\n".join((HOMEWORK / f"{name}.py").read_text() for name in ("three_layer", "dropout"))
+    if bug:
+        assert text.count(DROPOUT_BUG[0]) == 1
+        text = text.replace(*DROPOUT_BUG)
+    namespace = {"__name__": "__main__"}
+    exec(compile(text, "<homework>", "exec"), namespace)
+    rng = np.random.default_rng(seed)
+    dims = DROPOUT_LAYERS
+    for layer in range(1, len(dims)):
+        namespace.setdefault("parameters", {})
+        namespace["parameters"][f"W{layer}"] = rng.normal(size=dims[layer - 1 : layer + 1][::-1]) / np.sqrt(
+            dims[layer - 1]
+        )
+        namespace["parameters"][f"b{layer}"] = np.zeros((dims[layer], 1))
+    namespace["X"] = rng.normal(size=(dims[0], DROPOUT_M))
+    namespace["Y"] = (rng.random((1, DROPOUT_M)) > 0.5).astype(int)
+    return namespace
+
+
+def dropout_reliability(seeds=SEEDS, modes=DROPOUT_MODES) -> str:
+    """The course's dropout net checked as the homework's own cell names it (-f, -b, -c): correct code
+    must pass cleanly on every seed, and a missing ``/ keep_prob`` must fail exactly W1 and b1."""
+    from gradcheck_magic import gradcheck
+
+    lines = [
+        "",
+        "## Reliability: the course's dropout net",
+        "",
+        f"Layers {'-'.join(map(str, DROPOUT_LAYERS))} (60,501 parameters), m = {DROPOUT_M}, keep_prob 0.86, "
+        "the course's own `forward_propagation_with_dropout` / `backward_propagation_with_dropout` / "
+        f"`compute_cost`; seeds 0–{seeds - 1} draw the weights, X and Y. Correct code: `fails / warns`; "
+        "the bug (`dA1 = dA1 / keep_prob` left out): checks failing exactly W1 and b1. Median seconds in brackets.",
+        "",
+        "| case | " + " | ".join(modes) + " |",
+        "|---|" + "---:|" * len(modes),
+    ]
+    for case, bug in (("correct", False), ("missing / keep_prob", True)):
+        cells = []
+        for mode, overrides in modes.items():
+            fails = warns = right = 0
+            times = []
+            for seed in range(seeds):
+                namespace = dropout_namespace(seed, bug)
+                start = time.perf_counter()
+                result = gradcheck(
+                    namespace,
+                    forward="forward_propagation_with_dropout",
+                    backward="backward_propagation_with_dropout",
+                    cost="compute_cost",
+                    params="parameters",
+                    **overrides,
+                )
+                times.append(time.perf_counter() - start)
+                fails += bool(result.failed)
+                warns += bool(result.warned)
+                right += set(result.failed) == {"W1", "b1"}
+                if (result.failed or result.warned) and not bug:
+                    print(f"  dropout {mode} seed {seed}: failed {result.failed} warned {result.warned}")
+            text = f"{right}/{seeds}" if bug else f"{fails} / {warns}"
+            cells.append(f"{text} ({float(np.median(times)):.2g} s)")
+            print(f"  dropout {case} {mode}: {text}", flush=True)
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def report(rows) -> str:
     lines = [
         "# Benchmark results",
@@ -280,14 +358,36 @@ def parse(args):
     return sizes, seeds, modes.split(",") if modes else names, "--no-timing" in options
 
 
+def write_section(text: str) -> None:
+    """Put a ``## `` section into results.md, replacing the section of the same title."""
+    path = HERE / "results.md"
+    title = next(line for line in text.splitlines() if line.startswith("## "))
+    parts = path.read_text(encoding="utf-8").split("\n## ")
+    kept = [part for part in parts[1:] if "## " + part.splitlines()[0] != title]
+    body = "\n## ".join([parts[0].rstrip("\n") + "\n", *kept]).rstrip("\n") + "\n"
+    path.write_text(body + text, encoding="utf-8")
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "dropout" in args:  # the course's dropout net alone: --seeds=N, --modes=full,sample, --write
+        chosen, seeds, modes, _ = parse([a for a in args if a not in ("dropout", "--write")])
+        text = dropout_reliability(
+            seeds, {k: v for k, v in DROPOUT_MODES.items() if k.lstrip("-").split()[0] in modes}
+        )
+        print(text)
+        if "--write" in args:
+            write_section(text)
+        sys.exit()
     chosen, seeds, modes, no_timing = parse(args)
     RELIABILITY_MODES = {k: v for k, v in RELIABILITY_MODES.items() if k.lstrip("-").split()[0] in modes}
     text = "" if no_timing else main(chosen)
     table, seconds = reliability(chosen, seeds)
     text += reliability_report(chosen, table, seconds, seeds)
+    whole = all(a.startswith("--full-up-to") for a in args)
+    if whole:
+        text += dropout_reliability(seeds)
     print()
     print(text)
-    if all(a.startswith("--full-up-to") for a in args):  # the whole benchmark
+    if whole:  # the whole benchmark
         (HERE / "results.md").write_text(text, encoding="utf-8")
