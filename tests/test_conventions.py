@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from conftest import check, load, load_convention, run
+from conftest import check, homework_difference, load, load_convention, run
 from test_planted_bugs import SEED_FIX
 
 FLAGS = {
@@ -57,7 +57,7 @@ def test_seed_homework_figures_reproduce(ip):
     load_convention(ip, "seed_net")
     fixed = check(ip)
     assert fixed.difference < 2e-7 and fixed.passed
-    assert math.isclose(fixed.difference, 1.1890913024229996e-07, rel_tol=1e-6)
+    assert math.isclose(fixed.difference, homework_difference(), rel_tol=1e-12)
 
 
 def test_one_d_homework_figure_reproduces(ip):

@@ -1,7 +1,7 @@
 """Issue 18's edges: no warning on correct code, nothing to check in an empty block, and verdicts
 that a difference within round-off never decides."""
 
-from conftest import check, load, load_convention, run
+from conftest import check, homework_difference, load, load_convention, run
 
 EMPTY_MODEL = """
 class EmptyNet:
@@ -37,7 +37,7 @@ def test_the_fraud_detection_final_check_with_the_homework_epsilon_passes_cleanl
     load_convention(ip, "seed_net")
     result = check(ip, "-e 1e-7 -t 2e-7")
     assert result.passed and not result.warned, result
-    assert abs(result.difference - 1.1890913024229996e-07) < 1e-15
+    assert abs(result.difference - homework_difference()) < 1e-15
 
 
 def test_cs231n_three_layer_convnet_W2_W3_are_verified_not_unverifiable(ip):
