@@ -62,11 +62,12 @@ def setup_source(folder: str, private: str) -> str:
         "        spec.loader.exec_module(module)\n"
         "        module.grading.start(private)\n"
         "    finally:\n"
-        "        # the notebook's folder stays importable (its helpers), but after the installation\n"
+        "        # the notebook's folder stays importable (its helpers), but after the installation; IPython 9\n"
+        "        # in safe-path mode leaves it off sys.path altogether, so it is put there in any case\n"
         "        sys.path[:] = [p for p in sys.path if p not in here]\n"
         "        at = next((i for i, p in enumerate(sys.path) if os.path.basename(p) in\n"
         "                   ('site-packages', 'dist-packages')), len(sys.path))\n"
-        "        sys.path[at:at] = [p for p in saved if p in here][:1]\n"
+        "        sys.path[at:at] = [p for p in saved if p in here][:1] or [os.getcwd()]\n"
         f"_gradcheck_setup({folder!r}, {private!r})\n"
         "del _gradcheck_setup\n"
     )
@@ -154,10 +155,7 @@ class Session:
     def capture(self, namespace, call: dict) -> None:
         if self.finishing:
             return
-        try:
-            count = int(getattr(_shell(), "execution_count", 0) or 0)
-        except (TypeError, ValueError):  # a count the notebook rebound: the check counts, its cell is 0
-            count = 0
+        count = running_count(_shell())
         if not isinstance(namespace, dict):
             namespace = dict(namespace or {})
         try:
@@ -249,6 +247,21 @@ def _step(epsilon) -> str:
 
 def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0]
+
+
+def running_count(shell) -> int:
+    """The execution count of the cell now running (0 when there is none to be had).  IPython 8 moves
+    the shell's counter on after a cell runs and IPython 9 before it, so the counter alone is off by
+    one in one of them; the running cell's own ExecutionResult, which the shell hands its display
+    hook while the cell runs, carries the cell's number in both."""
+    running = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+    count = getattr(running, "execution_count", None)
+    if count is None:
+        count = getattr(shell, "execution_count", 0)
+    try:
+        return int(count or 0)
+    except (TypeError, ValueError):  # a count the notebook rebound: the check counts, its cell is 0
+        return 0
 
 
 def _shell():

@@ -19,6 +19,7 @@ from traitlets.config import Config
 
 from .api import gradcheck
 from .errors import GradCheckError, describe_failure
+from .grading import running_count
 from .plan.cell import CellFacts
 from .progress import progress_factory
 from .settings import FIELDS, MODES, Settings, check_pair, check_value, suggest, validated
@@ -344,7 +345,7 @@ class GradCheck(Magics):
         latest call), or None when the body has a syntax error (shown as the user's own)."""
         __tracebackhide__ = True  # noqa: F841
         source = self.shell.transform_cell(cell)
-        filename = self.shell.compile.cache(source, self.shell.execution_count, raw_code=cell)
+        filename = self.shell.compile.cache(source, running_count(self.shell), raw_code=cell)
         try:
             tree = self.shell.compile.ast_parse(source, filename=filename)
         except (SyntaxError, OverflowError, ValueError):
