@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import check, load, load_convention, source
+from conftest import cell, check, load, load_convention, source
 
 from gradcheck_magic import Settings
 from gradcheck_magic.notebook_cli import LOG_WIDTH, Check, Options, judge, main, rejudge, run
@@ -622,3 +622,11 @@ def test_the_readme_main_job_ends_on_a_clean_pass_the_homework_step_too_fine_is_
     assert last.lstrip().split("\n")[0].split("] ", 1)[1].startswith("✓ passed"), last
     assert "WARN" not in last and "⚠" not in last
     assert "the notebook's step ε=1e-07 is too fine to verify W1" in " ".join(last.split())
+
+
+def test_a_checks_cell_is_the_running_cells_own_count_whichever_ipython(ip):
+    """IPython 9 moves the shell's counter before a cell runs, IPython 8 after: the check's cell is
+    the count the notebook shows for the cell that ran it, in both."""
+    for _ in range(2):
+        result = cell(ip, "from gradcheck_magic.grading import running_count\nseen = running_count(get_ipython())")
+        assert ip.user_ns["seen"] == result.execution_count
