@@ -628,5 +628,7 @@ def test_a_checks_cell_is_the_running_cells_own_count_whichever_ipython(ip):
     """IPython 9 moves the shell's counter before a cell runs, IPython 8 after: the check's cell is
     the count the notebook shows for the cell that ran it, in both."""
     for _ in range(2):
-        result = cell(ip, "from gradcheck_magic.grading import running_count\nseen = running_count(get_ipython())")
+        result = cell(
+            ip, "from gradcheck_magic.grading import running_count\nseen = running_count(get_ipython())"
+        )
         assert ip.user_ns["seen"] == result.execution_count
