@@ -9,15 +9,17 @@ KINK = "parameters['W1'][0, :] = 0; parameters['b1'][0, 0] = 0"  # Z1[0, :] is e
 
 
 def test_relu_kink_in_correct_code_warns_and_never_fails(ip):
+    """W1[0, k] moves Z1[0, :] both ways (kinks on both sides: undecidable, a warn); b1[0, 0] moves
+    them all one way, so the other side's difference is clean and agrees: a note, and a pass."""
     load_convention(ip, "seed_net")
     run(ip, KINK)
     result = check(ip)
     assert result.passed
     fast = check(ip, "--mode fast")
     assert fast.passed and set(fast.warned) <= {"W1", "b1"}, fast
-    assert set(result.warned) == {"W1", "b1"}, result
+    assert set(result.warned) == {"W1"}, result
     assert "non-differentiable point at W1[0, " in result.table.loc["W1", "note"]
-    assert "non-differentiable point at b1[0, 0]" in result.table.loc["b1", "note"]
+    assert "kink crossed on one side at b1[0, 0]" in result.table.loc["b1", "note"]
 
 
 @pytest.mark.parametrize("mode", ["full", "fast"])
@@ -28,7 +30,7 @@ def test_bug_elsewhere_in_a_kinked_block_still_fails(ip, mode):
     run(ip, KINK)
     result = check(ip, f"--mode {mode}")
     assert result.failed == ["W1"], result
-    assert result.table.loc["b1", "status"] == "warn"
+    assert result.table.loc["b1", "status"] in ("pass", "warn")
 
 
 def test_kink_with_homework_epsilon_still_warns_only(ip):
