@@ -330,7 +330,7 @@ class Sweep:
         flat = block.work.reshape(-1)
         # a wrong entry's error is beyond the fail line on the block's scale too
         floor = self.settings.fail_threshold * float(np.max(np.abs(block.comparable)))
-        one_sided = []
+        one_sided, crossed = [], []
         for k, i in enumerate(indices.tolist()):
             if out.wrong is not None and out.wrong.sum() >= enough:
                 break
@@ -366,21 +366,37 @@ class Sweep:
                 one_sided.append(i)
             elif outcome == "agrees":
                 self._keep(out, i, cur.central, cur.noise)
+                if any(self._kink_seen(a, lv) for lv in levels[:-1]):
+                    crossed.append(i)
             elif self._kink_at_point(prev, cur):
                 out.mark("kinks", i)
-            elif any(lv.split > KINK_NOISE_MULTIPLE * lv.noise and self._explained(a, lv) for lv in levels):
+            elif any(self._kink_seen(a, lv) for lv in levels):
                 out.mark("near_kinks", i)
             elif wide is not None and np.isfinite(wide.central):
                 if abs(a - wide.central) < abs(a - numeric[k]):
                     self._keep(out, i, wide.central, wide.noise)
                     out.mark("restepped", i)
-        if one_sided:
-            first = fmt_index(block.name, index_of(block.work.shape, one_sided[0]))
-            more = f" (+{len(one_sided) - 1} more)" if len(one_sided) > 1 else ""
+        if crossed:
             out.notes.append(
-                f"kink crossed on one side at {first}{more}, at every step: the other side's "
-                "difference agrees and stands for the entry (a one-sided derivative is a valid subgradient)"
+                f"near-kink at {self._entries(block, crossed)}: the step crossed a kink, a smaller "
+                "one does not, and agrees there"
             )
+        if one_sided:
+            out.notes.append(
+                f"kink crossed on one side at {self._entries(block, one_sided)}, at every step: the "
+                "other side's difference agrees and stands for the entry (a one-sided derivative is a "
+                "valid subgradient)"
+            )
+
+    @staticmethod
+    def _entries(block: Block, flat_indices: list) -> str:
+        """The first entry's name, and how many more."""
+        first = fmt_index(block.name, index_of(block.work.shape, flat_indices[0]))
+        return first + (f" (+{len(flat_indices) - 1} more)" if len(flat_indices) > 1 else "")
+
+    def _kink_seen(self, analytic: float, level: Level) -> bool:
+        """A split well beyond round-off that may explain the disagreement: a kink crossed."""
+        return level.split > KINK_NOISE_MULTIPLE * level.noise and self._explained(analytic, level)
 
     def _restep(self, block, out: Outcome, i: int, x: float, step_plus, step_minus, factor: float) -> Level:
         """The entry's evidence at ``factor`` times its sweep step (the steps actually reached)."""
