@@ -53,6 +53,9 @@ WIDEST = WIDEN**3
 #: FAST_WRONG_ENOUGH wrong entries, which already decide its verdict.
 CONFIRM_LIMIT = 32
 CONFIRM_FRACTION = 0.01
+#: A side's difference moves (it crosses a kink at a distance comparable to the step) when it changes
+#: by more than this fraction of the split over a 16x smaller step.
+SIDE_MOVES = 0.25
 #: A split is seen (a kink, not round-off) beyond this many times the central difference's round-off.
 KINK_NOISE_MULTIPLE = 100.0
 #: A kink is at the point when its split keeps within this fraction of its size over a 16x smaller
@@ -305,7 +308,26 @@ class Sweep:
         explained = self._explained(analytic, prev) or self._explained(analytic, cur)
         if steady and beyond and not explained and not self._kink_at_point(prev, cur):
             return "wrong"
+        if self._clean_side_disagrees(analytic, floor, prev, cur):
+            return "wrong"
         return None
+
+    def _clean_side_disagrees(self, analytic: float, floor: float, prev: Level, cur: Level) -> bool:
+        """A kink a hair from θ on one side: that side's difference moves as the step shrinks (the
+        share of the step past the kink shrinks), the other's holds still.  The kink is then not at
+        the point, θ is differentiable, and its derivative is the still side's: an analytic value
+        beyond the fail line from it is wrong, even when it lies between the two sides."""
+        for side in (0, 1):
+            still, moving = (cur.sides[side], prev.sides[side]), (cur.sides[1 - side], prev.sides[1 - side])
+            gap = abs(analytic - still[0])
+            noise = 2 * STEADY_NOISE * (cur.noise + prev.noise)  # a one-sided difference's round-off
+            if (
+                abs(still[0] - still[1]) <= STEADY_FRACTION * gap + noise
+                and abs(moving[0] - moving[1]) > SIDE_MOVES * cur.split + noise
+                and gap > max(self.settings.fail_threshold * (abs(analytic) + abs(still[0])), floor) + noise
+            ):
+                return True
+        return False
 
     @staticmethod
     def _kink_at_point(prev: Level, cur: Level) -> bool:
