@@ -1,8 +1,12 @@
 """Full mode: central differences entry by entry, each entry perturbed in place and put back.
 
-A suspect (an entry that disagrees beyond its round-off) is re-stepped, down to the round-off floor,
-before it is called wrong; an entry whose difference round-off may explain is measured again at a
-wider step.  Fast mode localizes its errors with the same sweep, so both modes judge entries alike.
+A suspect (an entry that disagrees beyond its round-off) has its estimate followed as the step
+shrinks 16-fold at a time, down to the round-off floor, and is judged where it settles: it agrees,
+or one side's difference agrees at the two smallest steps (a kink crossed on the other side), or it
+is wrong (steady, beyond the fail line, and more than a kink crossed could make), or a kink sits at
+the point (not judged).  An entry whose difference round-off may explain is measured again at a
+wider step, whose estimate is kept only when a kink it may cross cannot explain it.  Fast mode
+localizes its errors with the same sweep, so both modes judge entries alike.
 """
 
 from __future__ import annotations
