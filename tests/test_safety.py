@@ -42,22 +42,7 @@ def rng_state():
     return s[0], s[1].tobytes(), s[2:]
 
 
-# trial 197: a NaN injected into one evaluation of an integer-parameter check is not reported (the check
-# passes): which evaluation it hits after the merged engine's re-steps is not yet traced (open, issue 18)
-KNOWN_GAPS = {197}
-
-
-@pytest.mark.parametrize(
-    "trial",
-    [
-        pytest.param(
-            t, marks=pytest.mark.xfail(reason="a NaN at one evaluation not yet reported", strict=True)
-        )
-        if t in KNOWN_GAPS
-        else t
-        for t in range(300)
-    ],
-)
+@pytest.mark.parametrize("trial", range(300))
 def test_fault_injection_leaves_parameters_and_rng_identical(ip, trial):
     rng = np.random.default_rng(trial)
     fault = ("raise", "interrupt", "nan")[trial % 3]

@@ -9,15 +9,17 @@ KINK = "parameters['W1'][0, :] = 0; parameters['b1'][0, 0] = 0"  # Z1[0, :] is e
 
 
 def test_relu_kink_in_correct_code_warns_and_never_fails(ip):
+    """W1[0, k] moves Z1[0, :] both ways (kinks on both sides: undecidable, a warn); b1[0, 0] moves
+    them all one way, so the other side's difference is clean and agrees: a note, and a pass."""
     load_convention(ip, "seed_net")
     run(ip, KINK)
     result = check(ip)
     assert result.passed
     fast = check(ip, "--mode fast")
     assert fast.passed and set(fast.warned) <= {"W1", "b1"}, fast
-    assert set(result.warned) == {"W1", "b1"}, result
+    assert set(result.warned) == {"W1"}, result
     assert "non-differentiable point at W1[0, " in result.table.loc["W1", "note"]
-    assert "non-differentiable point at b1[0, 0]" in result.table.loc["b1", "note"]
+    assert "kink crossed on one side at b1[0, 0]" in result.table.loc["b1", "note"]
 
 
 @pytest.mark.parametrize("mode", ["full", "fast"])
@@ -28,7 +30,7 @@ def test_bug_elsewhere_in_a_kinked_block_still_fails(ip, mode):
     run(ip, KINK)
     result = check(ip, f"--mode {mode}")
     assert result.failed == ["W1"], result
-    assert result.table.loc["b1", "status"] == "warn"
+    assert result.table.loc["b1", "status"] in ("pass", "warn")
 
 
 def test_kink_with_homework_epsilon_still_warns_only(ip):
@@ -258,3 +260,91 @@ def test_a_cost_noisier_than_estimated_is_no_false_warning_and_a_bug_still_fails
     load(ip, "seed_net", replace=[("db3 = 1. / m * np.sum(dZ3", "db3 = 1.01 / m * np.sum(dZ3")])
     run(ip, ZERO_COLUMN.format(seed=seed))
     assert check(ip, f"-m {mode}").failed == ["b3"]
+
+
+#: The seed net (4-5-3-1, m = 3) drawn from ``seed``, with one pre-activation of one example moved
+#: to ``d`` from 0 through its bias: in layer 1 (its own unit's kink) or layer 2 (downstream of W1, b1).
+NEAR_KINK = """
+rng = np.random.default_rng({seed})
+X = rng.standard_normal((4, 3)); Y = (rng.random((1, 3)) > 0.5).astype(int)
+parameters = {{k: rng.standard_normal(s) for k, s in
+              [("W1", (5, 4)), ("b1", (5, 1)), ("W2", (3, 5)), ("b2", (3, 1)), ("W3", (1, 3)), ("b3", (1, 1))]}}
+Z1 = parameters["W1"] @ X + parameters["b1"]
+Z2 = parameters["W2"] @ np.maximum(Z1, 0) + parameters["b2"]
+Z, b = (Z1, "b1") if {layer} == 1 else (Z2, "b2")
+unit, example = int(rng.integers(Z.shape[0])), int(rng.integers(3))
+parameters[b][unit, 0] -= Z[unit, example] - {d}
+"""
+NEAR_KINK_BUGS = {  # planted bug -> the blocks it makes wrong
+    "db1 * 4": ([("db1 = 1. / m * np.sum(dZ1", "db1 = 4. / m * np.sum(dZ1")], {"b1"}),
+    "dW2 * 2": ([("dW2 = 1. / m * np.dot(dZ2", "dW2 = 2. / m * np.dot(dZ2")], {"W2"}),
+}
+
+
+@pytest.mark.parametrize("d", [0.0, 1e-9, 1e-7, 1e-6])
+def test_correct_relu_net_with_a_pre_activation_near_zero_passes(ip, d):
+    """A step that crosses a kink, in the entry's own unit or downstream, is followed as it shrinks:
+    the estimate settles where the kink is no longer crossed (or its clean side agrees)."""
+    load(ip, "seed_net")
+    for layer in (1, 2):
+        for seed in range(8):
+            run(ip, NEAR_KINK.format(seed=seed, layer=layer, d=d))
+            result = check(ip, "--mode full")
+            assert result.passed and not result.warned, (layer, seed, result)
+
+
+@pytest.mark.parametrize("d", [0.0, 1e-9, 1e-7, 1e-6])
+@pytest.mark.parametrize("bug", list(NEAR_KINK_BUGS))
+def test_planted_bug_beside_a_pre_activation_near_zero_fails_exactly_its_block(ip, bug, d):
+    """The same nets with a planted bug: the wrong block fails, no other block does.  At d = 0 a
+    block whose every entry straddles the kink cannot be judged (any subgradient is right): it
+    may warn, but never pass."""
+    replace, wrong = NEAR_KINK_BUGS[bug]
+    load(ip, "seed_net", replace=replace)
+    for layer in (1, 2):
+        for seed in range(8):
+            run(ip, NEAR_KINK.format(seed=seed, layer=layer, d=d))
+            result = check(ip, "--mode full")
+            if d == 0:
+                assert set(result.failed) <= wrong <= set(result.failed) | set(result.warned), (
+                    layer,
+                    seed,
+                    result,
+                )
+            else:
+                assert set(result.failed) == wrong, (layer, seed, result)
+
+
+#: The dropout homework's net, 30-100-30-1 with m = 200 and keep_prob 0.8, drawn from ``seed`` (its
+#: masks too): seed 12 puts a layer-2 pre-activation a hair from 0 for one example.
+DROPOUT_NET = """
+rng = np.random.default_rng({seed})
+dims = [30, 100, 30, 1]
+parameters = {{}}
+for l in range(1, 4):
+    parameters[f"W{{l}}"] = rng.standard_normal((dims[l], dims[l - 1])) * np.sqrt(2.0 / dims[l - 1])
+    parameters[f"b{{l}}"] = rng.standard_normal((dims[l], 1)) * 0.1
+X = rng.standard_normal((30, 200)); Y = (rng.random((1, 200)) > 0.5).astype(int)
+keep_prob, mask_seed = 0.8, {seed}
+"""
+
+
+def test_dropout_net_with_a_kink_a_hair_from_theta_passes_in_full_mode(ip):
+    """Steps that cross a nearby kink in a later layer move W2's estimates by ~2e-3 of their size;
+    followed to smaller steps they agree, so the block passes (it warned, 'a small steady
+    difference', when the swept estimate was kept)."""
+    load(
+        ip,
+        "three_layer",
+        "dropout",
+        replace=[
+            ("np.random.seed(1)\n    W1 = parameters", "np.random.seed(mask_seed)\n    W1 = parameters")
+        ],
+    )
+    run(ip, DROPOUT_NET.format(seed=12))
+    result = check(
+        ip,
+        "-f forward_propagation_with_dropout -c compute_cost -b backward_propagation_with_dropout "
+        "-p parameters --mode full",
+    )
+    assert result.passed and not result.warned, result

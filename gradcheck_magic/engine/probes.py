@@ -24,7 +24,7 @@ from .judge import (
     relative_error,
     verdict,
 )
-from .records import Block, EvaluationError, Interrupted, Outcome, count
+from .records import Block, EvaluationError, Interrupted, Outcome, count, fmt_index, index_of
 from .sweep import AUTO_STEP, CONFIRM_LIMIT, KINK_NOISE_MULTIPLE, STEADY_NOISE, Sweep
 
 #: a probe that crosses a kink at most MAX_SHRINKS times (8**6: a pre-activation 1e-9 from 0 at 500k).
@@ -61,6 +61,7 @@ class Probes:
     def __init__(self, sweep: Sweep):
         self.sweep = sweep
         self.settings = sweep.settings
+        self.unverified = 0  # the current block's bisection probes whose cost was not finite
 
     @contextlib.contextmanager
     def _interruptible(self, block: Block, out: Outcome):
@@ -117,6 +118,7 @@ class Probes:
             judge(out, ev, self.settings, self.sweep.j0)
             return
         indices = self._localize_indices(block, rng)
+        self.unverified = 0  # bisection's probes whose cost was not finite
         with self._interruptible(block, out):
             if indices.size < n and probes.worst_step is not None and finite.all():
                 indices = np.union1d(indices, [self._bisect(block, out, probes.worst_step, rng)])
@@ -133,14 +135,14 @@ class Probes:
                 "entry was checked"
             )
             entries = entry_evidence(block, out, self.settings)
-            entries.unverifiable += ev.unverifiable
+            entries.unverifiable += ev.unverifiable + self.unverified
             judge(out, entries, self.settings, self.sweep.j0)
             return
         entries = entry_evidence(block, out, self.settings, localized=True)
         if np.isfinite(ev.rel_error):  # the block's figure is the directional one; else the sample's
             entries.rel_error = ev.rel_error
         out.rel_error = entries.rel_error
-        entries.unverifiable += ev.unverifiable
+        entries.unverifiable += ev.unverifiable + self.unverified
         if crossed and not use.any():  # every probe crossed a kink: a sample alone cannot pass the block
             entries.kinks += crossed
             out.notes.append(
@@ -307,6 +309,15 @@ class Probes:
                 halves, gaps = (idx[: idx.size // 2], idx[idx.size // 2 :]), []
                 for half in halves:
                     a, n, second = self._probe(analytic, orig, flat, half, flat_delta[half], out)
+                    if not np.isfinite(n):  # the half cannot be measured: it is not followed
+                        self.unverified += 1
+                        first = fmt_index(block.name, index_of(block.work.shape, int(half.min())))
+                        out.notes.append(
+                            f"cost not finite when {half.size} entries (first {first}) were moved "
+                            "together while bisecting: that probe cannot be verified"
+                        )
+                        gaps.append(-1.0)
+                        continue
                     gap = abs(a - n)
                     if gap <= KINK_EXPLAINS * abs(second):
                         # explained: a kink crossed on one side leaves the other side's one-sided

@@ -1,14 +1,19 @@
 """Full mode: central differences entry by entry, each entry perturbed in place and put back.
 
-A suspect (an entry that disagrees beyond its round-off) is re-stepped, down to the round-off floor,
-before it is called wrong; an entry whose difference round-off may explain is measured again at a
-wider step.  Fast mode localizes its errors with the same sweep, so both modes judge entries alike.
+A suspect (an entry that disagrees beyond its round-off) has its estimate followed as the step
+shrinks 16-fold at a time, down to the round-off floor, and is judged where it settles: it agrees,
+or one side's difference agrees at the two smallest steps (a kink crossed on the other side), or it
+is wrong (steady, beyond the fail line, and more than a kink crossed could make), or a kink sits at
+the point (not judged).  An entry whose difference round-off may explain is measured again at a
+wider step, whose estimate is kept only when a kink it may cross cannot explain it.  Fast mode
+localizes its errors with the same sweep, so both modes judge entries alike.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,17 +31,22 @@ NOISE_ULPS = 8.0
 #: An entry is a suspect when |analytic - numeric| exceeds this many times its own round-off
 #: (and the pass threshold relative to its size); suspects are then re-stepped.
 ENTRY_NOISE_MULTIPLE = 16.0
-#: Re-steps of a suspect, as factors of its step: a smaller one stops crossing a nearby kink, a
-#: larger one multiplies curvature's error by 16 at a quarter of the round-off.
-RESTEPS = (1 / 16, 4.0)
-#: A suspect is steady when its numeric value at every re-step moves by at most this fraction of
-#: its disagreement (plus STEADY_NOISE times the round-off of both steps): a wrong analytic value.
+#: A suspect is also measured at this many times its step: where round-off dominated the default
+#: step (a cost noisier than NOISE_ULPS assumes), the wider estimate is the closer one.
+WIDER_RESTEP = 4.0
+#: A suspect's estimate is followed as the step shrinks ENTRY_SHRINK-fold, at most ENTRY_SHRINKS
+#: times (16**5: a pre-activation ~1e-11 from 0), while round-off still resolves its
+#: disagreement: a kink nearer than the step stops being crossed, curvature's error falls 256-fold.
+ENTRY_SHRINK = 16.0
+ENTRY_SHRINKS = 5
+#: Steady: two successive estimates differ by at most this fraction of the disagreement (plus
+#: STEADY_NOISE times the round-off of both): the step no longer moves the estimate.
 STEADY_FRACTION = 0.25
 STEADY_NOISE = 3.0
-#: A suspect still off at its smallest re-step is re-stepped ENTRY_SHRINK times smaller, up to
-#: ENTRY_SHRINKS more times, while its disagreement still stands out of that step's round-off.
-ENTRY_SHRINK = 16.0
-ENTRY_SHRINKS = 4
+#: A kink crossed on one side moves the central difference by half the one-sided split (curvature in
+#: the split shifts that by up to half again), so a disagreement within KINK_SHARE of the split (plus
+#: round-off) may be the kink's, not the gradient's.
+KINK_SHARE = 0.75
 #: An entry above the threshold but within ENTRY_NOISE_MULTIPLE round-offs is measured again at
 #: this many times its step, where round-off is that many times smaller; when round-off hides a
 #: block's fail line, every entry is, at the power of WIDEN that resolves it, at most WIDEST.
@@ -48,16 +58,29 @@ WIDEST = WIDEN**3
 #: FAST_WRONG_ENOUGH wrong entries, which already decide its verdict.
 CONFIRM_LIMIT = 32
 CONFIRM_FRACTION = 0.01
-#: One-sided differences that disagree by more than this fraction of the slope (and by more than
-#: KINK_NOISE_MULTIPLE times the round-off) mark a kink; smooth curvature over a step of ~1e-5
-#: changes the slope by far less.
-KINK_SPLIT = 1e-2
+#: A side's difference moves (it crosses a kink at a distance comparable to the step) when it changes
+#: by more than this fraction of the split over a 16x smaller step.
+SIDE_MOVES = 0.25
+#: A split is seen (a kink, not round-off) beyond this many times the central difference's round-off.
 KINK_NOISE_MULTIPLE = 100.0
-#: At a kink the split keeps its size as the step shrinks 16-fold; a smooth split shrinks with it.
-KINK_PERSIST = 0.25
+#: A kink is at the point when its split keeps within this fraction of its size over a 16x smaller
+#: step: one at a distance d loses a d/h share of it, a smooth split loses 15/16.
+KINK_AT_POINT = 0.1
 #: Entries whose steps are turned into Python floats at once in the sweep's loop.
 SWEEP_CHUNK = 512
-#: Fast mode retries a failing probe with its step divided by PROBE_SHRINK, at most SHRINKS times, and
+
+
+#: how the notes start when a re-step of an entry met a non-finite cost
+UNVERIFIABLE = "cost not finite when"
+
+
+class Level(NamedTuple):
+    """An entry's evidence at one step."""
+
+    central: float
+    sides: tuple  # (forward, backward) one-sided differences
+    split: float  # |forward - backward|
+    noise: float  # round-off of the central difference
 
 
 class Sweep:
@@ -225,11 +248,11 @@ class Sweep:
                 math.log(STEADY_NOISE * resolution / self.settings.fail_threshold, WIDEN)
             )
             noisy = np.flatnonzero(finite & ~suspect)
-            self._widen(block, indices[noisy], analytic[noisy], error[noisy], out, min(factor, WIDEST))
+            self._widen(block, indices[noisy], analytic[noisy], out, min(factor, WIDEST))
         else:  # above the threshold but within a few round-offs: measured where round-off is less
             noisy = np.flatnonzero(disagree & ~suspect)
             noisy = noisy[np.argsort(-error[noisy] / size[noisy], kind="stable")][:limit]
-            self._widen(block, indices[noisy], analytic[noisy], error[noisy], out, WIDEN)
+            self._widen(block, indices[noisy], analytic[noisy], out, WIDEN)
         if not order.size:
             return
         # every suspect is examined (until ``enough`` are wrong): one left out would count in the figure
@@ -237,145 +260,223 @@ class Sweep:
         plus, minus, _ = self.steps(x)  # the sweep's steps again: elementwise, so the same
         self._examine(block, *suspects, plus - x, x - minus, out, enough)
 
-    def _one_sided(self, jp, jm, step_plus, step_minus):
-        """(central difference, split of the one-sided differences, larger one-sided slope, noise)."""
+    def _level(self, jp, jm, step_plus, step_minus) -> Level:
+        """One step's evidence for an entry: central difference, one-sided ones, their split, round-off."""
         forward = (jp - self.j0) / step_plus
         backward = (self.j0 - jm) / step_minus
-        split = abs(forward - backward)
-        return (
+        return Level(
             (jp - jm) / (step_plus + step_minus),
-            split,
-            max(abs(forward), abs(backward)),
-            self.noise(step_plus + step_minus),
             (forward, backward),
+            abs(forward - backward),
+            float(self.noise(step_plus + step_minus)),
         )
 
-    def _one_side_agrees(self, analytic: float, sides, noise: float) -> bool:
-        """A kink crossed on one side only leaves the other side's one-sided difference clean: if
-        that one agrees with the analytic value (within the fail line or its round-off, which is
-        twice the central difference's), the disagreement is the kink's, not the gradient's."""
-        return any(
-            abs(side - analytic)
-            <= self.settings.fail_threshold * (abs(side) + abs(analytic)) + 2 * STEADY_NOISE * noise
-            for side in sides
+    def _agrees(self, analytic: float, value: float, noise: float, line: float) -> bool:
+        """Within ``line`` (a relative bound) of the analytic value, or within its round-off."""
+        return abs(analytic - value) <= line * (abs(analytic) + abs(value)) + STEADY_NOISE * noise
+
+    def _side_agrees(self, analytic: float, level: Level):
+        """The one-sided difference (0 forward, 1 backward) that agrees with the analytic value,
+        within the fail line or its round-off (twice the central difference's), else None: a kink
+        crossed on one side only leaves the other side's difference clean of it."""
+        for side, value in enumerate(level.sides):
+            if self._agrees(analytic, value, 2 * level.noise, self.settings.fail_threshold):
+                return side
+        return None
+
+    @staticmethod
+    def _explained(analytic: float, level: Level) -> bool:
+        """The disagreement at this step may be a kink's (or curvature's): within KINK_SHARE of the split."""
+        gap = abs(analytic - level.central)
+        return gap <= KINK_SHARE * level.split + STEADY_NOISE * level.noise
+
+    def _settled(self, analytic: float, floor: float, levels: list):
+        """What the two smallest steps so far say, or None while the estimate is still moving.
+
+        agrees: the estimate at the smallest step agrees.  one-sided: the same side's difference
+        agrees at both (a kink crossed on the other side; the analytic value is a one-sided
+        derivative, a valid subgradient).  wrong: the estimate is steady over both, neither step's
+        disagreement is one a kink crossed could make, no kink sits at the point, and it is beyond
+        the fail line, for the entry and on the block's largest gradient (a nearly-zero entry is
+        not failed for a difference the block would never notice)."""
+        prev, cur = levels[-2], levels[-1]
+        if self._agrees(analytic, cur.central, cur.noise, self.settings.threshold):
+            return "agrees"
+        side = self._side_agrees(analytic, cur)
+        if side is not None and side == self._side_agrees(analytic, prev):
+            return "one-sided"
+        gap = abs(analytic - cur.central)
+        steady = abs(cur.central - prev.central) <= STEADY_FRACTION * gap + STEADY_NOISE * (
+            cur.noise + prev.noise
+        )
+        beyond = gap > max(self.settings.fail_threshold * (abs(analytic) + abs(cur.central)), floor)
+        explained = self._explained(analytic, prev) or self._explained(analytic, cur)
+        if steady and beyond and not explained and not self._kink_at_point(prev, cur):
+            return "wrong"
+        if self._clean_side_disagrees(analytic, floor, prev, cur):
+            return "wrong"
+        return None
+
+    def _clean_side_disagrees(self, analytic: float, floor: float, prev: Level, cur: Level) -> bool:
+        """A kink a hair from θ on one side: that side's difference moves as the step shrinks (the
+        share of the step past the kink shrinks), the other's holds still.  The kink is then not at
+        the point, θ is differentiable, and its derivative is the still side's: an analytic value
+        beyond the fail line from it is wrong, even when it lies between the two sides."""
+        for side in (0, 1):
+            still, moving = (cur.sides[side], prev.sides[side]), (cur.sides[1 - side], prev.sides[1 - side])
+            gap = abs(analytic - still[0])
+            noise = 2 * STEADY_NOISE * (cur.noise + prev.noise)  # a one-sided difference's round-off
+            if (
+                abs(still[0] - still[1]) <= STEADY_FRACTION * gap + noise
+                and abs(moving[0] - moving[1]) > SIDE_MOVES * cur.split + noise
+                and gap > max(self.settings.fail_threshold * (abs(analytic) + abs(still[0])), floor) + noise
+            ):
+                return True
+        return False
+
+    @staticmethod
+    def _kink_at_point(prev: Level, cur: Level) -> bool:
+        """The split is seen and keeps its size over a 16x smaller step: a kink at the point (or
+        nearer than the step), where kinks on both sides can put the central difference outside
+        the one-sided ones, and any subgradient (the analytic value among them) is right."""
+        return cur.split > KINK_NOISE_MULTIPLE * cur.noise and abs(cur.split - prev.split) <= (
+            KINK_AT_POINT * prev.split
         )
 
     def _examine(self, block, indices, analytic, numeric, jp, jm, step_plus, step_minus, out, enough):
-        """Re-step each suspect (RESTEPS) and keep as wrong only a disagreement that survives them all.
+        """Follow each suspect's estimate as the step shrinks, and judge it where it settles.
 
-        wrong: the numeric value is steady at every step (curvature's error grows 16-fold at 4h; a
-        kink nearer than h stops being crossed at h/16), no kink persists at the smallest step, and
-        the error is beyond the fail line both for the entry and on the block's largest gradient.
-        kink: the one-sided differences still disagree at h/16 as much as at h (a non-differentiable
-        point: any subgradient is right, so the entry is not judged).  near-kink: a kink was crossed
-        at some step but the value moved with the step (reported, not counted).  Otherwise the value
-        moved with the step alone: curvature, not an error.  Stops after ``enough`` wrong entries."""
+        The step is divided by ENTRY_SHRINK until ``_settled`` decides, round-off would hide the
+        disagreement at the next step, or ENTRY_SHRINKS steps were taken.  Undecided at the end:
+        a kink at the point when its split kept its size over the last shrink (a non-differentiable
+        point: any subgradient is right, so the entry is not judged); a near-kink when a kink may
+        explain the disagreement at some step (reported, not counted); else the estimate moved with
+        the step alone (curvature or round-off), and the wider step's estimate is kept when closer.
+        An entry that agrees where it settles takes that estimate.  Stops after ``enough`` wrong
+        entries."""
         flat = block.work.reshape(-1)
-        threshold = self.settings.fail_threshold
-        # a wrong entry's error is beyond the fail line on the block's scale too: an entry whose
-        # gradient is nearly zero is not failed for a difference the block would never notice
-        floor = threshold * float(np.max(np.abs(block.comparable)))
+        # a wrong entry's error is beyond the fail line on the block's scale too
+        floor = self.settings.fail_threshold * float(np.max(np.abs(block.comparable)))
+        one_sided, crossed = [], []
         for k, i in enumerate(indices.tolist()):
             if out.wrong is not None and out.wrong.sum() >= enough:
                 break
-            x = float(flat[i])
-            gap = abs(analytic[k] - numeric[k])
-            central, split, slope, noise, sides = self._one_sided(jp[k], jm[k], step_plus[k], step_minus[k])
-            kinked = [split > KINK_NOISE_MULTIPLE * noise and split > KINK_SPLIT * slope]
-            clean_side = kinked[0] and self._one_side_agrees(analytic[k], sides, noise)
-            splits, steady, last, values = [split], True, numeric[k], {}
-            factors = list(RESTEPS)
-            for factor in factors:
-                plus, minus, jp_k, jm_k = self._pair(
-                    block, out, i, x, step_plus[k] * factor, step_minus[k] * factor
-                )
-                value, split_k, slope_k, noise_k, sides = self._one_sided(jp_k, jm_k, plus - x, x - minus)
-                steady &= bool(np.isfinite(value))
-                if not np.isfinite(value):  # a re-step met a non-finite cost: the entry cannot be verified
-                    out.numeric.reshape(-1)[i] = np.nan
-                    note = "cost not finite at a re-step of an entry: it cannot be verified"
-                    if note not in out.notes:
-                        out.notes.append(note)
-                splits.append(split_k)
-                kinked.append(split_k > KINK_NOISE_MULTIPLE * noise_k and split_k > KINK_SPLIT * slope_k)
-                clean_side |= kinked[-1] and self._one_side_agrees(analytic[k], sides, noise_k)
-                steady &= abs(value - numeric[k]) <= STEADY_FRACTION * gap + STEADY_NOISE * (noise + noise_k)
-                values[factor] = (value, noise_k)
-                if factor < 1:
-                    last = value
-                if (
-                    steady
-                    and factor == min(factors)
-                    and self._shrink_on(analytic[k], value, noise_k, len(factors))
-                ):
-                    factors.append(factor / ENTRY_SHRINK)  # still off: smaller, down to the round-off floor
-            smallest = 1 + factors.index(min(factors))
-            # a kink crossed at the smallest step is crossed at every larger one: one seen only at a
-            # small step is the round-off of that step (it grows as 1/h), not a kink
-            kink_persists = (
-                len(splits) > smallest
-                and kinked[0]
-                and kinked[smallest]
-                and splits[smallest] > KINK_PERSIST * splits[0]
-            )
-            if clean_side and not kink_persists:  # a kink on one side only: the clean side agrees
-                out.mark("near_kinks", i)
-            elif kink_persists:
-                out.mark("kinks", i)
-            elif steady and abs(analytic[k] - last) > max(threshold * (abs(analytic[k]) + abs(last)), floor):
+            x, a = float(flat[i]), float(analytic[k])
+            levels = [self._level(jp[k], jm[k], step_plus[k], step_minus[k])]
+            wide = None
+            outcome, factor = None, 1.0
+            if self.settings.epsilon is None:
+                wide = self._restep(block, out, i, x, step_plus[k], step_minus[k], WIDER_RESTEP)
+                if not np.isfinite(wide.central):
+                    outcome, factor = "unverifiable", WIDER_RESTEP
+            for _ in range(ENTRY_SHRINKS if outcome is None else 0):
+                factor /= ENTRY_SHRINK
+                levels.append(self._restep(block, out, i, x, step_plus[k], step_minus[k], factor))
+                if not np.isfinite(levels[-1].central):
+                    outcome = "unverifiable"
+                    break
+                outcome = self._settled(a, floor, levels)
+                gap = abs(a - levels[-1].central)
+                if outcome is not None or KINK_NOISE_MULTIPLE * ENTRY_SHRINK * levels[-1].noise >= gap:
+                    break  # decided, or the next step's round-off would hide the disagreement
+            prev, cur = levels[-2], levels[-1]
+            if outcome == "unverifiable":
+                self._unverifiable(block, out, i, step_plus[k] * factor)
+            elif outcome == "wrong":
                 out.mark("wrong", i)
-            elif any(kinked):
+            elif outcome == "one-sided":
+                # the clean side's difference stands for the entry, its curvature (linear in the
+                # step: the side at two steps 16x apart) extrapolated away
+                side = self._side_agrees(a, cur)
+                value = (ENTRY_SHRINK * cur.sides[side] - prev.sides[side]) / (ENTRY_SHRINK - 1)
+                self._keep(out, i, value, 2 * (ENTRY_SHRINK * cur.noise + prev.noise) / (ENTRY_SHRINK - 1))
+                one_sided.append(i)
+            elif outcome == "agrees":
+                self._keep(out, i, cur.central, cur.noise)
+                if any(self._kink_seen(a, lv) for lv in levels[:-1]):
+                    crossed.append(i)
+            elif self._kink_at_point(prev, cur):
+                out.mark("kinks", i)
+            elif any(self._kink_seen(a, lv) for lv in levels):
                 out.mark("near_kinks", i)
-            elif self.settings.epsilon is None:
-                self._keep_wider_step(out, i, analytic[k], gap, *values[max(RESTEPS)])
+            elif wide is not None and np.isfinite(wide.central):
+                if abs(a - wide.central) < abs(a - numeric[k]):
+                    self._keep(out, i, wide.central, wide.noise)
+                    out.mark("restepped", i)
+        if crossed:
+            out.notes.append(
+                f"near-kink at {self._entries(block, crossed)}: the step crossed a kink, a smaller "
+                "one does not, and agrees there"
+            )
+        if one_sided:
+            out.notes.append(
+                f"kink crossed on one side at {self._entries(block, one_sided)}, at every step: the "
+                "other side's difference agrees and stands for the entry (a one-sided derivative is a "
+                "valid subgradient)"
+            )
 
-    def _shrink_on(self, analytic: float, value: float, noise: float, tried: int) -> bool:
-        """Whether a suspect still off at its smallest step is re-stepped smaller: an entry is wrong
-        only if its estimate stays wrong as the step shrinks to the round-off floor (a kink anywhere
-        downstream, nearer than the step, makes a steady-looking error that a smaller step loses).
-        Not past the floor: the disagreement, and a kink's split, must stand out of the smaller
-        step's round-off (KINK_NOISE_MULTIPLE times it), so a kink is still seen as one there."""
-        gap = abs(analytic - value)
-        if not np.isfinite(value) or gap <= self.settings.threshold * (abs(analytic) + abs(value)):
-            return False
-        return tried < len(RESTEPS) + ENTRY_SHRINKS and KINK_NOISE_MULTIPLE * noise * ENTRY_SHRINK < gap
+    @staticmethod
+    def _entries(block: Block, flat_indices: list) -> str:
+        """The first entry's name, and how many more."""
+        first = fmt_index(block.name, index_of(block.work.shape, flat_indices[0]))
+        return first + (f" (+{len(flat_indices) - 1} more)" if len(flat_indices) > 1 else "")
 
-    def _widen(self, block: Block, indices, analytic, gap, out: Outcome, factor: float):
+    def _kink_seen(self, analytic: float, level: Level) -> bool:
+        """A split well beyond round-off that may explain the disagreement: a kink crossed."""
+        return level.split > KINK_NOISE_MULTIPLE * level.noise and self._explained(analytic, level)
+
+    def _restep(self, block, out: Outcome, i: int, x: float, step_plus, step_minus, factor: float) -> Level:
+        """The entry's evidence at ``factor`` times its sweep step (the steps actually reached)."""
+        plus, minus, jp, jm = self._pair(block, out, i, x, step_plus * factor, step_minus * factor)
+        return self._level(jp, jm, plus - x, x - minus)
+
+    def _keep(self, out: Outcome, i: int, value: float, noise: float) -> None:
+        """The estimate an entry is judged by: with an epsilon the user set, the table keeps the
+        homework's figure at that step and only the verdict uses this one."""
+        if self.settings.epsilon is None:
+            out.numeric.reshape(-1)[i], out.noise.reshape(-1)[i] = value, noise
+        else:
+            out.verified[i] = (value, noise)
+
+    def _widen(self, block: Block, indices, analytic, out: Outcome, factor: float):
         """Entries whose difference is above the threshold but within a few round-offs of the cost
         (or every entry, when round-off hides the block's fail line): each is measured again at
         ``factor`` times its step, where round-off is that many times smaller.  That estimate stands
-        for the verdict (with an epsilon the user set, the table keeps the homework's figure at that
-        step and only the verdict uses it): a difference that round-off makes is not evidence."""
+        for the entry only when it agrees with the analytic value, or is less off than the default
+        step's (each less its round-off), or is consistent with the default step's and its
+        disagreement is not one a kink crossed at the wider step could make (KINK_SHARE of its
+        one-sided split): a wider step crosses kinks the default one does not.  Else the next
+        smaller widening is tried, down to WIDEN; none kept, the default step's estimate stays."""
         flat = block.work.reshape(-1)
         for k, i in enumerate(indices.tolist()):
-            x = float(flat[i])
-            plus, minus, divisor = self.steps(np.array([x]))
-            step = float(plus[0] - x) * factor
-            wide_plus, wide_minus, jp, jm = self._pair(block, out, i, x, step, step)
-            wide = (jp - jm) / (wide_plus - wide_minus)
-            noise = float(self.noise(wide_plus - wide_minus))
+            x, a = float(flat[i]), float(analytic[k])
+            plus, _, _ = self.steps(np.array([x]))
+            step = float(plus[0] - x)
             base, base_noise = float(out.numeric.reshape(-1)[i]), float(out.noise.reshape(-1)[i])
-            # kept when closer, or when it agrees or sees the same value with less round-off (a wrong
-            # entry's error is the same at both steps, so this never hides one; a kink crossed is neither)
-            gap_wide = abs(analytic[k] - wide)
-            agrees = (
-                gap_wide <= self.settings.threshold * (abs(analytic[k]) + abs(wide)) + STEADY_NOISE * noise
-            )
-            consistent = abs(wide - base) <= STEADY_NOISE * (base_noise + noise)
-            if not (np.isfinite(wide) and (gap_wide < gap[k] or agrees or consistent)):
-                continue
-            if self.settings.epsilon is None:
-                out.numeric.reshape(-1)[i], out.noise.reshape(-1)[i] = wide, noise
-                out.mark("restepped", i)
-            else:
-                out.verified[i] = (wide, noise)
+            f = factor
+            while f > 1:
+                wide = self._restep(block, out, i, x, step, step, f)
+                if not np.isfinite(wide.central):
+                    self._unverifiable(block, out, i, step * f)
+                    break
+                consistent = abs(wide.central - base) <= STEADY_NOISE * (base_noise + wide.noise)
+                # closer: less off than the default step's estimate, each less its own round-off
+                closer = abs(a - wide.central) - wide.noise < abs(a - base) - base_noise
+                if (
+                    self._agrees(a, wide.central, wide.noise, self.settings.threshold)
+                    or closer
+                    or (consistent and not self._explained(a, wide))
+                ):
+                    self._keep(out, i, wide.central, wide.noise)
+                    if self.settings.epsilon is None:
+                        out.mark("restepped", i)
+                    break
+                f /= WIDEN
 
-    def _keep_wider_step(self, out: Outcome, i: int, analytic: float, gap: float, wide: float, noise: float):
-        """A smooth suspect whose estimate moved with the step, and is closer to the analytic value at
-        the wider step: round-off dominated the default step (the cost is noisier than NOISE_ULPS
-        assumes, e.g. log(1 - A) with A near 1).  The wider step's estimate stands for the entry, and
-        its round-off with it.  Never with an explicit epsilon: the homework's figures must reproduce."""
-        if np.isfinite(wide) and abs(analytic - wide) < gap:
-            out.numeric.reshape(-1)[i] = wide
-            out.noise.reshape(-1)[i] = noise
-            out.mark("restepped", i)
+    def _unverifiable(self, block: Block, out: Outcome, i: int, step: float) -> None:
+        """A re-step met a non-finite cost: the entry cannot be verified, and the notes say which."""
+        out.numeric.reshape(-1)[i] = np.nan
+        out.verified.pop(i, None)
+        if not any(note.startswith(UNVERIFIABLE) for note in out.notes):  # the first one is named
+            entry = fmt_index(block.name, index_of(block.work.shape, i))
+            out.notes.append(f"{UNVERIFIABLE} {entry} was re-stepped by ±{step:.3g}: it cannot be verified")
