@@ -151,8 +151,10 @@ class Engine:
                 outcomes.append(out)
                 continue
             try:
-                outcomes.append(self.check_block(block, mode))
+                out = self.check_block(block, mode)
             except Interrupted as stop:
                 interrupted = True
-                outcomes.append(stop.outcome)
+                out = stop.outcome
+            out.noise = None  # judged: its evidence keeps what the verdict needs, and nothing else reads it
+            outcomes.append(out)
         return outcomes, interrupted
