@@ -118,7 +118,7 @@ class Engine:
             indices = np.sort(self._rng(block).choice(n, sample, replace=False))
             out.notes.append(f"sampled {sample} of {n} entries")
         else:
-            indices = np.arange(n)
+            indices = np.arange(n, dtype=np.int32 if n < 2**31 else np.intp)  # half the memory of intp
         if block.comparable is None and block.analytic.size != n:
             grade(block, out, self.settings, self.j0)  # wrong size: nothing numeric would help the diagnosis
             return out
