@@ -95,6 +95,15 @@ DYNAMIC_LOOKUPS = frozenset({"globals", "vars", "eval", "exec", "locals"})
 
 
 def reads_params_elsewhere(functions, params) -> bool:
+    """Whether the user's functions can reach the parameters other than through their argument
+    (``_reaches``); anything unusual on the way counts as yes: the parameters are then copied."""
+    try:
+        return _reaches(functions, params)
+    except Exception:  # noqa: BLE001 - a property or __getattr__ that raises: be safe, copy
+        return True
+
+
+def _reaches(functions, params) -> bool:
     """Whether the user's functions can reach the parameters other than through their argument: a
     global, closure cell or default they read (through the functions, containers and objects it
     leads to) holds the parameters or one of their arrays.  A forward that reads the global
