@@ -295,8 +295,10 @@ def unreached(block: Block, out: Outcome, settings: Settings) -> None:
 
 
 def overall_difference(outcomes) -> float:
-    """The homework's figure: one relative difference over every compared entry (gathered into two
-    arrays, with no copies per block on the way)."""
+    """The homework's figure: one relative difference over every compared entry.  The entries are
+    gathered into one array, once for the analytic values, once for the numeric ones (norms of the
+    same contiguous arrays as the homework's concatenations, so the same bits), and the difference
+    is made in that array a chunk at a time: one array of the entries, not five."""
     parts = []
     for out in outcomes:
         if out.analytic is None:
@@ -309,17 +311,34 @@ def overall_difference(outcomes) -> float:
         parts.append((out.analytic.reshape(-1), out.numeric.reshape(-1), sel))
     if not parts:
         return float("nan")
-    total = sum(int(np.count_nonzero(sel)) if sel is not None else g.size for g, _, sel in parts)
-    g, a = np.empty(total), np.empty(total)
-    start = 0
-    for analytic, numeric, sel in parts:
-        stop = start + (int(np.count_nonzero(sel)) if sel is not None else analytic.size)
-        if sel is None:
-            g[start:stop], a[start:stop] = analytic, numeric
-        else:
-            np.compress(sel, analytic, out=g[start:stop])
-            np.compress(sel, numeric, out=a[start:stop])
-        start = stop
-    denom = np.linalg.norm(g) + np.linalg.norm(a)
-    np.subtract(g, a, out=g)
-    return float(np.linalg.norm(g) / denom) if denom > 0 else 0.0
+    counts = [int(np.count_nonzero(sel)) if sel is not None else g.size for g, _, sel in parts]
+    buffer = np.empty(sum(counts))
+
+    def gather(which: int, chunked=None) -> None:
+        """The analytic (0) or numeric (1) entries into ``buffer``; ``chunked(where, values)`` instead
+        hands them over a chunk at a time."""
+        start = 0
+        for part, k in zip(parts, counts):
+            values, sel = part[which], part[2]
+            if chunked is None:
+                if sel is None:
+                    buffer[start : start + k] = values
+                else:
+                    np.compress(sel, values, out=buffer[start : start + k])
+            elif sel is None:
+                chunked(slice(start, start + k), values)
+            else:
+                at = start
+                for c in range(0, sel.size, CHUNK):
+                    picked = np.compress(sel[c : c + CHUNK], values[c : c + CHUNK])
+                    chunked(slice(at, at + picked.size), picked)
+                    at += picked.size
+            start += k
+
+    gather(0)
+    g_norm = np.linalg.norm(buffer)
+    gather(1)
+    denom = g_norm + np.linalg.norm(buffer)
+    # numeric − analytic, entry by entry the exact negative of analytic − numeric: the same norm
+    gather(0, lambda where, values: np.subtract(buffer[where], values, out=buffer[where]))
+    return float(np.linalg.norm(buffer) / denom) if denom > 0 else 0.0
