@@ -53,3 +53,34 @@ def test_full_mode_at_50k_parameters_peaks_within_6_copies_of_the_parameters(ip)
 def test_full_mode_at_5k_parameters_peaks_below_10_copies_of_the_parameters(ip):
     _, ratio = peak_extra(ip, "5k", "full")
     assert ratio <= 10.0, ratio  # 26x before; at 5k the activations (m = 32) and X's copy weigh more
+
+
+def test_parameters_are_perturbed_in_place_only_when_nothing_else_can_see_them():
+    """The user's float64 arrays are their own working arrays (no copy) unless two blocks share
+    memory, another argument is a view of one, or the functions reach them other than through
+    their argument (a forward reading the global ``parameters`` must still be found out)."""
+    import numpy as np
+
+    from gradcheck_magic.plan.problem import in_place_safe, reads_params_elsewhere
+
+    a, b = np.zeros((3, 2)), np.zeros(3)
+    assert in_place_safe({"W": a, "b": b})
+    assert not in_place_safe({"W": a, "W_again": a})
+    flat = np.zeros(9)
+    assert in_place_safe({"W": flat[:6].reshape(3, 2), "b": flat[6:]})  # one buffer, apart
+    assert not in_place_safe({"W": flat[:6].reshape(3, 2), "b": flat[4:7]})  # overlapping
+    assert not in_place_safe({"W": a}, others=[a[0]])
+    params = {"W": a}
+
+    def reads_the_parameters(x):
+        return float(params["W"].sum())
+
+    def reads_its_argument(x, p):
+        return float(p["W"].sum())
+
+    def looks_them_up(x):
+        return float(globals()["parameters"]["W"].sum())
+
+    assert reads_params_elsewhere([reads_the_parameters], params)
+    assert not reads_params_elsewhere([reads_its_argument], params)
+    assert reads_params_elsewhere([looks_them_up], params)
