@@ -385,11 +385,216 @@ def write_section(text: str) -> None:
     parts = path.read_text(encoding="utf-8").split("\n## ")
     kept = [part for part in parts[1:] if "## " + part.splitlines()[0] != title]
     body = "\n## ".join([parts[0].rstrip("\n") + "\n", *kept]).rstrip("\n") + "\n"
-    path.write_text(body + text, encoding="utf-8")
+    path.write_text(body + "\n" + text.lstrip("\n"), encoding="utf-8")
+
+
+# ---- peak memory (--memory) ---------------------------------------------------------------------
+#: Nets of the memory table: the benchmark's 50k net and a 5M one (W1 is 4M entries, 32 MB).
+MEMORY_SIZES = {"50k": nets.SIZES["50k"], "5M": (2000, 2000, 500)}
+#: At 5M, full mode and the loops stop after this many forward evaluations (the peak until then).
+MEMORY_STOP = 200
+#: At 50k the loops stop after this many (their arrays are all made by then, but for the bare loop's
+#: numeric arrays of the blocks after W1, 0.2x the parameters): a complete loop under tracemalloc
+#: takes minutes, and their memory does not grow with the evaluations.
+MEMORY_LOOP_STOP = 2000
+MEMORY_CASES = ["--mode full", "--mode fast", "--sample 20", "bare in-place loop", "homework loop"]
+MEMORY_HEADER = "## Peak memory"
+
+
+def _rss_kb() -> dict:
+    with open("/proc/self/status") as f:
+        return {
+            k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in ("VmRSS", "VmHWM")
+        }
+
+
+class _Meter:
+    """Peak extra memory above ``start()``: tracemalloc's traced peak, or the growth of the resident set
+    (VmHWM, its high-water mark, reset through /proc/self/clear_refs) above VmRSS at the start."""
+
+    def __init__(self, how: str):
+        self.how, self.base, self.peak = how, 0, None
+
+    def start(self) -> None:
+        import gc
+        import tracemalloc
+
+        gc.collect()
+        if self.how == "tracemalloc":
+            tracemalloc.start()
+            self.base = tracemalloc.get_traced_memory()[0]
+        else:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.base = _rss_kb()["VmRSS"] * 1024
+
+    def read(self) -> int:
+        import tracemalloc
+
+        if self.how == "tracemalloc":
+            return tracemalloc.get_traced_memory()[1] - self.base
+        return _rss_kb()["VmHWM"] * 1024 - self.base
+
+    def stop(self) -> int:
+        return self.peak if self.peak is not None else self.read()
+
+
+def _stopping(forward, meter: _Meter, limit):
+    """The forward, stopped (KeyboardInterrupt, as Ctrl-C) after ``limit`` calls; the peak is read then.
+    Its state is kept in a module object, which the check's snapshot does not walk (it would put the
+    count and the peak back)."""
+    import types
+
+    state = types.ModuleType("memory_meter")
+    state.calls, state.meter = 0, meter
+
+    def forward_propagation_n(X, Y, parameters):
+        state.calls += 1
+        if limit is not None and state.calls > limit and state.meter.peak is None:
+            state.meter.peak = state.meter.read()
+            raise KeyboardInterrupt
+        return forward(X, Y, parameters)
+
+    return forward_propagation_n, state
+
+
+def memory_child(size: str, case: str, how: str) -> dict:
+    """One measurement, in a fresh process: peak extra memory of one check (or loop) on a new net."""
+    nets.SIZES[size] = MEMORY_SIZES.get(size) or nets.SIZES[size]
+    X, Y, parameters = nets.make_net(size)
+    parameter_bytes = sum(v.nbytes for v in parameters.values())
+    limit = (
+        MEMORY_STOP
+        if size == "5M" and case in ("--mode full", "bare in-place loop", "homework loop")
+        else None
+    )
+    if size == "50k" and case in ("bare in-place loop", "homework loop"):
+        limit = MEMORY_LOOP_STOP
+    meter = _Meter(how)
+    forward = nets.forward_propagation_n
+    counted, calls = _stopping(forward, meter, limit)
+    if case.startswith("--"):
+        import inspect
+
+        from IPython.testing.globalipapp import start_ipython
+
+        shell = start_ipython()
+        shell.run_line_magic("load_ext", "gradcheck_magic")
+        shell.run_line_magic("gradcheck_config", "--reset widgets=false progress=false")
+        shell.run_cell(inspect.getsource(nets))
+        line = f"-o -q --no-progress --no-widgets -f forward_propagation_n -b backward_propagation_n {case}"
+        shell.user_ns["X"], shell.user_ns["Y"], shell.user_ns["parameters"] = shell.user_ns["make_net"]("50")
+        shell.run_line_magic("gradcheck", line)  # warm-up: imports and caches are not counted
+        user_forward = shell.user_ns["forward_propagation_n"]
+        counted, calls = _stopping(user_forward, meter, limit)
+        shell.user_ns.update(X=X, Y=Y, parameters=parameters, forward_propagation_n=counted)
+        del X, Y, parameters
+        meter.start()
+        result = shell.run_line_magic("gradcheck", line)
+        peak = meter.stop()
+        outcome = "interrupted" if result.interrupted else ("passed" if result.passed else "failed")
+        evaluations = result.evaluations
+    else:
+        nets.gradient_check_n(*_loop_inputs("50"), limit=10)  # warm-up
+        nets.forward_propagation_n = counted  # the loops call it through the module's globals
+        meter.start()
+        try:
+            grads = nets.backward_propagation_n(X, Y, forward(X, Y, parameters)[1])
+            if case == "bare in-place loop":
+                nets.bare_loop(parameters, X, Y)
+            else:
+                nets.gradient_check_n(parameters, grads, X, Y)
+            outcome = "done"
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+        peak = meter.stop()
+        nets.forward_propagation_n = forward
+        evaluations = calls.calls - (1 if outcome == "interrupted" else 0)
+    return {"peak": peak, "parameter_bytes": parameter_bytes, "outcome": outcome, "evaluations": evaluations}
+
+
+def _loop_inputs(size: str):
+    X, Y, parameters = nets.make_net(size)
+    grads = nets.backward_propagation_n(X, Y, nets.forward_propagation_n(X, Y, parameters)[1])
+    return parameters, grads, X, Y
+
+
+def memory(sizes=tuple(MEMORY_SIZES)) -> list:
+    """Every (size, case, tracemalloc | RSS), each in a fresh subprocess so that runs do not pollute
+    each other's heap or high-water mark."""
+    import json
+    import subprocess
+
+    rows = []
+    for size in sizes:
+        for case in MEMORY_CASES:
+            row = {"size": size, "case": case}
+            for how in ("tracemalloc", "rss"):
+                code = (
+                    f"import json, sys; sys.argv = ['x']; sys.path.insert(0, {str(HERE)!r}); "
+                    "import run_benchmark as b; "
+                    f"print('RESULT', json.dumps(b.memory_child({size!r}, {case!r}, {how!r})))"
+                )
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-c", code], capture_output=True, text=True, check=True
+                )
+                line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+                row[how] = json.loads(line[len("RESULT ") :])
+                row[how]["seconds"] = time.perf_counter() - started
+                print(size, case, how, row[how], flush=True)
+            rows.append(row)
+    return rows
+
+
+def memory_report(rows) -> str:
+    """The "## Peak memory" section."""
+    lines = [
+        MEMORY_HEADER,
+        "",
+        "Peak memory of one check above the memory before it, as a multiple of the parameters' bytes "
+        "(`× params`) and in MB, measured two ways, each in a fresh process: tracemalloc (what Python "
+        "and numpy allocate) and the growth of the resident set (peak RSS, `VmHWM` reset through "
+        "`/proc/self/clear_refs`, above `VmRSS` at the start).  Everything the check does is counted: "
+        "the snapshot of the user's arrays, the forward and backward passes (their activations and "
+        "caches grow with m = 32, not with the parameters), the analytic gradient, the outcome arrays "
+        "and the table.  The loops are measured from their forward and backward pass on.  A warm-up "
+        "check on the 50-parameter net comes first, so imports and caches are not counted.  "
+        f"At 5M, `--mode full` and the loops are stopped after {MEMORY_STOP} forward evaluations "
+        "(as by Ctrl-C) and the peak until then is shown: it covers the snapshot, the gradient and the "
+        "sweep's arrays, not the judging after a complete sweep.  At 50k the loops are stopped after "
+        f"{MEMORY_LOOP_STOP:,} (all their arrays are made by then, but the bare loop's numeric arrays "
+        "of the blocks after W1, 0.2× the parameters).  `--mode full` at 50k runs to the end.",
+        "",
+        "| net | params (MB) | case | tracemalloc | RSS | evaluations | |",
+        "|---|---:|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        t, m = r["tracemalloc"], r["rss"]
+        pb = t["parameter_bytes"]
+        stopped = "stopped" if t["outcome"] == "interrupted" else t["outcome"]
+        lines.append(
+            f"| {r['size']} | {pb / 1e6:.2f} | {r['case']} | {t['peak'] / pb:.2f}× ({t['peak'] / 1e6:.1f} MB) | "
+            f"{m['peak'] / pb:.2f}× ({m['peak'] / 1e6:.1f} MB) | {t['evaluations']:,} | {stopped} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def memory_main(args) -> None:
+    """python benchmarks/run_benchmark.py --memory [--write] [50k] [5M]"""
+    sizes = [a for a in args if not a.startswith("--")] or list(MEMORY_SIZES)
+    text = memory_report(memory(sizes))
+    print()
+    print(text)
+    if "--write" in args:
+        write_section(text)
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if "--memory" in args:
+        memory_main(args)
+        sys.exit()
     if "dropout" in args:  # the course's dropout net alone: --seeds=N, --modes=full,sample, --write
         jobs = int(next((a.partition("=")[2] for a in args if a.startswith("--jobs=")), 1))
         rest = [a for a in args if a not in ("dropout", "--write") and not a.startswith("--jobs=")]
@@ -407,7 +612,7 @@ if __name__ == "__main__":
     text += reliability_report(chosen, table, seconds, seeds)
     whole = all(a.startswith("--full-up-to") for a in args)
     if whole:
-        text += dropout_reliability(seeds, jobs=2)
+        text += dropout_reliability(seeds, jobs=2) + "\n" + memory_report(memory())
     print()
     print(text)
     if whole:  # the whole benchmark

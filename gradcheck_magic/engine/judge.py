@@ -113,9 +113,16 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray,
     threads), never on the gradient, so it must not decide anything."""
     size = norm(analytic) + norm(numeric)
     round_off = norm(noise)
-    diff = np.abs(analytic - numeric)
-    if discount:
-        diff = np.maximum(diff - noise, 0.0)
+    diff = np.subtract(analytic, numeric)
+    if isinstance(diff, np.ndarray):  # in place: one temporary the size of the block, not three
+        np.abs(diff, out=diff)
+        if discount:
+            np.subtract(diff, noise, out=diff)
+            np.maximum(diff, 0.0, out=diff)
+    else:
+        diff = np.abs(diff)
+        if discount:
+            diff = np.maximum(diff - noise, 0.0)
     if size < ZERO_NOISE_MULTIPLE * round_off:
         floor = round_off / FLOOR_REFERENCE
         if notes is not None:
@@ -168,18 +175,35 @@ def entry_evidence(block: Block, out: Outcome, settings: Settings, localized: bo
         ev.resolution = relative_error(analytic, numeric, noise)[1]
     ev.excess, _ = relative_error(analytic, numeric, noise, discount=True)
     if ev.resolution:  # only the round-off of entries that do not agree could hide an error
-        with np.errstate(invalid="ignore"):
-            off = np.abs(analytic - numeric) > settings.threshold * (np.abs(analytic) + np.abs(numeric))
+        off = _disagreeing(analytic, numeric, settings.threshold)
         ev.resolution = norm(noise[off]) / (norm(analytic) + norm(numeric))
     ev.beyond_noise = norm(analytic - numeric) > BLOCK_NOISE_MULTIPLE * norm(noise)
     ev.rel_error = float(rel)
     if not localized:
         out.rel_error = ev.rel_error
-    error = np.where(use, np.abs(g - np.where(use, out.numeric, 0.0)), -1.0)
+    # |g - numeric| where judged, else -1, made in one array
+    error = np.where(use, out.numeric, 0.0)
+    np.subtract(g, error, out=error)
+    np.abs(error, out=error)
+    error[~use] = -1.0
     out.max_abs_error = float(error.max())
     worst = np.where(wrong, error, -1.0) if wrong.any() else error
     out.worst_index = index_of(out.shape, int(np.argmax(worst.reshape(-1))))
     return ev
+
+
+#: Entries compared at a time by ``_disagreeing``: no temporary the size of a large block.
+CHUNK = 1 << 12
+
+
+def _disagreeing(analytic: np.ndarray, numeric: np.ndarray, threshold: float) -> np.ndarray:
+    """|analytic − numeric| > threshold · (|analytic| + |numeric|), a chunk at a time (1-D inputs)."""
+    off = np.empty(analytic.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for start in range(0, analytic.size, CHUNK):
+            a, n = analytic[start : start + CHUNK], numeric[start : start + CHUNK]
+            off[start : start + CHUNK] = np.abs(a - n) > threshold * (np.abs(a) + np.abs(n))
+    return off
 
 
 def judge(out: Outcome, ev: Evidence, settings: Settings, j0: float) -> None:
@@ -271,21 +295,50 @@ def unreached(block: Block, out: Outcome, settings: Settings) -> None:
 
 
 def overall_difference(outcomes) -> float:
-    """The homework's figure: one relative difference over every compared entry."""
-    gs, ns = [], []
+    """The homework's figure: one relative difference over every compared entry.  The entries are
+    gathered into one array, once for the analytic values, once for the numeric ones (norms of the
+    same contiguous arrays as the homework's concatenations, so the same bits), and the difference
+    is made in that array a chunk at a time: one array of the entries, not five."""
+    parts = []
     for out in outcomes:
         if out.analytic is None:
             continue
         if out.directional is not None:
             ok = np.isfinite(out.directional[1])
-            gs.append(out.directional[0][ok])
-            ns.append(out.directional[1][ok])
+            parts.append((out.directional[0][ok], out.directional[1][ok], None))
             continue
-        sel = out.judged
-        gs.append(out.analytic[sel])
-        ns.append(out.numeric[sel])
-    if not gs:
+        sel = out.judged.reshape(-1)
+        parts.append((out.analytic.reshape(-1), out.numeric.reshape(-1), sel))
+    if not parts:
         return float("nan")
-    g, a = np.concatenate(gs), np.concatenate(ns)
-    denom = np.linalg.norm(g) + np.linalg.norm(a)
-    return float(np.linalg.norm(g - a) / denom) if denom > 0 else 0.0
+    counts = [int(np.count_nonzero(sel)) if sel is not None else g.size for g, _, sel in parts]
+    buffer = np.empty(sum(counts))
+
+    def gather(which: int, chunked=None) -> None:
+        """The analytic (0) or numeric (1) entries into ``buffer``; ``chunked(where, values)`` instead
+        hands them over a chunk at a time."""
+        start = 0
+        for part, k in zip(parts, counts):
+            values, sel = part[which], part[2]
+            if chunked is None:
+                if sel is None:
+                    buffer[start : start + k] = values
+                else:
+                    np.compress(sel, values, out=buffer[start : start + k])
+            elif sel is None:
+                chunked(slice(start, start + k), values)
+            else:
+                at = start
+                for c in range(0, sel.size, CHUNK):
+                    picked = np.compress(sel[c : c + CHUNK], values[c : c + CHUNK])
+                    chunked(slice(at, at + picked.size), picked)
+                    at += picked.size
+            start += k
+
+    gather(0)
+    g_norm = np.linalg.norm(buffer)
+    gather(1)
+    denom = g_norm + np.linalg.norm(buffer)
+    # numeric − analytic, entry by entry the exact negative of analytic − numeric: the same norm
+    gather(0, lambda where, values: np.subtract(buffer[where], values, out=buffer[where]))
+    return float(np.linalg.norm(buffer) / denom) if denom > 0 else 0.0

@@ -43,6 +43,57 @@ PROBE_KINK_RATIO = 1 / 24
 KINK_SAMPLE = 256
 
 
+#: Entries of a probe direction made at a time: no temporary the size of a large block.
+CHUNK = 1 << 12
+
+
+class Direction:
+    """A probe's step Δ = scale · v (/ PROBE_SHRINK**k), held as v's signs (one byte an entry) and
+    made a chunk at a time: the values are bit for bit those of the whole-array expression, without
+    the float64 arrays of v, the scale and Δ.  ``scale``: the explicit epsilon, or None for the
+    per-entry AUTO_STEP · max(|θ|, 1) of ``orig``."""
+
+    def __init__(self, signs: np.ndarray, scale: Optional[float], orig: np.ndarray, divisor=None):
+        self.signs, self.scale, self.orig, self.divisor = signs, scale, orig, divisor
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, orig: np.ndarray, scale: Optional[float]) -> Direction:
+        """Random ±1 signs, drawn a chunk at a time (the generator's stream, and so every later draw,
+        is the same as one ``rng.choice((-1.0, 1.0), size=n)``)."""
+        signs = np.empty(orig.size, dtype=np.int8)
+        for start in range(0, orig.size, CHUNK):
+            part = signs[start : start + CHUNK]
+            part[...] = rng.choice((-1.0, 1.0), size=part.size)
+        return cls(signs, scale, orig)
+
+    def __truediv__(self, divisor) -> Direction:
+        assert self.divisor is None
+        return Direction(self.signs, self.scale, self.orig, divisor)
+
+    def chunk(self, start: int, stop: int) -> np.ndarray:
+        v = self.signs[start:stop].astype(np.float64)
+        if self.scale is None:
+            scale = np.abs(self.orig[start:stop])  # AUTO_STEP * max(|θ|, 1), as in the sweep
+            np.maximum(scale, 1.0, out=scale)
+            np.multiply(AUTO_STEP, scale, out=scale)
+        else:
+            scale = self.scale
+        base = np.multiply(scale, v, out=v)
+        return base / self.divisor if self.divisor is not None else base
+
+    def chunks(self):
+        for start in range(0, self.signs.size, CHUNK):
+            stop = min(start + CHUNK, self.signs.size)
+            yield slice(start, stop), self.chunk(start, stop)
+
+    def full(self) -> np.ndarray:
+        """Δ as one array (bisection indexes it)."""
+        step = np.empty(self.signs.size)
+        for where, part in self.chunks():
+            step[where] = part
+        return step
+
+
 class Directional(NamedTuple):
     """Fast mode's probes: per random direction, the analytic and numeric directional derivative,
     the round-off of the numeric one, and whether it crossed a kink (then it is left out)."""
@@ -52,7 +103,7 @@ class Directional(NamedTuple):
     noise: np.ndarray
     kinked: np.ndarray
     unsettled: bool  # some probe's error moved with the step and never steadied
-    worst_step: Optional[np.ndarray]  # the step of the probe that disagreed most (bisection starts there)
+    worst_step: Optional[Direction]  # the step of the probe that disagreed most (bisection starts there)
 
 
 class Probes:
@@ -198,16 +249,11 @@ class Probes:
         noise = self.sweep.noise(1.0)  # of J itself: a probe differences J along Δ
         analytic, numeric, kinked = [], [], []
         unsettled, worst_step, worst, shrunk = False, None, (False, False, -1.0), 0
-        # the per-entry step, once per block: the probes scale their direction by it in place
+        # the per-entry step (the epsilon, or AUTO_STEP * max(|θ|, 1)) is made a chunk at a time
         scale = self.settings.epsilon
-        if scale is None:
-            scale = np.abs(orig)  # AUTO_STEP * max(|θ|, 1), made in place in one array
-            np.maximum(scale, 1.0, out=scale)
-            np.multiply(AUTO_STEP, scale, out=scale)
         try:
             for _ in range(k):
-                v = rng.choice((-1.0, 1.0), size=work.shape)
-                base = np.multiply(scale, v, out=v)  # the direction becomes the step: no second array
+                base = Direction.draw(rng, orig, scale)  # signs only: Δ is made a chunk at a time
                 a, n, outcome, settled = self._shrinking_probe(analytic_gradient, orig, work, base, out)
                 unsettled |= outcome == "unsettled"
                 crossed = outcome == "crossed"
@@ -220,7 +266,7 @@ class Probes:
                 analytic.append(a)
                 numeric.append(n)
                 kinked.append(crossed)
-                v = base = settled = None  # freed before the next direction is drawn (unless worst_step)
+                base = settled = None  # freed before the next direction is drawn (unless worst_step)
         except KeyboardInterrupt:
             out.complete = False
             raise Interrupted() from None
@@ -302,7 +348,7 @@ class Probes:
         difference instead.  About 4·log2(n) evaluations, and never a full sweep."""
         analytic, flat = block.comparable.reshape(-1), block.work.reshape(-1)  # views: C-contiguous
         orig = block.original()
-        flat_delta = delta.reshape(-1)
+        flat_delta = delta.full() if isinstance(delta, Direction) else delta.reshape(-1)
         idx = rng.permutation(np.flatnonzero(flat_delta))
         try:
             while idx.size > 1:
@@ -335,7 +381,10 @@ class Probes:
     def _probe(self, analytic, orig, flat, idx, step, out):
         """(analytic·Δ, (J(θ+Δ) − J(θ−Δ))/2, J(θ+Δ) − 2J(θ) + J(θ−Δ)) along Δ = ``step`` on the entries
         ``idx`` of flat views (``slice(None)``: the whole block), so the work is proportional to the
-        entries moved; analytic·((θ+Δ) − (θ−Δ))/2 with the steps as stored, not analytic·Δ."""
+        entries moved; analytic·((θ+Δ) − (θ−Δ))/2 with the steps as stored, not analytic·Δ.
+        A ``Direction`` over the whole block is applied a chunk at a time (``_probe_block``)."""
+        if isinstance(step, Direction):
+            return self._probe_block(analytic, orig, flat, step, out)
         base = orig[idx]
         plus = base + step
         try:
@@ -350,3 +399,23 @@ class Probes:
             flat[idx] = base
         self.sweep.counted(out, 2)
         return float(analytic[idx] @ plus) / 2.0, (jp - jm) / 2.0, jp - 2.0 * self.sweep.j0 + jm
+
+    def _probe_block(self, analytic, orig, flat, step: Direction, out):
+        """``_probe`` along a whole-block ``Direction``, bit for bit, with no array the size of the block:
+        θ ± Δ is written into the block a chunk at a time, and once both costs are taken the block
+        itself holds (θ+Δ) − (θ−Δ) for the one dot product with the analytic gradient."""
+        try:
+            for where, part in step.chunks():
+                np.add(orig[where], part, out=flat[where])
+            jp = self.sweep.cost()
+            for where, part in step.chunks():
+                np.subtract(orig[where], part, out=flat[where])
+            jm = self.sweep.cost()
+            for where, part in step.chunks():
+                np.add(orig[where], part, out=part)
+                np.subtract(part, flat[where], out=flat[where])
+            along = float(analytic @ flat) / 2.0
+        finally:
+            flat[...] = orig
+        self.sweep.counted(out, 2)
+        return along, (jp - jm) / 2.0, jp - 2.0 * self.sweep.j0 + jm

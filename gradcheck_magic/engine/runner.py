@@ -119,7 +119,7 @@ class Engine:
             indices = np.sort(self._rng(block).choice(n, sample, replace=False))
             out.notes.append(f"sampled {sample} of {n} entries")
         else:
-            indices = np.arange(n)
+            indices = np.arange(n, dtype=np.int32 if n < 2**31 else np.intp)  # half the memory of intp
         if block.comparable is None and block.analytic.size != n:
             grade(block, out, self.settings, self.j0)  # wrong size: nothing numeric would help the diagnosis
             return out
@@ -152,8 +152,10 @@ class Engine:
                 outcomes.append(out)
                 continue
             try:
-                outcomes.append(self.check_block(block, mode))
+                out = self.check_block(block, mode)
             except Interrupted as stop:
                 interrupted = True
-                outcomes.append(stop.outcome)
+                out = stop.outcome
+            out.noise = None  # judged: its evidence keeps what the verdict needs, and nothing else reads it
+            outcomes.append(out)
         return outcomes, interrupted

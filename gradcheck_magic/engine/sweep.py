@@ -68,6 +68,8 @@ KINK_NOISE_MULTIPLE = 100.0
 KINK_AT_POINT = 0.1
 #: Entries whose steps are turned into Python floats at once in the sweep's loop.
 SWEEP_CHUNK = 512
+#: Entries turned from costs into numeric values at a time: no temporary the size of a large block.
+FINISH_CHUNK = 1 << 10
 
 
 #: how the notes start when a re-step of an entry met a non-finite cost
@@ -119,8 +121,7 @@ class Sweep:
         """Central differences at ``indices``, perturbing the working array in place."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         flat = block.work.reshape(-1)  # a view: the working arrays are C-contiguous
-        divisor = np.empty(len(indices))  # the steps themselves are made a chunk at a time
-        jp = np.full(len(indices), np.nan)
+        jp = np.full(len(indices), np.nan)  # become the numeric values and their round-off in place
         jm = np.full(len(indices), np.nan)
         cost = self.cost
         k = -1
@@ -129,7 +130,7 @@ class Sweep:
             # block's steps would be two more copies of it, and a list of them ~4 copies each
             for start in range(0, len(indices), SWEEP_CHUNK):
                 stop = start + SWEEP_CHUNK
-                plus_c, minus_c, divisor[start:stop] = self.steps(flat[indices[start:stop]])
+                plus_c, minus_c, _ = self.steps(flat[indices[start:stop]])
                 plus_l, minus_l = plus_c.tolist(), minus_c.tolist()
                 for k, i in enumerate(indices[start:stop].tolist(), start):
                     orig = flat[i]
@@ -149,7 +150,6 @@ class Sweep:
                 indices[:done],
                 jp[:done],
                 jm[:done],
-                divisor[:done],
                 out,
                 confirm=False,
             )
@@ -166,7 +166,7 @@ class Sweep:
             raise EvaluationError(exc, where) from exc
         self.evaluations += 2 * len(indices)
         out.evaluations += 2 * len(indices)
-        self._finish_entries(block, indices, jp, jm, divisor, out, enough=enough)
+        self._finish_entries(block, indices, jp, jm, out, enough=enough)
 
     def _pair(self, block, out: Outcome, i: int, x: float, up: float, down: float):
         """The cost at entry i moved to x + up and x - down, put back whatever happens; the
@@ -197,17 +197,49 @@ class Sweep:
         indices,
         jp,
         jm,
-        divisor,
         out: Outcome,
         confirm: bool = True,
         enough: int = CONFIRM_LIMIT,
     ):
-        """Numeric gradient and non-finite costs for the entries just swept; suspects re-stepped."""
-        out.measuring()
+        """Numeric gradient and non-finite costs for the entries just swept; suspects re-stepped.
+
+        A chunk at a time (the steps made again from θ, elementwise, so the same): the costs become
+        the numeric values and their round-off in place when the whole block was swept (no third and
+        fourth copy of it), and only the suspects' costs are kept for their re-steps."""
+        flat = block.work.reshape(-1)
+        analytic = block.comparable
+        judging = analytic is not None and confirm
+        whole = indices.size == out.checked.size and not out.numeric.flags.writeable
+        if not whole:
+            out.measuring()
+        flat_analytic = analytic.reshape(-1) if analytic is not None else None
+        disagree = np.zeros(indices.size, dtype=bool)
+        suspect = np.zeros(indices.size, dtype=bool)
+        finite = np.zeros(indices.size, dtype=bool)
+        kept = []  # (jp, jm) of the suspects, in index order
+        for start in range(0, indices.size, FINISH_CHUNK):
+            where = slice(start, start + FINISH_CHUNK)
+            idx, jp_c, jm_c = indices[where], jp[where], jm[where]
+            _, _, divisor = self.steps(flat[idx])
+            finite[where] = ok = np.isfinite(jp_c) & np.isfinite(jm_c)
+            numeric = np.where(ok, (jp_c - jm_c) / divisor, np.nan)
+            noise = self.noise(divisor)
+            if judging:
+                a = flat_analytic[idx]
+                error, size = np.abs(a - numeric), np.abs(a) + np.abs(numeric)
+                with np.errstate(invalid="ignore"):
+                    disagree[where] = off = error > self.settings.threshold * size
+                    suspect[where] = bad = off & (error > ENTRY_NOISE_MULTIPLE * noise)
+                if bad.any():
+                    kept.append((jp_c[bad], jm_c[bad]))
+            if whole:
+                jp_c[...], jm_c[...] = numeric, noise
+            else:
+                out.numeric.reshape(-1)[idx] = numeric
+                out.noise.reshape(-1)[idx] = noise
+        if whole:
+            out.numeric, out.noise = jp.reshape(out.shape), jm.reshape(out.shape)
         num = out.numeric.reshape(-1)
-        finite = np.isfinite(jp) & np.isfinite(jm)
-        num[indices] = np.where(finite, (jp - jm) / divisor, np.nan)
-        out.noise.reshape(-1)[indices] = self.noise(divisor)
         out.checked.reshape(-1)[indices] = True
         bad = indices[~finite]
         if bad.size:
@@ -216,32 +248,37 @@ class Sweep:
                 f"cost not finite at θ±ε for {count(bad.size, 'entry', 'entries')} "
                 f"(first {first}): those cannot be verified"
             )
-        analytic = block.comparable
-        if analytic is None or not indices.size or not confirm:
+        if not judging or not indices.size:
             return
         # every entry: views, not copies (what _widen changes in them is read only after the
         # suspects' values are taken, below)
         every = indices.size == analytic.size
         analytic = analytic.reshape(-1) if every else analytic.reshape(-1)[indices]
         numeric = num if every else num[indices]
-        error = np.abs(analytic - numeric)
-        size = np.abs(analytic) + np.abs(numeric)
         noise = out.noise.reshape(-1) if every else out.noise.reshape(-1)[indices]
         limit = max(CONFIRM_LIMIT, int(CONFIRM_FRACTION * indices.size))
-        with np.errstate(invalid="ignore"):
-            disagree = error > self.settings.threshold * size
-            suspect = disagree & (error > ENTRY_NOISE_MULTIPLE * noise)
+
+        def error_and_size(at):
+            """|analytic - numeric| and |analytic| + |numeric| at the positions ``at``, as swept."""
+            a, n = analytic[at], numeric[at]
+            return np.abs(a - n), np.abs(a) + np.abs(n)
+
         finite = np.isfinite(numeric)
-        scale = norm(analytic[finite]) + norm(numeric[finite])
-        resolution = (
-            norm(noise[finite]) / scale
-            if scale > 0 and scale >= ZERO_NOISE_MULTIPLE * norm(noise[finite])
-            else 0.0
-        )
+        if finite.all():  # views: the same norms as of the copies
+            a_f, n_f, z_f = analytic, numeric, noise
+        else:
+            a_f, n_f, z_f = analytic[finite], numeric[finite], noise[finite]
+        scale = norm(a_f) + norm(n_f)
+        resolution = norm(z_f) / scale if scale > 0 and scale >= ZERO_NOISE_MULTIPLE * norm(z_f) else 0.0
+        a_f = n_f = z_f = None
         # the suspects, worst first, with their values as swept (before any widening)
         order = np.flatnonzero(suspect)
-        order = order[np.argsort(-error[order] / size[order], kind="stable")]
-        suspects = (indices[order], analytic[order], numeric[order], jp[order], jm[order])
+        error, size = error_and_size(order)
+        ranked = np.argsort(-error / size, kind="stable")
+        order = order[ranked]
+        jp_s = np.concatenate([k[0] for k in kept]) if kept else np.empty(0)
+        jm_s = np.concatenate([k[1] for k in kept]) if kept else np.empty(0)
+        suspects = (indices[order], analytic[order], numeric[order], jp_s[ranked], jm_s[ranked])
         if resolution > self.settings.fail_threshold:
             # round-off hides the fail line: every entry measured again where round-off is small enough
             factor = WIDEN ** math.ceil(
@@ -251,7 +288,8 @@ class Sweep:
             self._widen(block, indices[noisy], analytic[noisy], out, min(factor, WIDEST))
         else:  # above the threshold but within a few round-offs: measured where round-off is less
             noisy = np.flatnonzero(disagree & ~suspect)
-            noisy = noisy[np.argsort(-error[noisy] / size[noisy], kind="stable")][:limit]
+            error, size = error_and_size(noisy)
+            noisy = noisy[np.argsort(-error / size, kind="stable")[:limit]]
             self._widen(block, indices[noisy], analytic[noisy], out, WIDEN)
         if not order.size:
             return

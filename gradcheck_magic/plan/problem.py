@@ -1,18 +1,23 @@
 """Turn a plan into what the engine needs: float64 working parameters,
 a cost closure ``J()`` and the analytic gradient of every block.
 
-The forward always sees a float64 *working copy* (the user's arrays and their
-dtype are never touched).  If the forward draws from ``np.random`` or Python's ``random``,
-both states are replayed before every evaluation so that dropout masks (and word2vec's
-negative samples) are the same each time.
+The forward sees float64 *working arrays*: the user's own float64 arrays, perturbed in place
+and put back bit for bit (the snapshot holds their values, so no second copy of a large block is
+made), or a float64 copy of any other array (float32, integer, read-only, strided, aliased: the
+user's arrays and their dtype are never touched).  If the forward draws from ``np.random`` or
+Python's ``random``, both states are replayed before every evaluation so that dropout masks (and
+word2vec's negative samples) are the same each time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
+import sys
 import time
+import types
 import warnings
 from collections.abc import Callable
 from typing import Optional
@@ -21,7 +26,7 @@ import numpy as np
 
 from ..engine import Block, fmt_index
 from ..errors import GradCheckError, mark_call
-from ..safety import Draws, saved_copy
+from ..safety import Draws, _global_names, _same_bits, is_library, saved_copy
 
 
 @contextlib.contextmanager
@@ -33,37 +38,149 @@ def silenced():
         yield
 
 
-def working_copy(params):
+def working_copy(params, in_place: bool = False):
     """(object the functions receive, {block: float64 array} or None, params_value callable).
 
     The functions get the user's own kinds back: their dict subclass or OrderedDict, ``np.matrix``
-    entries (views of the float64 working arrays, so a perturbation is seen through them)."""
+    entries (views of the float64 working arrays, so a perturbation is seen through them).
+    ``in_place``: a float64 array that can be perturbed in place (``perturbable``) is its own working
+    array (the caller restores it); any other is copied."""
     if isinstance(params, dict):
-        work = {k: np.array(v, dtype=np.float64, copy=True, order="C") for k, v in params.items()}
+        work = {k: _working(v, in_place) for k, v in params.items()}
         given = _same_container(params, {k: _as_given(params[k], w) for k, w in work.items()})
         return given, work, (lambda: given)
     if isinstance(params, np.ndarray):
-        arr = np.array(params, dtype=np.float64, copy=True, order="C")
+        arr = _working(params, in_place)
         given = _as_given(params, arr)
         return given, None, (lambda: given)
     arr = np.array(float(params))
     return arr, None, (lambda: float(arr))
 
 
-def _pristine(params, key, work: np.ndarray) -> np.ndarray:
+def perturbable(value) -> bool:
+    """A plain, writeable, C-contiguous float64 array: its own working array, perturbed in place."""
+    return (
+        type(value) is np.ndarray
+        and value.dtype == np.float64
+        and value.flags.c_contiguous
+        and value.flags.writeable
+    )
+
+
+def _working(value, in_place: bool) -> np.ndarray:
+    if in_place and perturbable(value):
+        return value
+    return np.array(value, dtype=np.float64, copy=True, order="C")
+
+
+def in_place_safe(params, others=()) -> bool:
+    """Whether the user's float64 parameter arrays may be perturbed in place: no two of them, and
+    none of them and another array the functions get (``others``), share memory (a perturbation of
+    one would then move the other, which a working copy never does)."""
+    arrays = list(params.values()) if isinstance(params, dict) else [params]
+    arrays = [a for a in arrays if isinstance(a, np.ndarray)]
+    ours = [a for a in arrays if perturbable(a)]
+    for i, a in enumerate(ours):
+        for b in arrays[:] + [o for o in others if isinstance(o, np.ndarray)]:
+            if b is not a and np.may_share_memory(a, b):
+                return False
+        if any(b is a for b in ours[:i]):
+            return False
+    return True
+
+
+#: How deep ``reads_params_elsewhere`` follows functions, containers and objects from the functions.
+ELSEWHERE_DEPTH = 4
+#: Builtins through which a function can reach any global by name.
+DYNAMIC_LOOKUPS = frozenset({"globals", "vars", "eval", "exec", "locals"})
+
+
+def reads_params_elsewhere(functions, params) -> bool:
+    """Whether the user's functions can reach the parameters other than through their argument
+    (``_reaches``); anything unusual on the way counts as yes: the parameters are then copied."""
+    try:
+        return _reaches(functions, params)
+    except Exception:  # noqa: BLE001 - a property or __getattr__ that raises: be safe, copy
+        return True
+
+
+def _reaches(functions, params) -> bool:
+    """Whether the user's functions can reach the parameters other than through their argument: a
+    global, closure cell or default they read (through the functions, containers and objects it
+    leads to) holds the parameters or one of their arrays.  A forward that reads the global
+    ``parameters`` must not see the perturbations, so that it is found out (``sensitivity``)."""
+    arrays = [
+        a for a in (params.values() if isinstance(params, dict) else [params]) if isinstance(a, np.ndarray)
+    ]
+    targets = {id(params)} | {id(a) for a in arrays}
+    seen: set = set()
+    stack = [(inspect.unwrap(getattr(f, "__func__", f)), 0) for f in functions if f is not None]
+    while stack:
+        value, depth = stack.pop()
+        if id(value) in seen or depth > ELSEWHERE_DEPTH:
+            continue
+        seen.add(id(value))
+        if id(value) in targets:
+            return True
+        if isinstance(value, np.ndarray):
+            if any(np.may_share_memory(value, a) for a in arrays):
+                return True
+            continue
+        children = []
+        if isinstance(value, types.FunctionType):
+            if is_library(getattr(value, "__module__", None)):
+                continue
+            read, _ = _global_names(value.__code__)
+            if read & DYNAMIC_LOOKUPS:  # globals()["parameters"]: anything may be reached
+                return True
+            children = [value.__globals__[n] for n in read if n in value.__globals__]
+            for cell in value.__closure__ or ():
+                with contextlib.suppress(ValueError):
+                    children.append(cell.cell_contents)
+            children += list(value.__defaults__ or ()) + list((value.__kwdefaults__ or {}).values())
+        elif isinstance(value, types.MethodType):
+            children = [value.__func__, value.__self__]
+        elif isinstance(value, dict):
+            children = list(value.values())
+        elif isinstance(value, (list, tuple)):
+            children = list(value)
+        elif not isinstance(value, (type, types.ModuleType)) and hasattr(value, "__dict__"):
+            if is_library(getattr(type(value), "__module__", None)):
+                continue
+            children = list(vars(value).values())
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _pristine(original, work: np.ndarray) -> np.ndarray:
     """The working array's first values: the snapshot's (read-only) copy of the user's array when it
     has the same bits, so the parameters are not copied once more; else a copy of its own."""
-    original = params.get(key) if isinstance(params, dict) else None
     saved = saved_copy(original) if isinstance(original, np.ndarray) else None
     if (
         saved is not None
         and saved.dtype == work.dtype == np.float64
         and saved.shape == work.shape
         and saved.flags.c_contiguous
-        and np.array_equal(saved.view(np.int64), work.view(np.int64))
+        and _same_bits(saved, work)
     ):
         return saved
     return work.copy()
+
+
+#: Entries updated at a time by the whole-block nudges: no temporary the size of a large block.
+CHUNK = 1 << 12
+
+
+def nudge(v: np.ndarray, rng: np.random.Generator, size: float = 1e-3) -> None:
+    """v += size * max(|v|, 1) * (random ±1), a chunk at a time: the same draws and the same values
+    as in one expression (the generator's stream does not depend on how its draws are split)."""
+    if not v.flags.c_contiguous:
+        v += size * np.maximum(np.abs(v), 1.0) * rng.choice((-1.0, 1.0), size=v.shape)
+        return
+    flat = v.reshape(-1)
+    for start in range(0, flat.size, CHUNK):
+        part = flat[start : start + CHUNK]
+        part += size * np.maximum(np.abs(part), 1.0) * rng.choice((-1.0, 1.0), size=part.shape)
 
 
 def _as_given(original, work: np.ndarray):
@@ -306,14 +423,25 @@ class Problem:
         self.plan = plan
         self.name = plan.forward.name
         self.rng = draws  # both random generators, replayed before every evaluation
-        self.params_obj, work_dict, self.params_value = working_copy(plan.params)
+        others = [
+            arg.value
+            for binding in (plan.forward, plan.backward, plan.cost)
+            for arg in getattr(binding, "args", ())
+            if isinstance(getattr(arg, "value", None), np.ndarray)
+        ]
+        functions = [getattr(b, "fn", None) for b in (plan.forward, plan.cost, plan.backward)]
+        in_place = in_place_safe(plan.params, others) and not reads_params_elsewhere(functions, plan.params)
+        self.params_obj, work_dict, self.params_value = working_copy(plan.params, in_place=in_place)
         if work_dict is None:
             self.work = {plan.params_name: np.asarray(self.params_obj)}
             self.given = {}
         else:
             self.work = work_dict
             self.given = dict(self.params_obj.items())
-        self.pristine = {k: _pristine(plan.params, k, v) for k, v in self.work.items()}
+        self.pristine = {
+            k: _pristine(plan.params.get(k) if isinstance(plan.params, dict) else plan.params, v)
+            for k, v in self.work.items()
+        }
         self.replay = True
         self.warnings = []
         self.eval_seconds = 0.0
@@ -324,7 +452,7 @@ class Problem:
     # ---- the baseline -------------------------------------------------------
     def _changed_blocks(self) -> list:
         """Blocks whose working array was modified, or replaced in the dict the functions get."""
-        changed = [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+        changed = [k for k, v in self.work.items() if not _same_bits(v, self.pristine[k])]
         if isinstance(self.params_obj, dict):
             changed += [
                 k for k, v in self.given.items() if self.params_obj.get(k) is not v and k not in changed
@@ -430,7 +558,7 @@ class Problem:
         rng = np.random.default_rng(12345)
         try:
             for v in self.work.values():
-                v += 1e-3 * np.maximum(np.abs(v), 1.0) * rng.choice((-1.0, 1.0), size=v.shape)
+                nudge(v, rng)
             return (
                 perturbed(cost, self.work, self.pristine, "every parameter was nudged by 1e-3 (relative)")
                 != j0
@@ -457,7 +585,7 @@ class Problem:
                 f"{name} modified the parameters in place ({', '.join(changed)}); "
                 "the check used the original values and your arrays are restored"
             )
-        mutated = [label for label, a, saved in cache_arrays if a.tobytes() != saved.tobytes()]
+        mutated = [label for label, a, saved in cache_arrays if not _same_bits(a, saved)]
         if mutated:
             self.warnings.append(
                 f"{name} modified the forward's cache in place "
@@ -500,13 +628,22 @@ class Problem:
                 f"{', '.join(held)}: number(s) in {self.plan.params_name} with no gradient, "
                 "held fixed and not checked"
             )
+        # the gradients only this dict holds (a backward's fresh results) are taken, not copied: no
+        # one else can see or change them, and a second copy of a large block would be made at once
+        owned = sys.getrefcount(grads) <= OWNED_DICT_REFS and type(grads) is dict
         return [
-            self._block(k, w, grads.get(matched[k]) if k in matched else None, matched.get(k, f"d{k}"))
+            self._block(
+                k,
+                w,
+                grads.get(matched[k]) if k in matched else None,
+                matched.get(k, f"d{k}"),
+                owned and k in matched and _owned(grads, matched[k]),
+            )
             for k, w in self.work.items()
             if k not in held
         ]
 
-    def _block(self, pname: str, work: np.ndarray, grad, key: str) -> Block:
+    def _block(self, pname: str, work: np.ndarray, grad, key: str, owned: bool = False) -> Block:
         original = self.plan.params[pname] if isinstance(self.plan.params, dict) else self.plan.params
         notes = []
         dtype = np.asarray(original).dtype
@@ -528,7 +665,7 @@ class Problem:
                 return block
             grad = np.real(grad)
         try:
-            g = np.array(grad, dtype=np.float64)
+            g = grad if owned else np.array(grad, dtype=np.float64)
         except (TypeError, ValueError):
             block.fatal = f"gradient {key} is a {type(grad).__name__}, not numeric"
             return block
@@ -544,6 +681,23 @@ class Problem:
         if bad.any():
             block.fatal = f"analytic gradient {key} has {int(bad.sum())} non-finite entries"
         return block
+
+
+#: References to the backward's gradient dict when only ``_pair`` holds it: ``blocks``'s local, the
+#: argument, and ``sys.getrefcount``'s own.
+OWNED_DICT_REFS = 3
+
+
+def _owned(grads: dict, key) -> bool:
+    """A float64 array that owns its memory and that only ``grads`` refers to."""
+    value = grads[key]
+    return (
+        type(value) is np.ndarray
+        and value.dtype == np.float64
+        and value.flags.owndata
+        and value.flags.writeable
+        and sys.getrefcount(value) <= 3  # the dict's, ``value``'s and the argument's
+    )
 
 
 #: Relative size of the all-entries nudge that asks "does the cost read this block at all?".
@@ -574,7 +728,7 @@ class ConventionProblem(Problem):
         self.name = plan.forward
         self.rng = draws  # both random generators, replayed before every evaluation
         self.work = work
-        self.pristine = {k: v.copy() for k, v in work.items()}
+        self.pristine = {k: _pristine(v, v) for k, v in work.items()}
         self.params_obj = None
         self.replay = True
         self.warnings = []
@@ -584,7 +738,7 @@ class ConventionProblem(Problem):
         self._blocks = []
 
     def _changed_blocks(self) -> list:
-        return [k for k, v in self.work.items() if v.tobytes() != self.pristine[k].tobytes()]
+        return [k for k, v in self.work.items() if not _same_bits(v, self.pristine[k])]
 
     def _reset_work(self):
         for k, v in self.work.items():
