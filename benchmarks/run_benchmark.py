@@ -310,10 +310,12 @@ def dropout_reliability(seeds=SEEDS, modes=DROPOUT_MODES, jobs=1, bug_in_full=Fa
                 if bug and mode == "full" and not bug_in_full:
                     cells.append("—")
                     continue
-                runs = list(pool.map(dropout_check, [(seed, bug, overrides) for seed in range(seeds)]))
-                for seed, (failed, warned, _) in enumerate(runs):
-                    if (failed or warned) and not bug:
-                        print(f"  dropout {mode} seed {seed}: failed {failed} warned {warned}")
+                runs = []
+                for seed, run in enumerate(
+                    pool.map(dropout_check, [(seed, bug, overrides) for seed in range(seeds)])
+                ):
+                    runs.append(run)
+                    print(f"  dropout {case} {mode} seed {seed}: failed {run[0]} warned {run[1]}", flush=True)
                 if bug:
                     text = f"{sum(set(f) == {'W1', 'b1'} for f, _, _ in runs)}/{seeds}"
                 else:
