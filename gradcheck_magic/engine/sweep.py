@@ -347,13 +347,22 @@ class Sweep:
         steady = abs(cur.central - prev.central) <= STEADY_FRACTION * gap + STEADY_NOISE * (
             cur.noise + prev.noise
         )
-        beyond = gap > max(self.settings.fail_threshold * (abs(analytic) + abs(cur.central)), floor)
+        # wrong at every step followed, the sweep's included: a cost whose round-off is coarser than
+        # NOISE_ULPS assumes (log(1 - A) with A within a few ulps of 1) wanders away from a right
+        # value as the step shrinks, and an estimate within the fail line at the sweep's step is
+        # never made wrong by smaller steps alone
+        if not all(self._beyond(analytic, lv.central, floor) for lv in levels):
+            return None
         explained = self._explained(analytic, prev) or self._explained(analytic, cur)
-        if steady and beyond and not explained and not self._kink_at_point(prev, cur):
+        if steady and not explained and not self._kink_at_point(prev, cur):
             return "wrong"
         if self._clean_side_disagrees(analytic, floor, prev, cur):
             return "wrong"
         return None
+
+    def _beyond(self, analytic: float, value: float, floor: float) -> bool:
+        """Beyond the fail line, for the entry and on the block's largest gradient."""
+        return abs(analytic - value) > max(self.settings.fail_threshold * (abs(analytic) + abs(value)), floor)
 
     def _clean_side_disagrees(self, analytic: float, floor: float, prev: Level, cur: Level) -> bool:
         """A kink a hair from θ on one side: that side's difference moves as the step shrinks (the
@@ -427,8 +436,15 @@ class Sweep:
                 # step: the side at two steps 16x apart) extrapolated away
                 side = self._side_agrees(a, cur)
                 value = (ENTRY_SHRINK * cur.sides[side] - prev.sides[side]) / (ENTRY_SHRINK - 1)
-                self._keep(out, i, value, 2 * (ENTRY_SHRINK * cur.noise + prev.noise) / (ENTRY_SHRINK - 1))
-                one_sided.append(i)
+                if wide is not None and np.isfinite(wide.central) and abs(a - wide.central) < abs(a - value):
+                    # closer at the wider step: the cost's round-off (coarser than NOISE_ULPS assumes,
+                    # log(1 - A) with A near 1) made the small steps' sides agree, not a kink
+                    self._keep(out, i, wide.central, wide.noise)
+                    out.mark("restepped", i)
+                else:
+                    noise = 2 * (ENTRY_SHRINK * cur.noise + prev.noise) / (ENTRY_SHRINK - 1)
+                    self._keep(out, i, value, noise)
+                    one_sided.append(i)
             elif outcome == "agrees":
                 self._keep(out, i, cur.central, cur.noise)
                 if any(self._kink_seen(a, lv) for lv in levels[:-1]):
