@@ -70,7 +70,9 @@ def test_warn_rows_are_amber(ip):
     result = check(ip)
     styled = result.styler()._compute().ctx
     amber_rows = {r for (r, _), props in styled.items() if ("background-color", "#fde9b5") in props}
-    assert amber_rows == {0}  # W1 straddles the kink on both sides; b1 is one-sided, a valid subgradient: passes
+    assert amber_rows == {
+        0
+    }  # W1 straddles the kink on both sides; b1 is one-sided, a valid subgradient: passes
 
 
 def test_text_repr_for_terminals(ip):
