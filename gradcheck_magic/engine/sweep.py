@@ -436,12 +436,9 @@ class Sweep:
                 # step: the side at two steps 16x apart) extrapolated away
                 side = self._side_agrees(a, cur)
                 value = (ENTRY_SHRINK * cur.sides[side] - prev.sides[side]) / (ENTRY_SHRINK - 1)
-                if wide is not None and np.isfinite(wide.central) and abs(a - wide.central) < abs(a - value):
-                    # closer at the wider step: the cost's round-off (coarser than NOISE_ULPS assumes,
-                    # log(1 - A) with A near 1) made the small steps' sides agree, not a kink
-                    self._keep(out, i, wide.central, wide.noise)
-                    out.mark("restepped", i)
-                else:
+                # closer at the wider step: the cost's round-off (coarser than NOISE_ULPS assumes,
+                # log(1 - A) with A near 1) made the small steps' sides agree, not a kink
+                if not self._keep_wider_if_closer(out, i, a, wide, value):
                     noise = 2 * (ENTRY_SHRINK * cur.noise + prev.noise) / (ENTRY_SHRINK - 1)
                     self._keep(out, i, value, noise)
                     one_sided.append(i)
@@ -453,10 +450,8 @@ class Sweep:
                 out.mark("kinks", i)
             elif any(self._kink_seen(a, lv) for lv in levels):
                 out.mark("near_kinks", i)
-            elif wide is not None and np.isfinite(wide.central):
-                if abs(a - wide.central) < abs(a - numeric[k]):
-                    self._keep(out, i, wide.central, wide.noise)
-                    out.mark("restepped", i)
+            else:
+                self._keep_wider_if_closer(out, i, a, wide, numeric[k])
         if crossed:
             out.notes.append(
                 f"near-kink at {self._entries(block, crossed)}: the step crossed a kink, a smaller "
@@ -483,6 +478,19 @@ class Sweep:
         """The entry's evidence at ``factor`` times its sweep step (the steps actually reached)."""
         plus, minus, jp, jm = self._pair(block, out, i, x, step_plus * factor, step_minus * factor)
         return self._level(jp, jm, plus - x, x - minus)
+
+    def _keep_wider_if_closer(self, out: Outcome, i: int, analytic: float, wide, than: float) -> bool:
+        """Keep the wider step's estimate (``wide``, a Level or None) when it is finite and closer to
+        the analytic value than ``than``; whether it was kept."""
+        if (
+            wide is None
+            or not np.isfinite(wide.central)
+            or not abs(analytic - wide.central) < abs(analytic - than)  # NaN: not closer
+        ):
+            return False
+        self._keep(out, i, wide.central, wide.noise)
+        out.mark("restepped", i)
+        return True
 
     def _keep(self, out: Outcome, i: int, value: float, noise: float) -> None:
         """The estimate an entry is judged by: with an epsilon the user set, the table keeps the
