@@ -27,7 +27,7 @@ import numpy as np
 
 from . import grading
 from . import plan as planning
-from .diagnosis import Context, Hint, diagnose
+from .diagnosis import Context, Hint, diagnose, zero_rows
 from .engine import Engine, EvaluationError, fmt_index, overall_difference
 from .errors import GradCheckError
 from .plan.problem import Problem, arrays_in, coarse_blocks, silenced
@@ -167,8 +167,7 @@ class Checked:
     j0: float
     blocks: list
     cost: Callable[[], float]
-    first: object
-    cache: object
+    zero_rows: list  # of the forward's output and cache, for the mask hint (see diagnosis.Context)
 
 
 def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Checked:
@@ -189,6 +188,8 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
             "(log(0) or an overflow in the forward or the cost?)"
         )
     blocks = problem.blocks(first, cache)
+    rows = zero_rows(a for _, a in arrays_in((first, cache), "out"))
+    del first, cache  # the activations are not held through the sweep
     refusal = step_problem(settings.epsilon, settings.fail_threshold, j0, blocks)
     if refusal:
         raise GradCheckError(refusal)
@@ -217,7 +218,7 @@ def preflight(plan, problem: Problem, snapshots: list, settings: Settings) -> Ch
             f"seems to ignore its {plan.params_name!r} argument (does it read a global variable "
             "instead?)"
         )
-    return Checked(j0, blocks, cost_fn, first, cache)
+    return Checked(j0, blocks, cost_fn, rows)
 
 
 @dataclass
@@ -276,7 +277,7 @@ def diagnosed(plan, problem: Problem, checked: Checked, run: Run, settings: Sett
         m=plan.hints.m,
         lambd=_number(plan.hints.lambd),
         values={k: v for k, v in problem.pristine.items()},
-        activations=[a for _, a in arrays_in((checked.first, checked.cache), "out")],
+        zero_rows=checked.zero_rows,
     )
     diagnose(checked.blocks, run.outcomes, ctx, settings.threshold, settings.fail_threshold)
     for o in run.outcomes:

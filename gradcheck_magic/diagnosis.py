@@ -43,7 +43,14 @@ class Context:
     m: Optional[int] = None  # number of examples
     lambd: Optional[float] = None  # L2 strength, when the functions take one
     values: dict = field(default_factory=dict)  # block -> parameter values (float64)
-    activations: list = field(default_factory=list)  # arrays of the forward's cache / output
+    #: per 2-D array of the forward's cache and output: (its shape, which rows hold a 0), the one
+    #: thing the mask hint reads of them, so the activations themselves are not kept for the hints
+    zero_rows: list = field(default_factory=list)
+
+
+def zero_rows(arrays) -> list:
+    """(shape, rows holding a 0) of each 2-D array: inactive ReLU or dropped-out units per layer."""
+    return [(a.shape, (a == 0).any(axis=1)) for a in arrays if a.ndim == 2]
 
 
 def weight_multiple(d: np.ndarray, w: np.ndarray) -> Optional[float]:
@@ -136,9 +143,8 @@ def _rows_hint(
             f"the analytic gradient is nonzero in {_listing(dead)} where the numeric gradient is "
             f"exactly 0 (those units are inactive for every example): {mask}",
         )
-    for act in ctx.activations:
-        if act.ndim == 2 and act.shape[0] == shape[0] and (ctx.m is None or act.shape[1] == ctx.m):
-            flat = (act == 0).any(axis=1)
+    for act_shape, flat in ctx.zero_rows:
+        if act_shape[0] == shape[0] and (ctx.m is None or act_shape[1] == ctx.m):
             if flat.any() and not flat.all() and np.array_equal(bad, flat):
                 return Hint(
                     "mask",

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dis
 import functools
 import gc
+import hashlib
 import operator
 import os
 import random
@@ -141,6 +142,15 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
         return a.tobytes() == b.tobytes()
     view = np.dtype(f"u{size}")
     return bool(np.array_equal(a.view(view), b.view(view)))
+
+
+def bits_digest(a: np.ndarray) -> tuple:
+    """A fingerprint of the array's dtype, shape and bits: tells whether a call changed it, with no
+    copy of a contiguous array (a cache the backward must not modify is watched this way)."""
+    if a.dtype.hasobject:
+        return (a.dtype.str, a.shape, a.tobytes())
+    flat = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+    return (a.dtype.str, a.shape, hashlib.blake2b(flat).digest())
 
 
 def _listed(labels: list, most: int = 3) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..engine import Block, fmt_index
 from ..errors import GradCheckError, mark_call
-from ..safety import Draws, _global_names, _same_bits, is_library, saved_copy
+from ..safety import Draws, _global_names, _same_bits, bits_digest, is_library, saved_copy
 
 
 @contextlib.contextmanager
@@ -571,7 +571,7 @@ class Problem:
         """Run the backward once and pair each parameter block with its gradient."""
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame from tracebacks
         cache_arrays = [
-            (label, a, a.copy())
+            (label, a, bits_digest(a))
             for label, a in arrays_in(cache, "cache")
             if not any(a is w for w in self.work.values())
         ]
@@ -585,7 +585,7 @@ class Problem:
                 f"{name} modified the parameters in place ({', '.join(changed)}); "
                 "the check used the original values and your arrays are restored"
             )
-        mutated = [label for label, a, saved in cache_arrays if not _same_bits(a, saved)]
+        mutated = [label for label, a, digest in cache_arrays if bits_digest(a) != digest]
         if mutated:
             self.warnings.append(
                 f"{name} modified the forward's cache in place "
@@ -631,13 +631,14 @@ class Problem:
         # the gradients only this dict holds (a backward's fresh results) are taken, not copied: no
         # one else can see or change them, and a second copy of a large block would be made at once
         owned = sys.getrefcount(grads) <= OWNED_DICT_REFS and type(grads) is dict
+        owned_keys = {k for k in matched if owned and _owned(grads, matched[k])}  # before any is taken
         return [
             self._block(
                 k,
                 w,
                 grads.get(matched[k]) if k in matched else None,
                 matched.get(k, f"d{k}"),
-                owned and k in matched and _owned(grads, matched[k]),
+                k in owned_keys,
             )
             for k, w in self.work.items()
             if k not in held
