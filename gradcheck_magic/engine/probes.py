@@ -48,30 +48,34 @@ CHUNK = 1 << 12
 
 
 class Direction:
-    """A probe's step Δ = scale · v (/ PROBE_SHRINK**k), held as v's signs (one byte an entry) and
+    """A probe's step Δ = scale · v (/ PROBE_SHRINK**k), held as v's signs (one bit an entry) and
     made a chunk at a time: the values are bit for bit those of the whole-array expression, without
     the float64 arrays of v, the scale and Δ.  ``scale``: the explicit epsilon, or None for the
     per-entry AUTO_STEP · max(|θ|, 1) of ``orig``."""
 
-    def __init__(self, signs: np.ndarray, scale: Optional[float], orig: np.ndarray, divisor=None):
-        self.signs, self.scale, self.orig, self.divisor = signs, scale, orig, divisor
+    def __init__(self, bits: np.ndarray, scale: Optional[float], orig: np.ndarray, divisor=None):
+        self.bits, self.scale, self.orig, self.divisor = bits, scale, orig, divisor
+        self.size = orig.size
 
     @classmethod
     def draw(cls, rng: np.random.Generator, orig: np.ndarray, scale: Optional[float]) -> Direction:
         """Random ±1 signs, drawn a chunk at a time (the generator's stream, and so every later draw,
-        is the same as one ``rng.choice((-1.0, 1.0), size=n)``)."""
-        signs = np.empty(orig.size, dtype=np.int8)
+        is the same as one ``rng.choice((-1.0, 1.0), size=n)``), packed 8 to a byte."""
+        bits = np.empty((orig.size + 7) // 8, dtype=np.uint8)
         for start in range(0, orig.size, CHUNK):
-            part = signs[start : start + CHUNK]
-            part[...] = rng.choice((-1.0, 1.0), size=part.size)
-        return cls(signs, scale, orig)
+            part = rng.choice((-1.0, 1.0), size=min(CHUNK, orig.size - start))
+            bits[start // 8 : start // 8 + (part.size + 7) // 8] = np.packbits(part > 0)
+        return cls(bits, scale, orig)
 
     def __truediv__(self, divisor) -> Direction:
         assert self.divisor is None
-        return Direction(self.signs, self.scale, self.orig, divisor)
+        return Direction(self.bits, self.scale, self.orig, divisor)
 
     def chunk(self, start: int, stop: int) -> np.ndarray:
-        v = self.signs[start:stop].astype(np.float64)
+        assert start % 8 == 0  # chunks start on a byte of the packed signs
+        v = np.unpackbits(self.bits[start // 8 : (stop + 7) // 8], count=stop - start).astype(np.float64)
+        v *= 2.0
+        v -= 1.0  # exactly ±1
         if self.scale is None:
             scale = np.abs(self.orig[start:stop])  # AUTO_STEP * max(|θ|, 1), as in the sweep
             np.maximum(scale, 1.0, out=scale)
@@ -82,13 +86,13 @@ class Direction:
         return base / self.divisor if self.divisor is not None else base
 
     def chunks(self):
-        for start in range(0, self.signs.size, CHUNK):
-            stop = min(start + CHUNK, self.signs.size)
+        for start in range(0, self.size, CHUNK):
+            stop = min(start + CHUNK, self.size)
             yield slice(start, stop), self.chunk(start, stop)
 
     def full(self) -> np.ndarray:
         """Δ as one array (bisection indexes it)."""
-        step = np.empty(self.signs.size)
+        step = np.empty(self.size)
         for where, part in self.chunks():
             step[where] = part
         return step

@@ -106,6 +106,16 @@ class Outcome:
         never differences an entry, so it needs no per-entry arrays (see ``measuring``)."""
         return np.broadcast_to(np.float64(np.nan), shape)
 
+    @staticmethod
+    def unchecked(shape: tuple) -> np.ndarray:
+        """All-False and read-only, with no memory of its own until an entry is differenced."""
+        return np.broadcast_to(np.False_, shape)
+
+    def mark_checked(self, flat_indices: np.ndarray) -> None:
+        if not self.checked.flags.writeable:
+            self.checked = np.zeros(self.shape, dtype=bool)
+        self.checked.reshape(-1)[flat_indices] = True
+
     def measuring(self) -> None:
         """Give ``numeric`` and ``noise`` memory of their own before the first entry is written."""
         if not self.numeric.flags.writeable:

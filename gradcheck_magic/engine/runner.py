@@ -92,7 +92,7 @@ class Engine:
             numeric=Outcome.unmeasured(shape),  # arrays of their own once an entry is differenced
             noise=Outcome.unmeasured(shape),
             analytic=block.comparable,
-            checked=np.zeros(shape, dtype=bool),
+            checked=Outcome.unchecked(shape),
             notes=list(block.notes) + ([block.fatal] if block.fatal else []),
         )
 

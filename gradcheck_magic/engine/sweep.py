@@ -240,7 +240,7 @@ class Sweep:
         if whole:
             out.numeric, out.noise = jp.reshape(out.shape), jm.reshape(out.shape)
         num = out.numeric.reshape(-1)
-        out.checked.reshape(-1)[indices] = True
+        out.mark_checked(indices)
         bad = indices[~finite]
         if bad.size:
             first = fmt_index(block.name, index_of(block.work.shape, int(bad[0])))
