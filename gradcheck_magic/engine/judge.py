@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -102,27 +103,46 @@ def norm(v: np.ndarray) -> float:
     return math.sqrt(float(flat @ flat))
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, notes=None, discount=False):
-    """The homework's ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖), and the round-off relative to
-    the gradient.  Only a gradient that float64 cannot tell from zero (below ZERO_NOISE_MULTIPLE
-    times its round-off) is measured against a floor instead; nothing else is.
+#: Entries summed or compared at a time: no temporary the size of a large block.
+CHUNK = 1 << 12
+
+
+class Sums(NamedTuple):
+    """Sums of squares over the judged entries, from which every figure of a block is made."""
+
+    analytic: float
+    numeric: float
+    noise: float
+    diff: float  # (analytic - numeric)^2
+    excess: float  # max(|analytic - numeric| - noise, 0)^2: the difference round-off does not explain
+    noise_off: float  # noise^2 of the entries that disagree beyond ``threshold``
+
+
+def sums(parts, threshold: float = 0.0) -> Sums:
+    """``parts``: (analytic, numeric, noise) 1-D chunks of the judged entries."""
+    total = np.zeros(6)
+    with np.errstate(invalid="ignore"):
+        for a, n, z in parts:
+            d = np.abs(a - n)
+            off = d > threshold * (np.abs(a) + np.abs(n))
+            e = np.maximum(d - z, 0.0)
+            z_off = z[off]
+            total += (a @ a, n @ n, z @ z, d @ d, e @ e, z_off @ z_off)
+    return Sums(*map(float, total))
+
+
+def figures(s: Sums, notes=None, discount=False) -> tuple:
+    """(relative error, resolution): the homework's ‖analytic − numeric‖ / (‖analytic‖ + ‖numeric‖),
+    and the round-off relative to the gradient.  Only a gradient that float64 cannot tell from zero
+    (below ZERO_NOISE_MULTIPLE times its round-off) is measured against a floor instead.
 
     ``discount``: each value's difference less its own round-off, so a difference that round-off
     explains counts as none.  Verdicts use this one: which side of the threshold a difference
     *within* round-off falls on depends on the machine's floating-point path (BLAS kernels,
     threads), never on the gradient, so it must not decide anything."""
-    size = norm(analytic) + norm(numeric)
-    round_off = norm(noise)
-    diff = np.subtract(analytic, numeric)
-    if isinstance(diff, np.ndarray):  # in place: one temporary the size of the block, not three
-        np.abs(diff, out=diff)
-        if discount:
-            np.subtract(diff, noise, out=diff)
-            np.maximum(diff, 0.0, out=diff)
-    else:
-        diff = np.abs(diff)
-        if discount:
-            diff = np.maximum(diff - noise, 0.0)
+    size = math.sqrt(s.analytic) + math.sqrt(s.numeric)
+    round_off = math.sqrt(s.noise)
+    diff = math.sqrt(s.excess if discount else s.diff)
     if size < ZERO_NOISE_MULTIPLE * round_off:
         floor = round_off / FLOOR_REFERENCE
         if notes is not None:
@@ -130,10 +150,37 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray,
                 f"near-zero gradient (‖grad‖+‖approx‖ = {size:.1e}): "
                 f"error measured against the round-off floor {floor:.1e}"
             )
-        return norm(diff) / floor, 0.0
+        return diff / floor, 0.0
     if size == 0:
         return 0.0, 0.0
-    return norm(diff) / size, round_off / size
+    return diff / size, round_off / size
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray, notes=None, discount=False):
+    """``figures`` of whole arrays (fast mode's probes, a re-stepped entry)."""
+    flat = [np.asarray(x, dtype=np.float64).reshape(-1) for x in (analytic, numeric, noise)]
+    return figures(sums(_chunks(*flat)), notes, discount)
+
+
+def _chunks(analytic, numeric, noise, use=None, verified: Optional[dict] = None):
+    """(analytic, numeric, noise) of the entries ``use`` selects, a chunk at a time, from flat arrays;
+    ``verified``: flat index -> (estimate, round-off) standing in for the swept values."""
+    if verified:
+        keys = np.array(sorted(verified), dtype=np.intp)
+        values = np.array([verified[k] for k in keys.tolist()], dtype=np.float64)
+    for start in range(0, analytic.size, CHUNK):
+        where = slice(start, start + CHUNK)
+        a, n, z = analytic[where], numeric[where], noise[where]
+        if verified:
+            lo, hi = np.searchsorted(keys, (start, start + CHUNK))
+            if hi > lo:
+                n, z = n.copy(), z.copy()
+                n[keys[lo:hi] - start], z[keys[lo:hi] - start] = values[lo:hi, 0], values[lo:hi, 1]
+        if use is not None:
+            m = use[where]
+            if not m.all():
+                a, n, z = a[m], n[m], z[m]
+        yield a, n, z
 
 
 def _decide(out: Outcome, ev: Evidence, settings: Settings) -> None:
@@ -162,48 +209,41 @@ def entry_evidence(block: Block, out: Outcome, settings: Settings, localized: bo
     )
     if g is None or not use.any():
         return ev
-    if use.all():  # every entry judged: views of the block, not copies
-        analytic, numeric, noise = g.reshape(-1), out.numeric.reshape(-1), out.noise.reshape(-1)
-    else:
-        analytic, numeric, noise = g[use], out.numeric[use], out.noise[use]
-    rel, ev.resolution = relative_error(analytic, numeric, noise, out.notes)
-    if out.verified:  # the user's step keeps the figure; the verdict sees the wider steps' estimates
-        numeric, noise = out.numeric.copy(), out.noise.copy()
-        for i, (value, round_off) in out.verified.items():
-            numeric.reshape(-1)[i], noise.reshape(-1)[i] = value, round_off
-        numeric, noise = numeric[use], noise[use]
-        ev.resolution = relative_error(analytic, numeric, noise)[1]
-    ev.excess, _ = relative_error(analytic, numeric, noise, discount=True)
+    # a chunk at a time over the block (views, no copy of it); the user's step keeps the figure, the
+    # verdict sees the wider steps' estimates of the entries verified at one
+    flat = (g.reshape(-1), out.numeric.reshape(-1), out.noise.reshape(-1), use.reshape(-1))
+    swept = sums(_chunks(*flat), settings.threshold)
+    seen = sums(_chunks(*flat, verified=out.verified), settings.threshold) if out.verified else swept
+    rel, ev.resolution = figures(swept, out.notes)
+    if out.verified:
+        ev.resolution = figures(seen)[1]
+    ev.excess, _ = figures(seen, discount=True)
     if ev.resolution:  # only the round-off of entries that do not agree could hide an error
-        off = _disagreeing(analytic, numeric, settings.threshold)
-        ev.resolution = norm(noise[off]) / (norm(analytic) + norm(numeric))
-    ev.beyond_noise = norm(analytic - numeric) > BLOCK_NOISE_MULTIPLE * norm(noise)
+        ev.resolution = math.sqrt(seen.noise_off) / (math.sqrt(seen.analytic) + math.sqrt(seen.numeric))
+    ev.beyond_noise = math.sqrt(seen.diff) > BLOCK_NOISE_MULTIPLE * math.sqrt(seen.noise)
     ev.rel_error = float(rel)
     if not localized:
         out.rel_error = ev.rel_error
-    # |g - numeric| where judged, else -1, made in one array
-    error = np.where(use, out.numeric, 0.0)
-    np.subtract(g, error, out=error)
-    np.abs(error, out=error)
-    error[~use] = -1.0
-    out.max_abs_error = float(error.max())
-    worst = np.where(wrong, error, -1.0) if wrong.any() else error
-    out.worst_index = index_of(out.shape, int(np.argmax(worst.reshape(-1))))
+    out.max_abs_error, worst = _largest_error(*flat, wrong.reshape(-1))
+    out.worst_index = index_of(out.shape, worst)
     return ev
 
 
-#: Entries compared at a time by ``_disagreeing``: no temporary the size of a large block.
-CHUNK = 1 << 12
-
-
-def _disagreeing(analytic: np.ndarray, numeric: np.ndarray, threshold: float) -> np.ndarray:
-    """|analytic − numeric| > threshold · (|analytic| + |numeric|), a chunk at a time (1-D inputs)."""
-    off = np.empty(analytic.shape, dtype=bool)
-    with np.errstate(invalid="ignore"):
-        for start in range(0, analytic.size, CHUNK):
-            a, n = analytic[start : start + CHUNK], numeric[start : start + CHUNK]
-            off[start : start + CHUNK] = np.abs(a - n) > threshold * (np.abs(a) + np.abs(n))
-    return off
+def _largest_error(analytic, numeric, noise, use, wrong) -> tuple:
+    """(the largest |analytic − numeric| over the judged entries, the flat index of the worst entry:
+    a wrong one's largest when there is any), a chunk at a time; the first of equals wins."""
+    best = {False: (-1.0, 0), True: (-1.0, -1)}  # wrong only -> (error, index)
+    for start in range(0, analytic.size, CHUNK):
+        where = slice(start, start + CHUNK)
+        error = np.abs(analytic[where] - numeric[where])
+        error[~use[where]] = -1.0
+        for only_wrong in (False, True):
+            part = np.where(wrong[where], error, -1.0) if only_wrong else error
+            i = int(np.argmax(part))
+            if part[i] > best[only_wrong][0]:
+                best[only_wrong] = (float(part[i]), start + i)
+    largest, index = best[False]
+    return largest, (best[True][1] if best[True][1] >= 0 else index)
 
 
 def judge(out: Outcome, ev: Evidence, settings: Settings, j0: float) -> None:
@@ -314,18 +354,17 @@ def overall_difference(outcomes) -> float:
     counts = [int(np.count_nonzero(sel)) if sel is not None else g.size for g, _, sel in parts]
     buffer = np.empty(sum(counts))
 
-    def gather(which: int, chunked=None) -> None:
-        """The analytic (0) or numeric (1) entries into ``buffer``; ``chunked(where, values)`` instead
-        hands them over a chunk at a time."""
+    def copy(where, values):
+        buffer[where] = values
+
+    def gather(which: int, chunked=copy) -> None:
+        """The analytic (0) or numeric (1) entries handed to ``chunked(where, values)`` (by default
+        copied into ``buffer``) a chunk at a time: ``np.compress`` of a whole block would make its
+        indices and a buffered copy of its output, two more arrays of the block's size."""
         start = 0
         for part, k in zip(parts, counts):
             values, sel = part[which], part[2]
-            if chunked is None:
-                if sel is None:
-                    buffer[start : start + k] = values
-                else:
-                    np.compress(sel, values, out=buffer[start : start + k])
-            elif sel is None:
+            if sel is None:
                 chunked(slice(start, start + k), values)
             else:
                 at = start
