@@ -6,13 +6,14 @@ net first, so that lazy imports and caches are not counted (a warm-up on the sam
 about one copy of them: the figures here are those of a first check, as the benchmark's).  What holds
 memory: the snapshot of the user's arrays (one copy), the analytic gradient and the user's backward's
 own temporaries (about two), and in full mode the numeric values and their round-off (one each, made
-in place from the swept costs); the float64 parameters are perturbed in place.  The issue's targets
-(fast within 3x, full within 6x at 50k) are the strict xfail below: not reached yet.
+in place from the swept costs); the float64 parameters are perturbed in place.  Nothing else the size
+of a block: the activations of the first evaluation are dropped once the backward has run, fast
+mode's directions are bits, the judge sums and compares a chunk at a time.  Full mode at 50k
+(5.3x, within the issue's 6x) is in benchmarks/results.md: its 100k evaluations are too slow here.
 """
 
 import tracemalloc
 
-import pytest
 from conftest import check
 from test_modes import load_big
 
@@ -39,22 +40,19 @@ def peak_extra(ip, size, mode):
     return result, peak / parameter_bytes
 
 
-def test_fast_mode_at_200k_parameters_peaks_within_4_copies_of_the_parameters(ip):
+def test_fast_mode_at_200k_parameters_peaks_within_3_copies_of_the_parameters(ip):
     _, ratio = peak_extra(ip, "200k", "fast")
-    assert ratio <= 4.0, ratio  # 11.8x before issue 18's work
+    assert ratio <= 3.0, ratio  # 11.8x before issue 18's work, 2.5x now
 
 
-def test_full_mode_at_5k_parameters_peaks_within_12_copies_of_the_parameters(ip):
+def test_full_mode_at_5k_parameters_peaks_within_10_copies_of_the_parameters(ip):
     _, ratio = peak_extra(ip, "5k", "full")
-    assert ratio <= 12.0, ratio  # 26x before, 10.2x now: at 5k the activations (m = 32) and X weigh more
+    assert ratio <= 10.0, ratio  # 26x before, 9x now: at 5k the activations (m = 32) and X weigh more
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 18 target not reached: snapshot, gradient and the backward's temporary"
-)
 def test_fast_mode_at_50k_parameters_peaks_within_3_copies_of_the_parameters(ip):
     _, ratio = peak_extra(ip, "50k", "fast")
-    assert ratio <= 3.0, ratio  # 9-12x before issue 18's work; ~3.9x now
+    assert ratio <= 3.0, ratio  # 9-12x before issue 18's work
 
 
 def test_parameters_are_perturbed_in_place_only_when_nothing_else_can_see_them():
