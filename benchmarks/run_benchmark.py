@@ -567,10 +567,11 @@ def memory_report(rows) -> str:
         "sweep's arrays, not the judging after a complete sweep.  At 50k the loops are stopped after "
         f"{MEMORY_LOOP_STOP:,} (all their arrays are made by then, but the bare loop's numeric arrays "
         "of the blocks after W1, 0.2× the parameters).  `--mode full` at 50k runs to the end.  "
-        "tests/test_memory.py measures after a warm-up check on the same arrays, whose snapshot copy the "
-        "measured check shares: its figures are about one copy of the parameters lower (50k: full 5.5×, "
-        "fast 2.8×).  The user's own backward pass makes the gradient and, here, one temporary of W1's "
-        "size: with the snapshot that is about 3× before the check itself holds anything.",
+        "tests/test_memory.py measures a first check the same way (fast at 50k and 200k within 3×, full "
+        "at 5k within 10×).  What the check holds: the snapshot of the user's arrays (one copy), the "
+        "gradient the user's backward returns (one) and, in full mode, the numeric values and their "
+        "round-off (one each); the backward's own temporaries come and go with it.  The activations, "
+        "the probe directions (bits) and the judging (a chunk at a time) add nothing the size of a block.",
         "",
         "| net | params (MB) | case | tracemalloc | RSS | evaluations | |",
         "|---|---:|---|---:|---:|---:|---|",
