@@ -103,7 +103,8 @@ def norm(v: np.ndarray) -> float:
     return math.sqrt(float(flat @ flat))
 
 
-#: Entries summed or compared at a time: no temporary the size of a large block.
+#: Entries summed or compared, or of a probe direction made, at a time: no temporary the size of a
+#: large block.  A multiple of 8: a direction packs 8 signs to a byte (see probes.Direction).
 CHUNK = 1 << 12
 
 
@@ -224,26 +225,29 @@ def entry_evidence(block: Block, out: Outcome, settings: Settings, localized: bo
     ev.rel_error = float(rel)
     if not localized:
         out.rel_error = ev.rel_error
-    out.max_abs_error, worst = _largest_error(*flat, wrong.reshape(-1))
+    analytic, numeric, _, judged = flat
+    out.max_abs_error, worst = _largest_error(analytic, numeric, judged, wrong.reshape(-1))
     out.worst_index = index_of(out.shape, worst)
     return ev
 
 
-def _largest_error(analytic, numeric, noise, use, wrong) -> tuple:
+def _largest_error(analytic, numeric, use, wrong) -> tuple:
     """(the largest |analytic − numeric| over the judged entries, the flat index of the worst entry:
     a wrong one's largest when there is any), a chunk at a time; the first of equals wins."""
-    best = {False: (-1.0, 0), True: (-1.0, -1)}  # wrong only -> (error, index)
+    largest, largest_wrong = (-1.0, 0), (-1.0, -1)  # (error, flat index)
     for start in range(0, analytic.size, CHUNK):
         where = slice(start, start + CHUNK)
         error = np.abs(analytic[where] - numeric[where])
         error[~use[where]] = -1.0
-        for only_wrong in (False, True):
-            part = np.where(wrong[where], error, -1.0) if only_wrong else error
-            i = int(np.argmax(part))
-            if part[i] > best[only_wrong][0]:
-                best[only_wrong] = (float(part[i]), start + i)
-    largest, index = best[False]
-    return largest, (best[True][1] if best[True][1] >= 0 else index)
+        largest = _larger(largest, error, start)
+        largest_wrong = _larger(largest_wrong, np.where(wrong[where], error, -1.0), start)
+    return largest[0], (largest_wrong if largest_wrong[1] >= 0 else largest)[1]
+
+
+def _larger(best: tuple, error: np.ndarray, start: int) -> tuple:
+    """``best`` or the chunk's largest (error, flat index), whichever is larger (``best`` on a tie)."""
+    i = int(np.argmax(error))
+    return (float(error[i]), start + i) if error[i] > best[0] else best
 
 
 def judge(out: Outcome, ev: Evidence, settings: Settings, j0: float) -> None:
