@@ -14,6 +14,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .judge import (
+    CHUNK,
     FAST_WRONG_ENOUGH,
     ZERO_NOISE_MULTIPLE,
     Evidence,
@@ -41,10 +42,6 @@ KINK_EXPLAINS = 1.0
 PROBE_KINK_RATIO = 1 / 24
 #: Entries differenced when a fast-mode error has not been localized by the first sample.
 KINK_SAMPLE = 256
-
-
-#: Entries of a probe direction made at a time: no temporary the size of a large block.
-CHUNK = 1 << 12
 
 
 class Direction:
